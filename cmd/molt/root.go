@@ -1,0 +1,16 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/moltfleet/molt/internal/cli"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "molt",
+		Short: "Centralized, safe upgrades for fleets of host agents",
+	}
+	root.AddCommand(cli.NewVersionCommand("molt"))
+	return root
+}

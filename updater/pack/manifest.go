@@ -1,0 +1,155 @@
+// Package pack is the release format: one version's binaries for one or
+// more platforms plus manifest.json and its minisign signature
+// (manifest.json.sig). It builds, signs, reads and verifies packs.
+package pack
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// File names inside a pack.
+const (
+	ManifestName  = "manifest.json"
+	SignatureName = "manifest.json.sig"
+)
+
+// Roles of the files of one platform.
+const (
+	RoleAgent      = "agent"
+	RoleSupervisor = "supervisor"
+)
+
+// Limits on untrusted input.
+const (
+	MaxManifestSize  = 1 << 20
+	MaxSignatureSize = 4 << 10
+	MaxArtifactSize  = 1 << 30
+)
+
+// Manifest is manifest.json.
+type Manifest struct {
+	Version  string    `json:"version"`
+	Released time.Time `json:"released"`
+	// Floor is the lowest version an agent may go to once it has seen this
+	// manifest (empty: no floor).
+	Floor string `json:"floor,omitempty"`
+	// Artifacts maps "goos/goarch" to role ("agent", "supervisor") to file.
+	Artifacts map[string]map[string]Artifact `json:"artifacts"`
+	// Deltas maps a platform to binary deltas from an earlier version.
+	Deltas map[string]Delta `json:"deltas,omitempty"`
+}
+
+// Artifact is one file of a platform.
+type Artifact struct {
+	// Path is relative to the pack ("linux_amd64/molt-agent"), or an
+	// absolute http(s) URL of a store that serves the same bytes.
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Delta is a binary patch from an earlier version (reserved; agents that do
+// not apply deltas download the full artifact).
+type Delta struct {
+	From      string              `json:"from"`
+	Artifacts map[string]Artifact `json:"artifacts,omitempty"`
+}
+
+var (
+	// ErrBadManifest is wrapped by every manifest parse or check failure.
+	ErrBadManifest = errors.New("bad manifest")
+
+	versionRe  = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$`)
+	platformRe = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9]+$`)
+	sha256Re   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// ValidVersion reports whether v may name a version (and a directory).
+func ValidVersion(v string) bool { return versionRe.MatchString(v) && !strings.Contains(v, "..") }
+
+// ParseManifest decodes and checks manifest.json. It does not check the
+// signature: callers verify that first (see Verify).
+func ParseManifest(b []byte) (*Manifest, error) {
+	if len(b) > MaxManifestSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadManifest, MaxManifestSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrBadManifest)
+	}
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Check validates every field.
+func (m *Manifest) Check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadManifest, fmt.Sprintf(format, args...))
+	}
+	if !ValidVersion(m.Version) {
+		return bad("version %q is not a valid version", m.Version)
+	}
+	if m.Floor != "" && !ValidVersion(m.Floor) {
+		return bad("floor %q is not a valid version", m.Floor)
+	}
+	if len(m.Artifacts) == 0 {
+		return bad("no artifacts")
+	}
+	for plat, files := range m.Artifacts {
+		if !platformRe.MatchString(plat) {
+			return bad("platform %q is not goos/goarch", plat)
+		}
+		if _, ok := files[RoleAgent]; !ok {
+			return bad("%s: no agent artifact", plat)
+		}
+		for role, a := range files {
+			if role != RoleAgent && role != RoleSupervisor {
+				return bad("%s: unknown role %q", plat, role)
+			}
+			if err := a.check(); err != nil {
+				return bad("%s %s: %v", plat, role, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (a Artifact) check() error {
+	if a.Size <= 0 || a.Size > MaxArtifactSize {
+		return fmt.Errorf("size %d out of range (1..%d)", a.Size, MaxArtifactSize)
+	}
+	if !sha256Re.MatchString(a.SHA256) {
+		return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", a.SHA256)
+	}
+	if strings.HasPrefix(a.Path, "https://") || strings.HasPrefix(a.Path, "http://") {
+		return nil
+	}
+	if !SafePath(a.Path) {
+		return fmt.Errorf("path %q escapes the pack", a.Path)
+	}
+	return nil
+}
+
+// SafePath reports whether p is a clean relative slash path that stays
+// inside the pack.
+func SafePath(p string) bool {
+	if p == "" || strings.Contains(p, `\`) || strings.HasPrefix(p, "/") {
+		return false
+	}
+	c := path.Clean(p)
+	return c == p && c != "." && c != ".." && !strings.HasPrefix(c, "../")
+}
