@@ -96,7 +96,9 @@ __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T size)
 	return TRUE;
 }
 EOF
-"$cc" -shared -O2 -s -o "$work/bcryptprimitives.dll" "$work/bcryptprimitives.c" -ladvapi32
+# Built inside $work with relative names and no timestamp, so the bytes are
+# the same every run and the cmp below can tell "up to date".
+(cd "$work" && "$cc" -shared -O2 -s -Wl,--no-insert-timestamp -o bcryptprimitives.dll bcryptprimitives.c -ladvapi32)
 if cmp -s "$work/bcryptprimitives.dll" "$sys32/bcryptprimitives.dll"; then
 	say "bcryptprimitives.dll up to date"
 else
