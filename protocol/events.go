@@ -1,0 +1,108 @@
+package protocol
+
+// Event ids. They are stable: a number is never reused or renumbered. 264,
+// 277, 706 and 707 keep the numbers operators know from other agent
+// platforms.
+const (
+	EvUpgradeRequested         = 264
+	EvActivationUpgradeSkipped = 277
+	EvUpgraded                 = 706
+	EvUpgradeFailed            = 707
+
+	EvRolledBack          = 708
+	EvRepairScheduled     = 709
+	EvSkippedByOperator   = 710
+	EvCleanupRequested    = 711
+	EvCleanupDone         = 712
+	EvSupervisorUpgraded  = 713
+	EvSupervisorFailed    = 714
+	EvDeploymentWaiting   = 715
+	EvDeploymentProgress  = 716
+	EvDeploymentCancelled = 717
+	EvBelowFloor          = 718
+	EvAlreadyAtTarget     = 720
+
+	EvRunStarted   = 800
+	EvRunPaused    = 801
+	EvRunResumed   = 802
+	EvRunEnded     = 803
+	EvRunCancelled = 804
+
+	EvAgentEnrolled    = 900
+	EvCloneRefused     = 901
+	EvAgentRevoked     = 902
+	EvEnrollRefused    = 903
+	EvAgentVersionSeen = 904
+
+	EvReleaseImported = 1000
+	EvReleaseRejected = 1001
+	EvReleaseRemoved  = 1002
+	EvSettingChanged  = 1003
+	EvTokenCreated    = 1004
+	EvTokenRevoked    = 1005
+	EvEnrollTokenMade = 1006
+
+	EvHookFailed = 1100
+	EvHookRan    = 1101
+
+	EvServerStarted = 1200
+)
+
+// EventInfo describes one event id.
+type EventInfo struct {
+	ID          int
+	Name        string
+	Description string
+}
+
+// EventCatalogue lists every event, ordered by id. docs/events.md is made
+// from it.
+var EventCatalogue = []EventInfo{
+	{EvUpgradeRequested, "upgrade_requested", "An upgrade was handed to the agent: by a run, a repair or upgrade on activation. Fields: from, to, kind."},
+	{EvActivationUpgradeSkipped, "activation_upgrade_skipped", "The agent was eligible for upgrade on activation but was not upgraded. Fields: from, to, reason (not supervised; platform not supported; agent too old for automatic upgrade: manual upgrade required; pending reboot; not enough disk; no pack for its platform)."},
+	{EvUpgraded, "upgraded", "The agent runs the target version and its trial was committed."},
+	{EvUpgradeFailed, "upgrade_failed", "The upgrade did not succeed. Fields: reason."},
+	{EvRolledBack, "rolled_back", "The new version was unhealthy and the supervisor went back to the previous one. Fields: reason, logs."},
+	{EvRepairScheduled, "repair_scheduled", "The agent came back with another version than its last successful target; a REPAIR deployment was created."},
+	{EvSkippedByOperator, "skipped_by_operator", "An operator skipped a deployment before the agent started it."},
+	{EvCleanupRequested, "cleanup_requested", "After a success the server ordered the agent to remove versions other than current and previous."},
+	{EvCleanupDone, "cleanup_done", "The agent reported the cleanup done."},
+	{EvSupervisorUpgraded, "supervisor_upgraded", "The supervisor upgraded itself to the version that came with the agent. Fields: from, to."},
+	{EvSupervisorFailed, "supervisor_upgrade_failed", "The supervisor's self-upgrade failed; the agent upgrade stands. Fields: reason."},
+	{EvDeploymentWaiting, "waiting_for_host", "The deployment waits for its agent: offline, never connected, busy or held. Fields: reason."},
+	{EvDeploymentProgress, "deployment_phase", "The agent moved the deployment to another phase (downloading, staged, restarting, watching)."},
+	{EvDeploymentCancelled, "deployment_cancelled", "The deployment was cancelled with its run."},
+	{EvBelowFloor, "below_floor", "The target is below the floor of the newest pack the agent ran; the deployment failed without being sent."},
+	{EvAlreadyAtTarget, "already_at_target", "The agent already runs the target version; its deployment ended without an upgrade."},
+	{EvRunStarted, "run_started", "An upgrade run was created. Fields: target, scope, max_concurrent, agents."},
+	{EvRunPaused, "run_paused", "The run was paused by an operator or because failures reached its threshold. Fields: reason."},
+	{EvRunResumed, "run_resumed", "An operator resumed the run."},
+	{EvRunEnded, "run_ended", "Every deployment of the run ended. Fields: status (ENDED_OK or ENDED_NOT_OK)."},
+	{EvRunCancelled, "run_cancelled", "An operator cancelled the run; deployments not yet started were cancelled."},
+	{EvAgentEnrolled, "agent_enrolled", "An agent enrolled. Fields: version, platform."},
+	{EvCloneRefused, "clone_refused", "A check-in used an agent's identity from another machine (same id, another fingerprint); it was refused and the clone must re-enroll."},
+	{EvAgentRevoked, "agent_revoked", "An agent's credential was revoked."},
+	{EvEnrollRefused, "enrollment_refused", "An enrollment was refused. Fields: reason."},
+	{EvAgentVersionSeen, "agent_version_changed", "An agent checked in with another version than before. Fields: from, to."},
+	{EvReleaseImported, "release_imported", "A pack was verified and imported."},
+	{EvReleaseRejected, "release_rejected", "A pack import was refused. Fields: reason."},
+	{EvReleaseRemoved, "release_removed", "A release was removed."},
+	{EvSettingChanged, "setting_changed", "A setting was changed. Fields: key, value."},
+	{EvTokenCreated, "token_created", "An API token was created. Fields: role."},
+	{EvTokenRevoked, "token_revoked", "An API token was revoked."},
+	{EvEnrollTokenMade, "enrollment_token_created", "An enrollment token was created. Fields: uses, expires."},
+	{EvHookFailed, "hook_failed", "A hook command failed, timed out or could not be queued. Fields: hook, reason."},
+	{EvHookRan, "hook_ran", "A hook command ended successfully. Fields: hook."},
+	{EvServerStarted, "server_started", "The control server started. Fields: version."},
+}
+
+var eventNames = func() map[int]string {
+	m := make(map[int]string, len(EventCatalogue))
+	for _, e := range EventCatalogue {
+		m[e.ID] = e.Name
+	}
+	return m
+}()
+
+// EventName returns the name of event id, or "" for an unknown id.
+func EventName(id int) string { return eventNames[id] }
