@@ -10,7 +10,6 @@ import (
 
 const startSlack = 0
 
-
 // IdentifyProcess reads pid's creation time and image path.
 func IdentifyProcess(pid int) (ProcessIdentity, error) {
 	id := ProcessIdentity{PID: pid}
