@@ -1,0 +1,341 @@
+package pack_test
+
+import (
+	"archive/zip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/updater/pack/packtest"
+)
+
+const testVersion = "1.5.0"
+
+// binDir holds real molt-agent and molt-supervisor binaries of testVersion
+// for the host platform (as scripts/build.sh lays them out), built once.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "molt-pack-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	host := filepath.Join(dir, runtime.GOOS+"_"+runtime.GOARCH)
+	cmd := exec.Command("go", "build", "-o", host+string(filepath.Separator),
+		"-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version="+testVersion,
+		"./cmd/molt-agent", "./cmd/molt-supervisor")
+	cmd.Dir = filepath.Join("..", "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func newKey(t *testing.T) (pack.Key, pack.SecretKey) {
+	t.Helper()
+	pub, sec, err := pack.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, sec
+}
+
+// withFakePlatform copies the real binaries' directory and adds a second
+// platform of small fake files (their version cannot be checked here).
+func withFakePlatform(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	host := runtime.GOOS + "_" + runtime.GOARCH
+	if err := os.CopyFS(filepath.Join(dir, host), os.DirFS(filepath.Join(binDir, host))); err != nil {
+		t.Fatal(err)
+	}
+	fake := "windows_arm64"
+	if host == fake {
+		fake = "linux_riscv64"
+	}
+	exe := ""
+	if strings.HasPrefix(fake, "windows") {
+		exe = ".exe"
+	}
+	if err := os.MkdirAll(filepath.Join(dir, fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"molt-agent", "molt-supervisor"} {
+		if err := os.WriteFile(filepath.Join(dir, fake, n+exe), []byte("fake "+n+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Noise a build directory may hold: ignored.
+	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestBuildVerifyRoundTrip(t *testing.T) {
+	pub, sec := newKey(t)
+	bins := withFakePlatform(t)
+	out := filepath.Join(t.TempDir(), "molt-1.5.0.zip")
+	released := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	err := pack.Build(pack.BuildOptions{
+		Version: testVersion, BinDir: bins, Key: sec, Floor: "1.2.0", Released: released, Out: out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := pack.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := r.VerifyAll([]pack.Key{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != testVersion || m.Floor != "1.2.0" || !m.Released.Equal(released) || len(m.Artifacts) != 2 {
+		t.Fatalf("manifest %+v", m)
+	}
+	files, err := m.PlatformArtifacts(buildinfo.Platform())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The packed agent is the real binary: extract it and run it.
+	a := files[pack.RoleAgent]
+	if a.Path != runtime.GOOS+"_"+runtime.GOARCH+"/molt-agent"+exeSuffix() {
+		t.Fatalf("agent path %q", a.Path)
+	}
+	rc, err := r.OpenArtifact(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "molt-agent"+exeSuffix())
+	f, err := os.OpenFile(exe, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	f.Close()
+	got, err := exec.Command(exe, "version").Output()
+	if err != nil || !strings.Contains(string(got), testVersion) {
+		t.Fatalf("extracted agent says %q, %v", got, err)
+	}
+	if id, err := pack.SignatureKeyID(r.SignatureBytes()); err != nil || id != pub.ID() {
+		t.Fatalf("key id %q %v", id, err)
+	}
+	// No temporary file is left beside the pack.
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 1 {
+		t.Fatalf("output directory holds %d files, want only the pack", len(entries))
+	}
+}
+
+func exeSuffix() string {
+	if runtime.GOOS == "windows" {
+		return ".exe"
+	}
+	return ""
+}
+
+func TestBuildRefuses(t *testing.T) {
+	_, sec := newKey(t)
+	host := runtime.GOOS + "_" + runtime.GOARCH
+	wrongVersion := t.TempDir()
+	if err := os.CopyFS(filepath.Join(wrongVersion, host), os.DirFS(filepath.Join(binDir, host))); err != nil {
+		t.Fatal(err)
+	}
+	halfBuilt := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(halfBuilt, "linux_arm64"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(halfBuilt, "linux_arm64", "molt-agent"), []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts pack.BuildOptions
+		want string
+	}{
+		{"binaries of another version", pack.BuildOptions{Version: "1.6.0", BinDir: wrongVersion}, "is version 1.5.0, the pack is 1.6.0"},
+		{"platform without supervisor", pack.BuildOptions{Version: testVersion, BinDir: halfBuilt}, "linux/arm64: no molt-supervisor"},
+		{"empty directory", pack.BuildOptions{Version: testVersion, BinDir: t.TempDir()}, "no platform directories"},
+		{"platform not built", pack.BuildOptions{Version: testVersion, BinDir: binDir, Platforms: []string{"plan9/386"}}, "no plan9_386 directory"},
+		{"floor above version", pack.BuildOptions{Version: testVersion, BinDir: binDir, Floor: "2.0.0"}, "floor 2.0.0 is above"},
+		{"bad version", pack.BuildOptions{Version: "../1", BinDir: binDir}, "not a valid version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.opts.Key = sec
+			tc.opts.Out = filepath.Join(dir, "out.zip")
+			err := pack.Build(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Fatalf("a failed build left %s", entries[0].Name())
+			}
+		})
+	}
+}
+
+func TestBadPacksRefused(t *testing.T) {
+	pub, sec := newKey(t)
+	seen := map[string]string{}
+	for _, tc := range packtest.BadPacks(t, t.TempDir(), sec) {
+		t.Run(tc.Name, func(t *testing.T) {
+			err := verifyLikeCLI(tc, []pack.Key{pub})
+			if err == nil {
+				t.Fatal("bad pack accepted")
+			}
+			if !errors.Is(err, tc.Want) || !strings.Contains(err.Error(), tc.Text) {
+				t.Fatalf("error %q, want %v containing %q", err, tc.Want, tc.Text)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			if other, dup := seen[err.Error()]; dup {
+				t.Fatalf("same message as case %q: %s", other, err)
+			}
+			seen[err.Error()] = tc.Name
+		})
+	}
+}
+
+func verifyLikeCLI(tc packtest.Case, keys []pack.Key) error {
+	limit := pack.DefaultMaxPackSize
+	if tc.MaxSize != 0 {
+		limit = tc.MaxSize
+	}
+	r, err := pack.OpenLimit(tc.Path, limit)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	m, err := r.VerifyAll(keys)
+	if err != nil {
+		return err
+	}
+	if tc.Platform != "" {
+		_, err = m.PlatformArtifacts(tc.Platform)
+	}
+	return err
+}
+
+func TestVerifyingReader(t *testing.T) {
+	data := []byte("the artifact's bytes")
+	m := packtest.Manifest("1.0.0", packtest.Files{"linux/amd64": {pack.RoleAgent: data}})
+	a := m.Artifacts["linux/amd64"][pack.RoleAgent]
+	for _, tc := range []struct {
+		name  string
+		input string
+		want  error
+	}{
+		{"exact", string(data), nil},
+		{"short", string(data[:5]), pack.ErrSizeMismatch},
+		{"endless", strings.Repeat("x", 1<<20), pack.ErrSizeMismatch},
+		{"one byte more", string(data) + "!", pack.ErrSizeMismatch},
+		{"same size, other bytes", strings.ToUpper(string(data)), pack.ErrHashMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &countingReader{r: strings.NewReader(tc.input)}
+			n, err := io.Copy(io.Discard, pack.NewVerifyingReader(src, a))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			// An endless stream is cut off just past the manifest's size.
+			if src.n > a.Size+1 || n > a.Size {
+				t.Fatalf("read %d bytes from the source, passed %d; limit %d", src.n, n, a.Size)
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func TestResign(t *testing.T) {
+	oldPub, oldSec := newKey(t)
+	newPub, newSec := newKey(t)
+	path := filepath.Join(t.TempDir(), "p.zip")
+	packtest.Good(t, path, "2.0.0", packtest.SmallFiles(), oldSec)
+	if err := pack.Resign(path, newSec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pack.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.VerifyAll([]pack.Key{newPub}); err != nil {
+		t.Fatalf("after re-signing: %v", err)
+	}
+	if _, err := r.Verify([]pack.Key{oldPub}); !errors.Is(err, pack.ErrUntrustedKey) {
+		t.Fatalf("old key still verifies: %v", err)
+	}
+	// A pack whose files do not match its manifest is not re-signed.
+	bad := packtest.BadPacks(t, t.TempDir(), oldSec)
+	for _, c := range bad {
+		if c.Name == "hash mismatch" {
+			before, _ := os.ReadFile(c.Path)
+			if err := pack.Resign(c.Path, newSec, time.Now()); !errors.Is(err, pack.ErrHashMismatch) {
+				t.Fatalf("re-sign of a tampered pack: %v", err)
+			}
+			after, _ := os.ReadFile(c.Path)
+			if string(before) != string(after) {
+				t.Fatal("refused re-sign changed the pack")
+			}
+		}
+	}
+}
+
+func TestPackLayout(t *testing.T) {
+	_, sec := newKey(t)
+	out := filepath.Join(t.TempDir(), "p.zip")
+	if err := pack.Build(pack.BuildOptions{Version: testVersion, BinDir: binDir, Key: sec, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+	}
+	host := runtime.GOOS + "_" + runtime.GOARCH
+	want := []string{host + "/molt-agent" + exeSuffix(), host + "/molt-supervisor" + exeSuffix(), pack.ManifestName, pack.SignatureName}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("entries %v, want %v", names, want)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o644 {
+		t.Fatalf("pack mode %v", st.Mode())
+	}
+}
