@@ -1,0 +1,403 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/moltfleet/molt/config"
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/platform"
+	"github.com/moltfleet/molt/protocol"
+)
+
+// Sentinels of the daemon.
+var (
+	// ErrSwitched: an order switched active.json to a new version; the
+	// process exits with control.ExitUpgrade so the supervisor starts it.
+	ErrSwitched = errors.New("switched to a new version")
+	// ErrBusy: another order or local request is being run.
+	ErrBusy = errors.New("another upgrade is in progress")
+)
+
+// Control is the daemon's side of the supervisor's control channel
+// (*control.Agent). Sends are best effort: a supervisor that went away is
+// noticed through Stop, not through a failed send.
+type Control interface {
+	Ready() error
+	Busy() error
+	Idle() error
+	// Stop is closed when the supervisor asks the agent to stop or goes
+	// away.
+	Stop() <-chan struct{}
+}
+
+// Orders is the check-in loop with the control server. Run works until ctx
+// ends, calling back into d (see the package documentation); it returns
+// nil when ctx ended and an error only when it cannot go on at all (which
+// stops the daemon).
+type Orders interface {
+	Run(ctx context.Context, d *Daemon) error
+}
+
+// Updater runs the steps of an upgrade in the home. Each method is
+// idempotent; Prepare resumes from state/upgrade.json.
+type Updater interface {
+	// Prepare checks, downloads, verifies and stages o.Version. It must
+	// not touch active.json.
+	Prepare(ctx context.Context, o Order) error
+	// Switch makes the staged o.Version current, in trial.
+	Switch(ctx context.Context, o Order) error
+	// Cleanup removes installed versions not in keep (current, previous
+	// and a trial version are always kept) and stale cache files.
+	Cleanup(ctx context.Context, keep []string) error
+	// InFlight returns the order in flight (nil when none).
+	InFlight() (*protocol.UpgradeProgress, error)
+}
+
+// Order is one upgrade for RunOrder.
+type Order struct {
+	// ID is the deployment id, or "local-..." for a manual upgrade.
+	ID      string
+	Version string
+	// PackURL is the pack's base URL (PackURL+"/manifest.json" ...) for a
+	// download, or PackFile a pack file on disk; exactly one is set.
+	PackURL  string
+	PackFile string
+	// Revert allows a lower version than the current one (within the
+	// floor).
+	Revert bool
+	// Progress, when set, receives every step. It must not block long.
+	Progress func(Progress)
+}
+
+// Progress is one step of an order, for the DEPLOY report.
+type Progress struct {
+	At time.Time
+	// Phase is a deployment state (protocol.StateDownloading, StateStaged,
+	// StateRestarting) or empty when the step does not move it.
+	Phase string
+	// Step names the step: preflight, download, verify, stage, wait,
+	// switch, exit.
+	Step   string
+	Detail string
+	// Done and Total are download progress in bytes.
+	Done, Total int64
+}
+
+// Options configure a Daemon.
+type Options struct {
+	Home   home.Home
+	Config *config.Config
+	Log    *zap.Logger
+	// Control is the supervisor's channel; nil when not supervised.
+	Control Control
+	// SupervisorVersion is the supervisor's version (from the environment).
+	SupervisorVersion string
+	// Orders is the check-in loop; nil runs local-only.
+	Orders  Orders
+	Updater Updater
+	// Fingerprint returns the machine fingerprint (Fingerprint by
+	// default); ErrNotSupported means the OS has none.
+	Fingerprint func() (string, error)
+	// Version is this agent's version (buildinfo.Version by default).
+	Version string
+	// Now and Random default to time.Now and crypto/rand.
+	Now    func() time.Time
+	Random io.Reader
+	// Poll is how often holds and local requests are looked at (1 s).
+	Poll time.Duration
+	// SwitchGrace is how long Orders.Run may take to return after a switch
+	// (10 s).
+	SwitchGrace time.Duration
+}
+
+// Daemon is a running molt-agent.
+type Daemon struct {
+	o     Options
+	log   *zap.Logger
+	holds *Holds
+
+	mu       sync.Mutex
+	identity Identity
+	busy     bool // holds active, as last told to the supervisor
+	holdList []Hold
+
+	running  sync.Mutex // one order or request at a time
+	switched chan struct{}
+	once     sync.Once
+}
+
+// New checks o and returns a daemon. Nothing is written before Run.
+func New(o Options) (*Daemon, error) {
+	if o.Config == nil {
+		return nil, errors.New("agent: no configuration")
+	}
+	if o.Updater == nil {
+		return nil, errors.New("agent: no updater")
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Fingerprint == nil {
+		o.Fingerprint = Fingerprint
+	}
+	if o.Version == "" {
+		o.Version = buildinfo.Version
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.SwitchGrace <= 0 {
+		o.SwitchGrace = 10 * time.Second
+	}
+	hs := HoldsOf(o.Home)
+	hs.Now = o.Now
+	return &Daemon{o: o, log: o.Log, holds: hs, switched: make(chan struct{})}, nil
+}
+
+// Config returns the resolved configuration. Callers must not modify it.
+func (d *Daemon) Config() *config.Config { return d.o.Config }
+
+// Home returns the agent home.
+func (d *Daemon) Home() home.Home { return d.o.Home }
+
+// Log returns the daemon's logger.
+func (d *Daemon) Log() *zap.Logger { return d.log }
+
+// Version returns the running agent's version.
+func (d *Daemon) Version() string { return d.o.Version }
+
+// Supervised reports whether a supervisor runs this agent.
+func (d *Daemon) Supervised() bool { return d.o.Control != nil }
+
+// Switched is closed once an order switched to a new version.
+func (d *Daemon) Switched() <-chan struct{} { return d.switched }
+
+// Identity returns the current identity.
+func (d *Daemon) Identity() Identity {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.identity
+}
+
+// SetEnrolled stores the server-issued id and credential.
+func (d *Daemon) SetEnrolled(agentID, credential string) error {
+	if agentID == "" || credential == "" {
+		return errors.New("enrollment: empty agent id or credential")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id := d.identity
+	id.ID, id.Credential = agentID, credential
+	id.Server = d.o.Config.Server
+	id.EnrolledAt = d.o.Now().UTC()
+	if err := WriteIdentity(d.o.Home, id); err != nil {
+		return fmt.Errorf("store enrollment: %w", err)
+	}
+	d.identity = id
+	d.log.Info("enrolled", zap.String("agent_id", agentID), zap.String("server", id.Server))
+	return nil
+}
+
+// Reenroll drops the credential and makes a new placeholder id, so the
+// next check-in enrolls afresh (the server revoked the credential, or
+// refused the identity as a clone).
+func (d *Daemon) Reenroll(reason string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pid, err := NewPlaceholderID(d.o.Random)
+	if err != nil {
+		return err
+	}
+	id := Identity{ID: pid, Fingerprint: d.identity.Fingerprint, Created: d.o.Now().UTC()}
+	if err := WriteIdentity(d.o.Home, id); err != nil {
+		return fmt.Errorf("reset identity: %w", err)
+	}
+	d.log.Warn("identity dropped, enrolling again", zap.String("reason", reason),
+		zap.String("old_id", d.identity.ID), zap.String("new_id", pid))
+	d.identity = id
+	return nil
+}
+
+// Holds returns the active holds as last seen by the watcher.
+func (d *Daemon) Holds() []Hold {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Hold(nil), d.holdList...)
+}
+
+// Busy reports whether a hold is active.
+func (d *Daemon) Busy() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.busy
+}
+
+// Run runs the daemon until ctx ends or the supervisor says stop (nil), an
+// order switched (ErrSwitched), or something fails that it cannot go on
+// without.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.loadIdentity(); err != nil {
+		return err
+	}
+	if err := d.refreshHolds(); err != nil {
+		d.log.Warn("holds", zap.Error(err))
+	}
+	if err := writeDaemonFile(d.o.Home, d.daemonInfo()); err != nil {
+		return fmt.Errorf("state/daemon.json: %w", err)
+	}
+	defer removeDaemonFile(d.o.Home)
+	if c := d.o.Control; c != nil {
+		if err := c.Ready(); err != nil {
+			d.log.Warn("control: ready", zap.Error(err))
+		}
+		if d.Busy() {
+			_ = c.Busy()
+		}
+	}
+	d.log.Info("agent running", zap.String("version", d.o.Version), zap.String("home", d.o.Home.Dir),
+		zap.String("agent_id", d.Identity().ID), zap.Bool("supervised", d.Supervised()),
+		zap.String("server", d.o.Config.Server), zap.Int("holds", len(d.Holds())))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stop <-chan struct{}
+	if d.o.Control != nil {
+		stop = d.o.Control.Stop()
+	}
+	ordersCtx, cancelOrders := context.WithCancel(ctx)
+	defer cancelOrders()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.watch(gctx) })
+	g.Go(func() error { return d.serveRequests(gctx) })
+	ordersDone := make(chan struct{})
+	if d.o.Orders != nil {
+		g.Go(func() error {
+			defer close(ordersDone)
+			err := d.o.Orders.Run(ordersCtx, d)
+			if err != nil && ordersCtx.Err() == nil {
+				return fmt.Errorf("check-in: %w", err)
+			}
+			return nil
+		})
+	} else {
+		close(ordersDone)
+	}
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-stop:
+			d.log.Info("supervisor asked to stop")
+			cancel()
+			return nil
+		case <-d.switched:
+		}
+		// Give the check-in loop time to report the switch before the
+		// process exits.
+		t := time.NewTimer(d.o.SwitchGrace)
+		defer t.Stop()
+		select {
+		case <-ordersDone:
+		case <-t.C:
+			d.log.Warn("check-in loop did not return after the switch; stopping it")
+		case <-stop:
+		}
+		cancel()
+		return nil
+	})
+	err := g.Wait()
+	select {
+	case <-d.switched:
+		return ErrSwitched
+	default:
+	}
+	return err
+}
+
+func (d *Daemon) loadIdentity() error {
+	fp, err := d.o.Fingerprint()
+	if err != nil {
+		if !errors.Is(err, platform.ErrNotSupported) {
+			return fmt.Errorf("machine fingerprint: %w", err)
+		}
+		d.log.Warn("no machine fingerprint on this OS: a cloned image keeps its identity; run reset-identity before capturing an image", zap.Error(err))
+		fp = ""
+	}
+	old, _ := ReadIdentity(d.o.Home)
+	id, change, err := EnsureIdentity(d.o.Home, fp, d.o.Now(), d.o.Random)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	switch change {
+	case IdentityCreated:
+		d.log.Info("identity created", zap.String("agent_id", id.ID))
+	case IdentityReplaced:
+		d.log.Warn("machine fingerprint changed (cloned image?): new identity, the agent enrolls again",
+			zap.String("old_id", old.ID), zap.String("new_id", id.ID))
+	}
+	d.mu.Lock()
+	d.identity = id
+	d.mu.Unlock()
+	return nil
+}
+
+// watch polls the holds until ctx ends.
+func (d *Daemon) watch(ctx context.Context) error {
+	t := time.NewTicker(d.o.Poll)
+	defer t.Stop()
+	for {
+		if err := d.refreshHolds(); err != nil {
+			d.log.Warn("holds", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// refreshHolds lists the holds and tells the supervisor when the agent
+// turns busy or idle.
+func (d *Daemon) refreshHolds() error {
+	hs, err := d.holds.List()
+	if err != nil {
+		return err
+	}
+	busy := len(hs) > 0
+	d.mu.Lock()
+	changed := busy != d.busy
+	d.busy, d.holdList = busy, hs
+	d.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	if busy {
+		d.log.Info("busy: holding off restarts", zap.Strings("holds", Reasons(hs)))
+	} else {
+		d.log.Info("idle: no hold")
+	}
+	if c := d.o.Control; c != nil {
+		if busy {
+			err = c.Busy()
+		} else {
+			err = c.Idle()
+		}
+		if err != nil {
+			d.log.Warn("control: busy/idle", zap.Error(err))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/platform"
+	"github.com/moltfleet/molt/protocol"
+)
+
+// RunOrder runs one upgrade order: prepare (idempotent, resumable), wait
+// until no hold is active, switch, and close Switched. See the package
+// documentation for the contract with the check-in loop.
+func (d *Daemon) RunOrder(ctx context.Context, o Order) error {
+	if !d.running.TryLock() {
+		return ErrBusy
+	}
+	defer d.running.Unlock()
+	select {
+	case <-d.switched:
+		return fmt.Errorf("%w: the agent already switched and is restarting", ErrBusy)
+	default:
+	}
+	if o.Version == "" || (o.PackURL == "") == (o.PackFile == "") {
+		return errors.New("order: need a version and exactly one of a pack URL or a pack file")
+	}
+	log := d.log.With(zap.String("order", o.ID), zap.String("version", o.Version))
+	report := func(p Progress) {
+		if p.At.IsZero() {
+			p.At = d.o.Now().UTC()
+		}
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+	}
+	log.Info("upgrade order", zap.String("pack_url", o.PackURL), zap.String("pack_file", o.PackFile), zap.Bool("revert", o.Revert))
+	inner := o
+	inner.Progress = report
+	if err := d.o.Updater.Prepare(ctx, inner); err != nil {
+		log.Warn("upgrade order failed", zap.Error(err))
+		return fmt.Errorf("prepare %s: %w", o.Version, err)
+	}
+	report(Progress{Phase: protocol.StateStaged, Step: "stage", Detail: "versions/" + o.Version + " is staged and valid"})
+	if err := d.waitIdle(ctx, report); err != nil {
+		return err
+	}
+	if err := d.o.Updater.Switch(ctx, inner); err != nil {
+		log.Warn("switch failed", zap.Error(err))
+		return fmt.Errorf("switch to %s: %w", o.Version, err)
+	}
+	report(Progress{Phase: protocol.StateRestarting, Step: "switch", Detail: "active.json names " + o.Version + " in trial"})
+	log.Info("switched; exiting for the supervisor to start the new version")
+	d.once.Do(func() { close(d.switched) })
+	return nil
+}
+
+// waitIdle returns once no hold is active. It reads the holds afresh (not
+// the watcher's copy) so a hold made a moment ago is honoured.
+func (d *Daemon) waitIdle(ctx context.Context, report func(Progress)) error {
+	var last []string
+	for {
+		if err := d.refreshHolds(); err != nil {
+			// An unreadable holds directory must not block upgrades
+			// forever, nor let one through a hold it cannot see: retry.
+			d.log.Warn("holds", zap.Error(err))
+		} else if hs := d.Holds(); len(hs) == 0 {
+			if last != nil {
+				report(Progress{Step: "wait", Detail: "holds released"})
+			}
+			return nil
+		} else if r := Reasons(hs); !slices.Equal(r, last) {
+			last = r
+			report(Progress{Step: "wait", Detail: fmt.Sprintf("waiting for %d hold(s): %v", len(r), r)})
+			d.log.Info("switch waits for holds", zap.Strings("holds", r))
+		}
+		t := time.NewTimer(d.o.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for holds: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Cleanup runs a cleanup order: installed versions not in keep are removed
+// (current, previous and a trial version are always kept).
+func (d *Daemon) Cleanup(ctx context.Context, keep []string) error {
+	if !d.running.TryLock() {
+		return ErrBusy
+	}
+	defer d.running.Unlock()
+	return d.o.Updater.Cleanup(ctx, keep)
+}
+
+// Status describes the agent for a check-in.
+func (d *Daemon) Status() protocol.Status {
+	id := d.Identity()
+	hs := d.Holds()
+	host, _ := os.Hostname()
+	c := d.o.Config
+	s := protocol.Status{
+		ProtocolVersion:   protocol.Version,
+		Fingerprint:       id.Fingerprint,
+		Name:              c.Name,
+		Hostname:          host,
+		Platform:          buildinfo.Platform(),
+		OSFamily:          platform.OSFamily(),
+		Version:           d.o.Version,
+		Supervised:        d.Supervised(),
+		SupervisorVersion: d.o.SupervisorVersion,
+		Labels:            c.Labels,
+		Cluster:           c.Cluster,
+		Busy:              len(hs) > 0,
+		Holds:             Reasons(hs),
+	}
+	if s.Name == "" {
+		s.Name = host
+	}
+	if len(s.Holds) > protocol.MaxHolds {
+		s.Holds = s.Holds[:protocol.MaxHolds]
+	}
+	if free, err := platform.FreeDisk(d.o.Home.Dir); err == nil && free <= 1<<62 {
+		s.FreeDiskBytes = int64(free)
+	}
+	if up, err := d.o.Updater.InFlight(); err == nil && up != nil {
+		s.Upgrade = up
+	}
+	if r, ok, err := d.o.Home.ReadResult(); err == nil && ok {
+		s.LastResult = TrialResult(r)
+	}
+	return s
+}
