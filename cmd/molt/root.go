@@ -12,5 +12,6 @@ func newRootCmd() *cobra.Command {
 		Short: "Centralized, safe upgrades for fleets of host agents",
 	}
 	root.AddCommand(cli.NewVersionCommand("molt"))
+	root.AddCommand(newTokenCmd(), newEnrollTokenCmd(), newAgentsCmd(), newReleaseCmd(), newSettingsCmd(), newUpgradeCmd(), newRunsCmd(), newDeploymentsCmd(), newHistoryCmd(), newEventsCmd())
 	return root
 }

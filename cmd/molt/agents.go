@@ -1,0 +1,222 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltfleet/molt/internal/apiclient"
+	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/protocol"
+)
+
+func newAgentsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agents",
+		Short: "List, show and revoke enrolled agents",
+		Long: `Every enrolled agent has a connection status and an upgrade status.
+
+Connection: online (checking in), offline (missed its check-ins), inactive
+(not seen for the server's inactivity period; hidden unless --inactive).
+
+Upgrade: up_to_date; upgrade_recommended (its platform's target version is
+another one); upgrade_required (its protocol version is too old for this
+server); manual_upgrade_required (not supervised, or too old to upgrade
+itself: upgrade it by hand with molt-agent upgrade --pack).`,
+	}
+	cf := addConnFlags(cmd)
+	cmd.AddCommand(newAgentsListCmd(cf), newAgentsShowCmd(cf), newAgentsRevokeCmd(cf))
+	return cmd
+}
+
+func newAgentsListCmd(cf *connFlags) *cobra.Command {
+	var f apiclient.AgentFilter
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [--platform P] [--version V] [--inactive]",
+		Short: "List agents",
+		Example: `  molt agents list --platform linux/amd64 --version 1.4.0
+  molt agents list --json | jq -r '.[] | select(.upgrade_status != "up_to_date") | .id'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			as, err := c.Agents(cmd.Context(), f)
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(as))
+			}
+			return printAgents(cmd.OutOrStdout(), as, time.Now())
+		},
+	}
+	cmd.Flags().StringVar(&f.Platform, "platform", "", "only agents of this platform (goos/goarch)")
+	cmd.Flags().StringVar(&f.Version, "version", "", "only agents running this version")
+	cmd.Flags().BoolVar(&f.Inactive, "inactive", false, "include inactive agents")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
+	return cmd
+}
+
+func printAgents(w io.Writer, as []protocol.Agent, now time.Time) error {
+	tw := newTable(w)
+	row(tw, "ID", "NAME", "PLATFORM", "VERSION", "STATUS", "UPGRADE", "SUPERVISED", "LAST SEEN")
+	for _, a := range as {
+		sup := "no"
+		if a.Supervised {
+			sup = "yes"
+		}
+		status := a.Status
+		if a.Revoked {
+			status = "revoked"
+		} else if a.Busy || len(a.Holds) > 0 {
+			status += " (busy)"
+		}
+		row(tw, a.ID, dash(a.Name), a.Platform, a.Version, status, upgradeStatus(a), sup, fmtTime(a.LastSeen, now))
+	}
+	return tw.Flush()
+}
+
+// upgradeStatus shows the upgrade status with the version it points to.
+func upgradeStatus(a protocol.Agent) string {
+	s := dash(a.UpgradeStatus)
+	if a.UpgradeStatus == protocol.UpgradeRecommended && a.TargetVersion != "" {
+		s += " (" + a.TargetVersion + ")"
+	}
+	return s
+}
+
+func newAgentsShowCmd(cf *connFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one agent: versions, status, labels, holds, last trial result",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			a, err := c.Agent(cmd.Context(), args[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), a)
+			}
+			return printAgent(cmd.OutOrStdout(), a, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
+	tw := newTable(w)
+	kv := func(k string, v any) { row(tw, k+":", v) }
+	kv("ID", a.ID)
+	kv("Name", dash(a.Name))
+	kv("Hostname", dash(a.Hostname))
+	kv("Platform", a.Platform+" ("+a.OSFamily+")")
+	kv("Version", a.Version)
+	kv("Status", a.Status)
+	kv("Upgrade", upgradeStatus(a))
+	sup := "no"
+	if a.Supervised {
+		sup = "yes, supervisor " + dash(a.SupervisorVersion)
+	}
+	kv("Supervised", sup)
+	kv("Protocol", a.ProtocolVersion)
+	kv("Labels", dash(fmtLabels(a.Labels)))
+	kv("Cluster", dash(a.Cluster))
+	kv("Busy", fmt.Sprint(a.Busy))
+	if len(a.Holds) > 0 {
+		kv("Holds", strings.Join(a.Holds, "; "))
+	}
+	if a.PendingReboot {
+		kv("Pending reboot", "yes")
+	}
+	if a.FreeDiskBytes > 0 {
+		kv("Free disk", fmtBytes(a.FreeDiskBytes))
+	}
+	if a.Floor != "" {
+		kv("Floor", a.Floor)
+	}
+	kv("Enrolled", fmtTime(a.Enrolled, now))
+	kv("Last seen", fmtTime(a.LastSeen, now))
+	if a.Revoked {
+		kv("Revoked", "yes")
+	}
+	if r := a.LastResult; r != nil {
+		s := r.Outcome + " " + r.Version
+		if r.Previous != "" {
+			s += " (from " + r.Previous + ")"
+		}
+		s += " at " + fmtTime(r.At, now)
+		kv("Last trial", s)
+		if r.Reason != "" {
+			kv("  reason", r.Reason)
+		}
+		if r.Logs != "" {
+			kv("  logs", r.Logs)
+		}
+		if s := r.Supervisor; s != nil {
+			v := fmt.Sprintf("%s -> %s upgraded=%t", s.From, s.To, s.Upgraded)
+			if s.Reason != "" {
+				v += ": " + s.Reason
+			}
+			kv("  supervisor", v)
+		}
+	}
+	return tw.Flush()
+}
+
+func fmtLabels(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newAgentsRevokeCmd(cf *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an agent's credential (it must enroll again to come back)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeAgent(cmd.Context(), args[0]); err != nil {
+				return apiErr(err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked agent %s\n", args[0])
+			return err
+		},
+	}
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/protocol"
+)
+
+func newRunsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List, inspect and steer upgrade runs",
+		Long: `An upgrade run (started by "molt upgrade") gives each selected agent a
+deployment, which moves through
+
+  pending -> waiting_for_host -> requested -> downloading -> staged ->
+  restarting -> watching -> succeeded | failed | rolled_back | skipped | cancelled
+
+A run is running, paused (by an operator, or when failures reach its
+threshold), ended_ok, ended_not_ok or cancelled. Pausing stops new
+deployments from starting; those in progress finish.`,
+	}
+	cf := addConnFlags(cmd)
+	cmd.AddCommand(newRunsListCmd(cf), newRunsShowCmd(cf), newRunsReportCmd(cf),
+		newRunActionCmd(cf, "pause", "Pause a run: no new deployment starts"),
+		newRunActionCmd(cf, "resume", "Resume a paused run"),
+		newRunActionCmd(cf, "cancel", "Cancel a run: deployments not yet started are cancelled"))
+	return cmd
+}
+
+func newRunsListCmd(cf *connFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List runs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			rs, err := c.Runs(cmd.Context())
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(rs))
+			}
+			return printRuns(cmd.OutOrStdout(), rs, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
+	return cmd
+}
+
+func printRuns(w io.Writer, rs []protocol.Run, now time.Time) error {
+	tw := newTable(w)
+	row(tw, "ID", "STATUS", "TARGET", "DONE", "CREATED", "TEXT")
+	for _, r := range rs {
+		row(tw, r.ID, r.Status, fmtTarget(r), fmt.Sprintf("%d/%d", endedCount(r.Counts), r.Total), fmtTime(r.Created, now), dash(oneLineText(r.Text, 60)))
+	}
+	return tw.Flush()
+}
+
+func fmtTarget(r protocol.Run) string {
+	s := r.Target
+	keys := make([]string, 0, len(r.TargetFor))
+	for k := range r.TargetFor {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s += " " + k + "=" + r.TargetFor[k]
+	}
+	return s
+}
+
+func oneLineText(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n-3] + "..."
+	}
+	return s
+}
+
+// endedCount is how many deployments reached an end state.
+func endedCount(counts map[string]int) int {
+	n := 0
+	for s, c := range counts {
+		if protocol.Terminal(s) {
+			n += c
+		}
+	}
+	return n
+}
+
+func newRunsShowCmd(cf *connFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a run: its settings, plan, exclusions and counts per state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Run(cmd.Context(), args[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), r)
+			}
+			return printRun(cmd.OutOrStdout(), r, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func printRun(w io.Writer, r protocol.Run, now time.Time) error {
+	tw := newTable(w)
+	kv := func(k string, v any) { row(tw, k+":", v) }
+	kv("ID", r.ID)
+	kv("Text", dash(r.Text))
+	kv("Status", r.Status)
+	if r.Reason != "" {
+		kv("Reason", r.Reason)
+	}
+	kv("Target", fmtTarget(r))
+	kv("Selection", fmtSelection(r.Selection))
+	kv("Scope", r.Scope)
+	kv("Max concurrent", r.MaxConcurrent)
+	if r.FailureThreshold > 0 {
+		kv("Failure threshold", r.FailureThreshold)
+	}
+	if r.CreatedBy != "" {
+		kv("Created by", r.CreatedBy)
+	}
+	kv("Created", fmtTime(r.Created, now))
+	if !r.Ended.IsZero() {
+		kv("Ended", fmtTime(r.Ended, now))
+	}
+	kv("Progress", fmt.Sprintf("%s %d/%d ended", bar(endedCount(r.Counts), r.Total, 30), endedCount(r.Counts), r.Total))
+	kv("States", dash(fmtCounts(r.Counts)))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Plan) > 0 {
+		fmt.Fprintln(w)
+		if err := printPlan(w, r.Plan); err != nil {
+			return err
+		}
+	}
+	if len(r.Excluded) > 0 {
+		fmt.Fprintln(w)
+		printExcluded(w, r.Excluded, 20)
+	}
+	return nil
+}
+
+func fmtSelection(s protocol.Selection) string {
+	switch {
+	case s.All:
+		return "all agents"
+	case len(s.Labels) > 0:
+		return "label " + fmtLabels(s.Labels)
+	case len(s.AgentIDs) > 0:
+		if len(s.AgentIDs) > 5 {
+			return fmt.Sprintf("%d agents: %s, ...", len(s.AgentIDs), strings.Join(s.AgentIDs[:5], ", "))
+		}
+		return "agents " + strings.Join(s.AgentIDs, ", ")
+	}
+	return "-"
+}
+
+func printPlan(w io.Writer, plan []protocol.PlanLine) error {
+	tw := newTable(w)
+	row(tw, "PLATFORM", "AGENTS", "TARGET", "")
+	for _, p := range plan {
+		note := ""
+		if p.Revert > 0 {
+			note = fmt.Sprintf("(%d revert to a lower version)", p.Revert)
+		}
+		row(tw, p.Platform, p.Agents, p.Target, note)
+	}
+	return tw.Flush()
+}
+
+// printExcluded lists up to max exclusions, then how many more.
+func printExcluded(w io.Writer, ex []protocol.Exclusion, max int) {
+	fmt.Fprintf(w, "Left out (%d):\n", len(ex))
+	tw := newTable(w)
+	for i, e := range ex {
+		if i == max {
+			row(tw, fmt.Sprintf("  ... and %d more (see --json)", len(ex)-max))
+			break
+		}
+		name := e.AgentID
+		if e.AgentName != "" {
+			name += " (" + e.AgentName + ")"
+		}
+		row(tw, "  "+name, e.Reason)
+	}
+	tw.Flush()
+}
+
+func newRunsReportCmd(cf *connFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "report ID",
+		Short: "The run report: every deployment of the run and how it ended",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			rep, err := c.RunReport(cmd.Context(), args[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				rep.Deployments = nonNil(rep.Deployments)
+				return cli.PrintJSON(cmd.OutOrStdout(), rep)
+			}
+			now := time.Now()
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Run %s: %s, target %s, %d deployment(s)\n", rep.Run.ID, rep.Run.Status, fmtTarget(rep.Run), len(rep.Deployments))
+			if rep.Run.Text != "" {
+				fmt.Fprintf(w, "  %s\n", oneLineText(rep.Run.Text, 200))
+			}
+			fmt.Fprintln(w)
+			return printDeployments(w, rep.Deployments, now, false)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newRunActionCmd(cf *connFlags, action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " ID",
+		Short: short + " (operator)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.RunAction(cmd.Context(), args[0], action)
+			if err != nil {
+				return apiErr(err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "run %s is %s\n", r.ID, r.Status)
+			return err
+		},
+	}
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/protocol"
+)
+
+func newTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Manage API tokens (admin)",
+		Long: `API tokens let operators and scripts use the server. Each has a role:
+
+  viewer    read agents, releases, runs, history and events
+  operator  also start, pause, resume and cancel runs and skip deployments
+  admin     also settings, releases, tokens and enrollment tokens
+
+The server stores only a hash: a token's secret is shown once, at creation.`,
+	}
+	cf := addConnFlags(cmd)
+	cmd.AddCommand(newTokenCreateCmd(cf), newTokenListCmd(cf), newTokenRevokeCmd(cf))
+	return cmd
+}
+
+func newTokenCreateCmd(cf *connFlags) *cobra.Command {
+	var role, name string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "create --role viewer|operator|admin [--name NAME]",
+		Short: "Create an API token and print its secret once",
+		Example: `  molt token create --role operator --name ci > ci.token
+  chmod 600 ci.token`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if protocol.RoleRank(role) == 0 {
+				return cli.Usage("--role: %q is not one of viewer, operator, admin", role)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.CreateToken(cmd.Context(), protocol.TokenRequest{Role: role, Name: name})
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), t)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "created token %s (role %s); its secret follows and is not shown again\n", t.Token.ID, t.Token.Role)
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), t.Secret)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "viewer, operator or admin (required)")
+	cmd.Flags().StringVar(&name, "name", "", "a name to recognise the token by")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the token and its secret as JSON")
+	return cmd
+}
+
+func newTokenListCmd(cf *connFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List API tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ts, err := c.Tokens(cmd.Context())
+			if err != nil {
+				return apiErr(err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(ts))
+			}
+			return printTokens(cmd.OutOrStdout(), ts, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
+	return cmd
+}
+
+func printTokens(w io.Writer, ts []protocol.Token, now time.Time) error {
+	tw := newTable(w)
+	row(tw, "ID", "NAME", "ROLE", "CREATED", "LAST USED", "STATE")
+	for _, t := range ts {
+		state := "active"
+		if t.Revoked {
+			state = "revoked"
+		}
+		row(tw, t.ID, dash(t.Name), t.Role, fmtTime(t.Created, now), fmtTime(t.LastUsed, now), state)
+	}
+	return tw.Flush()
+}
+
+func newTokenRevokeCmd(cf *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API token at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeToken(cmd.Context(), args[0]); err != nil {
+				return apiErr(err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", args[0])
+			return err
+		},
+	}
+}
+
+// nonNil makes an empty listing print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,269 @@
+package apiclient
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// esc escapes one path segment (ids and versions are checked by the
+// server; escaping keeps a stray "/" or "?" from changing the route).
+func esc(s string) string { return url.PathEscape(s) }
+
+// ServerInfo returns the server's version and the caller's role.
+func (c *Client) ServerInfo(ctx context.Context) (protocol.ServerInfo, error) {
+	var out protocol.ServerInfo
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/server", Role: protocol.RoleViewer}, &out)
+	return out, err
+}
+
+// ----- tokens -----
+
+// CreateToken makes an API token; its secret is in the answer only.
+func (c *Client) CreateToken(ctx context.Context, req protocol.TokenRequest) (protocol.TokenCreated, error) {
+	var out protocol.TokenCreated
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/tokens", Body: req, Role: protocol.RoleAdmin}, &out)
+	return out, err
+}
+
+// Tokens lists API tokens.
+func (c *Client) Tokens(ctx context.Context) ([]protocol.Token, error) {
+	var out protocol.Tokens
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/tokens", Role: protocol.RoleAdmin}, &out)
+	return out.Tokens, err
+}
+
+// RevokeToken revokes an API token.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/tokens/" + esc(id), Role: protocol.RoleAdmin}, nil)
+}
+
+// CreateEnrollToken makes an enrollment token.
+func (c *Client) CreateEnrollToken(ctx context.Context, req protocol.EnrollTokenRequest) (protocol.EnrollTokenCreated, error) {
+	var out protocol.EnrollTokenCreated
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/enroll-tokens", Body: req, Role: protocol.RoleAdmin}, &out)
+	return out, err
+}
+
+// EnrollTokens lists enrollment tokens.
+func (c *Client) EnrollTokens(ctx context.Context) ([]protocol.EnrollToken, error) {
+	var out protocol.EnrollTokens
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/enroll-tokens", Role: protocol.RoleAdmin}, &out)
+	return out.Tokens, err
+}
+
+// RevokeEnrollToken revokes an enrollment token.
+func (c *Client) RevokeEnrollToken(ctx context.Context, id string) error {
+	return c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/enroll-tokens/" + esc(id), Role: protocol.RoleAdmin}, nil)
+}
+
+// ----- agents -----
+
+// AgentFilter narrows an agent listing.
+type AgentFilter struct {
+	Platform, Version string
+	// Inactive includes agents not seen for the inactivity period.
+	Inactive bool
+}
+
+// Agents lists agents.
+func (c *Client) Agents(ctx context.Context, f AgentFilter) ([]protocol.Agent, error) {
+	q := url.Values{}
+	if f.Platform != "" {
+		q.Set("platform", f.Platform)
+	}
+	if f.Version != "" {
+		q.Set("version", f.Version)
+	}
+	if f.Inactive {
+		q.Set("inactive", "1")
+	}
+	var out protocol.Agents
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/agents", Query: q, Role: protocol.RoleViewer}, &out)
+	return out.Agents, err
+}
+
+// Agent shows one agent.
+func (c *Client) Agent(ctx context.Context, id string) (protocol.Agent, error) {
+	var out protocol.Agent
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/agents/" + esc(id), Role: protocol.RoleViewer}, &out)
+	return out, err
+}
+
+// RevokeAgent revokes an agent's credential.
+func (c *Client) RevokeAgent(ctx context.Context, id string) error {
+	return c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/agents/" + esc(id) + "/revoke", Role: protocol.RoleAdmin}, nil)
+}
+
+// ----- releases -----
+
+// ImportRelease uploads a pack file; the server verifies it.
+func (c *Client) ImportRelease(ctx context.Context, pack io.Reader) (protocol.Release, error) {
+	var out protocol.Release
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/releases", Raw: pack,
+		ContentType: "application/octet-stream", Role: protocol.RoleAdmin, NoTimeout: true}, &out)
+	return out, err
+}
+
+// Releases lists releases, newest first.
+func (c *Client) Releases(ctx context.Context) ([]protocol.Release, error) {
+	var out protocol.Releases
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/releases", Role: protocol.RoleViewer}, &out)
+	return out.Releases, err
+}
+
+// RemoveRelease removes a release.
+func (c *Client) RemoveRelease(ctx context.Context, version string) error {
+	return c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/releases/" + esc(version), Role: protocol.RoleAdmin}, nil)
+}
+
+// ----- settings -----
+
+// Settings lists every setting with its value.
+func (c *Client) Settings(ctx context.Context) ([]protocol.Setting, error) {
+	var out protocol.Settings
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/settings", Role: protocol.RoleViewer}, &out)
+	return out.Settings, err
+}
+
+// Setting reads one setting.
+func (c *Client) Setting(ctx context.Context, key string) (protocol.Setting, error) {
+	var out protocol.Setting
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/settings/" + esc(key), Role: protocol.RoleViewer}, &out)
+	return out, err
+}
+
+// SetSetting changes one setting.
+func (c *Client) SetSetting(ctx context.Context, key, value string) (protocol.Setting, error) {
+	var out protocol.Setting
+	err := c.Do(ctx, Request{Method: http.MethodPut, Path: "/v1/settings/" + esc(key),
+		Body: protocol.SettingRequest{Value: value}, Role: protocol.RoleAdmin}, &out)
+	return out, err
+}
+
+// ResetSetting puts a setting back to its default.
+func (c *Client) ResetSetting(ctx context.Context, key string) (protocol.Setting, error) {
+	var out protocol.Setting
+	err := c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/settings/" + esc(key), Role: protocol.RoleAdmin}, &out)
+	return out, err
+}
+
+// ----- runs -----
+
+// CreateRun starts a run (or, with DryRun, returns its plan only).
+func (c *Client) CreateRun(ctx context.Context, req protocol.RunRequest) (protocol.Run, error) {
+	var out protocol.Run
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/runs", Body: req, Role: protocol.RoleOperator}, &out)
+	return out, err
+}
+
+// Runs lists runs, newest first.
+func (c *Client) Runs(ctx context.Context) ([]protocol.Run, error) {
+	var out protocol.Runs
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs", Role: protocol.RoleViewer}, &out)
+	return out.Runs, err
+}
+
+// Run shows one run with its counts.
+func (c *Client) Run(ctx context.Context, id string) (protocol.Run, error) {
+	var out protocol.Run
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id), Role: protocol.RoleViewer}, &out)
+	return out, err
+}
+
+// RunAction is pause, resume or cancel.
+func (c *Client) RunAction(ctx context.Context, id, action string) (protocol.Run, error) {
+	switch action {
+	case "pause", "resume", "cancel":
+	default:
+		return protocol.Run{}, fmt.Errorf("unknown run action %q", action)
+	}
+	var out protocol.Run
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/runs/" + esc(id) + "/" + action, Role: protocol.RoleOperator}, &out)
+	return out, err
+}
+
+// RunReport is the run and every deployment with its end.
+func (c *Client) RunReport(ctx context.Context, id string) (protocol.RunReport, error) {
+	var out protocol.RunReport
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id) + "/report", Role: protocol.RoleViewer}, &out)
+	return out, err
+}
+
+// ----- deployments -----
+
+// DeploymentFilter narrows the history.
+type DeploymentFilter struct {
+	AgentID, RunID string
+	Limit          int
+}
+
+// Deployments lists deployments, newest first (the upgrade history).
+func (c *Client) Deployments(ctx context.Context, f DeploymentFilter) ([]protocol.Deployment, error) {
+	q := url.Values{}
+	if f.AgentID != "" {
+		q.Set("agent", f.AgentID)
+	}
+	if f.RunID != "" {
+		q.Set("run", f.RunID)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out protocol.Deployments
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/deployments", Query: q, Role: protocol.RoleViewer}, &out)
+	return out.Deployments, err
+}
+
+// Deployment is one deployment with its DEPLOY report.
+func (c *Client) Deployment(ctx context.Context, id string) (protocol.DeploymentReport, error) {
+	var out protocol.DeploymentReport
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/deployments/" + esc(id), Role: protocol.RoleViewer}, &out)
+	return out, err
+}
+
+// SkipDeployment skips a deployment that has not started on its agent.
+func (c *Client) SkipDeployment(ctx context.Context, id string) (protocol.Deployment, error) {
+	var out protocol.Deployment
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/deployments/" + esc(id) + "/skip", Role: protocol.RoleOperator}, &out)
+	return out, err
+}
+
+// ----- events -----
+
+// EventQuery pages through the event log.
+type EventQuery struct {
+	// After is the Seq to continue after (0: from the start or Since).
+	After int64
+	Since time.Time
+	Limit int
+	// Follow makes the server hold the request until an event after
+	// After arrives (or about 30 s pass with none).
+	Follow bool
+}
+
+// Events returns events after q.After, oldest first.
+func (c *Client) Events(ctx context.Context, q EventQuery) (protocol.Events, error) {
+	v := url.Values{}
+	if q.After > 0 {
+		v.Set("after_id", strconv.FormatInt(q.After, 10))
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Follow {
+		v.Set("follow", "1")
+	}
+	var out protocol.Events
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/events", Query: v, Role: protocol.RoleViewer, NoTimeout: q.Follow}, &out)
+	return out, err
+}
