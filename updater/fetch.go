@@ -1,0 +1,455 @@
+package updater
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+const (
+	copyBuffer    = 256 << 10
+	progressEvery = 256 << 10
+)
+
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// permanentError is a failure another attempt cannot fix (a local write
+// error, a refusal); withRetry returns it at once.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+func permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+func retryable(err error) bool {
+	var p permanentError
+	return !IsRefusal(err) && !errors.Is(err, errHTTPStatus) && !errors.As(err, &p)
+}
+
+// withRetry runs fn until it succeeds, fails for good, or has failed
+// retry.Attempts times in a row without progress. An attempt that made
+// progress resets the count, so a connection that keeps dropping still
+// completes, yet the total is bounded too.
+func (u *Updater) withRetry(ctx context.Context, what string, fn func(context.Context) (progress bool, err error)) error {
+	failures, total := 0, 0
+	for {
+		progress, err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		if !retryable(err) {
+			var p permanentError
+			if errors.As(err, &p) {
+				return p.err
+			}
+			return err
+		}
+		total++
+		if progress {
+			failures = 0
+		} else {
+			failures++
+		}
+		if failures >= u.retry.Attempts || total >= 8*u.retry.Attempts {
+			return fmt.Errorf("giving up after %d attempts: %w", total, err)
+		}
+		d := u.backoff(failures)
+		u.log.Info("retrying", zap.String("what", what), zap.Int("attempt", total), zap.Duration("after", d), zap.Error(err))
+		if err := u.sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff is base*2^failures capped at Max, with "equal jitter": half
+// fixed, half random, so agents that failed together spread out.
+func (u *Updater) backoff(failures int) time.Duration {
+	d := u.retry.Base
+	for i := 0; i < failures && d < u.retry.Max; i++ {
+		d *= 2
+	}
+	d = min(d, u.retry.Max)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// fetch brings one artifact into cache/<V>/<role>, verified.
+func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, src source, role string, a pack.Artifact) error {
+	f := st.Files[role]
+	if f.Verified {
+		if fi, err := os.Stat(u.cachePath(st.Version, role)); err == nil && fi.Size() == a.Size {
+			return nil
+		}
+		f.Verified = false
+	}
+	if err := os.MkdirAll(u.cacheDir(st.Version), 0o755); err != nil {
+		return permanent(err)
+	}
+	var err error
+	switch s := src.(type) {
+	case *packSource:
+		err = u.copyFromPack(st, role, a, s)
+	case *httpSource:
+		err = u.download(ctx, log, st, role, a, f.URL)
+	default:
+		err = fmt.Errorf("unknown source %T", src)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(u.partPath(st.Version, role), u.cachePath(st.Version, role)); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(u.cacheDir(st.Version)); err != nil {
+		return err
+	}
+	f.Verified, f.Done = true, a.Size
+	return u.saveState(st)
+}
+
+// progressWriter reports progress as bytes pass.
+type progressWriter struct {
+	u          *Updater
+	p          Progress
+	lastReport int64
+}
+
+func (w *progressWriter) add(n int64) {
+	w.p.Done += n
+	if w.p.Done-w.lastReport >= progressEvery || w.p.Done == w.p.Total {
+		w.lastReport = w.p.Done
+		w.u.progress(w.p)
+	}
+}
+
+func (u *Updater) copyFromPack(st *UpgradeState, role string, a pack.Artifact, s *packSource) error {
+	rc, err := s.r.OpenArtifact(a)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(u.partPath(st.Version, role), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	pw := &progressWriter{u: u, p: Progress{Order: st.Order, Version: st.Version, File: role, Total: a.Size}}
+	buf := make([]byte, copyBuffer)
+	for {
+		n, rerr := rc.Read(buf)
+		if n > 0 {
+			if _, err := out.Write(buf[:n]); err != nil {
+				return err
+			}
+			pw.add(int64(n))
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	return out.Sync()
+}
+
+// download fetches url into the part file, resuming from the bytes
+// already there.
+func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeState, role string, a pack.Artifact, url string) error {
+	d := &dl{u: u, log: log, st: st, f: st.Files[role], a: a, url: url,
+		pw: &progressWriter{u: u, p: Progress{Order: st.Order, Version: st.Version, File: role, Total: a.Size}}}
+	fh, err := os.OpenFile(u.partPath(st.Version, role), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	d.fh = fh
+	if err := d.rehash(); err != nil {
+		return err
+	}
+	for {
+		if d.have == a.Size {
+			sum := hex.EncodeToString(d.h.Sum(nil))
+			if sum == a.SHA256 {
+				break
+			}
+			if !d.whole {
+				// The bytes came from more than one response (or an
+				// earlier process): one of them may have been another
+				// file. Start over once from a clean slate.
+				log.Warn("resumed download does not match; starting over", zap.String("file", role))
+				if err := d.reset(); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("%s: %w: manifest says %s, download has %s", url, pack.ErrHashMismatch, a.SHA256, sum)
+		}
+		if err := u.withRetry(ctx, "download "+role, d.attempt); err != nil {
+			return err
+		}
+	}
+	if err := fh.Sync(); err != nil {
+		return err
+	}
+	d.pw.p.Done = a.Size
+	u.progress(d.pw.p)
+	return fh.Close()
+}
+
+// dl is one artifact's download in progress.
+type dl struct {
+	u   *Updater
+	log *zap.Logger
+	st  *UpgradeState
+	f   *FileState
+	a   pack.Artifact
+	url string
+	fh  *os.File
+	h   hash.Hash
+	pw  *progressWriter
+	// have is the number of bytes on disk and in h.
+	have int64
+	// whole is true when those bytes came from one response that
+	// started at byte 0.
+	whole bool
+}
+
+// rehash hashes the bytes already on disk: they are resumed from, never
+// trusted, so the final SHA-256 covers every byte.
+func (d *dl) rehash() error {
+	d.h = sha256.New()
+	fi, err := d.fh.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if size > d.a.Size {
+		size = 0
+	}
+	n, err := io.Copy(d.h, io.NewSectionReader(d.fh, 0, size))
+	if err != nil {
+		return err
+	}
+	if err := d.fh.Truncate(n); err != nil {
+		return permanent(err)
+	}
+	d.have, d.whole = n, n == 0
+	if n == 0 {
+		d.f.ETag, d.f.LastModified = "", ""
+	}
+	d.f.Done = n
+	d.pw.p.Done, d.pw.lastReport = n, n
+	return nil
+}
+
+func (d *dl) reset() error {
+	if err := d.fh.Truncate(0); err != nil {
+		return permanent(err)
+	}
+	d.h.Reset()
+	d.have, d.whole = 0, true
+	d.f.ETag, d.f.LastModified, d.f.Done = "", "", 0
+	d.pw.p.Done, d.pw.lastReport = 0, 0
+	return nil
+}
+
+// attempt is one HTTP request; it reports whether bytes arrived.
+func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	timer := time.AfterFunc(d.u.stall, func() { stalled.Store(true); cancel() })
+	defer timer.Stop()
+
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, d.url, nil)
+	if err != nil {
+		return false, permanent(err)
+	}
+	// Byte offsets must mean the file's bytes, not a compressed stream's.
+	req.Header.Set("Accept-Encoding", "identity")
+	if d.have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(d.have, 10)+"-")
+		// If-Range: the server sends the remainder only if the file is
+		// still the one the first bytes came from, else all of it (200).
+		if d.f.ETag != "" {
+			req.Header.Set("If-Range", d.f.ETag)
+		} else if d.f.LastModified != "" {
+			req.Header.Set("If-Range", d.f.LastModified)
+		}
+	}
+	resp, err := d.u.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if total >= 0 && total != d.a.Size {
+			return false, fmt.Errorf("%s: %w: the server's file is %d bytes, the manifest says %d", d.url, pack.ErrSizeMismatch, total, d.a.Size)
+		}
+		if !ok || start != d.have {
+			if err := d.reset(); err != nil {
+				return false, err
+			}
+			return false, fmt.Errorf("%s: asked for bytes from %d, got range %q", d.url, d.have, resp.Header.Get("Content-Range"))
+		}
+		if d.have > 0 {
+			d.whole = false
+		}
+	case http.StatusOK:
+		if d.have > 0 {
+			d.log.Info("server sent the whole file; starting over", zap.String("url", d.url), zap.Int64("had", d.have))
+			if err := d.reset(); err != nil {
+				return false, err
+			}
+		}
+		if resp.ContentLength >= 0 && resp.ContentLength != d.a.Size {
+			return false, fmt.Errorf("%s: %w: the server's file is %d bytes, the manifest says %d", d.url, pack.ErrSizeMismatch, resp.ContentLength, d.a.Size)
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		// The file there is shorter than what we have: not ours.
+		return false, d.reset()
+	default:
+		return false, statusError(resp)
+	}
+	d.remember(resp)
+
+	buf := make([]byte, copyBuffer)
+	for {
+		// One byte more than the manifest allows, so an endless or
+		// oversize response is noticed and cut off.
+		want := min(int64(len(buf)), d.a.Size-d.have+1)
+		n, rerr := resp.Body.Read(buf[:want])
+		if n > 0 {
+			timer.Reset(d.u.stall)
+			if d.have+int64(n) > d.a.Size {
+				return progress, fmt.Errorf("%s: %w: the response is longer than the %d bytes the manifest names", d.url, pack.ErrSizeMismatch, d.a.Size)
+			}
+			if _, err := d.fh.WriteAt(buf[:n], d.have); err != nil {
+				return progress, permanent(err)
+			}
+			d.h.Write(buf[:n])
+			d.have += int64(n)
+			d.f.Done = d.have
+			d.pw.add(int64(n))
+			progress = true
+		}
+		if rerr == io.EOF {
+			if d.have < d.a.Size {
+				return progress, fmt.Errorf("%s: %w: the file ends at %d bytes, the manifest says %d", d.url, pack.ErrSizeMismatch, d.have, d.a.Size)
+			}
+			return progress, nil
+		}
+		if rerr != nil {
+			if stalled.Load() && ctx.Err() == nil {
+				return progress, fmt.Errorf("%s: no data for %s", d.url, d.u.stall)
+			}
+			return progress, rerr
+		}
+		if d.have == d.a.Size {
+			// Look for an extra byte: a response longer than the
+			// manifest's size is refused, not silently truncated.
+			continue
+		}
+	}
+}
+
+// remember keeps the response's validator for If-Range on a later
+// resume. Weak ETags cannot be used with If-Range.
+func (d *dl) remember(resp *http.Response) {
+	etag := resp.Header.Get("ETag")
+	if strings.HasPrefix(etag, "W/") {
+		etag = ""
+	}
+	lm := resp.Header.Get("Last-Modified")
+	if etag == d.f.ETag && lm == d.f.LastModified {
+		return
+	}
+	d.f.ETag, d.f.LastModified = etag, lm
+	if err := d.u.saveState(d.st); err != nil {
+		d.log.Warn("cannot record download validator", zap.Error(err))
+	}
+}
+
+// parseContentRange reads "bytes START-END/TOTAL" (TOTAL may be "*",
+// returned as -1).
+func parseContentRange(s string) (start, total int64, ok bool) {
+	rest, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, -1, false
+	}
+	rng, tot, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, -1, false
+	}
+	total = -1
+	if tot != "*" {
+		t, err := strconv.ParseInt(tot, 10, 64)
+		if err != nil || t < 0 {
+			return 0, -1, false
+		}
+		total = t
+	}
+	first, _, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, total, false
+	}
+	start, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || start < 0 {
+		return 0, total, false
+	}
+	return start, total, true
+}
+
+// verifyFile reports whether path holds exactly a's bytes.
+func verifyFile(path string, a pack.Artifact) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if fi.Size() != a.Size {
+		return false, nil
+	}
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, copyBuffer)); err != nil {
+		return false, err
+	}
+	return hex.EncodeToString(h.Sum(nil)) == a.SHA256, nil
+}

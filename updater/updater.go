@@ -1,0 +1,634 @@
+package updater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/platform"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// Refusals: the order can never succeed as given.
+var (
+	// ErrNoSpace: the home's disk has not room for the artifacts plus
+	// the reserve, or filled up while writing.
+	ErrNoSpace = errors.New("not enough disk space")
+	// ErrPlatformMissing: the pack has no artifacts for this platform
+	// (the same value as pack.ErrMissingPlatform).
+	ErrPlatformMissing = pack.ErrMissingPlatform
+	// ErrBelowFloor: the target is lower than the highest floor of any
+	// verified manifest.
+	ErrBelowFloor = errors.New("target is below the version floor")
+	// ErrAlreadyRunning: the target is the version that runs already.
+	ErrAlreadyRunning = errors.New("target version is already running")
+	// ErrVersionMismatch: the signed manifest is for another version
+	// than the order names.
+	ErrVersionMismatch = errors.New("manifest is for another version")
+	// ErrBadOrder: the order itself is malformed (id, version, source).
+	ErrBadOrder = errors.New("bad order")
+)
+
+// Errors of Switch, Abort and Finish.
+var (
+	// ErrUnknownOrder: the order is not the one in state/upgrade.json.
+	ErrUnknownOrder = errors.New("unknown order")
+	// ErrNotStaged: Switch before Prepare finished.
+	ErrNotStaged = errors.New("upgrade is not staged")
+	// ErrNotValid: versions/<V> has no .valid marker; never switched to.
+	ErrNotValid = errors.New("version is not installed completely (no .valid)")
+	// ErrTrialInProgress: the current version is still in trial; the
+	// supervisor decides it before another switch.
+	ErrTrialInProgress = errors.New("a trial is in progress")
+	// ErrAlreadySwitched: the order switched already and cannot be
+	// aborted (a rollback is the supervisor's).
+	ErrAlreadySwitched = errors.New("upgrade already switched")
+)
+
+// refusals are the sentinels IsRefusal recognises.
+var refusals = []error{
+	ErrNoSpace, ErrPlatformMissing, ErrBelowFloor, ErrAlreadyRunning, ErrVersionMismatch, ErrBadOrder,
+	pack.ErrUntrustedKey, pack.ErrBadSignature, pack.ErrBadManifest, pack.ErrSizeMismatch,
+	pack.ErrHashMismatch, pack.ErrTooLarge, pack.ErrBadPack, pack.ErrUnsafePath, pack.ErrBadKey,
+}
+
+// IsRefusal reports whether err means the order cannot succeed as given
+// (a bad pack, a policy refusal, no space) as opposed to a transient
+// failure that another Prepare resumes.
+func IsRefusal(err error) bool {
+	for _, r := range refusals {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultReserveBytes is the free space left untouched when
+// Options.ReserveBytes is zero.
+const DefaultReserveBytes = 64 << 20
+
+// Options configure an Updater. Only Home and Keys are required.
+type Options struct {
+	Home home.Home
+	// Keys are the trusted pack-signing keys, from the agent's own
+	// configuration: never from the server.
+	Keys []pack.Key
+	// Platform is the goos/goarch to install (default: this binary's).
+	Platform string
+	// HTTPClient fetches HTTP sources (default: a client with connect and
+	// header timeouts; no overall timeout, downloads may be long).
+	HTTPClient *http.Client
+	Logger     *zap.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// FreeSpace reports free bytes on the file system of dir (default
+	// platform.FreeDisk; platform.ErrNotSupported skips the check).
+	FreeSpace func(dir string) (uint64, error)
+	// ReserveBytes is the free space to leave (default
+	// DefaultReserveBytes; negative: none).
+	ReserveBytes int64
+	// Progress is called while artifacts arrive: at most every 256 KiB
+	// per file, and at each file's end. It must return quickly.
+	Progress func(Progress)
+	// Retry bounds HTTP retries (zero fields take defaults).
+	Retry Retry
+	// StallTimeout ends a request that delivers no byte for this long
+	// (default 60s); the download resumes in the next attempt.
+	StallTimeout time.Duration
+}
+
+// Retry is the retry policy for HTTP requests: exponential backoff with
+// full jitter, so a fleet that lost its server does not return in step.
+type Retry struct {
+	// Attempts is how many attempts in a row may fail without making
+	// progress before the download gives up (default 6).
+	Attempts int
+	// Base is the first backoff (default 1s); it doubles per failure.
+	Base time.Duration
+	// Max caps one backoff (default 60s).
+	Max time.Duration
+}
+
+// Progress is the state of one artifact's transfer.
+type Progress struct {
+	Order   string
+	Version string
+	File    string // role: "agent" or "supervisor"
+	Done    int64
+	Total   int64
+}
+
+// Order is one upgrade order.
+type Order struct {
+	// ID names the order (the server's deployment id, or a local one).
+	ID      string
+	Version string
+	Source  Source
+}
+
+// Source is where a pack comes from: exactly one of URL and Pack.
+type Source struct {
+	// URL is a pack's base URL: {URL}/manifest.json, manifest.json.sig
+	// and artifact paths relative to it.
+	URL string `json:"url,omitempty"`
+	// Pack is the path of a pack file on disk.
+	Pack string `json:"pack,omitempty"`
+}
+
+// HTTPSource is a pack served over HTTP(S) under base.
+func HTTPSource(base string) Source { return Source{URL: base} }
+
+// PackSource is a pack file on disk (air-gapped hosts, troubleshooting).
+func PackSource(path string) Source { return Source{Pack: path} }
+
+func (s Source) String() string {
+	if s.Pack != "" {
+		return s.Pack
+	}
+	return s.URL
+}
+
+// Updater carries out upgrade orders on one home. Its methods are safe for
+// concurrent use; they run one at a time.
+type Updater struct {
+	home      home.Home
+	keys      []pack.Key
+	platform  string
+	client    *http.Client
+	log       *zap.Logger
+	now       func() time.Time
+	freeSpace func(string) (uint64, error)
+	reserve   int64
+	progress  func(Progress)
+	retry     Retry
+	stall     time.Duration
+	// checkpoint is called at each step boundary; tests crash there.
+	checkpoint func(name string)
+	// sleep waits for a backoff; tests shorten it.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu sync.Mutex
+}
+
+// New returns an Updater; see Options for the defaults.
+func New(o Options) *Updater {
+	u := &Updater{
+		home: o.Home, keys: o.Keys, platform: o.Platform, client: o.HTTPClient,
+		log: o.Logger, now: o.Now, freeSpace: o.FreeSpace, reserve: o.ReserveBytes,
+		progress: o.Progress, retry: o.Retry, stall: o.StallTimeout,
+		checkpoint: func(string) {}, sleep: sleepCtx,
+	}
+	if u.platform == "" {
+		u.platform = buildinfo.Platform()
+	}
+	if u.client == nil {
+		u.client = defaultClient()
+	}
+	if u.log == nil {
+		u.log = zap.NewNop()
+	}
+	if u.now == nil {
+		u.now = time.Now
+	}
+	if u.freeSpace == nil {
+		u.freeSpace = platform.FreeDisk
+	}
+	switch {
+	case u.reserve == 0:
+		u.reserve = DefaultReserveBytes
+	case u.reserve < 0:
+		u.reserve = 0
+	}
+	if u.progress == nil {
+		u.progress = func(Progress) {}
+	}
+	if u.retry.Attempts <= 0 {
+		u.retry.Attempts = 6
+	}
+	if u.retry.Base <= 0 {
+		u.retry.Base = time.Second
+	}
+	if u.retry.Max <= 0 {
+		u.retry.Max = time.Minute
+	}
+	if u.stall <= 0 {
+		u.stall = time.Minute
+	}
+	return u
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+const maxOrderID = 128
+
+func (o Order) check() error {
+	if o.ID == "" || len(o.ID) > maxOrderID || strings.ContainsFunc(o.ID, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return fmt.Errorf("%w: order id %q must be 1..%d printable characters", ErrBadOrder, o.ID, maxOrderID)
+	}
+	if !pack.ValidVersion(o.Version) {
+		return fmt.Errorf("%w: %q is not a valid version", ErrBadOrder, o.Version)
+	}
+	switch {
+	case (o.Source.URL == "") == (o.Source.Pack == ""):
+		return fmt.Errorf("%w: the source needs exactly one of a URL and a pack file", ErrBadOrder)
+	case o.Source.URL != "" && !strings.HasPrefix(o.Source.URL, "https://") && !strings.HasPrefix(o.Source.URL, "http://"):
+		return fmt.Errorf("%w: source %q is not an http(s) URL", ErrBadOrder, o.Source.URL)
+	}
+	return nil
+}
+
+// State returns the in-flight (or last) order; Phase is PhaseNone when
+// there has been none. While downloading, each file's Done is read from
+// the bytes on disk.
+func (u *Updater) State() (UpgradeState, error) {
+	st, err := u.loadState()
+	if err != nil {
+		return st, err
+	}
+	if st.Phase == PhaseDownloading && pack.ValidVersion(st.Version) {
+		for role, f := range st.Files {
+			if f.Verified {
+				continue
+			}
+			if fi, err := os.Stat(u.partPath(st.Version, role)); err == nil {
+				f.Done = min(fi.Size(), f.Size)
+			}
+		}
+	}
+	return st, nil
+}
+
+// Prepare fetches, verifies and stages the order's version without
+// touching the active one. It is idempotent: after a crash or a failure,
+// calling it again with the same order continues where it stopped; for an
+// order already staged or switched it returns nil at once. A new order
+// replaces an unswitched older one. Refusals wrap the package's sentinels
+// (see IsRefusal); the refused version's cache is removed.
+func (u *Updater) Prepare(ctx context.Context, o Order) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+
+	st, err := u.loadState()
+	if err != nil {
+		return err
+	}
+	if st.Order == o.ID && st.Version == o.Version {
+		switch st.Phase {
+		case PhaseStaged, PhaseSwitched, PhaseDone:
+			if st.Phase != PhaseStaged || u.home.IsValid(st.Version) {
+				return nil
+			}
+		case PhaseAborted:
+			return fmt.Errorf("order %s: aborted", o.ID)
+		}
+	} else {
+		if st.Version != "" && st.Version != o.Version && pack.ValidVersion(st.Version) && st.Phase != PhaseSwitched {
+			// The older order is replaced; its partial files are of no use.
+			_ = os.RemoveAll(u.cacheDir(st.Version))
+		}
+		st = UpgradeState{Order: o.ID, Version: o.Version, Source: o.Source, Platform: u.platform, Started: u.now().UTC()}
+	}
+	st.Source = o.Source
+	st.Phase, st.Error, st.Refused = PhasePreflight, "", false
+	if err := u.saveState(&st); err != nil {
+		return err
+	}
+	log := u.log.With(zap.String("order", o.ID), zap.String("version", o.Version), zap.String("source", o.Source.String()))
+	log.Info("upgrade prepare")
+
+	err = u.prepare(ctx, log, &st)
+	if err == nil {
+		log.Info("upgrade staged", zap.String("dir", u.home.VersionDir(o.Version)))
+		return nil
+	}
+	err = fmt.Errorf("prepare %s: %w", o.Version, err)
+	if ctx.Err() != nil {
+		// Stopped by the caller (the agent is shutting down): keep the
+		// phase so the next Prepare resumes.
+		st.Error = "interrupted: " + err.Error()
+		_ = u.saveState(&st)
+		return err
+	}
+	st.Phase, st.Error, st.Refused = PhaseFailed, err.Error(), IsRefusal(err)
+	if st.Refused {
+		_ = os.RemoveAll(u.cacheDir(o.Version))
+		_ = os.RemoveAll(u.stagingDir(o.Version))
+		for _, f := range st.Files {
+			f.Done, f.Verified, f.ETag, f.LastModified = 0, false, "", ""
+		}
+	}
+	log.Warn("upgrade prepare failed", zap.Error(err), zap.Bool("refused", st.Refused))
+	if serr := u.saveState(&st); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState) error {
+	src, err := u.openSource(st.Source)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	mb, sb, err := src.manifest(ctx)
+	if err != nil {
+		return err
+	}
+	m, err := pack.VerifyManifest(mb, sb, u.keys)
+	if err != nil {
+		return err
+	}
+	if err := src.verified(m); err != nil {
+		return err
+	}
+	u.checkpoint("manifest-verified")
+	if m.Version != st.Version {
+		return fmt.Errorf("%w: the order names %s, the signed manifest %s", ErrVersionMismatch, st.Version, m.Version)
+	}
+	files, err := m.PlatformArtifacts(u.platform)
+	if err != nil {
+		return err
+	}
+	if err := u.checkFloor(m); err != nil {
+		return err
+	}
+	if a, err := u.home.ReadActive(); err == nil && a.Current == st.Version {
+		return fmt.Errorf("%w: %s", ErrAlreadyRunning, st.Version)
+	} else if err != nil && !errors.Is(err, home.ErrNoActive) {
+		return err
+	}
+
+	roles := sortedRoles(files)
+	if st.Files == nil {
+		st.Files = map[string]*FileState{}
+	}
+	for _, role := range roles {
+		a := files[role]
+		f := st.Files[role]
+		if f == nil || f.SHA256 != a.SHA256 || f.Size != a.Size {
+			// A new manifest (or the first): the validators of older
+			// bytes mean nothing for these.
+			f = &FileState{}
+			st.Files[role] = f
+		}
+		f.Size, f.SHA256 = a.Size, a.SHA256
+		f.URL = src.location(a)
+	}
+	for role := range st.Files {
+		if _, ok := files[role]; !ok {
+			delete(st.Files, role)
+		}
+	}
+
+	if done, err := u.alreadyStaged(st, files); err != nil || done {
+		if err == nil {
+			st.Phase = PhaseStaged
+			err = u.saveState(st)
+		}
+		return err
+	}
+	if err := u.recover(st, files); err != nil {
+		return err
+	}
+	if err := u.checkSpace(st); err != nil {
+		return err
+	}
+	st.Phase = PhaseDownloading
+	if err := u.saveState(st); err != nil {
+		return err
+	}
+	for _, role := range roles {
+		if err := u.fetch(ctx, log, st, src, role, files[role]); err != nil {
+			if platform.IsNoSpace(err) {
+				err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+			}
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		u.checkpoint("downloaded-" + role)
+	}
+	st.Phase = PhaseVerified
+	if err := u.saveState(st); err != nil {
+		return err
+	}
+	u.checkpoint("verified")
+	if err := u.stage(st, files); err != nil {
+		if platform.IsNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+		return fmt.Errorf("stage: %w", err)
+	}
+	st.Phase = PhaseStaged
+	return u.saveState(st)
+}
+
+func sortedRoles(files map[string]pack.Artifact) []string {
+	roles := make([]string, 0, len(files))
+	for r := range files {
+		roles = append(roles, r)
+	}
+	slices.Sort(roles)
+	return roles
+}
+
+// checkFloor refuses a target below the highest floor seen, counting the
+// manifest's own, and remembers a higher floor.
+func (u *Updater) checkFloor(m *pack.Manifest) error {
+	seen, err := u.Floor()
+	if err != nil {
+		return err
+	}
+	floor := seen
+	if m.Floor != "" && (floor == "" || semver.Less(floor, m.Floor)) {
+		floor = m.Floor
+		if err := writeJSON(u.home, u.floorPath(), floorState{Floor: floor, From: m.Version, At: u.now().UTC()}); err != nil {
+			return fmt.Errorf("write floor: %w", err)
+		}
+	}
+	if floor != "" && semver.Less(m.Version, floor) {
+		return fmt.Errorf("%w: %s is below %s", ErrBelowFloor, m.Version, floor)
+	}
+	return nil
+}
+
+func (u *Updater) checkSpace(st *UpgradeState) error {
+	var need int64
+	for role, f := range st.Files {
+		have := int64(0)
+		if fi, err := os.Stat(u.partPath(st.Version, role)); err == nil {
+			have = min(fi.Size(), f.Size)
+		}
+		if _, err := os.Stat(u.cachePath(st.Version, role)); err == nil {
+			have = f.Size
+		}
+		need += f.Size - have
+	}
+	if err := os.MkdirAll(u.home.Dir, 0o755); err != nil {
+		return err
+	}
+	free, err := u.freeSpace(u.home.Dir)
+	if errors.Is(err, platform.ErrNotSupported) {
+		u.log.Debug("free disk space unknown on this OS; not checked")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("free disk space of %s: %w", u.home.Dir, err)
+	}
+	if uint64(need+u.reserve) > free {
+		return fmt.Errorf("%w: %s needs %s plus a reserve of %s, %s is free", ErrNoSpace,
+			u.home.Dir, mib(need), mib(u.reserve), mib(int64(min(free, 1<<62))))
+	}
+	return nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Switch makes the staged version current: active.json gets current=V,
+// previous=the old current and a trial naming the order, in one atomic
+// write. It refuses a version without .valid. Idempotent: after a crash
+// it finishes the bookkeeping of a switch already written.
+func (u *Updater) Switch(orderID string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st, err := u.loadState()
+	if err != nil {
+		return err
+	}
+	if st.Order != orderID || orderID == "" {
+		return fmt.Errorf("switch %q: %w (upgrade.json has %q)", orderID, ErrUnknownOrder, st.Order)
+	}
+	switch st.Phase {
+	case PhaseSwitched, PhaseDone:
+		return nil
+	case PhaseStaged:
+	default:
+		return fmt.Errorf("switch %s: %w (phase %s)", st.Version, ErrNotStaged, st.Phase)
+	}
+	if !u.home.IsValid(st.Version) {
+		return fmt.Errorf("switch %s: %w", st.Version, ErrNotValid)
+	}
+	a, err := u.home.ReadActive()
+	if err != nil && !errors.Is(err, home.ErrNoActive) {
+		return fmt.Errorf("switch %s: %w", st.Version, err)
+	}
+	if a.Current != st.Version || a.Trial == nil || a.Trial.Order != orderID {
+		switch {
+		case a.Current == st.Version:
+			return fmt.Errorf("switch %s: %w", st.Version, ErrAlreadyRunning)
+		case a.Trial != nil:
+			return fmt.Errorf("switch %s: %w for %s", st.Version, ErrTrialInProgress, a.Trial.Version)
+		}
+		u.checkpoint("before-switch")
+		next := home.Active{
+			Current:  st.Version,
+			Previous: a.Current,
+			Trial:    &home.Trial{Version: st.Version, Switched: u.now().UTC(), Order: orderID},
+		}
+		if err := u.home.WriteActive(next); err != nil {
+			return fmt.Errorf("switch %s: write active.json: %w", st.Version, err)
+		}
+		u.log.Info("switched", zap.String("order", orderID), zap.String("version", st.Version), zap.String("previous", a.Current))
+		u.checkpoint("switched")
+	}
+	st.Phase = PhaseSwitched
+	return u.saveState(&st)
+}
+
+// Finish marks a switched order done (the agent calls it once the trial's
+// outcome is known) and drops its cache.
+func (u *Updater) Finish(orderID string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st, err := u.loadState()
+	if err != nil {
+		return err
+	}
+	if st.Order != orderID || orderID == "" {
+		return fmt.Errorf("finish %q: %w", orderID, ErrUnknownOrder)
+	}
+	if st.Phase == PhaseDone {
+		return nil
+	}
+	if st.Phase != PhaseSwitched {
+		return fmt.Errorf("finish %s: %w (phase %s)", orderID, ErrNotStaged, st.Phase)
+	}
+	_ = os.RemoveAll(u.cacheDir(st.Version))
+	st.Phase = PhaseDone
+	return u.saveState(&st)
+}
+
+// Abort drops an order that has not been switched: its cache and staging
+// directory are removed (an already staged versions/<V> stays until
+// Cleanup). Aborting an unknown or already aborted order is an error and a
+// no-op respectively.
+func (u *Updater) Abort(orderID string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st, err := u.loadState()
+	if err != nil {
+		return err
+	}
+	if st.Order != orderID || orderID == "" {
+		return fmt.Errorf("abort %q: %w", orderID, ErrUnknownOrder)
+	}
+	switch st.Phase {
+	case PhaseAborted:
+		return nil
+	case PhaseSwitched, PhaseDone:
+		return fmt.Errorf("abort %s: %w", orderID, ErrAlreadySwitched)
+	}
+	if pack.ValidVersion(st.Version) {
+		if err := errors.Join(os.RemoveAll(u.cacheDir(st.Version)), os.RemoveAll(u.stagingDir(st.Version))); err != nil {
+			return fmt.Errorf("abort %s: %w", orderID, err)
+		}
+	}
+	st.Phase = PhaseAborted
+	return u.saveState(&st)
+}
+
+func (u *Updater) cacheDir(v string) string { return filepath.Join(u.home.CacheDir(), v) }
+
+// cachePath is a verified artifact, partPath the same while it arrives.
+func (u *Updater) cachePath(v, role string) string { return filepath.Join(u.cacheDir(v), role) }
+func (u *Updater) partPath(v, role string) string  { return filepath.Join(u.cacheDir(v), role+".part") }
+func (u *Updater) stagingDir(v string) string {
+	return filepath.Join(u.home.VersionsDir(), "."+v+".staging")
+}
+
+// exeName is the file name of a role's binary for the updater's platform.
+func (u *Updater) exeName(role string) string {
+	name := home.AgentExe
+	if role == pack.RoleSupervisor {
+		name = home.SupervisorExe
+	}
+	if strings.HasPrefix(u.platform, "windows/") {
+		name += ".exe"
+	}
+	return name
+}
