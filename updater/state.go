@@ -53,7 +53,7 @@ type UpgradeState struct {
 	Error string `json:"error,omitempty"`
 	// Refused is set when Error is a refusal (see IsRefusal): the
 	// order's cache was removed. Prepare runs every check again.
-	Refused bool `json:"refused,omitempty"`
+	Refused bool      `json:"refused,omitempty"`
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
 }
