@@ -101,7 +101,7 @@ func Build(opts BuildOptions) error {
 				continue
 			}
 			for _, f := range p.files {
-				if err := checkBinaryVersion(f.src, opts.Version); err != nil {
+				if err := checkBinaryVersion(f.src, "molt-"+f.role, opts.Version); err != nil {
 					return fmt.Errorf("build: %w", err)
 				}
 			}
@@ -185,8 +185,8 @@ func findPlatforms(binDir string, want []string) ([]platformFiles, error) {
 }
 
 // checkBinaryVersion runs "BIN version --json", which every molt binary
-// answers, with a time limit.
-func checkBinaryVersion(bin, version string) error {
+// answers, with a time limit, and checks which program and version it is.
+func checkBinaryVersion(bin, program, version string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var stdout bytes.Buffer
@@ -198,6 +198,9 @@ func checkBinaryVersion(bin, version string) error {
 	var info buildinfo.Info
 	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
 		return fmt.Errorf("%s version --json: %w", bin, err)
+	}
+	if info.Program != program {
+		return fmt.Errorf("%w: %s says it is %q, not %s", ErrVersionMismatch, bin, info.Program, program)
 	}
 	if info.Version != version {
 		return fmt.Errorf("%w: %s is version %s, the pack is %s", ErrVersionMismatch, bin, info.Version, version)
