@@ -15,5 +15,6 @@ named by state/active.json, restarts it by its exit code, watches a freshly
 upgraded agent and rolls a bad version back, then upgrades its own binary.`,
 	}
 	root.AddCommand(cli.NewVersionCommand("molt-supervisor"))
+	root.AddCommand(newRunCmd(), newSelftestCmd())
 	return root
 }

@@ -1,0 +1,227 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/platform"
+	"github.com/moltfleet/molt/supervisor/control"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// maxCheckOutput bounds what a staged supervisor may print when checked.
+const maxCheckOutput = 64 << 10
+
+// selfUpgrade runs after a commit. When the committed version carries a
+// molt-supervisor of another version than this one (newer, or older on a
+// revert), it is checked (version --json, selftest; CheckTimeout each),
+// installed over the running binary (the old one kept as .old) and
+// started: in place on Unix with the agent adopted; on Windows Run returns
+// ErrRestart after stopping the agent. A staged supervisor that fails its
+// check is not installed; result.json and the log say why.
+func (s *Supervisor) selfUpgrade(ctx context.Context, a *agent) error {
+	staged := s.h.StagedSupervisor(a.version)
+	if _, err := os.Stat(staged); err != nil {
+		return nil
+	}
+	out, err := runCheck(ctx, staged, "version", "--json")
+	var info buildinfo.Info
+	if err == nil {
+		err = json.Unmarshal(out, &info)
+	}
+	if err == nil && !pack.ValidVersion(info.Version) {
+		err = fmt.Errorf("version %q is not a version", info.Version)
+	}
+	if err != nil {
+		s.refuse("", fmt.Sprintf("%s: version --json: %v", staged, err))
+		return nil
+	}
+	if info.Version == s.cfg.Version {
+		return nil
+	}
+	s.log.Info("checking the staged supervisor", zap.String("from", s.cfg.Version), zap.String("to", info.Version))
+	if err := s.ownBinary(); err != nil {
+		s.refuse(info.Version, err.Error())
+		return nil
+	}
+	if out, err := runCheck(ctx, staged, "selftest", "--home", s.h.Dir); err != nil {
+		s.refuse(info.Version, fmt.Sprintf("selftest failed: %v%s", err, firstLines(out)))
+		return nil
+	}
+	old := s.cfg.Executable + ".old"
+	if err := platform.ReplaceExecutable(s.cfg.Executable, staged, old); err != nil {
+		s.refuse(info.Version, fmt.Sprintf("install: %v", err))
+		return nil
+	}
+	s.recordSupervisor(home.SupervisorResult{From: s.cfg.Version, To: info.Version, Upgraded: true, At: s.clock.Now()})
+	s.log.Info("supervisor binary replaced", zap.String("from", s.cfg.Version), zap.String("to", info.Version),
+		zap.String("path", s.cfg.Executable), zap.String("old", old))
+	return s.restartSelf(a, info.Version)
+}
+
+// ownBinary checks that the running program is the home's
+// bin/molt-supervisor: a supervisor started from elsewhere (by hand, from
+// a build directory) must not overwrite that file.
+func (s *Supervisor) ownBinary() error {
+	want := s.h.SupervisorBinary()
+	a, err1 := os.Stat(s.cfg.Executable)
+	b, err2 := os.Stat(want)
+	if s.cfg.Executable == "" || err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		return fmt.Errorf("not installed: this supervisor runs from %q, not %s", s.cfg.Executable, want)
+	}
+	return nil
+}
+
+func (s *Supervisor) refuse(to, reason string) {
+	s.log.Error("staged supervisor refused", zap.String("from", s.cfg.Version), zap.String("to", to), zap.String("reason", reason))
+	s.recordSupervisor(home.SupervisorResult{From: s.cfg.Version, To: to, Reason: reason, At: s.clock.Now()})
+}
+
+// recordSupervisor adds the self-upgrade's outcome to result.json.
+func (s *Supervisor) recordSupervisor(sr home.SupervisorResult) {
+	r, _, err := s.h.ReadResult()
+	if err != nil {
+		s.log.Warn("read state/result.json", zap.Error(err))
+	}
+	r.Supervisor = &sr
+	s.writeResult(r)
+}
+
+// runCheck runs a staged supervisor with a time limit and bounded output.
+func runCheck(ctx context.Context, exe string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	var out limitedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("no answer within %s", CheckTimeout)
+	}
+	return out.Bytes(), err
+}
+
+type limitedBuffer struct{ bytes.Buffer }
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := maxCheckOutput - b.Len(); room < len(p) {
+		if room > 0 {
+			b.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+// firstLines renders a check's output for a one-line reason.
+func firstLines(out []byte) string {
+	s := strings.Join(strings.Fields(strings.TrimSpace(string(out))), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// handoff is what the supervisor passes to its new image in EnvHandoff.
+type handoff struct {
+	PID     int                      `json:"pid"`
+	ID      platform.ProcessIdentity `json:"id"`
+	Version string                   `json:"version"`
+	Started time.Time                `json:"started"`
+	Ready   bool                     `json:"ready"`
+	// Files are the descriptors of the channel (to, from the agent) and
+	// of the agent's stdout and stderr.
+	Files   [4]uintptr    `json:"files"`
+	Backoff time.Duration `json:"backoff"`
+}
+
+// restartSelf execs the new binary in place, keeping the agent: the
+// channel and output pipes survive the exec and the agent stays this
+// pid's child. Where exec in place is impossible it stops the agent and
+// returns ErrRestart.
+func (s *Supervisor) restartSelf(a *agent, to string) error {
+	toAgent, fromAgent := a.ch.Files()
+	files := []*os.File{toAgent, fromAgent, a.out, a.errOut}
+	var err error
+	for _, f := range files {
+		if err = platform.KeepAcrossExec(f); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		h := handoff{PID: a.pid(), ID: a.id, Version: a.version, Started: a.started, Ready: a.ready, Backoff: s.backoff}
+		for i, f := range files {
+			h.Files[i] = f.Fd()
+		}
+		b, _ := json.Marshal(h)
+		env := append(withoutEnv(os.Environ(), EnvHandoff), EnvHandoff+"="+string(b))
+		s.log.Info("restarting in place into the new supervisor", zap.String("to", to), zap.Int("agent_pid", a.pid()))
+		_ = s.log.Sync()
+		err = platform.ExecSelf(s.cfg.Executable, s.cfg.Args, env)
+	}
+	if errors.Is(err, platform.ErrNotSupported) {
+		s.stopAgent(a, "supervisor restarts into its new binary")
+		return ErrRestart
+	}
+	s.log.Error("cannot restart into the new supervisor; it runs from the next service start", zap.Error(err))
+	r, _, _ := s.h.ReadResult()
+	if r.Supervisor != nil {
+		r.Supervisor.Reason = fmt.Sprintf("installed; restart in place failed (%v): runs from the next service start", err)
+		s.writeResult(r)
+	}
+	return nil
+}
+
+// adopt takes over the agent the previous image of this process ran.
+func (s *Supervisor) adopt(spec string) (*agent, error) {
+	var h handoff
+	if err := json.Unmarshal([]byte(spec), &h); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvHandoff, err)
+	}
+	if h.PID <= 0 || !pack.ValidVersion(h.Version) {
+		return nil, fmt.Errorf("%s: no agent named", EnvHandoff)
+	}
+	names := []string{"control-to-agent", "control-from-agent", "agent-stdout", "agent-stderr"}
+	var files [4]*os.File
+	for i, fd := range h.Files {
+		files[i] = platform.AdoptFile(fd, names[i])
+	}
+	proc, err := os.FindProcess(h.PID)
+	if err != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, fmt.Errorf("agent pid %d: %w", h.PID, err)
+	}
+	a := &agent{version: h.Version, id: h.ID, proc: proc, ch: control.Resume(files[0], files[1]),
+		out: files[2], errOut: files[3], started: h.Started, ready: h.Ready, done: make(chan struct{})}
+	s.backoff = h.Backoff
+	s.log.Info("adopted the running agent", zap.String("agent_version", a.version), zap.Int("pid", a.pid()))
+	s.follow(a)
+	return a, nil
+}
+
+func withoutEnv(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,364 @@
+// Package supervisor runs the agent of one home and keeps it running by the
+// exit-code contract (supervisor/control), watches a freshly switched
+// version under trial and rolls it back when it is unhealthy, commits it
+// when it survives the watch window, and then upgrades the supervisor's own
+// binary from the committed version, re-executing in place on Unix without
+// restarting the agent. It never talks to the network.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/moltfleet/molt/home"
+)
+
+// Defaults of Config (DESIGN.md's exit-code contract and trial).
+const (
+	DefaultReadyTimeout   = 60 * time.Second
+	DefaultCrashBudget    = 2
+	DefaultWatch          = 5 * time.Minute
+	DefaultStopGrace      = 30 * time.Second
+	DefaultBackoffMin     = 1 * time.Second
+	DefaultBackoffMax     = 60 * time.Second
+	DefaultStableAfter    = 5 * time.Minute
+	DefaultBadConfigDelay = 5 * time.Minute
+	DefaultCleanExitDelay = 1 * time.Second
+	// CheckTimeout bounds each run of a staged supervisor (version,
+	// selftest) before it is installed.
+	CheckTimeout = 10 * time.Second
+)
+
+// EnvHandoff carries the running agent across the supervisor's in-place
+// exec: the new image reads it (and removes it from its environment) to
+// adopt the agent instead of starting another.
+const EnvHandoff = "MOLT_SUPERVISOR_HANDOFF"
+
+// ErrRestart is returned by Run after the supervisor replaced its own
+// binary on a system where it cannot exec in place (Windows): the caller
+// exits non-zero and the service manager's recovery action starts the new
+// binary.
+var ErrRestart = errors.New("supervisor binary upgraded: restart required")
+
+// Clock is the time source. After must deliver once, after d.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Config configures a Supervisor. Zero durations take the defaults;
+// CrashBudget is used as given (0 rolls back on the first failure).
+type Config struct {
+	Home home.Home
+	// Version is the running supervisor's version.
+	Version string
+	// Executable is the path this supervisor was started from, captured
+	// at process start (after a self-upgrade os.Executable names the old
+	// file). Self-upgrade only replaces it when it is the home's
+	// bin/molt-supervisor.
+	Executable string
+	// Args are the arguments (with argv[0]) to exec the new binary with.
+	Args []string
+	// Handoff is the value of EnvHandoff, if this process was exec'd by
+	// its predecessor.
+	Handoff string
+
+	ReadyTimeout time.Duration
+	CrashBudget  int
+	Watch        time.Duration
+	StopGrace    time.Duration
+
+	// BackoffMin doubles up to BackoffMax between crashes and is reset
+	// by a run that lasted StableAfter.
+	BackoffMin  time.Duration
+	BackoffMax  time.Duration
+	StableAfter time.Duration
+	// BadConfigDelay follows exit 12; CleanExitDelay an exit 0 the
+	// supervisor did not ask for.
+	BadConfigDelay time.Duration
+	CleanExitDelay time.Duration
+
+	Log   *zap.Logger
+	Clock Clock
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ReadyTimeout, DefaultReadyTimeout)
+	def(&c.Watch, DefaultWatch)
+	def(&c.StopGrace, DefaultStopGrace)
+	def(&c.BackoffMin, DefaultBackoffMin)
+	def(&c.BackoffMax, DefaultBackoffMax)
+	def(&c.StableAfter, DefaultStableAfter)
+	def(&c.BadConfigDelay, DefaultBadConfigDelay)
+	def(&c.CleanExitDelay, DefaultCleanExitDelay)
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+}
+
+// Supervisor runs one home's agent. It is not safe for concurrent use: one
+// Run at a time.
+type Supervisor struct {
+	cfg   Config
+	h     home.Home
+	log   *zap.Logger
+	clock Clock
+
+	// backoff is the last crash delay; 0 after a stable run.
+	backoff time.Duration
+
+	logsMu sync.Mutex
+	logs   map[string]*lumberjack.Logger
+}
+
+// New checks cfg and returns a Supervisor.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Home.Dir == "" {
+		return nil, fmt.Errorf("no home directory")
+	}
+	if cfg.CrashBudget < 0 {
+		return nil, fmt.Errorf("crash budget %d: must not be negative", cfg.CrashBudget)
+	}
+	cfg.setDefaults()
+	if cfg.BackoffMax < cfg.BackoffMin {
+		return nil, fmt.Errorf("backoff maximum %s is below the minimum %s", cfg.BackoffMax, cfg.BackoffMin)
+	}
+	return &Supervisor{
+		cfg:   cfg,
+		h:     cfg.Home,
+		log:   cfg.Log,
+		clock: cfg.Clock,
+		logs:  map[string]*lumberjack.Logger{},
+	}, nil
+}
+
+// Run supervises the agent until ctx ends, then stops the agent (stop
+// over the channel, terminate, kill after the grace period) and returns
+// nil. It returns ErrRestart when the supervisor must be restarted by its
+// service manager to run its upgraded binary; on Unix a self-upgrade
+// re-executes in place and Run does not return.
+func (s *Supervisor) Run(ctx context.Context) error {
+	defer s.closeLogs()
+	s.log.Info("supervisor running", zap.String("version", s.cfg.Version), zap.String("home", s.h.Dir), zap.Int("pid", os.Getpid()))
+	var a *agent
+	if s.cfg.Handoff != "" {
+		var err error
+		if a, err = s.adopt(s.cfg.Handoff); err != nil {
+			s.log.Error("cannot adopt the agent of the previous supervisor image", zap.Error(err))
+			a = nil
+		}
+	}
+	if a == nil {
+		s.stopStale()
+	}
+	var delay time.Duration
+	for {
+		if a == nil {
+			if delay > 0 {
+				s.log.Info("starting the agent after a delay", zap.Duration("delay", delay))
+				if !s.sleep(ctx, delay) {
+					return nil
+				}
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			act, err := s.prepare()
+			if err != nil {
+				delay = s.cfg.BackoffMax
+				s.log.Error("nothing to run", zap.Error(err), zap.Duration("retry_in", delay))
+				continue
+			}
+			a, err = s.start(act.Current)
+			if err != nil {
+				s.log.Error("cannot start the agent", zap.String("agent_version", act.Current), zap.Error(err))
+				delay = s.failed(act.Current, fmt.Sprintf("could not start: %v", err), 0)
+				continue
+			}
+		}
+		stopped, err := s.supervise(ctx, a)
+		if stopped || err != nil {
+			return err
+		}
+		delay = s.afterExit(a)
+		a = nil
+	}
+}
+
+func (s *Supervisor) sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.clock.After(d):
+		return true
+	}
+}
+
+// supervise watches a running agent until it exits (false, nil), until
+// ctx ends and it was stopped (true, nil), or until the supervisor must
+// restart through its service manager (true, ErrRestart).
+func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
+	act, err := s.h.ReadActive()
+	if err != nil {
+		s.log.Error("read active.json while supervising", zap.Error(err))
+	}
+	trial := trialOf(act, a.version)
+	var readyC, windowC <-chan time.Time
+	if trial != nil {
+		if !a.ready {
+			readyC = s.clock.After(s.cfg.ReadyTimeout - s.clock.Now().Sub(a.started))
+		}
+		windowC = s.clock.After(trial.Started.Add(s.cfg.Watch).Sub(s.clock.Now()))
+	}
+	windowOver := false
+	msgs := a.messages()
+	commit := func() error {
+		s.commit(&act)
+		trial, readyC, windowC = nil, nil, nil
+		return s.selfUpgrade(ctx, a)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			s.stopAgent(a, "supervisor stopping")
+			return true, nil
+		case <-a.done:
+			return false, nil
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				continue
+			}
+			if m != "ready" {
+				s.log.Debug("agent says", zap.String("agent_version", a.version), zap.String("message", m))
+				continue
+			}
+			if a.ready {
+				continue
+			}
+			a.ready = true
+			readyC = nil
+			s.log.Info("agent ready", zap.String("agent_version", a.version), zap.Int("pid", a.pid()),
+				zap.Duration("after", s.clock.Now().Sub(a.started)))
+			if trial == nil {
+				continue
+			}
+			if !trial.Ready {
+				trial.Ready = true
+				s.writeActive(act)
+			}
+			if windowOver {
+				if err := commit(); err != nil {
+					return true, err
+				}
+			}
+		case <-readyC:
+			readyC = nil
+			if a.ready {
+				continue
+			}
+			s.log.Warn("trial version did not say ready in time", zap.String("agent_version", a.version), zap.Duration("ready_timeout", s.cfg.ReadyTimeout))
+			s.stopAgent(a, "not ready in time")
+			a.handled = true
+			s.rollback(act, fmt.Sprintf("version %s did not say ready within %s", a.version, s.cfg.ReadyTimeout))
+			return false, nil
+		case <-windowC:
+			windowC = nil
+			windowOver = true
+			if a.ready {
+				if err := commit(); err != nil {
+					return true, err
+				}
+			}
+		}
+	}
+}
+
+// afterExit decides what follows an agent's exit and returns the delay
+// before the next start.
+func (s *Supervisor) afterExit(a *agent) time.Duration {
+	code, desc := a.exitCode()
+	ran := a.exited.Sub(a.started)
+	s.log.Info("agent exited", zap.String("agent_version", a.version), zap.Int("pid", a.pid()),
+		zap.Int("code", code), zap.String("status", desc), zap.Duration("ran", ran))
+	if ran >= s.cfg.StableAfter {
+		s.backoff = 0
+	}
+	if a.handled {
+		return 0
+	}
+	switch code {
+	case exitUpgrade:
+		s.log.Info("agent asks to start the version active.json names")
+		return 0
+	case exitRestart:
+		return 0
+	case exitBadConfig:
+		act, _ := s.h.ReadActive()
+		if trialOf(act, a.version) != nil {
+			s.rollback(act, fmt.Sprintf("version %s cannot use the configuration (exit 12)", a.version))
+			return 0
+		}
+		s.log.Warn("agent says its configuration is unusable; waiting before the next try", zap.Duration("delay", s.cfg.BadConfigDelay))
+		return s.cfg.BadConfigDelay
+	case exitStopped:
+		act, _ := s.h.ReadActive()
+		if trialOf(act, a.version) != nil {
+			return s.failed(a.version, "exited 0 without being asked to stop", ran)
+		}
+		return s.cfg.CleanExitDelay
+	default:
+		return s.failed(a.version, "crashed ("+desc+")", ran)
+	}
+}
+
+// failed handles a crash (or a start that failed): it counts toward the
+// trial when the version is in trial, and returns the backoff delay.
+func (s *Supervisor) failed(version, why string, ran time.Duration) time.Duration {
+	act, err := s.h.ReadActive()
+	if t := trialOf(act, version); err == nil && t != nil {
+		t.Crashes++
+		s.writeActive(act)
+		s.log.Warn("trial version failed", zap.String("agent_version", version), zap.String("why", why),
+			zap.Int("failures", t.Crashes), zap.Int("crash_budget", s.cfg.CrashBudget))
+		if t.Crashes > s.cfg.CrashBudget {
+			s.rollback(act, fmt.Sprintf("version %s failed %d times within the %s watch window, more than the crash budget of %d; last: %s",
+				version, t.Crashes, s.cfg.Watch, s.cfg.CrashBudget, why))
+			return 0
+		}
+	}
+	s.backoff = nextBackoff(s.backoff, s.cfg.BackoffMin, s.cfg.BackoffMax)
+	return s.backoff
+}
+
+// nextBackoff doubles the previous crash delay within [min, max]; a
+// previous delay of 0 (first crash, or after a stable run) gives min.
+func nextBackoff(prev, min, max time.Duration) time.Duration {
+	if prev < min {
+		return min
+	}
+	if prev > max/2 {
+		return max
+	}
+	return prev * 2
+}
