@@ -37,6 +37,12 @@ func DefaultHome() string {
 	if h := os.Getenv("MOLT_HOME"); h != "" {
 		return h
 	}
+	return osDefaultHome()
+}
+
+// osDefaultHome is the OS's default home, regardless of MOLT_HOME: the home
+// whose service keeps the plain name "molt-supervisor".
+func osDefaultHome() string {
 	switch runtime.GOOS {
 	case "windows":
 		pd := os.Getenv("ProgramData")
