@@ -55,11 +55,15 @@ type Updater interface {
 	Prepare(ctx context.Context, o Order) error
 	// Switch makes the staged o.Version current, in trial.
 	Switch(ctx context.Context, o Order) error
-	// Cleanup removes installed versions not in keep (current, previous
-	// and a trial version are always kept) and stale cache files.
-	Cleanup(ctx context.Context, keep []string) error
+	// Cleanup removes installed versions other than the current, the
+	// previous, a trial and the in-flight one, and stale cache files; it
+	// returns the home-relative paths it removed.
+	Cleanup() (removed []string, err error)
 	// InFlight returns the order in flight (nil when none).
 	InFlight() (*protocol.UpgradeProgress, error)
+	// Finish marks a switched order done once its trial ended (committed
+	// or rolled back) and drops its cache.
+	Finish(orderID string) error
 }
 
 // Order is one upgrade for RunOrder.
@@ -254,6 +258,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.refreshHolds(); err != nil {
 		d.log.Warn("holds", zap.Error(err))
 	}
+	d.finishTrial()
 	if err := writeDaemonFile(d.o.Home, d.daemonInfo()); err != nil {
 		return fmt.Errorf("state/daemon.json: %w", err)
 	}
@@ -266,7 +271,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = c.Busy()
 		}
 	}
-	d.log.Info("agent running", zap.String("version", d.o.Version), zap.String("home", d.o.Home.Dir),
+	d.log.Info("agent running", zap.String("home", d.o.Home.Dir),
 		zap.String("agent_id", d.Identity().ID), zap.Bool("supervised", d.Supervised()),
 		zap.String("server", d.o.Config.Server), zap.Int("holds", len(d.Holds())))
 
@@ -351,6 +356,30 @@ func (d *Daemon) loadIdentity() error {
 	d.identity = id
 	d.mu.Unlock()
 	return nil
+}
+
+// finishTrial closes the books on a switched order whose trial has ended
+// (the supervisor committed it or rolled it back before this start).
+func (d *Daemon) finishTrial() {
+	up, err := d.o.Updater.InFlight()
+	if err != nil || up == nil || (up.Phase != protocol.StateRestarting && up.Phase != protocol.StateWatching) {
+		return
+	}
+	a, err := d.o.Home.ReadActive()
+	if err != nil || (a.Trial != nil && a.Trial.Order == up.OrderID) {
+		return
+	}
+	r, ok, _ := d.o.Home.ReadResult()
+	outcome := "unknown"
+	if ok && r.Order == up.OrderID {
+		outcome = r.Outcome
+	}
+	if err := d.o.Updater.Finish(up.OrderID); err != nil {
+		d.log.Warn("finish order", zap.String("order", up.OrderID), zap.Error(err))
+		return
+	}
+	d.log.Info("upgrade order ended", zap.String("order", up.OrderID), zap.String("version", up.Version),
+		zap.String("outcome", outcome), zap.String("running", d.o.Version))
 }
 
 // watch polls the holds until ctx ends.

@@ -18,7 +18,9 @@
 //  4. return nil on a stop, ErrSwitched after an order switched
 //     active.json to a new version (the command exits 11 for it).
 //
-// The check-in loop is an Orders. It gets the *Daemon and uses:
+// The check-in loop is an Orders (Checkin, in checkin.go); "molt-agent
+// run" sets it as Options.Orders when server: is set. It gets the *Daemon
+// and uses:
 //
 //	d.Config()            the resolved agent.yaml (server, CA, token, labels, cluster)
 //	d.Identity()          the identity; Enrolled() tells whether it has a credential
@@ -38,7 +40,10 @@
 // (active.json names the new version, in trial), reports Phase "restarting",
 // and returns nil. The daemon then gives Orders.Run up to SwitchGrace to
 // send its last report and return, cancels its context, and Run returns
-// ErrSwitched. RunOrder returns ErrBusy when another order or a local
+// ErrSwitched. After the restart, a daemon that finds the switched order's
+// trial ended (result.json names the order) marks it done
+// (updater Finish) before Orders.Run starts; d.Status().LastResult then
+// carries the outcome to report. RunOrder returns ErrBusy when another order or a local
 // request is already being run; errors of the updater are returned wrapped
 // (errors.Is works on the updater's sentinels). Nothing is switched when
 // RunOrder returns an error.

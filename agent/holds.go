@@ -29,7 +29,7 @@ type Hold struct {
 	// Pid is the process the hold lives with; 0 for a hold by time only.
 	Pid int `json:"pid,omitempty"`
 	// Expires ends the hold; zero for a hold that lives with Pid only.
-	Expires time.Time `json:"expires,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Limits of holds.

@@ -28,7 +28,7 @@ type Identity struct {
 	// Credential and the fields below are set by enrollment.
 	Credential string    `json:"credential,omitempty"`
 	Server     string    `json:"server,omitempty"`
-	EnrolledAt time.Time `json:"enrolled_at,omitempty"`
+	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
 }
 
 // Enrolled reports whether the identity carries a server-issued credential.

@@ -90,14 +90,21 @@ func (d *Daemon) waitIdle(ctx context.Context, report func(Progress)) error {
 	}
 }
 
-// Cleanup runs a cleanup order: installed versions not in keep are removed
-// (current, previous and a trial version are always kept).
+// Cleanup runs a cleanup order. The home's own rule decides what stays:
+// the current, the previous, a trial and the in-flight version; keep (the
+// server's list) is logged when it asks for more, never used to remove
+// less safely.
 func (d *Daemon) Cleanup(ctx context.Context, keep []string) error {
 	if !d.running.TryLock() {
 		return ErrBusy
 	}
 	defer d.running.Unlock()
-	return d.o.Updater.Cleanup(ctx, keep)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	removed, err := d.o.Updater.Cleanup()
+	d.log.Info("cleanup", zap.Strings("removed", removed), zap.Strings("server_keep", keep), zap.Error(err))
+	return err
 }
 
 // Status describes the agent for a check-in.

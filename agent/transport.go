@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/moltfleet/molt/config"
+	"github.com/moltfleet/molt/protocol"
+)
+
+// maxCAFile bounds ca_file.
+const maxCAFile = 1 << 20
+
+// NewHTTPClient returns the client the agent talks to its server with, for
+// check-ins and pack downloads alike: it trusts cfg.CAFile (in addition to
+// the system roots) and adds the agent's credential, as credential()
+// returns it at the time of each request, to requests to the server's own
+// origin only. A manifest may point artifacts at another store; that store
+// never sees the credential. The client has no overall timeout (downloads
+// and long polls are long): callers bound requests with their context.
+func NewHTTPClient(cfg *config.Config, credential func() string) (*http.Client, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pool, err := loadCA(cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tlsConf.RootCAs = pool
+	}
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: protocol.DefaultPollWait + 30*time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   2,
+		ForceAttemptHTTP2:     true,
+	}
+	var origin *url.URL
+	if cfg.Server != "" {
+		u, err := url.Parse(cfg.Server)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		origin = u
+	}
+	return &http.Client{Transport: &credentialTransport{base: base, origin: origin, credential: credential}}, nil
+}
+
+func loadCA(path string) (*x509.CertPool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	if len(b) > maxCAFile {
+		return nil, fmt.Errorf("ca_file: %s is larger than %d bytes", path, maxCAFile)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// credentialTransport adds the bearer credential to requests to the
+// server's origin and to nothing else.
+type credentialTransport struct {
+	base       http.RoundTripper
+	origin     *url.URL
+	credential func() string
+}
+
+func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.origin == nil || t.credential == nil || !sameOrigin(t.origin, r.URL) || r.Header.Get(protocol.HeaderAuthorization) != "" {
+		return t.base.RoundTrip(r)
+	}
+	c := t.credential()
+	if c == "" {
+		return t.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set(protocol.HeaderAuthorization, "Bearer "+c)
+	return t.base.RoundTrip(r)
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && hostPort(a) == hostPort(b)
+}
+
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}

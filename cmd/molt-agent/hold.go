@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltfleet/molt/agent"
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/cli"
+)
+
+func newHoldCmd() *cobra.Command {
+	var (
+		dir, reason string
+		dur         time.Duration
+		asJSON      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "hold --reason TEXT (--for DURATION | -- COMMAND [ARGS...])",
+		Short: "Hold off the agent's restart while a command runs or for a while",
+		Long: `Hold off upgrades of this agent: while a hold is active, an upgrade may
+download and stage, but the switch to the new version and the agent's
+restart wait until every hold has ended. The agent tells the supervisor and
+the server that it is busy.
+
+With a COMMAND, the hold lasts while the command runs; its exit code is
+passed through (127 if it cannot be started). If this process is killed, the
+hold ends with it. SIGTERM is passed on to the command.
+
+With --for, the hold lasts that long (at most 7 days) and the command
+returns at once, printing the hold's id; "molt-agent release" ends it early.
+Both together hold until the command ends or the time passes.`,
+		Example: `  # no restart during the nightly backup
+  molt-agent hold --reason "nightly backup" -- /usr/local/bin/backup.sh --full
+
+  # a maintenance window of two hours
+  molt-agent hold --reason "db migration" --for 2h
+  molt-agent release --id 3f2a9c0d1e4b5a67`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := agent.CheckReason(reason); err != nil {
+				return cli.Usage("%v", err)
+			}
+			if dur < 0 || dur > agent.MaxHoldFor {
+				return cli.Usage("--for: must be between 1s and %s", agent.MaxHoldFor)
+			}
+			dash := cmd.ArgsLenAtDash()
+			if len(args) > 0 && dash != 0 {
+				return cli.Usage("put the command after --, e.g. molt-agent hold --reason %q -- %s", reason, args[0])
+			}
+			if len(args) == 0 && dur == 0 {
+				return cli.Usage("give --for DURATION or a command after --")
+			}
+			holds := agent.HoldsOf(home.New(dir))
+			if len(args) == 0 {
+				h, err := holds.Add(reason, 0, dur)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return cli.PrintJSON(cmd.OutOrStdout(), h)
+				}
+				say(cmd.OutOrStdout(), "hold %s until %s: %s", h.ID, h.Expires.Local().Format(time.RFC3339), h.Reason)
+				say(cmd.OutOrStdout(), "end it early with: molt-agent release --id %s", h.ID)
+				return nil
+			}
+			h, err := holds.Add(reason, os.Getpid(), dur)
+			if err != nil {
+				return err
+			}
+			defer holds.Release(h.ID)
+			return runHeld(args)
+		},
+	}
+	homeFlag(cmd, &dir)
+	cmd.Flags().StringVar(&reason, "reason", "", "why the agent must not restart (shown in status and on the server)")
+	cmd.Flags().DurationVar(&dur, "for", 0, "hold for this long (e.g. 30m, 2h); with a command, at most this long")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the hold as JSON (with --for)")
+	return cmd
+}
+
+// runHeld runs the command in the foreground and returns its exit code as
+// an ExitError.
+func runHeld(args []string) error {
+	c := exec.Command(args[0], args[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Ctrl-C reaches the command from the terminal itself; the holder only
+	// waits for it. SIGTERM is sent to this process alone: pass it on.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := c.Start(); err != nil {
+		return cli.Exit(127, fmt.Errorf("start %s: %w", args[0], err))
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTERM {
+				if err := c.Process.Signal(s); err != nil {
+					_ = c.Process.Kill()
+				}
+			}
+		case err := <-done:
+			return exitOf(err)
+		}
+	}
+}
+
+func exitOf(err error) error {
+	var ee *exec.ExitError
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, &ee) {
+		return cli.Exit(1, err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return cli.Exit(128+int(ws.Signal()), nil)
+	}
+	return cli.Exit(ee.ExitCode(), nil)
+}
+
+func newReleaseCmd() *cobra.Command {
+	var (
+		dir, id string
+		all     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "release (--id ID | --all)",
+		Short: "End a hold early",
+		Long: `End a hold made with "molt-agent hold --for". A hold that runs with a
+command ends when the command ends; releasing it lets a waiting upgrade go
+on while the command still runs.`,
+		Example: `  molt-agent release --id 3f2a9c0d1e4b5a67
+  molt-agent release --all`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (id == "") == !all {
+				return cli.Usage("give exactly one of --id ID or --all")
+			}
+			holds := agent.HoldsOf(home.New(dir))
+			out := cmd.OutOrStdout()
+			if all {
+				released, err := holds.ReleaseAll()
+				for _, h := range released {
+					say(out, "released %s: %s", h.ID, h.Reason)
+				}
+				if len(released) == 0 && err == nil {
+					say(out, "no active hold")
+				}
+				return err
+			}
+			if err := holds.Release(id); err != nil {
+				return err
+			}
+			say(out, "released %s", id)
+			return nil
+		},
+	}
+	homeFlag(cmd, &dir)
+	cmd.Flags().StringVar(&id, "id", "", "the hold's id (from molt-agent hold or status)")
+	cmd.Flags().BoolVar(&all, "all", false, "release every hold")
+	return cmd
+}
