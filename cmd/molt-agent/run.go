@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -79,7 +78,7 @@ the key), 1 anything else.`,
 	f.StringArrayVar(&labels, "label", nil, "label key=value (repeat; replaces labels)")
 	f.StringVar(&o.Cluster, "cluster", "", "cluster: agents of one cluster upgrade one at a time")
 	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
-	f.StringVar(&logFile, "log-file", "", "JSON log file, rotated (default <home>/logs/agent-<version>.log when supervised, else the terminal)")
+	f.StringVar(&logFile, "log-file", "", "also write JSON lines to this rotated file (default: stderr only; the supervisor keeps it in logs/agent-<version>.log)")
 	return cmd
 }
 
@@ -92,11 +91,7 @@ func runDaemon(ctx context.Context, h home.Home, configPath, logFile string, o a
 	if err != nil {
 		return cli.Exit(control.ExitBadConfig, err)
 	}
-	supervised := control.Supervised()
-	if logFile == "" && supervised {
-		logFile = filepath.Join(h.LogsDir(), "agent-"+buildinfo.Version+".log")
-	}
-	log, flush, err := cli.NewLogger(cli.LogOptions{Level: cfg.LogLevel, File: logFile})
+	log, flush, err := cli.NewLogger(cli.LogOptions{Level: cfg.LogLevel, File: logFile, Console: true})
 	if err != nil {
 		return cli.Exit(control.ExitBadConfig, fmt.Errorf("log_level: %w", err))
 	}
