@@ -1,0 +1,313 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltfleet/molt/agent"
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/platform"
+	"github.com/moltfleet/molt/updater"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// statusReport is what "molt-agent status --json" prints.
+type statusReport struct {
+	Home       string                `json:"home"`
+	Identity   *identityStatus       `json:"identity,omitempty"`
+	Active     *home.Active          `json:"active,omitempty"`
+	Versions   []versionStatus       `json:"versions"`
+	LastResult *home.Result          `json:"last_result,omitempty"`
+	Upgrade    *updater.UpgradeState `json:"upgrade,omitempty"`
+	Floor      string                `json:"floor,omitempty"`
+	Agent      *agentProcess         `json:"agent,omitempty"`
+	Supervisor *supervisorProcess    `json:"supervisor,omitempty"`
+	Supervised bool                  `json:"supervised"`
+	Busy       bool                  `json:"busy"`
+	Holds      []agent.Hold          `json:"holds"`
+	Problems   []string              `json:"problems,omitempty"`
+}
+
+type identityStatus struct {
+	ID          string    `json:"id"`
+	Enrolled    bool      `json:"enrolled"`
+	Server      string    `json:"server,omitempty"`
+	Fingerprint string    `json:"fingerprint"`
+	Created     time.Time `json:"created"`
+	// ThisMachine is false when the identity was made on another machine
+	// (a cloned image): the next start makes a new one.
+	ThisMachine bool `json:"this_machine"`
+}
+
+type versionStatus struct {
+	Version string `json:"version"`
+	Valid   bool   `json:"valid"`
+	Role    string `json:"role,omitempty"` // current, previous, trial
+}
+
+type agentProcess struct {
+	agent.DaemonInfo
+	Running bool `json:"running"`
+}
+
+// supervisorProcess is read from state/agent.json, which the supervisor
+// writes for the agent it runs.
+type supervisorProcess struct {
+	Pid      int    `json:"supervisor_pid"`
+	AgentPid int    `json:"pid"`
+	Version  string `json:"version"`
+	Running  bool   `json:"running"`
+}
+
+func newStatusCmd() *cobra.Command {
+	var (
+		dir    string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the agent's identity, versions, last upgrade, holds and supervision",
+		Long: `Show what the home holds and what runs: the identity (id, enrolled or not),
+the current, previous and trial versions, every installed version and
+whether it is complete (.valid), the outcome of the last trial
+(state/result.json), the upgrade in flight (state/upgrade.json), whether an
+agent and a supervisor run for this home, and the active holds.
+
+It only reads; it works while the agent runs and when nothing runs.`,
+		Example: `  molt-agent status
+  molt-agent status --home /srv/molt-b --json | jq .active.current`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := collectStatus(home.New(dir))
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), r)
+			}
+			printStatus(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	homeFlag(cmd, &dir)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func collectStatus(h home.Home) statusReport {
+	r := statusReport{Home: h.Dir, Versions: []versionStatus{}, Holds: []agent.Hold{}}
+	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
+
+	if _, err := os.Stat(h.Dir); err != nil {
+		problem("home %s: %v", h.Dir, errors.Unwrap(err))
+		return r
+	}
+	switch id, err := agent.ReadIdentity(h); {
+	case err == nil:
+		fp, ferr := agent.Fingerprint()
+		r.Identity = &identityStatus{
+			ID: id.ID, Enrolled: id.Enrolled(), Server: id.Server, Fingerprint: id.Fingerprint, Created: id.Created,
+			ThisMachine: ferr != nil || fp == id.Fingerprint,
+		}
+	case !errors.Is(err, agent.ErrNoIdentity):
+		problem("identity: %v", err)
+	}
+	a, err := h.ReadActive()
+	switch {
+	case err == nil:
+		r.Active = &a
+	case errors.Is(err, home.ErrNoActive):
+		problem("nothing installed: no state/active.json (run molt-agent install)")
+	default:
+		problem("%v", err)
+	}
+	r.Versions = installedVersions(h, a)
+	if res, ok, err := h.ReadResult(); err != nil {
+		problem("%v", err)
+	} else if ok {
+		r.LastResult = &res
+	}
+	u := updater.New(updater.Options{Home: h})
+	if st, err := u.State(); err != nil {
+		problem("%v", err)
+	} else if st.Phase != updater.PhaseNone {
+		r.Upgrade = &st
+	}
+	if f, err := u.Floor(); err == nil {
+		r.Floor = f
+	}
+	if info, running := agent.RunningDaemon(h); info.Pid != 0 {
+		r.Agent = &agentProcess{DaemonInfo: info, Running: running}
+		r.Supervised = running && info.Supervised
+	}
+	var sp supervisorProcess
+	if b, err := readSmall(filepath.Join(h.StateDir(), "agent.json")); err == nil && json.Unmarshal(b, &sp) == nil && sp.Pid > 0 {
+		sp.Running = platform.ProcessAlive(sp.Pid)
+		r.Supervisor = &sp
+		r.Supervised = r.Supervised || sp.Running
+	}
+	hs, err := agent.HoldsOf(h).List()
+	if err != nil {
+		problem("%v", err)
+	}
+	if hs != nil {
+		r.Holds = hs
+	}
+	r.Busy = len(r.Holds) > 0
+	return r
+}
+
+func installedVersions(h home.Home, a home.Active) []versionStatus {
+	out := []versionStatus{}
+	ents, err := os.ReadDir(h.VersionsDir())
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		v := e.Name()
+		if !e.IsDir() || !pack.ValidVersion(v) {
+			continue
+		}
+		vs := versionStatus{Version: v, Valid: h.IsValid(v)}
+		switch {
+		case a.Trial != nil && a.Trial.Version == v:
+			vs.Role = "trial"
+		case v == a.Current:
+			vs.Role = "current"
+		case v == a.Previous:
+			vs.Role = "previous"
+		}
+		out = append(out, vs)
+	}
+	sort.Slice(out, func(i, j int) bool { return semver.Less(out[j].Version, out[i].Version) })
+	return out
+}
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
+}
+
+func printStatus(w io.Writer, r statusReport) {
+	ts := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+	fmt.Fprintf(w, "home        %s\n", r.Home)
+	switch id := r.Identity; {
+	case id == nil:
+		fmt.Fprintf(w, "identity    none yet (made on the agent's first start)\n")
+	case id.Enrolled:
+		fmt.Fprintf(w, "identity    %s, enrolled with %s\n", id.ID, id.Server)
+	default:
+		fmt.Fprintf(w, "identity    %s, not enrolled\n", id.ID)
+	}
+	if id := r.Identity; id != nil && !id.ThisMachine {
+		fmt.Fprintf(w, "            made on another machine: the next start makes a new identity\n")
+	}
+	if a := r.Active; a != nil {
+		prev := a.Previous
+		if prev == "" {
+			prev = "none"
+		}
+		fmt.Fprintf(w, "current     %s (previous %s)\n", a.Current, prev)
+		if t := a.Trial; t != nil {
+			state := "switched " + ts(t.Switched) + ", not started yet"
+			if !t.Started.IsZero() {
+				state = fmt.Sprintf("started %s, ready %v, crashes %d", ts(t.Started), t.Ready, t.Crashes)
+			}
+			fmt.Fprintf(w, "trial       %s: %s\n", t.Version, state)
+		}
+	}
+	if len(r.Versions) > 0 {
+		var parts []string
+		for _, v := range r.Versions {
+			s := v.Version
+			if !v.Valid {
+				s += " (incomplete)"
+			}
+			if v.Role != "" {
+				s += " [" + v.Role + "]"
+			}
+			parts = append(parts, s)
+		}
+		fmt.Fprintf(w, "installed   %s\n", strings.Join(parts, ", "))
+	}
+	if res := r.LastResult; res != nil {
+		line := fmt.Sprintf("%s %s at %s", res.Version, strings.ReplaceAll(res.Outcome, "_", " "), ts(res.At))
+		if res.Reason != "" {
+			line += ": " + res.Reason
+		}
+		fmt.Fprintf(w, "last trial  %s\n", line)
+		if res.Outcome == home.OutcomeRolledBack && res.Logs != "" {
+			fmt.Fprintf(w, "            logs of the failed version: %s\n", res.Logs)
+		}
+		if s := res.Supervisor; s != nil {
+			if s.Upgraded {
+				fmt.Fprintf(w, "supervisor  upgraded %s -> %s\n", s.From, s.To)
+			} else {
+				fmt.Fprintf(w, "supervisor  kept %s, not upgraded to %s: %s\n", s.From, s.To, s.Reason)
+			}
+		}
+	}
+	if u := r.Upgrade; u != nil {
+		line := fmt.Sprintf("order %s: %s, %s", u.Order, u.Version, u.Phase)
+		var done, total int64
+		for _, f := range u.Files {
+			done, total = done+f.Done, total+f.Size
+		}
+		if u.Phase == updater.PhaseDownloading && total > 0 {
+			line += fmt.Sprintf(" %d%%", done*100/total)
+		}
+		if u.Error != "" {
+			line += ": " + u.Error
+		}
+		fmt.Fprintf(w, "upgrade     %s\n", line)
+	}
+	if r.Floor != "" {
+		fmt.Fprintf(w, "floor       %s (no version below it is accepted)\n", r.Floor)
+	}
+	switch ag := r.Agent; {
+	case ag != nil && ag.Running:
+		fmt.Fprintf(w, "agent       running, pid %d, %s, since %s\n", ag.Pid, ag.Version, ts(ag.Started))
+	default:
+		fmt.Fprintf(w, "agent       not running\n")
+	}
+	switch sp := r.Supervisor; {
+	case sp != nil && sp.Running:
+		fmt.Fprintf(w, "supervised  yes, supervisor pid %d\n", sp.Pid)
+	case r.Supervised:
+		fmt.Fprintf(w, "supervised  yes\n")
+	default:
+		fmt.Fprintf(w, "supervised  no supervisor runs for this home\n")
+	}
+	if len(r.Holds) == 0 {
+		fmt.Fprintf(w, "holds       none\n")
+	}
+	for i, h := range r.Holds {
+		label := "holds      "
+		if i > 0 {
+			label = "           "
+		}
+		var until []string
+		if h.Pid > 0 {
+			until = append(until, fmt.Sprintf("while pid %d runs", h.Pid))
+		}
+		if !h.Expires.IsZero() {
+			until = append(until, "until "+ts(h.Expires))
+		}
+		fmt.Fprintf(w, "%s %s %q %s\n", label, h.ID, h.Reason, strings.Join(until, ", "))
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "problem     %s\n", p)
+	}
+}
