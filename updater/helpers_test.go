@@ -276,11 +276,13 @@ func testOptions(h home.Home, keys ...pack.Key) Options {
 }
 
 // files returns a one-platform release set: an agent of agentSize bytes
-// (a script when agentSize is 0) and a supervisor of supSize bytes.
+// (at least a small script) and a supervisor of supSize bytes.
 func files(version string, agentSize, supSize int) packtest.Files {
+	// A script that prints its version, padded to size with random bytes
+	// the shell never reads (it exits first).
 	agent := script(version, 0)
-	if agentSize > 0 {
-		agent = randomBytes(agentSize, uint64(len(version)))
+	if pad := agentSize - len(agent) - 1; pad > 0 {
+		agent = append(append(agent, '\n'), randomBytes(pad, uint64(len(version)))...)
 	}
 	return packtest.Files{testPlatform: {
 		pack.RoleAgent:      agent,

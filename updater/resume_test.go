@@ -1,0 +1,226 @@
+package updater
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// TestResumeAfterCuts cuts the artifact's connection at several offsets;
+// the download completes and the server sends every byte exactly once.
+func TestResumeAfterCuts(t *testing.T) {
+	const size = 1 << 20
+	for _, tc := range []struct {
+		name string
+		cuts []int64
+	}{
+		{"at 0", []int64{0}},
+		{"at 1", []int64{1}},
+		{"mid", []int64{size / 2}},
+		{"at size-1", []int64{size - 1}},
+		{"all of them", []int64{0, 1, size / 2, size - 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pub, sk := newKey(t)
+			h := testHome(t, t.TempDir())
+			srv := newServer(t)
+			rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 1000), nil)
+			base := srv.publish(rel)
+			agent := srv.path(rel, pack.RoleAgent)
+			srv.cuts[agent] = tc.cuts
+
+			u := New(testOptions(h, pub))
+			if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := srv.servedBytes(agent); got != size {
+				t.Errorf("server sent %d bytes of a %d-byte file: something was downloaded twice", got, size)
+			}
+			if n := srv.requestCount(agent); n != len(tc.cuts)+1 {
+				t.Errorf("%d requests for %d cuts", n, len(tc.cuts))
+			}
+			if err := u.Switch("o"); err != nil {
+				t.Fatal(err)
+			}
+			checkHomeInvariants(t, h)
+		})
+	}
+}
+
+// TestResumeChangedFile: the server's file changed between attempts (its
+// ETag differs), so If-Range makes it send the whole file, and the
+// download starts over cleanly.
+func TestResumeChangedFile(t *testing.T) {
+	const size = 300_000
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
+	base := srv.publish(rel)
+	agent := srv.path(rel, pack.RoleAgent)
+	srv.cuts[agent] = []int64{size / 3}
+	u := New(testOptions(h, pub))
+	u.sleep = func(context.Context, time.Duration) error {
+		srv.mu.Lock()
+		srv.etags[agent] = `"rebuilt"`
+		srv.mu.Unlock()
+		return nil
+	}
+	if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := srv.servedBytes(agent), int64(size/3+size); got != want {
+		t.Errorf("served %d bytes, want %d (the cut part, then all of it)", got, want)
+	}
+}
+
+// TestLeftovers: partial files from an earlier process, with no state
+// telling where they came from, never break a later attempt.
+func TestLeftovers(t *testing.T) {
+	const size = 200_000
+	for _, tc := range []struct {
+		name      string
+		leftover  func(good []byte) []byte
+		wantBytes int64
+	}{
+		{"zero bytes", func([]byte) []byte { return nil }, size},
+		{"good prefix", func(g []byte) []byte { return g[:size/4] }, size - size/4},
+		{"garbage prefix", func([]byte) []byte { return randomBytes(size/4, 99) }, size - size/4 + size},
+		{"longer than the file", func([]byte) []byte { return randomBytes(size+10, 98) }, size},
+		{"whole file, wrong bytes", func([]byte) []byte { return randomBytes(size, 97) }, size},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pub, sk := newKey(t)
+			h := testHome(t, t.TempDir())
+			srv := newServer(t)
+			rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
+			base := srv.publish(rel)
+			u := New(testOptions(h, pub))
+			if err := os.MkdirAll(u.cacheDir("1.1.0"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(u.partPath("1.1.0", pack.RoleAgent), tc.leftover(rel.files[testPlatform][pack.RoleAgent]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := srv.servedBytes(srv.path(rel, pack.RoleAgent)); got != tc.wantBytes {
+				t.Errorf("served %d bytes, want %d", got, tc.wantBytes)
+			}
+			if err := u.Switch("o"); err != nil {
+				t.Fatal(err)
+			}
+			checkHomeInvariants(t, h)
+		})
+	}
+}
+
+// TestRetriesBounded: a server that always fails is asked a bounded
+// number of times, with backoff between, and the cache is kept for later.
+func TestRetriesBounded(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
+	base := srv.publish(rel)
+	agent := srv.path(rel, pack.RoleAgent)
+	srv.override[agent] = func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}
+	o := testOptions(h, pub)
+	o.Retry = Retry{Attempts: 5, Base: 10 * time.Second, Max: 40 * time.Second}
+	u := New(o)
+	var waits []time.Duration
+	u.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)})
+	if err == nil || IsRefusal(err) {
+		t.Fatalf("Prepare = %v, want a transient failure", err)
+	}
+	if n := srv.requestCount(agent); n != 5 {
+		t.Errorf("%d requests, want 5", n)
+	}
+	if len(waits) != 4 {
+		t.Fatalf("waits %v", waits)
+	}
+	// Equal jitter: each wait is within [d/2, d] of 10s doubling, capped.
+	for i, d := range waits {
+		hi := min(10*time.Second<<(i+1), 40*time.Second)
+		if d < hi/2 || d > hi {
+			t.Errorf("wait %d = %v, want within [%v, %v]", i, d, hi/2, hi)
+		}
+	}
+	st, _ := u.State()
+	if st.Phase != PhaseFailed || st.Refused || st.Error == "" {
+		t.Errorf("state %+v", st)
+	}
+}
+
+// TestResumeAfterKill kills a process mid-download with SIGKILL; the next
+// Prepare continues from the bytes it left.
+func TestResumeAfterKill(t *testing.T) {
+	const size = 2 << 20
+	const at = size / 3
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 1000), nil)
+	base := srv.publish(rel)
+	agent := srv.path(rel, pack.RoleAgent)
+	srv.hold[agent] = at
+
+	cmd := helperCmd(t, "upgrade", envHome+"="+h.Dir, envURL+"="+base, envOrder+"=o",
+		envVersion+"=1.1.0", envKey+"="+pub.String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.held:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the helper never reached the hold")
+	}
+	u := New(testOptions(h, pub))
+	part := u.partPath("1.1.0", pack.RoleAgent)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if fi, err := os.Stat(part); err == nil && fi.Size() == at {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("%s never reached %d bytes", part, at)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Success() {
+		t.Fatalf("helper: %v, want killed", err)
+	}
+	srv.releaseHolds()
+	if st, _ := u.State(); st.Phase != PhaseDownloading || st.Files[pack.RoleAgent].Done != at {
+		t.Errorf("state after kill: phase %s, agent %+v", st.Phase, st.Files[pack.RoleAgent])
+	}
+
+	if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.servedBytes(agent); got != size {
+		t.Errorf("server sent %d bytes of a %d-byte file", got, size)
+	}
+	if err := u.Switch("o"); err != nil {
+		t.Fatal(err)
+	}
+	checkHomeInvariants(t, h)
+}
