@@ -116,14 +116,14 @@ func (h *httpSource) getSmall(ctx context.Context, name string, limit int64) ([]
 			return false, statusError(resp)
 		}
 		if resp.ContentLength > limit {
-			return false, fmt.Errorf("%s: %w: %d bytes, the limit is %d", name, pack.ErrTooLarge, resp.ContentLength, limit)
+			return false, fmt.Errorf("%w: %d bytes, the limit is %d", pack.ErrTooLarge, resp.ContentLength, limit)
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 		if err != nil {
 			return false, err
 		}
 		if int64(len(b)) > limit {
-			return false, fmt.Errorf("%s: %w: larger than %d bytes", name, pack.ErrTooLarge, limit)
+			return false, fmt.Errorf("%w: larger than %d bytes", pack.ErrTooLarge, limit)
 		}
 		out = b
 		return false, nil
