@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// event is an event about to be recorded.
+type event struct {
+	ID     int
+	Agent  string
+	Run    int64
+	Dep    int64
+	Msg    string
+	Fields map[string]string
+}
+
+// eventHub wakes followers of the event log when events were committed.
+type eventHub struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newEventHub() *eventHub { return &eventHub{ch: make(chan struct{})} }
+
+func (h *eventHub) publish() {
+	h.mu.Lock()
+	close(h.ch)
+	h.ch = make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *eventHub) wait() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ch
+}
+
+// emit records one event on its own.
+func (s *Server) emit(ctx context.Context, e event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.change(ctx, func(w *writer) error { return w.event(e) }); err != nil {
+		s.log.Warn("record event", zap.Int("event", e.ID), zap.Error(err))
+	}
+}
+
+const maxEventsPage = 1000
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	var after int64
+	var since time.Time
+	limit := 100
+	if v := q.Get("after_id"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("after_id: %q is not a sequence number", v)
+		}
+		after = n
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			d, derr := time.ParseDuration(v)
+			if derr != nil || d <= 0 {
+				return badRequest("since: %q is neither an RFC 3339 time nor a duration like 1h", v)
+			}
+			t = s.clock.Now().Add(-d)
+		}
+		since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxEventsPage {
+			return badRequest("limit: %q is not a number from 1 to %d", v, maxEventsPage)
+		}
+		limit = n
+	}
+	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	// Without after_id and since, the newest page is shown (like tail).
+	tail := after == 0 && since.IsZero() && !follow
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		wake := s.events.wait()
+		evs, err := s.queryEvents(r.Context(), after, since, limit, tail)
+		if err != nil {
+			return err
+		}
+		if len(evs) > 0 || !follow {
+			next := after
+			if len(evs) > 0 {
+				next = evs[len(evs)-1].Seq
+			}
+			writeJSON(w, 200, protocol.Events{Events: evs, Next: next})
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-deadline.C:
+			follow = false
+		case <-s.closing:
+			follow = false
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+	}
+}
+
+func (s *Server) queryEvents(ctx context.Context, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
+	q := `SELECT seq, id, name, at, agent_id, run_id, deployment_id, message, fields FROM events WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`
+	if tail {
+		q = `SELECT * FROM (SELECT seq, id, name, at, agent_id, run_id, deployment_id, message, fields FROM events WHERE seq > ? AND at >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`
+	}
+	rows, err := s.st.r.QueryContext(ctx, q, after, nanos(since), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []protocol.Event{}
+	for rows.Next() {
+		var e protocol.Event
+		var at, run, dep int64
+		var fields string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Name, &at, &e.AgentID, &run, &dep, &e.Message, &fields); err != nil {
+			return nil, err
+		}
+		e.At = fromNanos(at)
+		e.RunID = runID(run)
+		if dep != 0 {
+			e.DeploymentID = depID(dep)
+		}
+		if err := jsonUnmarshal(fields, &e.Fields); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,159 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// The Prometheus text format is written by hand: a few gauges and two
+// histograms do not justify client_golang's dependency tree and global
+// registry.
+
+var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+type histogram struct {
+	counts []uint64 // per bucket, not cumulative
+	count  uint64
+	sum    float64
+}
+
+func (h *histogram) observe(v float64) {
+	if h.counts == nil {
+		h.counts = make([]uint64, len(latencyBuckets))
+	}
+	for i, b := range latencyBuckets {
+		if v <= b {
+			h.counts[i]++
+			break
+		}
+	}
+	h.count++
+	h.sum += v
+}
+
+func (h *histogram) write(w io.Writer, name, labels string) {
+	var cum uint64
+	sep := ""
+	if labels != "" {
+		sep = ","
+	}
+	for i, b := range latencyBuckets {
+		if h.counts != nil {
+			cum += h.counts[i]
+		}
+		fmt.Fprintf(w, "%s_bucket{%s%sle=\"%g\"} %d\n", name, labels, sep, b, cum)
+	}
+	fmt.Fprintf(w, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, labels, sep, h.count)
+	if labels != "" {
+		labels = "{" + labels + "}"
+	}
+	fmt.Fprintf(w, "%s_sum%s %g\n%s_count%s %d\n", name, labels, h.sum, name, labels, h.count)
+}
+
+type metrics struct {
+	mu       sync.Mutex
+	checkin  histogram
+	requests map[string]*histogram // "route|code class"
+}
+
+func newMetrics() *metrics { return &metrics{requests: map[string]*histogram{}} }
+
+func (m *metrics) observeCheckin(d time.Duration) {
+	m.mu.Lock()
+	m.checkin.observe(d.Seconds())
+	m.mu.Unlock()
+}
+
+func (m *metrics) observeRequest(route string, status int, d time.Duration) {
+	key := route + "|" + fmt.Sprintf("%dxx", status/100)
+	m.mu.Lock()
+	h := m.requests[key]
+	if h == nil {
+		h = &histogram{}
+		m.requests[key] = h
+	}
+	h.observe(d.Seconds())
+	m.mu.Unlock()
+}
+
+func promLabel(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller) error {
+	type agentKey struct{ version, platform, status, upgrade string }
+	agents := map[agentKey]int{}
+	now := s.clock.Now()
+	s.mu.Lock()
+	for _, a := range s.agents {
+		if a.Revoked {
+			continue
+		}
+		agents[agentKey{a.St.Version, a.St.Platform, s.connStatus(a, now), s.upgradeStatus(a)}]++
+	}
+	runs := map[string]int{}
+	for _, rr := range s.runs {
+		runs[rr.Status]++
+	}
+	s.mu.Unlock()
+	deps := map[string]int{}
+	rows, err := s.st.r.QueryContext(r.Context(), `SELECT state, COUNT(*) FROM deployments GROUP BY state`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		deps[st] = n
+	}
+	rows.Close()
+	var b strings.Builder
+	b.WriteString("# HELP molt_agents Enrolled agents by version, platform, connection status and upgrade status.\n# TYPE molt_agents gauge\n")
+	keys := make([]agentKey, 0, len(agents))
+	for k := range agents {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j])
+	})
+	for _, k := range keys {
+		fmt.Fprintf(&b, "molt_agents{version=\"%s\",platform=\"%s\",status=\"%s\",upgrade_status=\"%s\"} %d\n",
+			promLabel(k.version), promLabel(k.platform), k.status, k.upgrade, agents[k])
+	}
+	b.WriteString("# HELP molt_deployments Deployments by state.\n# TYPE molt_deployments gauge\n")
+	for _, st := range protocol.DeploymentStates {
+		fmt.Fprintf(&b, "molt_deployments{state=\"%s\"} %d\n", st, deps[st])
+	}
+	b.WriteString("# HELP molt_runs Runs not ended, by status.\n# TYPE molt_runs gauge\n")
+	for _, st := range []string{protocol.RunRunning, protocol.RunPaused, protocol.RunCancelled} {
+		fmt.Fprintf(&b, "molt_runs{status=\"%s\"} %d\n", st, runs[st])
+	}
+	s.met.mu.Lock()
+	b.WriteString("# HELP molt_checkin_duration_seconds Time to process a check-in, without the long-poll wait.\n# TYPE molt_checkin_duration_seconds histogram\n")
+	s.met.checkin.write(&b, "molt_checkin_duration_seconds", "")
+	b.WriteString("# HELP molt_http_request_duration_seconds HTTP request latency by route and status class (check-ins without their long-poll wait).\n# TYPE molt_http_request_duration_seconds histogram\n")
+	rk := make([]string, 0, len(s.met.requests))
+	for k := range s.met.requests {
+		rk = append(rk, k)
+	}
+	sort.Strings(rk)
+	for _, k := range rk {
+		route, class, _ := strings.Cut(k, "|")
+		s.met.requests[k].write(&b, "molt_http_request_duration_seconds", fmt.Sprintf("route=\"%s\",code=\"%s\"", promLabel(route), class))
+	}
+	s.met.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, err = io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,908 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// ----- tokens -----
+
+// CreateToken makes an API token and returns its secret (shown once).
+func (s *Server) CreateToken(ctx context.Context, role, name string) (protocol.TokenCreated, error) {
+	if protocol.RoleRank(role) == 0 {
+		return protocol.TokenCreated{}, badRequest("role %q is not viewer, operator or admin", role)
+	}
+	if err := checkString("name", name, false); err != nil {
+		return protocol.TokenCreated{}, err
+	}
+	secret := newSecret("molt_")
+	var out protocol.TokenCreated
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.change(ctx, func(w *writer) error {
+		res, err := w.exec(`INSERT INTO tokens (name, role, hash, created) VALUES (?, ?, ?, ?)`, name, role, hashSecret(secret), nanos(w.now))
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		out = protocol.TokenCreated{Token: protocol.Token{ID: "t-" + strconv.FormatInt(id, 10), Name: name, Role: role, Created: w.now}, Secret: secret}
+		return w.event(event{ID: protocol.EvTokenCreated, Msg: fmt.Sprintf("API token %s (%s) created", out.Token.ID, role), Fields: map[string]string{"role": role, "token": out.Token.ID}})
+	})
+	return out, err
+}
+
+func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	rows, err := s.st.r.QueryContext(r.Context(), `SELECT id, name, role, created, last_used, revoked FROM tokens ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	out := protocol.Tokens{Tokens: []protocol.Token{}}
+	for rows.Next() {
+		var t protocol.Token
+		var id, created, used int64
+		if err := rows.Scan(&id, &t.Name, &t.Role, &created, &used, &t.Revoked); err != nil {
+			return err
+		}
+		t.ID, t.Created, t.LastUsed = "t-"+strconv.FormatInt(id, 10), fromNanos(created), fromNanos(used)
+		out.Tokens = append(out.Tokens, t)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request, _ caller) error {
+	req, err := decodeJSON[protocol.TokenRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	out, err := s.CreateToken(r.Context(), req.Role, req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request, c caller) error {
+	id, ok := parseID(r.PathValue("id"), "t-")
+	if !ok {
+		return notFound("no token %q (ids look like t-3)", r.PathValue("id"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.change(r.Context(), func(wr *writer) error {
+		res, err := wr.exec(`UPDATE tokens SET revoked = 1 WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("no token t-%d", id)
+		}
+		return wr.event(event{ID: protocol.EvTokenRevoked, Msg: fmt.Sprintf("API token t-%d revoked", id)})
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// CreateEnrollToken makes an enrollment token and returns its secret.
+func (s *Server) CreateEnrollToken(ctx context.Context, req protocol.EnrollTokenRequest) (protocol.EnrollTokenCreated, error) {
+	if req.ExpiresIn == 0 {
+		req.ExpiresIn = 86400
+	}
+	if req.Uses == 0 {
+		req.Uses = 1
+	}
+	if req.ExpiresIn < 1 || req.ExpiresIn > 366*86400 {
+		return protocol.EnrollTokenCreated{}, badRequest("expires_in: %d is not from 1 s to 366 days", req.ExpiresIn)
+	}
+	if req.Uses < 1 || req.Uses > 1000000 {
+		return protocol.EnrollTokenCreated{}, badRequest("uses: %d is not from 1 to 1000000", req.Uses)
+	}
+	if err := checkString("name", req.Name, false); err != nil {
+		return protocol.EnrollTokenCreated{}, err
+	}
+	secret := newSecret("molte_")
+	var out protocol.EnrollTokenCreated
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.change(ctx, func(w *writer) error {
+		exp := w.now.Add(time.Duration(req.ExpiresIn) * time.Second)
+		res, err := w.exec(`INSERT INTO enroll_tokens (name, hash, created, expires, uses) VALUES (?, ?, ?, ?, ?)`, req.Name, hashSecret(secret), nanos(w.now), nanos(exp), req.Uses)
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		out = protocol.EnrollTokenCreated{Token: protocol.EnrollToken{ID: "e-" + strconv.FormatInt(id, 10), Name: req.Name, Created: w.now, Expires: exp, Uses: req.Uses}, Secret: secret}
+		return w.event(event{ID: protocol.EvEnrollTokenMade, Msg: fmt.Sprintf("enrollment token %s created (%d uses, expires %s)", out.Token.ID, req.Uses, exp.Format(time.RFC3339)),
+			Fields: map[string]string{"uses": strconv.Itoa(req.Uses), "expires": exp.Format(time.RFC3339)}})
+	})
+	return out, err
+}
+
+func (s *Server) handleEnrollTokenList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	rows, err := s.st.r.QueryContext(r.Context(), `SELECT id, name, created, expires, uses, used, revoked FROM enroll_tokens ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	out := protocol.EnrollTokens{Tokens: []protocol.EnrollToken{}}
+	for rows.Next() {
+		var t protocol.EnrollToken
+		var id, created, exp int64
+		if err := rows.Scan(&id, &t.Name, &created, &exp, &t.Uses, &t.Used, &t.Revoked); err != nil {
+			return err
+		}
+		t.ID, t.Created, t.Expires = "e-"+strconv.FormatInt(id, 10), fromNanos(created), fromNanos(exp)
+		out.Tokens = append(out.Tokens, t)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+func (s *Server) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request, _ caller) error {
+	req, err := decodeJSON[protocol.EnrollTokenRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	out, err := s.CreateEnrollToken(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) handleEnrollTokenRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
+	id, ok := parseID(r.PathValue("id"), "e-")
+	if !ok {
+		return notFound("no enrollment token %q (ids look like e-3)", r.PathValue("id"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.change(r.Context(), func(wr *writer) error {
+		res, err := wr.exec(`UPDATE enroll_tokens SET revoked = 1 WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("no enrollment token e-%d", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ----- agents -----
+
+// agentView renders a. Call with s.mu held.
+func (s *Server) agentView(a *agentRec, now time.Time) protocol.Agent {
+	st := a.St
+	return protocol.Agent{
+		ID: a.ID, Name: st.Name, Hostname: st.Hostname, Platform: st.Platform, OSFamily: st.OSFamily, Version: st.Version,
+		Supervised: st.Supervised, SupervisorVersion: st.SupervisorVersion, Labels: st.Labels, Cluster: st.Cluster,
+		ProtocolVersion: st.ProtocolVersion, Status: s.connStatus(a, now), UpgradeStatus: s.upgradeStatus(a),
+		TargetVersion: s.targetFor(st.Platform), Busy: st.Busy, Holds: st.Holds, PendingReboot: st.PendingReboot,
+		FreeDiskBytes: st.FreeDiskBytes, Floor: s.floorOf(a), Enrolled: a.Enrolled, LastSeen: a.LastSeen, Revoked: a.Revoked,
+		LastResult: st.LastResult,
+	}
+}
+
+func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	platform, version := q.Get("platform"), q.Get("version")
+	inactive := q.Get("inactive") == "1" || q.Get("inactive") == "true"
+	now := s.clock.Now()
+	out := protocol.Agents{Agents: []protocol.Agent{}}
+	s.mu.Lock()
+	for _, a := range s.agents {
+		if (platform != "" && a.St.Platform != platform) || (version != "" && a.St.Version != version) {
+			continue
+		}
+		v := s.agentView(a, now)
+		if v.Status == protocol.AgentInactive && !inactive {
+			continue
+		}
+		out.Agents = append(out.Agents, v)
+	}
+	s.mu.Unlock()
+	sort.Slice(out.Agents, func(i, j int) bool {
+		if out.Agents[i].Name != out.Agents[j].Name {
+			return out.Agents[i].Name < out.Agents[j].Name
+		}
+		return out.Agents[i].ID < out.Agents[j].ID
+	})
+	writeJSON(w, 200, out)
+	return nil
+}
+
+// findAgent finds an agent by id or by a unique name. Call with s.mu held.
+func (s *Server) findAgent(ref string) (*agentRec, error) {
+	if a, ok := s.agents[ref]; ok {
+		return a, nil
+	}
+	var found *agentRec
+	for _, a := range s.agents {
+		if a.St.Name == ref {
+			if found != nil {
+				return nil, conflict("more than one agent is named %q: use its id", ref)
+			}
+			found = a
+		}
+	}
+	if found == nil {
+		return nil, notFound("no agent %q", ref)
+	}
+	return found, nil
+}
+
+func (s *Server) handleAgentShow(w http.ResponseWriter, r *http.Request, _ caller) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.findAgent(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, s.agentView(a, s.clock.Now()))
+	return nil
+}
+
+func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.findAgent(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	err = s.change(r.Context(), func(wr *writer) error {
+		if _, err := wr.exec(`UPDATE agents SET revoked = 1 WHERE id = ?`, a.ID); err != nil {
+			return err
+		}
+		wr.then(func() {
+			a.Revoked = true
+			s.notify(a.ID)
+		})
+		return wr.event(event{ID: protocol.EvAgentRevoked, Agent: a.ID, Msg: fmt.Sprintf("agent %s (%s) revoked", a.ID, a.St.Name)})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, s.agentView(a, s.clock.Now()))
+	return nil
+}
+
+// ----- runs -----
+
+func (s *Server) handleRunCreate(w http.ResponseWriter, r *http.Request, c caller) error {
+	req, err := decodeJSON[protocol.RunRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	run, err := s.CreateRun(r.Context(), req, c)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if req.DryRun {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, run)
+	return nil
+}
+
+// CreateRun plans a run over the selected agents and, unless DryRun,
+// creates it with one pending deployment per agent not excluded.
+func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c caller) (protocol.Run, error) {
+	if err := checkString("text", req.Text, false); err != nil {
+		return protocol.Run{}, err
+	}
+	if req.Scope == "" {
+		req.Scope = protocol.ScopeSupervised
+	}
+	if req.Scope != protocol.ScopeSupervised && req.Scope != protocol.ScopeAll {
+		return protocol.Run{}, badRequest("scope %q is not supervised or all", req.Scope)
+	}
+	if req.MaxConcurrent == 0 {
+		req.MaxConcurrent = 10
+	}
+	if req.MaxConcurrent < 1 || req.MaxConcurrent > 10000 {
+		return protocol.Run{}, badRequest("max_concurrent %d is not from 1 to 10000", req.MaxConcurrent)
+	}
+	if req.FailureThreshold < 0 || req.FailureThreshold > 1000000 {
+		return protocol.Run{}, badRequest("failure_threshold %d is out of range", req.FailureThreshold)
+	}
+	sel := req.Selection
+	n := 0
+	if len(sel.AgentIDs) > 0 {
+		n++
+	}
+	if len(sel.Labels) > 0 {
+		n++
+	}
+	if sel.All {
+		n++
+	}
+	if n != 1 {
+		return protocol.Run{}, badRequest("selection: give exactly one of agent_ids, labels or all")
+	}
+	if len(sel.AgentIDs) > protocol.MaxRunAgents {
+		return protocol.Run{}, badRequest("selection: more than %d agent ids", protocol.MaxRunAgents)
+	}
+	if err := checkLabels(sel.Labels); err != nil {
+		return protocol.Run{}, err
+	}
+	if req.Target != "latest" && !pack.ValidVersion(req.Target) {
+		return protocol.Run{}, badRequest("target %q is not latest or a version", req.Target)
+	}
+	if len(req.TargetFor) > 256 {
+		return protocol.Run{}, badRequest("target_for: too many platforms")
+	}
+	for p, v := range req.TargetFor {
+		if !platformRe.MatchString(p) {
+			return protocol.Run{}, badRequest("target_for: %q is not goos/goarch", p)
+		}
+		if v != "latest" && !pack.ValidVersion(v) {
+			return protocol.Run{}, badRequest("target_for %s: %q is not latest or a version", p, v)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range append([]string{req.Target}, mapValues(req.TargetFor)...) {
+		if v != "latest" {
+			if _, ok := s.releases[v]; !ok {
+				return protocol.Run{}, conflict("release %s is not imported (molt release list shows what is)", v)
+			}
+		}
+	}
+	// Select.
+	var selected []*agentRec
+	if len(sel.AgentIDs) > 0 {
+		seen := map[string]bool{}
+		for _, ref := range sel.AgentIDs {
+			a, err := s.findAgent(ref)
+			if err != nil {
+				return protocol.Run{}, badRequest("selection: %v", err)
+			}
+			if !seen[a.ID] {
+				seen[a.ID] = true
+				selected = append(selected, a)
+			}
+		}
+	} else {
+		for _, a := range s.agents {
+			if a.Revoked {
+				continue
+			}
+			if sel.All || labelsMatch(a.St.Labels, sel.Labels) {
+				selected = append(selected, a)
+			}
+		}
+		sort.Slice(selected, func(i, j int) bool { return selected[i].ID < selected[j].ID })
+	}
+	type planned struct {
+		a      *agentRec
+		target string
+		revert bool
+	}
+	var todo []planned
+	var excluded []protocol.Exclusion
+	plan := map[string]*protocol.PlanLine{}
+	exclude := func(a *agentRec, reason string) {
+		excluded = append(excluded, protocol.Exclusion{AgentID: a.ID, AgentName: a.St.Name, Reason: reason})
+	}
+	for _, a := range selected {
+		want := req.Target
+		if v, ok := req.TargetFor[a.St.Platform]; ok {
+			want = v
+		}
+		target := want
+		if want == "latest" {
+			target = s.latestFor(a.St.Platform)
+		}
+		switch {
+		case a.Revoked:
+			exclude(a, "agent revoked")
+		case target == "" || !s.releases[target].Platforms[a.St.Platform]:
+			exclude(a, "no pack for platform "+a.St.Platform)
+		case req.Scope == protocol.ScopeSupervised && !a.St.Supervised:
+			exclude(a, "not supervised (scope supervised): upgrade it by hand or use scope all")
+		case s.open[a.ID] != nil:
+			d := s.open[a.ID]
+			exclude(a, fmt.Sprintf("already in deployment %s (%s)", depID(d.ID), d.Kind))
+		case a.St.Version == target:
+			exclude(a, "already at target "+target)
+		default:
+			revert := semver.Less(target, a.St.Version)
+			if floor := s.floorOf(a); revert && floor != "" && semver.Less(target, floor) {
+				exclude(a, fmt.Sprintf("below floor: target %s is below the floor %s of the newest pack the agent ran", target, floor))
+				continue
+			}
+			todo = append(todo, planned{a, target, revert})
+			pl := plan[a.St.Platform]
+			if pl == nil {
+				pl = &protocol.PlanLine{Platform: a.St.Platform, Target: target}
+				plan[a.St.Platform] = pl
+			}
+			if pl.Target != target {
+				pl.Target = "mixed"
+			}
+			pl.Agents++
+			if revert {
+				pl.Revert++
+			}
+		}
+	}
+	var lines []protocol.PlanLine
+	for _, pl := range plan {
+		lines = append(lines, *pl)
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].Platform < lines[j].Platform })
+	run := protocol.Run{
+		Text: req.Text, Status: protocol.RunRunning, Target: req.Target, TargetFor: req.TargetFor, Scope: req.Scope,
+		MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Selection: sel,
+		CreatedBy: tokenName(c), Created: s.clock.Now(), Plan: lines, Excluded: excluded,
+		Counts: map[string]int{protocol.StatePending: len(todo)}, Total: len(todo),
+	}
+	if req.DryRun {
+		return run, nil
+	}
+	if len(todo) == 0 {
+		msg := "nothing to upgrade: no agent matches the selection"
+		if len(excluded) > 0 {
+			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(excluded), excluded[0].AgentName, excluded[0].Reason)
+		}
+		return protocol.Run{}, conflict("%s", msg)
+	}
+	err := s.change(ctx, func(w *writer) error {
+		res, err := w.exec(`INSERT INTO runs (text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, plan, excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			req.Text, protocol.RunRunning, req.Target, mustJSON(orEmpty(req.TargetFor)), req.Scope, req.MaxConcurrent, req.FailureThreshold, mustJSON(sel), run.CreatedBy, nanos(w.now), mustJSON(lines), mustJSON(excluded))
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		run.ID, run.Created = runID(id), w.now
+		rr := &runRec{ID: id, Text: req.Text, Status: protocol.RunRunning, MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold}
+		w.then(func() { s.runs[id] = rr })
+		for _, p := range todo {
+			if err := s.newDeployment(w, p.a, id, protocol.KindUpgrade, p.target); err != nil {
+				return err
+			}
+		}
+		return w.event(event{ID: protocol.EvRunStarted, Run: id,
+			Msg: fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %d, %d excluded", run.ID, len(todo), req.Target, req.Scope, req.MaxConcurrent, len(excluded)),
+			Fields: map[string]string{"target": req.Target, "scope": req.Scope, "max_concurrent": strconv.Itoa(req.MaxConcurrent), "agents": strconv.Itoa(len(todo))}})
+	})
+	if err != nil {
+		return protocol.Run{}, err
+	}
+	return run, nil
+}
+
+func tokenName(c caller) string {
+	if c.TokenID == 0 {
+		return ""
+	}
+	return "t-" + strconv.FormatInt(c.TokenID, 10)
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func labelsMatch(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+const runColumns = `id, text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, ended, reason, plan, excluded`
+
+func scanRun(sc interface{ Scan(...any) error }) (protocol.Run, error) {
+	var r protocol.Run
+	var id, created, ended int64
+	var tf, sel, plan, exc string
+	if err := sc.Scan(&id, &r.Text, &r.Status, &r.Target, &tf, &r.Scope, &r.MaxConcurrent, &r.FailureThreshold, &sel, &r.CreatedBy, &created, &ended, &r.Reason, &plan, &exc); err != nil {
+		return r, err
+	}
+	r.ID, r.Created, r.Ended = runID(id), fromNanos(created), fromNanos(ended)
+	for _, x := range []struct {
+		s string
+		v any
+	}{{tf, &r.TargetFor}, {sel, &r.Selection}, {plan, &r.Plan}, {exc, &r.Excluded}} {
+		if err := jsonUnmarshal(x.s, x.v); err != nil {
+			return r, err
+		}
+	}
+	if len(r.TargetFor) == 0 {
+		r.TargetFor = nil
+	}
+	return r, nil
+}
+
+func (s *Server) loadRun(ctx context.Context, q querier, id int64) (protocol.Run, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
+	if err != nil {
+		return protocol.Run{}, err
+	}
+	if !rows.Next() {
+		rows.Close()
+		return protocol.Run{}, notFound("no run %s", runID(id))
+	}
+	r, err := scanRun(rows)
+	rows.Close()
+	if err != nil {
+		return r, err
+	}
+	r.Counts, r.Total, err = s.runCounts(ctx, q, id)
+	return r, err
+}
+
+func runParam(r *http.Request) (int64, error) {
+	id, ok := parseID(r.PathValue("id"), "r-")
+	if !ok {
+		if n, err := strconv.ParseInt(r.PathValue("id"), 10, 64); err == nil && n > 0 {
+			return n, nil
+		}
+		return 0, notFound("no run %q (ids look like r-3)", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	status := r.URL.Query().Get("status")
+	q := `SELECT ` + runColumns + ` FROM runs ORDER BY id DESC LIMIT 500`
+	args := []any{}
+	if status != "" {
+		q = `SELECT ` + runColumns + ` FROM runs WHERE status = ? ORDER BY id DESC LIMIT 500`
+		args = append(args, status)
+	}
+	rows, err := s.st.r.QueryContext(r.Context(), q, args...)
+	if err != nil {
+		return err
+	}
+	out := protocol.Runs{Runs: []protocol.Run{}}
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		out.Runs = append(out.Runs, run)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range out.Runs {
+		id, _ := parseID(out.Runs[i].ID, "r-")
+		if out.Runs[i].Counts, out.Runs[i].Total, err = s.runCounts(r.Context(), s.st.r, id); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+func (s *Server) handleRunShow(w http.ResponseWriter, r *http.Request, _ caller) error {
+	id, err := runParam(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.loadRun(r.Context(), s.st.r, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, run)
+	return nil
+}
+
+func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ caller) error {
+	id, err := runParam(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.loadRun(r.Context(), s.st.r, id)
+	if err != nil {
+		return err
+	}
+	deps, err := s.queryDeployments(r.Context(), "run_id = ?", []any{id}, 100000, false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, protocol.RunReport{Run: run, Deployments: deps})
+	return nil
+}
+
+func (s *Server) handleRunPause(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.runAction(w, r, protocol.RunRunning, protocol.RunPaused, protocol.EvRunPaused, "paused by "+tokenName(c))
+}
+
+func (s *Server) handleRunResume(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.runAction(w, r, protocol.RunPaused, protocol.RunRunning, protocol.EvRunResumed, "resumed by "+tokenName(c))
+}
+
+func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.runAction(w, r, "", protocol.RunCancelled, protocol.EvRunCancelled, "cancelled by "+tokenName(c))
+}
+
+// runAction moves a run from status from ("" means running or paused) to
+// status to.
+func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to string, ev int, reason string) error {
+	id, err := runParam(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	s.mu.Lock()
+	rr := s.runs[id]
+	if rr == nil || (from != "" && rr.Status != from) || (from == "" && rr.Status != protocol.RunRunning && rr.Status != protocol.RunPaused) {
+		s.mu.Unlock()
+		run, err := s.loadRun(ctx, s.st.r, id)
+		if err != nil {
+			return err
+		}
+		verb := map[string]string{protocol.RunPaused: "paused", protocol.RunRunning: "resumed", protocol.RunCancelled: "cancelled"}[to]
+		return conflict("run %s is %s: it cannot be %s", run.ID, run.Status, verb)
+	}
+	err = s.change(ctx, func(wr *writer) error {
+		q := `UPDATE runs SET status = ?, reason = ? WHERE id = ?`
+		args := []any{to, reason, id}
+		if to == protocol.RunRunning {
+			counts, _, err := s.runCounts(ctx, wr.tx, id)
+			if err != nil {
+				return err
+			}
+			ack := counts[protocol.StateFailed] + counts[protocol.StateRolledBack]
+			q = `UPDATE runs SET status = ?, reason = ?, ack_failures = ? WHERE id = ?`
+			args = []any{to, reason, ack, id}
+			wr.then(func() { rr.AckFailures = ack })
+		}
+		if _, err := wr.exec(q, args...); err != nil {
+			return err
+		}
+		if to == protocol.RunCancelled {
+			for _, d := range s.open {
+				if d.RunID == id && (d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost || d.State == protocol.StateRequested) {
+					if err := wr.event(event{ID: protocol.EvDeploymentCancelled, Agent: d.AgentID, Run: id, Dep: d.ID, Msg: "deployment " + depID(d.ID) + " cancelled with its run"}); err != nil {
+						return err
+					}
+					if err := wr.setState(d, protocol.StateCancelled, "run cancelled"); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		wr.then(func() {
+			rr.Status = to
+			s.wake()
+		})
+		return wr.event(event{ID: ev, Run: id, Msg: fmt.Sprintf("run %s %s", runID(id), reason), Fields: map[string]string{"reason": reason}})
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	run, err := s.loadRun(ctx, s.st.r, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, run)
+	return nil
+}
+
+// ----- deployments -----
+
+const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, done, total, created, started, ended, updated`
+
+func scanDeployment(sc interface{ Scan(...any) error }) (protocol.Deployment, error) {
+	var d protocol.Deployment
+	var id, run, created, started, ended, updated int64
+	err := sc.Scan(&id, &run, &d.AgentID, &d.AgentName, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &d.Done, &d.Total, &created, &started, &ended, &updated)
+	d.ID, d.RunID = depID(id), runID(run)
+	d.Created, d.Started, d.Ended, d.Updated = fromNanos(created), fromNanos(started), fromNanos(ended), fromNanos(updated)
+	return d, err
+}
+
+func (s *Server) queryDeployments(ctx context.Context, where string, args []any, limit int, newestFirst bool) ([]protocol.Deployment, error) {
+	order := "id"
+	if newestFirst {
+		order = "id DESC"
+	}
+	q := `SELECT ` + depColumns + ` FROM deployments`
+	if where != "" {
+		q += ` WHERE ` + where
+	}
+	q += ` ORDER BY ` + order + ` LIMIT ?`
+	rows, err := s.st.r.QueryContext(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []protocol.Deployment{}
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	var where []string
+	var args []any
+	if v := q.Get("agent"); v != "" {
+		s.mu.Lock()
+		a, err := s.findAgent(v)
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		where, args = append(where, "agent_id = ?"), append(args, a.ID)
+	}
+	if v := q.Get("run"); v != "" {
+		id, ok := parseID(v, "r-")
+		if !ok {
+			return badRequest("run %q is not a run id like r-3", v)
+		}
+		where, args = append(where, "run_id = ?"), append(args, id)
+	}
+	if v := q.Get("state"); v != "" {
+		where, args = append(where, "state = ?"), append(args, v)
+	}
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100000 {
+			return badRequest("limit %q is not from 1 to 100000", v)
+		}
+		limit = n
+	}
+	deps, err := s.queryDeployments(r.Context(), strings.Join(where, " AND "), args, limit, true)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, protocol.Deployments{Deployments: deps})
+	return nil
+}
+
+func (s *Server) loadDeployment(ctx context.Context, ref string) (protocol.Deployment, int64, error) {
+	id, ok := parseID(ref, "d-")
+	if !ok {
+		return protocol.Deployment{}, 0, notFound("no deployment %q (ids look like d-3)", ref)
+	}
+	deps, err := s.queryDeployments(ctx, "id = ?", []any{id}, 1, false)
+	if err != nil {
+		return protocol.Deployment{}, 0, err
+	}
+	if len(deps) == 0 {
+		return protocol.Deployment{}, 0, notFound("no deployment %s", ref)
+	}
+	return deps[0], id, nil
+}
+
+func (s *Server) handleDeploymentShow(w http.ResponseWriter, r *http.Request, _ caller) error {
+	d, id, err := s.loadDeployment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rows, err := s.st.r.QueryContext(r.Context(), `SELECT at, name, detail FROM steps WHERE deployment_id = ? ORDER BY at, seq`, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	rep := protocol.DeploymentReport{Deployment: d, Steps: []protocol.Step{}}
+	for rows.Next() {
+		var st protocol.Step
+		var at int64
+		if err := rows.Scan(&at, &st.Name, &st.Detail); err != nil {
+			return err
+		}
+		st.At = fromNanos(at)
+		rep.Steps = append(rep.Steps, st)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, 200, rep)
+	return nil
+}
+
+func (s *Server) handleDeploymentSkip(w http.ResponseWriter, r *http.Request, c caller) error {
+	_, id, err := s.loadDeployment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	var d *depRec
+	for _, o := range s.open {
+		if o.ID == id {
+			d = o
+		}
+	}
+	if d == nil || !(d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost) {
+		s.mu.Unlock()
+		state := "ended"
+		if d != nil {
+			state = d.State
+		} else if dd, _, err := s.loadDeployment(r.Context(), r.PathValue("id")); err == nil {
+			state = dd.State
+		}
+		return conflict("deployment %s is %s: only a deployment the agent has not started (pending, waiting_for_host) can be skipped", depID(id), state)
+	}
+	a := s.agents[d.AgentID]
+	err = s.change(r.Context(), func(wr *writer) error {
+		if err := wr.event(event{ID: protocol.EvSkippedByOperator, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s skipped by %s", depID(d.ID), tokenName(c))}); err != nil {
+			return err
+		}
+		// A skipped agent is not repaired back to an older target.
+		if a != nil && a.Desired != "" {
+			if err := wr.setDesired(a, ""); err != nil {
+				return err
+			}
+		}
+		return wr.setState(d, protocol.StateSkipped, "skipped by operator "+tokenName(c))
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	dd, _, err := s.loadDeployment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, dd)
+	return nil
+}
+
+var _ = errors.Is
+var _ = sql.ErrNoRows

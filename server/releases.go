@@ -1,0 +1,320 @@
+package server
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+const maxPackEntries = 1024
+
+func packRejected(format string, args ...any) error {
+	return errf(http.StatusUnprocessableEntity, protocol.CodePackRejected, format, args...)
+}
+
+// extractPack unpacks a tar (optionally gzip) stream into dir, refusing
+// anything but regular files at safe relative paths.
+func extractPack(r io.Reader, dir string) error {
+	br := bufio.NewReader(r)
+	var in io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return packRejected("pack: bad gzip stream: %v", err)
+		}
+		defer zr.Close()
+		in = zr
+	}
+	tr := tar.NewReader(in)
+	n := 0
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return err
+			}
+			return packRejected("pack: not a tar archive of a pack directory: %v", err)
+		}
+		if n++; n > maxPackEntries {
+			return packRejected("pack: more than %d entries", maxPackEntries)
+		}
+		name := strings.TrimPrefix(h.Name, "./")
+		if h.Typeflag == tar.TypeDir || name == "" {
+			continue
+		}
+		if h.Typeflag != tar.TypeReg {
+			return packRejected("pack: %s is not a regular file", h.Name)
+		}
+		if !pack.SafePath(name) {
+			return packRejected("pack: %s is not a safe relative path", h.Name)
+		}
+		if h.Size > pack.MaxArtifactSize {
+			return packRejected("pack: %s is larger than %d bytes", name, pack.MaxArtifactSize)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			if os.IsExist(err) {
+				return packRejected("pack: %s appears twice", name)
+			}
+			return err
+		}
+		_, err = io.Copy(f, tr)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyPackDir checks dir's manifest signature against keys and every
+// local artifact's size and SHA-256.
+func verifyPackDir(dir string, keys []pack.Key) (*pack.Manifest, int64, error) {
+	man, err := os.ReadFile(filepath.Join(dir, pack.ManifestName))
+	if err != nil {
+		return nil, 0, packRejected("pack: no %s in it", pack.ManifestName)
+	}
+	sig, err := os.ReadFile(filepath.Join(dir, pack.SignatureName))
+	if err != nil {
+		return nil, 0, packRejected("pack: no %s in it: sign it with molt pack sign", pack.SignatureName)
+	}
+	m, err := pack.VerifyManifest(man, sig, keys)
+	if err != nil {
+		return nil, 0, packRejected("pack refused: %v", err)
+	}
+	size := int64(len(man) + len(sig))
+	for _, plat := range m.Platforms() {
+		for role, a := range m.Artifacts[plat] {
+			if strings.HasPrefix(a.Path, "http://") || strings.HasPrefix(a.Path, "https://") {
+				continue
+			}
+			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(a.Path)))
+			if err != nil {
+				return nil, 0, packRejected("pack refused: %s %s: %s is missing", plat, role, a.Path)
+			}
+			_, err = io.Copy(io.Discard, pack.NewVerifyingReader(f, a))
+			f.Close()
+			if err != nil {
+				return nil, 0, packRejected("pack refused: %s %s: %v", plat, role, err)
+			}
+			size += a.Size
+		}
+	}
+	return m, size, nil
+}
+
+func (s *Server) handleReleaseImport(w http.ResponseWriter, r *http.Request, _ caller) error {
+	// A pack of a few hundred MB over a slow link takes longer than the
+	// server's read timeout for ordinary requests.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
+	rel, err := s.ImportPack(r.Context(), r.Body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, rel)
+	return nil
+}
+
+// ImportPack verifies a pack (a tar, optionally gzip, of a pack directory)
+// and adds it as a release: data/packs/<version>/.
+func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Release, error) {
+	packs := filepath.Join(s.opt.DataDir, "packs")
+	tmp, err := os.MkdirTemp(packs, ".incoming-")
+	if err != nil {
+		return protocol.Release{}, err
+	}
+	defer os.RemoveAll(tmp)
+	reject := func(err error) (protocol.Release, error) {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == protocol.CodePackRejected {
+			s.emit(ctx, event{ID: protocol.EvReleaseRejected, Msg: ae.Msg, Fields: map[string]string{"reason": ae.Msg}})
+		}
+		return protocol.Release{}, err
+	}
+	if len(s.opt.TrustedKeys) == 0 {
+		return reject(packRejected("pack refused: the server trusts no signing key: start molt serve with --trusted-key FILE"))
+	}
+	if err := extractPack(body, tmp); err != nil {
+		return reject(err)
+	}
+	m, size, err := verifyPackDir(tmp, s.opt.TrustedKeys)
+	if err != nil {
+		return reject(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.releases[m.Version]; ok {
+		return protocol.Release{}, conflict("release %s is already imported (remove it first to replace it)", m.Version)
+	}
+	dst := filepath.Join(packs, m.Version)
+	_ = os.RemoveAll(dst) // a leftover of an import that crashed before its commit
+	if err := os.Rename(tmp, dst); err != nil {
+		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
+	}
+	rel := protocol.Release{Version: m.Version, Released: m.Released, Floor: m.Floor, Platforms: m.Platforms(), Size: size}
+	err = s.change(ctx, func(w *writer) error {
+		rel.Imported = w.now
+		if _, err := w.exec(`INSERT INTO releases (version, released, floor, platforms, imported, size) VALUES (?, ?, ?, ?, ?, ?)`,
+			rel.Version, nanos(rel.Released), rel.Floor, mustJSON(rel.Platforms), nanos(w.now), size); err != nil {
+			return err
+		}
+		rr := releaseRec{Version: rel.Version, Floor: rel.Floor, Released: rel.Released, Platforms: map[string]bool{}}
+		for _, p := range rel.Platforms {
+			rr.Platforms[p] = true
+		}
+		w.then(func() { s.releases[rel.Version] = rr })
+		return w.event(event{ID: protocol.EvReleaseImported, Msg: fmt.Sprintf("release %s imported (%s)", rel.Version, strings.Join(rel.Platforms, ", ")), Fields: map[string]string{"version": rel.Version}})
+	})
+	if err != nil {
+		_ = os.RemoveAll(dst)
+		return protocol.Release{}, err
+	}
+	return rel, nil
+}
+
+func (s *Server) listReleases(ctx context.Context) ([]protocol.Release, error) {
+	rows, err := s.st.r.QueryContext(ctx, `SELECT version, released, floor, platforms, imported, size FROM releases`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []protocol.Release{}
+	for rows.Next() {
+		var rel protocol.Release
+		var released, imported int64
+		var plats string
+		if err := rows.Scan(&rel.Version, &released, &rel.Floor, &plats, &imported, &rel.Size); err != nil {
+			return nil, err
+		}
+		rel.Released, rel.Imported = fromNanos(released), fromNanos(imported)
+		if err := jsonUnmarshal(plats, &rel.Platforms); err != nil {
+			return nil, err
+		}
+		out = append(out, rel)
+	}
+	sort.Slice(out, func(i, j int) bool { return semver.Less(out[j].Version, out[i].Version) })
+	return out, rows.Err()
+}
+
+func (s *Server) handleReleaseList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	rels, err := s.listReleases(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, protocol.Releases{Releases: rels})
+	return nil
+}
+
+func (s *Server) handleReleaseShow(w http.ResponseWriter, r *http.Request, _ caller) error {
+	rels, err := s.listReleases(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, rel := range rels {
+		if rel.Version == r.PathValue("version") {
+			writeJSON(w, 200, rel)
+			return nil
+		}
+	}
+	return notFound("release %s is not imported", r.PathValue("version"))
+}
+
+func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ caller) error {
+	v := r.PathValue("version")
+	ctx := r.Context()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.releases[v]; !ok {
+		return notFound("release %s is not imported", v)
+	}
+	for k, val := range s.settings {
+		if strings.HasPrefix(k, "version.") && val == v {
+			return conflict("release %s is pinned by %s: set it to another version first", v, k)
+		}
+	}
+	for _, d := range s.open {
+		if d.Target == v {
+			return conflict("release %s is the target of deployment %s (%s): wait for it to end or cancel its run", v, depID(d.ID), d.State)
+		}
+	}
+	var runs []string
+	rows, err := s.st.w.QueryContext(ctx, `SELECT id, target, target_for FROM runs WHERE ended = 0`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		var target, tf string
+		if err := rows.Scan(&id, &target, &tf); err != nil {
+			rows.Close()
+			return err
+		}
+		var m map[string]string
+		_ = jsonUnmarshal(tf, &m)
+		if target == v || contains(mapValues(m), v) {
+			runs = append(runs, runID(id))
+		}
+	}
+	rows.Close()
+	if len(runs) > 0 {
+		return conflict("release %s is needed by run %s: wait for it to end or cancel it", v, strings.Join(runs, ", "))
+	}
+	err = s.change(ctx, func(wr *writer) error {
+		if _, err := wr.exec(`DELETE FROM releases WHERE version = ?`, v); err != nil {
+			return err
+		}
+		wr.then(func() { delete(s.releases, v) })
+		return wr.event(event{ID: protocol.EvReleaseRemoved, Msg: "release " + v + " removed", Fields: map[string]string{"version": v}})
+	})
+	if err != nil {
+		return err
+	}
+	packs := filepath.Join(s.opt.DataDir, "packs")
+	trash, err := os.MkdirTemp(packs, ".removed-")
+	if err == nil {
+		if err = os.Rename(filepath.Join(packs, v), filepath.Join(trash, v)); err == nil {
+			err = os.RemoveAll(trash)
+		}
+	}
+	if err != nil {
+		s.log.Warn("remove release files: " + err.Error())
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func contains(ss []string, v string) bool {
+	for _, s := range ss {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}

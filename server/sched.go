@@ -1,0 +1,420 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/protocol"
+)
+
+// writer is one state change: a database transaction plus what to mirror
+// in memory, events to publish and hooks to start once it committed.
+type writer struct {
+	s     *Server
+	tx    *sql.Tx
+	now   time.Time
+	after []func()
+	hooks []hookJob
+}
+
+// change runs fn in a transaction; after the commit it applies the
+// mirrored changes and publishes events. Call with s.mu held.
+func (s *Server) change(ctx context.Context, fn func(w *writer) error) error {
+	w := &writer{s: s, now: s.clock.Now()}
+	var evs int
+	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		w.tx = tx
+		err := fn(w)
+		evs = len(w.after)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_ = evs
+	for _, f := range w.after {
+		f()
+	}
+	s.events.publish()
+	for _, h := range w.hooks {
+		s.hooks.enqueue(h)
+	}
+	return nil
+}
+
+func (w *writer) exec(q string, args ...any) (sql.Result, error) { return w.tx.Exec(q, args...) }
+
+func (w *writer) then(f func()) { w.after = append(w.after, f) }
+
+// event records e in the transaction.
+func (w *writer) event(e event) error {
+	fields := ""
+	if len(e.Fields) > 0 {
+		fields = mustJSON(e.Fields)
+	}
+	_, err := w.tx.Exec(`INSERT INTO events (id, name, at, agent_id, run_id, deployment_id, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, protocol.EventName(e.ID), nanos(w.now), e.Agent, e.Run, e.Dep, e.Msg, fields)
+	return err
+}
+
+// step adds a server-side line to a deployment's DEPLOY report.
+func (w *writer) step(dep int64, name, detail string) error {
+	_, err := w.tx.Exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(w.now), name, detail)
+	return err
+}
+
+// setState moves d to state. Ending a deployment frees its agent and its
+// run's slot, queues the on-deployment-end hook and wakes the scheduler.
+func (w *writer) setState(d *depRec, state, reason string) error {
+	s := w.s
+	q := `UPDATE deployments SET state = ?, reason = ?, updated = ?`
+	args := []any{state, reason, nanos(w.now)}
+	if state == protocol.StateRequested {
+		q += `, started = ?`
+		args = append(args, nanos(w.now))
+	}
+	if protocol.Terminal(state) {
+		q += `, ended = ?`
+		args = append(args, nanos(w.now))
+	}
+	q += ` WHERE id = ?`
+	args = append(args, d.ID)
+	if _, err := w.exec(q, args...); err != nil {
+		return fmt.Errorf("deployment %d: %w", d.ID, err)
+	}
+	detail := reason
+	if err := w.step(d.ID, "server: "+state, detail); err != nil {
+		return err
+	}
+	now := w.now
+	w.then(func() {
+		d.State, d.Reason, d.Updated = state, reason, now
+		if state == protocol.StateRequested {
+			d.Started = now
+		}
+		if protocol.Terminal(state) {
+			if s.open[d.AgentID] == d {
+				delete(s.open, d.AgentID)
+			}
+			s.wake()
+		}
+		s.notify(d.AgentID)
+	})
+	if protocol.Terminal(state) {
+		w.hooks = append(w.hooks, s.deploymentHook(d, state))
+	}
+	return nil
+}
+
+func depID(id int64) string { return "d-" + strconv.FormatInt(id, 10) }
+func runID(id int64) string {
+	if id == 0 {
+		return ""
+	}
+	return "r-" + strconv.FormatInt(id, 10)
+}
+func cleanupID(id int64) string { return "c-" + strconv.FormatInt(id, 10) }
+
+func parseID(s, prefix string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(s, prefix), 10, 64)
+	return n, err == nil && n > 0 && strings.HasPrefix(s, prefix)
+}
+
+// availability says why agent a cannot start deployment d now ("" when it
+// can). Call with s.mu held.
+func (s *Server) availability(a *agentRec, d *depRec, now time.Time) string {
+	switch {
+	case a == nil:
+		return "agent unknown"
+	case a.Revoked:
+		return "agent revoked"
+	case a.LastSeen.IsZero():
+		return "never connected"
+	case now.Sub(a.LastSeen) > s.durationSetting("agents.offline-after"):
+		return "offline since " + a.LastSeen.Format(time.RFC3339)
+	case a.St.Busy:
+		return "busy"
+	case len(a.St.Holds) > 0:
+		return "held: " + strings.Join(a.St.Holds, ", ")
+	case a.St.Upgrade != nil && a.St.Upgrade.OrderID != depID(d.ID):
+		return "busy with order " + a.St.Upgrade.OrderID
+	}
+	return ""
+}
+
+// floorOf is the highest floor agent a must respect: the one it reports
+// and the one of the pack of the version it runs.
+func (s *Server) floorOf(a *agentRec) string {
+	f := a.St.Floor
+	if r, ok := s.releases[a.St.Version]; ok && r.Floor != "" && (f == "" || semver.Less(f, r.Floor)) {
+		f = r.Floor
+	}
+	return f
+}
+
+// Schedule makes one pass over every run that is not ended: deployments
+// whose agent is available start while their run has free slots (and their
+// cluster has none in progress), the others wait; runs whose failures reach
+// their threshold pause; runs with nothing left end. Everything it decides
+// is in the database before it returns, so a restart resumes from there.
+func (s *Server) Schedule(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.schedule(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("schedule", zap.Error(err))
+	}
+}
+
+func (s *Server) schedule(ctx context.Context) error {
+	now := s.clock.Now()
+	byRun := map[int64][]*depRec{}
+	busyClusters := map[string]bool{}
+	timeout := s.durationSetting("deployments.timeout")
+	var stale []*depRec
+	for _, d := range s.open {
+		byRun[d.RunID] = append(byRun[d.RunID], d)
+		if protocol.InProgress(d.State) {
+			if a := s.agents[d.AgentID]; a != nil && a.St.Cluster != "" {
+				busyClusters[a.St.Cluster] = true
+			}
+			if timeout > 0 && now.Sub(d.Updated) > timeout {
+				stale = append(stale, d)
+			}
+		}
+	}
+	for _, d := range stale {
+		err := s.change(ctx, func(w *writer) error {
+			if err := w.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s timed out in state %s", depID(d.ID), d.State)}); err != nil {
+				return err
+			}
+			return w.setState(d, protocol.StateFailed, fmt.Sprintf("timed out: no progress for %s in state %s", timeout, d.State))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	runIDs := make([]int64, 0, len(byRun)+len(s.runs))
+	seen := map[int64]bool{}
+	for id := range byRun {
+		runIDs, seen[id] = append(runIDs, id), true
+	}
+	for id := range s.runs {
+		if !seen[id] {
+			runIDs = append(runIDs, id)
+		}
+	}
+	sort.Slice(runIDs, func(i, j int) bool { return runIDs[i] < runIDs[j] })
+	for _, rid := range runIDs {
+		deps := byRun[rid]
+		sort.Slice(deps, func(i, j int) bool { return deps[i].ID < deps[j].ID })
+		limit := s.intSetting("repair.max-concurrent")
+		if rid != 0 {
+			r := s.runs[rid]
+			if r == nil {
+				continue // a run removed under us; its deployments are left as they are
+			}
+			if err := s.checkRun(ctx, r); err != nil {
+				return err
+			}
+			if r.Status != protocol.RunRunning {
+				continue
+			}
+			limit = r.MaxConcurrent
+		}
+		inprog := 0
+		for _, d := range deps {
+			if protocol.InProgress(d.State) {
+				inprog++
+			}
+		}
+		for _, d := range deps {
+			if d.State != protocol.StatePending && d.State != protocol.StateWaitingForHost {
+				continue
+			}
+			a := s.agents[d.AgentID]
+			reason := s.availability(a, d, now)
+			if reason == "" && a.St.Cluster != "" && busyClusters[a.St.Cluster] {
+				reason = "another agent of cluster " + a.St.Cluster + " is upgrading"
+			}
+			if reason != "" {
+				if d.State == protocol.StateWaitingForHost && d.Reason == reason {
+					continue
+				}
+				err := s.change(ctx, func(w *writer) error {
+					if d.State != protocol.StateWaitingForHost {
+						if err := w.event(event{ID: protocol.EvDeploymentWaiting, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "waiting for host: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
+							return err
+						}
+					}
+					return w.setState(d, protocol.StateWaitingForHost, reason)
+				})
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if inprog >= limit {
+				continue
+			}
+			started, err := s.start(ctx, a, d)
+			if err != nil {
+				return err
+			}
+			if started {
+				inprog++
+				if a.St.Cluster != "" {
+					busyClusters[a.St.Cluster] = true
+				}
+			}
+		}
+		if rid != 0 {
+			if err := s.checkRun(ctx, s.runs[rid]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// start hands d to its agent (requested), or ends it at once when the
+// agent already runs the target or the target is below its floor. It
+// reports whether d now counts as in progress.
+func (s *Server) start(ctx context.Context, a *agentRec, d *depRec) (bool, error) {
+	if a.St.Version == d.Target {
+		return false, s.change(ctx, func(w *writer) error {
+			if err := w.event(event{ID: protocol.EvAlreadyAtTarget, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "agent already runs " + d.Target}); err != nil {
+				return err
+			}
+			if err := w.setDesired(a, d.Target); err != nil {
+				return err
+			}
+			return w.setState(d, protocol.StateSucceeded, "already at target")
+		})
+	}
+	if floor := s.floorOf(a); floor != "" && semver.Less(d.Target, floor) {
+		reason := fmt.Sprintf("target %s is below the floor %s of the newest pack the agent ran", d.Target, floor)
+		return false, s.change(ctx, func(w *writer) error {
+			if err := w.event(event{ID: protocol.EvBelowFloor, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: reason}); err != nil {
+				return err
+			}
+			if err := w.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "upgrade failed: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
+				return err
+			}
+			return w.setState(d, protocol.StateFailed, reason)
+		})
+	}
+	return true, s.change(ctx, func(w *writer) error {
+		err := w.event(event{ID: protocol.EvUpgradeRequested, Agent: d.AgentID, Run: d.RunID, Dep: d.ID,
+			Msg:    fmt.Sprintf("upgrade requested: %s -> %s (%s)", a.St.Version, d.Target, d.Kind),
+			Fields: map[string]string{"from": a.St.Version, "to": d.Target, "kind": d.Kind}})
+		if err != nil {
+			return err
+		}
+		if _, err := w.exec(`UPDATE deployments SET from_version = ? WHERE id = ?`, a.St.Version, d.ID); err != nil {
+			return err
+		}
+		from := a.St.Version
+		w.then(func() { d.From = from })
+		return w.setState(d, protocol.StateRequested, "")
+	})
+}
+
+func (w *writer) setDesired(a *agentRec, v string) error {
+	if _, err := w.exec(`UPDATE agents SET desired = ? WHERE id = ?`, v, a.ID); err != nil {
+		return err
+	}
+	w.then(func() { a.Desired = v })
+	return nil
+}
+
+// runCounts counts the deployments of run id by state.
+func (s *Server) runCounts(ctx context.Context, q querier, id int64) (map[string]int, int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT state, COUNT(*) FROM deployments WHERE run_id = ? GROUP BY state`, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	total := 0
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, 0, err
+		}
+		counts[st] = n
+		total += n
+	}
+	return counts, total, rows.Err()
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// checkRun pauses r when its failures reach the threshold and ends it when
+// none of its deployments is open. Call with s.mu held.
+func (s *Server) checkRun(ctx context.Context, r *runRec) error {
+	open := 0
+	for _, d := range s.open {
+		if d.RunID == r.ID {
+			open++
+		}
+	}
+	counts, _, err := s.runCounts(ctx, s.st.w, r.ID)
+	if err != nil {
+		return err
+	}
+	failures := counts[protocol.StateFailed] + counts[protocol.StateRolledBack]
+	if open == 0 {
+		status := protocol.RunEndedOK
+		if failures+counts[protocol.StateCancelled] > 0 {
+			status = protocol.RunEndedNotOK
+		}
+		if r.Status == protocol.RunCancelled {
+			status = protocol.RunCancelled
+		}
+		return s.change(ctx, func(w *writer) error {
+			if _, err := w.exec(`UPDATE runs SET status = ?, ended = ? WHERE id = ?`, status, nanos(w.now), r.ID); err != nil {
+				return err
+			}
+			hs := protocol.HookEndedOK
+			if status != protocol.RunEndedOK {
+				hs = protocol.HookEndedNotOK
+			}
+			msg := fmt.Sprintf("run %s ended: %s (%d succeeded, %d failed, %d rolled back, %d skipped, %d cancelled)", runID(r.ID), hs,
+				counts[protocol.StateSucceeded], counts[protocol.StateFailed], counts[protocol.StateRolledBack], counts[protocol.StateSkipped], counts[protocol.StateCancelled])
+			if err := w.event(event{ID: protocol.EvRunEnded, Run: r.ID, Msg: msg, Fields: map[string]string{"status": hs}}); err != nil {
+				return err
+			}
+			w.hooks = append(w.hooks, s.runHook(r, hs))
+			w.then(func() {
+				r.Status = status
+				delete(s.runs, r.ID)
+			})
+			return nil
+		})
+	}
+	if r.Status == protocol.RunRunning && r.FailureThreshold > 0 && failures-r.AckFailures >= r.FailureThreshold {
+		reason := fmt.Sprintf("failure threshold reached: %d failed or rolled back (threshold %d)", failures, r.FailureThreshold)
+		return s.change(ctx, func(w *writer) error {
+			if _, err := w.exec(`UPDATE runs SET status = ?, reason = ? WHERE id = ?`, protocol.RunPaused, reason, r.ID); err != nil {
+				return err
+			}
+			if err := w.event(event{ID: protocol.EvRunPaused, Run: r.ID, Msg: "run " + runID(r.ID) + " paused: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
+				return err
+			}
+			w.then(func() { r.Status = protocol.RunPaused })
+			return nil
+		})
+	}
+	return nil
+}

@@ -1,0 +1,392 @@
+// Package server is the molt control server: the agent protocol (enroll,
+// long-poll check-in, reports, packs), the operator API (tokens, agents,
+// releases, settings, upgrade runs, history, events), the run scheduler,
+// hooks and metrics. State lives in SQLite (see Store); the scheduler keeps
+// nothing that is not in the database, so a restarted server carries on
+// every run where it stood.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// Clock tells the time; tests pass a fake one.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now().UTC() }
+
+// Options configure a Server.
+type Options struct {
+	// DataDir holds molt.db, packs/, admin.token and (with --dev) tls/.
+	DataDir string
+	// TrustedKeys verify imported packs.
+	TrustedKeys []pack.Key
+	// PublicURL is the base URL agents reach the server at, used in pack
+	// URLs of orders; empty: taken from each request's Host.
+	PublicURL string
+	// PollWait overrides the agents.poll-seconds setting (tests use short
+	// waits); zero: the setting.
+	PollWait time.Duration
+	// Tick is how often the scheduler looks at runs without being woken
+	// (default 1 s).
+	Tick time.Duration
+	// HookWorkers bounds concurrently running hooks (default 2).
+	HookWorkers int
+	Clock       Clock
+	Log         *zap.Logger
+	// Version is reported by /v1/server and in events.
+	Version string
+}
+
+// Server is the control server. Create it with New, serve Handler(), and
+// call Run for its background work (scheduler, flusher, hooks).
+type Server struct {
+	opt   Options
+	st    *Store
+	log   *zap.Logger
+	clock Clock
+
+	// mu guards the in-memory mirrors below and orders every state change:
+	// a change is written to the database, then mirrored, under mu.
+	mu       sync.Mutex
+	agents   map[string]*agentRec
+	byCred   map[string]string // credential hash -> agent id
+	open     map[string]*depRec // agent id -> its one open (not ended) deployment
+	runs     map[int64]*runRec  // runs not ended
+	cleanups map[string][]cleanupRec
+	waiters  map[string]chan struct{} // agent id -> wakes its long poll
+	settings map[string]string
+	releases map[string]releaseRec
+
+	kick    chan struct{}
+	closing chan struct{}
+	closed  sync.Once
+
+	events *eventHub
+	hooks  *hookRunner
+	met    *metrics
+}
+
+type agentRec struct {
+	ID          string
+	CredHash    string
+	Fingerprint string
+	Enrolled    time.Time
+	LastSeen    time.Time
+	Revoked     bool
+	Desired     string // last successful target; a repair brings the agent back to it
+	St          protocol.Status
+	persisted   string // status JSON last written, without live fields
+	seenDirty   bool
+	lastClone   time.Time
+}
+
+type depRec struct {
+	ID       int64
+	RunID    int64
+	AgentID  string
+	Platform string
+	Kind     string
+	From     string
+	Target   string
+	Revert   bool
+	State    string
+	Reason   string
+	Updated  time.Time
+	Started  time.Time
+}
+
+type runRec struct {
+	ID               int64
+	Text             string
+	Status           string
+	MaxConcurrent    int
+	FailureThreshold int
+	AckFailures      int // failures an operator accepted by resuming
+}
+
+type cleanupRec struct {
+	ID   int64
+	Keep []string
+}
+
+type releaseRec struct {
+	Version   string
+	Floor     string
+	Platforms map[string]bool
+	Released  time.Time
+}
+
+// New opens the store in opt.DataDir and loads the server's state.
+func New(ctx context.Context, opt Options) (*Server, error) {
+	if opt.Clock == nil {
+		opt.Clock = realClock{}
+	}
+	if opt.Log == nil {
+		opt.Log = zap.NewNop()
+	}
+	if opt.Tick == 0 {
+		opt.Tick = time.Second
+	}
+	if opt.HookWorkers == 0 {
+		opt.HookWorkers = 2
+	}
+	if err := os.MkdirAll(filepath.Join(opt.DataDir, "packs"), 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	st, err := OpenStore(ctx, filepath.Join(opt.DataDir, "molt.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opt: opt, st: st, log: opt.Log, clock: opt.Clock,
+		agents: map[string]*agentRec{}, byCred: map[string]string{}, open: map[string]*depRec{},
+		runs: map[int64]*runRec{}, cleanups: map[string][]cleanupRec{}, waiters: map[string]chan struct{}{},
+		settings: map[string]string{}, releases: map[string]releaseRec{},
+		kick: make(chan struct{}, 1), closing: make(chan struct{}),
+		events: newEventHub(), met: newMetrics(),
+	}
+	s.hooks = newHookRunner(s, opt.HookWorkers)
+	if err := s.load(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return s, nil
+}
+
+// Close releases the database. Call it after Run returned.
+func (s *Server) Close() error { return s.st.Close() }
+
+// Store returns the server's database (tests inspect it).
+func (s *Server) Store() *Store { return s.st }
+
+// Run does the background work until ctx ends: the scheduler's tick, the
+// flush of agents' last-seen times and the hook workers. On return every
+// long poll has been released.
+func (s *Server) Run(ctx context.Context) error {
+	s.emit(context.Background(), event{ID: protocol.EvServerStarted, Msg: "server started", Fields: map[string]string{"version": s.opt.Version}})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.hooks.run(ctx) }()
+	t := time.NewTicker(s.opt.Tick)
+	defer t.Stop()
+	flush := time.NewTicker(5 * time.Second)
+	defer flush.Stop()
+	s.Schedule(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			s.Shutdown()
+			s.flushSeen(context.Background())
+			wg.Wait()
+			return nil
+		case <-t.C:
+			s.Schedule(ctx)
+		case <-s.kick:
+			s.Schedule(ctx)
+		case <-flush.C:
+			s.flushSeen(ctx)
+		}
+	}
+}
+
+// Shutdown releases every long poll (they answer with no orders) and makes
+// new requests answer 503. Call it before http.Server.Shutdown.
+func (s *Server) Shutdown() { s.closed.Do(func() { close(s.closing) }) }
+
+func (s *Server) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// notify wakes agent id's long poll. Call with s.mu held.
+func (s *Server) notify(id string) {
+	if ch, ok := s.waiters[id]; ok {
+		close(ch)
+		delete(s.waiters, id)
+	}
+}
+
+func (s *Server) load(ctx context.Context) error {
+	db := s.st.w
+	rows, err := db.QueryContext(ctx, `SELECT id, cred_hash, fingerprint, enrolled, last_seen, revoked, desired, status FROM agents`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		a := &agentRec{}
+		var enrolled, seen int64
+		var status string
+		if err := rows.Scan(&a.ID, &a.CredHash, &a.Fingerprint, &enrolled, &seen, &a.Revoked, &a.Desired, &status); err != nil {
+			rows.Close()
+			return err
+		}
+		a.Enrolled, a.LastSeen = fromNanos(enrolled), fromNanos(seen)
+		if err := jsonUnmarshal(status, &a.St); err != nil {
+			rows.Close()
+			return fmt.Errorf("agent %s: %w", a.ID, err)
+		}
+		a.persisted = persistKey(a.St)
+		s.agents[a.ID] = a
+		s.byCred[a.CredHash] = a.ID
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = db.QueryContext(ctx, `SELECT id, run_id, agent_id, platform, kind, from_version, target, revert, state, reason, updated, started FROM deployments WHERE state NOT IN ('succeeded','failed','rolled_back','skipped','cancelled')`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		d := &depRec{}
+		var upd, started int64
+		if err := rows.Scan(&d.ID, &d.RunID, &d.AgentID, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &upd, &started); err != nil {
+			rows.Close()
+			return err
+		}
+		d.Updated, d.Started = fromNanos(upd), fromNanos(started)
+		s.open[d.AgentID] = d
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = db.QueryContext(ctx, `SELECT id, text, status, max_concurrent, failure_threshold, ack_failures FROM runs WHERE ended = 0`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		r := &runRec{}
+		if err := rows.Scan(&r.ID, &r.Text, &r.Status, &r.MaxConcurrent, &r.FailureThreshold, &r.AckFailures); err != nil {
+			rows.Close()
+			return err
+		}
+		s.runs[r.ID] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = db.QueryContext(ctx, `SELECT id, agent_id, keep FROM cleanups WHERE done = 0`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var c cleanupRec
+		var agent, keep string
+		if err := rows.Scan(&c.ID, &agent, &keep); err != nil {
+			rows.Close()
+			return err
+		}
+		if err := jsonUnmarshal(keep, &c.Keep); err != nil {
+			rows.Close()
+			return err
+		}
+		s.cleanups[agent] = append(s.cleanups[agent], c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = db.QueryContext(ctx, `SELECT key, value FROM settings`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		s.settings[k] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = db.QueryContext(ctx, `SELECT version, floor, platforms, released FROM releases`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r releaseRec
+		var plats string
+		var rel int64
+		if err := rows.Scan(&r.Version, &r.Floor, &plats, &rel); err != nil {
+			rows.Close()
+			return err
+		}
+		var ps []string
+		if err := jsonUnmarshal(plats, &ps); err != nil {
+			rows.Close()
+			return err
+		}
+		r.Platforms = map[string]bool{}
+		for _, p := range ps {
+			r.Platforms[p] = true
+		}
+		r.Released = fromNanos(rel)
+		s.releases[r.Version] = r
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// flushSeen writes last-seen times in one transaction. They are not worth
+// an fsync per check-in: after a crash an agent's last-seen time may be a
+// few seconds old, which its next check-in corrects.
+func (s *Server) flushSeen(ctx context.Context) {
+	s.mu.Lock()
+	type seen struct {
+		id string
+		at int64
+	}
+	var batch []seen
+	for _, a := range s.agents {
+		if a.seenDirty {
+			batch = append(batch, seen{a.ID, nanos(a.LastSeen)})
+			a.seenDirty = false
+		}
+	}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.Prepare(`UPDATE agents SET last_seen = ? WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, b := range batch {
+			if _, err := stmt.Exec(b.at, b.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("flush last-seen times", zap.Error(err))
+	}
+}
+
+// Handler is the HTTP API.
+func (s *Server) Handler() http.Handler { return s.routes() }

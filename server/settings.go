@@ -1,0 +1,252 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// settingDefaults are the keys that exist without a pattern and their
+// defaults. Keys with a pattern (version.<platform>,
+// activation-upgrade.<family>) are checked by checkSetting.
+var settingDefaults = map[string]string{
+	"hooks.on-deployment-end":         "",
+	"hooks.on-run-end":                "",
+	"hooks.timeout":                   "60s",
+	"agents.inactive-after":           "720h",
+	"agents.offline-after":            "3m",
+	"agents.poll-seconds":             "60",
+	"agents.min-auto-upgrade-version": "",
+	"agents.min-free-disk-mb":         "200",
+	"repair.enabled":                  "true",
+	"repair.max-concurrent":           "10",
+	"deployments.timeout":             "2h",
+	"metrics.public":                  "false",
+	"activation-upgrade.linux":        "false",
+	"activation-upgrade.windows":      "false",
+	"activation-upgrade.unix":         "false",
+}
+
+var platformKeyRe = regexp.MustCompile(`^version\.[a-z0-9]+/[a-z0-9]+$`)
+
+// checkSetting validates key=value and returns a clear error.
+func checkSetting(key, value string) error {
+	if len(value) > 4096 {
+		return badRequest("%s: the value is longer than 4096 bytes", key)
+	}
+	if platformKeyRe.MatchString(key) {
+		if value == "latest" || value == "none" || pack.ValidVersion(value) {
+			return nil
+		}
+		return badRequest("%s: %q is not latest, none or a version", key, value)
+	}
+	if _, ok := settingDefaults[key]; !ok {
+		return notFound("unknown setting %q (known: %s, version.<goos>/<goarch>)", key, strings.Join(knownKeys(), ", "))
+	}
+	switch key {
+	case "hooks.on-deployment-end", "hooks.on-run-end":
+		if value == "" {
+			return nil
+		}
+		if _, err := splitCommand(value); err != nil {
+			return badRequest("%s: %v", key, err)
+		}
+	case "hooks.timeout", "agents.inactive-after", "agents.offline-after", "deployments.timeout":
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return badRequest("%s: %q is not a positive duration like 90s, 30m or 720h", key, value)
+		}
+	case "agents.poll-seconds":
+		return checkInt(key, value, 1, 600)
+	case "repair.max-concurrent":
+		return checkInt(key, value, 1, 10000)
+	case "agents.min-free-disk-mb":
+		return checkInt(key, value, 0, 1<<20)
+	case "agents.min-auto-upgrade-version":
+		if value != "" && !pack.ValidVersion(value) {
+			return badRequest("%s: %q is not a version", key, value)
+		}
+	case "repair.enabled", "metrics.public", "activation-upgrade.linux", "activation-upgrade.windows", "activation-upgrade.unix":
+		if value != "true" && value != "false" {
+			return badRequest("%s: %q is not true or false", key, value)
+		}
+	}
+	return nil
+}
+
+func checkInt(key, value string, lo, hi int) error {
+	n, err := strconv.Atoi(value)
+	if err != nil || n < lo || n > hi {
+		return badRequest("%s: %q is not a whole number from %d to %d", key, value, lo, hi)
+	}
+	return nil
+}
+
+func knownKeys() []string {
+	keys := make([]string, 0, len(settingDefaults))
+	for k := range settingDefaults {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// settingLocked returns key's value. Call with s.mu held.
+func (s *Server) settingLocked(key string) string {
+	if v, ok := s.settings[key]; ok {
+		return v
+	}
+	if platformKeyRe.MatchString(key) {
+		return "latest"
+	}
+	return settingDefaults[key]
+}
+
+func (s *Server) setting(_ context.Context, key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.settingLocked(key)
+}
+
+// durationSetting and intSetting read validated settings (call with s.mu
+// held); a value that does not parse falls back to the default.
+func (s *Server) durationSetting(key string) time.Duration {
+	d, err := time.ParseDuration(s.settingLocked(key))
+	if err != nil {
+		d, _ = time.ParseDuration(settingDefaults[key])
+	}
+	return d
+}
+
+func (s *Server) intSetting(key string) int {
+	n, err := strconv.Atoi(s.settingLocked(key))
+	if err != nil {
+		n, _ = strconv.Atoi(settingDefaults[key])
+	}
+	return n
+}
+
+func (s *Server) pollWait() time.Duration {
+	if s.opt.PollWait > 0 {
+		return s.opt.PollWait
+	}
+	return time.Duration(s.intSetting("agents.poll-seconds")) * time.Second
+}
+
+func (s *Server) settingView(key string) protocol.Setting {
+	v, set := s.settings[key]
+	if !set {
+		v = s.settingLocked(key)
+	}
+	return protocol.Setting{Key: key, Value: v, Default: !set}
+}
+
+func (s *Server) handleSettingsList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	s.mu.Lock()
+	keys := knownKeys()
+	for k := range s.settings {
+		if _, ok := settingDefaults[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := protocol.Settings{Settings: []protocol.Setting{}}
+	for _, k := range keys {
+		out.Settings = append(out.Settings, s.settingView(k))
+	}
+	s.mu.Unlock()
+	writeJSON(w, 200, out)
+	return nil
+}
+
+func (s *Server) handleSettingGet(w http.ResponseWriter, r *http.Request, _ caller) error {
+	key := r.PathValue("key")
+	if err := checkSetting(key, s.setting(r.Context(), key)); err != nil {
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusNotFound {
+			return err
+		}
+	}
+	s.mu.Lock()
+	v := s.settingView(key)
+	s.mu.Unlock()
+	writeJSON(w, 200, v)
+	return nil
+}
+
+func (s *Server) handleSettingSet(w http.ResponseWriter, r *http.Request, _ caller) error {
+	key := r.PathValue("key")
+	req, err := decodeJSON[protocol.SettingRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	return s.putSetting(w, r, key, &req.Value)
+}
+
+func (s *Server) handleSettingReset(w http.ResponseWriter, r *http.Request, _ caller) error {
+	return s.putSetting(w, r, r.PathValue("key"), nil)
+}
+
+// putSetting sets key (value nil: back to its default).
+func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, key string, value *string) error {
+	shown := ""
+	if value != nil {
+		shown = *value
+	}
+	if err := checkSetting(key, shown); err != nil {
+		if value != nil {
+			return err
+		}
+		if ae, ok := err.(*apiError); ok && ae.Status == http.StatusNotFound {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if value != nil && platformKeyRe.MatchString(key) && shown != "latest" && shown != "none" {
+		rel, ok := s.releases[shown]
+		if !ok {
+			return conflict("%s: release %s is not imported (molt release list shows what is)", key, shown)
+		}
+		if !rel.Platforms[strings.TrimPrefix(key, "version.")] {
+			return conflict("%s: release %s has no pack for %s", key, shown, strings.TrimPrefix(key, "version."))
+		}
+	}
+	err := s.change(r.Context(), func(wr *writer) error {
+		var err error
+		if value == nil {
+			_, err = wr.exec(`DELETE FROM settings WHERE key = ?`, key)
+		} else {
+			_, err = wr.exec(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, shown)
+		}
+		if err != nil {
+			return err
+		}
+		if value == nil {
+			shown = "(default)"
+		}
+		wr.then(func() {
+			if value == nil {
+				delete(s.settings, key)
+			} else {
+				s.settings[key] = *value
+			}
+		})
+		return wr.event(event{ID: protocol.EvSettingChanged, Msg: fmt.Sprintf("setting %s = %s", key, shown), Fields: map[string]string{"key": key, "value": shown}})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, s.settingView(key))
+	return nil
+}
+
+var _ = sql.ErrNoRows

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so the server cross-builds without cgo
+)
+
+// Store is the server's SQLite database. Writes go through one connection
+// (SQLite has one writer; a pool would only trade lock waits for busy
+// errors), reads through a small pool that WAL lets run beside the writer.
+// synchronous=FULL makes every commit durable before it returns, so what the
+// server acknowledged survives kill -9 and power loss.
+type Store struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+// migrations are applied in order; each runs once, recorded in the
+// migrations table. Never edit one that has shipped: append another.
+var migrations = []string{
+	`CREATE TABLE tokens (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL DEFAULT '',
+		role TEXT NOT NULL,
+		hash TEXT NOT NULL UNIQUE,
+		created INTEGER NOT NULL,
+		last_used INTEGER NOT NULL DEFAULT 0,
+		revoked INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE enroll_tokens (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL DEFAULT '',
+		hash TEXT NOT NULL UNIQUE,
+		created INTEGER NOT NULL,
+		expires INTEGER NOT NULL,
+		uses INTEGER NOT NULL,
+		used INTEGER NOT NULL DEFAULT 0,
+		revoked INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE agents (
+		id TEXT PRIMARY KEY,
+		cred_hash TEXT NOT NULL UNIQUE,
+		fingerprint TEXT NOT NULL,
+		enrolled INTEGER NOT NULL,
+		last_seen INTEGER NOT NULL DEFAULT 0,
+		revoked INTEGER NOT NULL DEFAULT 0,
+		desired TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL
+	);
+	CREATE TABLE releases (
+		version TEXT PRIMARY KEY,
+		released INTEGER NOT NULL,
+		floor TEXT NOT NULL DEFAULT '',
+		platforms TEXT NOT NULL,
+		imported INTEGER NOT NULL,
+		size INTEGER NOT NULL
+	);
+	CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	CREATE TABLE runs (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		text TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		target TEXT NOT NULL,
+		target_for TEXT NOT NULL DEFAULT '{}',
+		scope TEXT NOT NULL,
+		max_concurrent INTEGER NOT NULL,
+		failure_threshold INTEGER NOT NULL,
+		selection TEXT NOT NULL,
+		created_by TEXT NOT NULL DEFAULT '',
+		created INTEGER NOT NULL,
+		ended INTEGER NOT NULL DEFAULT 0,
+		reason TEXT NOT NULL DEFAULT '',
+		ack_failures INTEGER NOT NULL DEFAULT 0,
+		plan TEXT NOT NULL DEFAULT '[]',
+		excluded TEXT NOT NULL DEFAULT '[]'
+	);
+	CREATE TABLE deployments (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		run_id INTEGER NOT NULL DEFAULT 0,
+		agent_id TEXT NOT NULL,
+		agent_name TEXT NOT NULL DEFAULT '',
+		platform TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		from_version TEXT NOT NULL DEFAULT '',
+		target TEXT NOT NULL,
+		revert INTEGER NOT NULL DEFAULT 0,
+		state TEXT NOT NULL,
+		reason TEXT NOT NULL DEFAULT '',
+		done INTEGER NOT NULL DEFAULT 0,
+		total INTEGER NOT NULL DEFAULT 0,
+		created INTEGER NOT NULL,
+		started INTEGER NOT NULL DEFAULT 0,
+		ended INTEGER NOT NULL DEFAULT 0,
+		updated INTEGER NOT NULL
+	);
+	CREATE INDEX deployments_agent ON deployments(agent_id, id);
+	CREATE INDEX deployments_run ON deployments(run_id, id);
+	CREATE INDEX deployments_state ON deployments(state);
+	CREATE TABLE steps (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		deployment_id INTEGER NOT NULL,
+		at INTEGER NOT NULL,
+		name TEXT NOT NULL,
+		detail TEXT NOT NULL DEFAULT '',
+		UNIQUE(deployment_id, at, name)
+	);
+	CREATE TABLE cleanups (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		agent_id TEXT NOT NULL,
+		deployment_id INTEGER NOT NULL,
+		keep TEXT NOT NULL,
+		created INTEGER NOT NULL,
+		done INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX cleanups_open ON cleanups(done, agent_id);
+	CREATE TABLE events (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		id INTEGER NOT NULL,
+		name TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		agent_id TEXT NOT NULL DEFAULT '',
+		run_id INTEGER NOT NULL DEFAULT 0,
+		deployment_id INTEGER NOT NULL DEFAULT 0,
+		message TEXT NOT NULL,
+		fields TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX events_at ON events(at);`,
+}
+
+// OpenStore opens (creating if needed) the database at path and applies
+// pending migrations.
+func OpenStore(ctx context.Context, path string) (*Store, error) {
+	dsn := func(extra string) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		return "file:" + path + "?" + q.Encode() + extra
+	}
+	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	s := &Store{w: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn("&mode=ro"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	s.r = r
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var have int
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("migrate: the database has schema version %d, newer than this server knows (%d): run a newer molt", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.Exec(migrations[v-1]); err != nil {
+				return err
+			}
+			_, err := tx.Exec(`INSERT INTO migrations (version, applied) VALUES (?, ?)`, v, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// tx runs fn in a write transaction and commits it (durably) when fn
+// returns nil.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// nanos and fromNanos store times as Unix nanoseconds; 0 is the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only called on types that always marshal
+	}
+	return string(b)
+}
