@@ -1,0 +1,526 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater"
+)
+
+// CheckinOptions configure the check-in loop. Zero durations take the
+// defaults in brackets.
+type CheckinOptions struct {
+	Client *Client
+	// MinBackoff and MaxBackoff bound the wait after a failed request
+	// [1s, 60s]; it doubles per failure, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// BusyPoll is the pause between check-ins while the server repeats
+	// orders this agent is already running [5s].
+	BusyPoll time.Duration
+	// MaxJitter bounds the pause before an ordinary next check-in [2s];
+	// it is never more than a tenth of the poll wait.
+	MaxJitter time.Duration
+	// Watch is how often local changes (holds, a trial result) are looked
+	// at to cut a long poll short [1s].
+	Watch time.Duration
+	// ReportEvery bounds how often one order's progress is sent [1s].
+	ReportEvery time.Duration
+	// OrderAttempts is how many times an order that fails for a
+	// transient reason is tried before it is reported failed [5].
+	OrderAttempts int
+	// Rand returns a number in [0, n) for jitter (math/rand/v2 by default).
+	Rand func(n int64) int64
+	// Now is the clock [time.Now].
+	Now func() time.Time
+}
+
+// Checkin is the agent's side of the protocol: it enrolls, checks in by
+// long poll, runs the orders it gets through the daemon and reports every
+// step. It implements Orders; cmd/molt-agent sets it as Options.Orders when
+// agent.yaml names a server:
+//
+//	hc, err := agent.NewHTTPClient(cfg, credential) // shared with the updater's downloads
+//	cl, err := agent.NewClient(agent.ClientOptions{Server: cfg.Server, HTTP: hc})
+//	d, err := agent.New(agent.Options{..., Orders: agent.NewCheckin(agent.CheckinOptions{Client: cl})})
+type Checkin struct {
+	o CheckinOptions
+
+	mu      sync.Mutex
+	running map[string]*orderRun
+	ended   map[string]bool      // orders whose end was reported (or need none)
+	retryAt map[string]time.Time // orders that failed transiently
+	tries   map[string]int
+	wg      sync.WaitGroup
+	wake    chan struct{}
+
+	trialReported bool
+}
+
+// NewCheckin returns the check-in loop.
+func NewCheckin(o CheckinOptions) *Checkin {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.MinBackoff, time.Second)
+	def(&o.MaxBackoff, 60*time.Second)
+	def(&o.BusyPoll, 5*time.Second)
+	def(&o.MaxJitter, 2*time.Second)
+	def(&o.Watch, time.Second)
+	def(&o.ReportEvery, time.Second)
+	if o.OrderAttempts <= 0 {
+		o.OrderAttempts = 5
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Int64N
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Checkin{
+		o: o, running: map[string]*orderRun{}, ended: map[string]bool{},
+		retryAt: map[string]time.Time{}, tries: map[string]int{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// jitter returns a random duration in [0, d).
+func (c *Checkin) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(c.o.Rand(int64(d)))
+}
+
+// backoff is the wait after the n-th failure in a row (n >= 1): half of
+// the doubled base plus a random half, so a fleet that lost its server
+// comes back spread out, never in step.
+func (c *Checkin) backoff(n int) time.Duration {
+	d := c.o.MinBackoff
+	for i := 1; i < n && d < c.o.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.o.MaxBackoff)
+	return d/2 + c.jitter(d/2+1)
+}
+
+func (c *Checkin) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run checks in until ctx ends or an order switched. See Orders.
+func (c *Checkin) Run(ctx context.Context, d *Daemon) error {
+	if c.o.Client == nil {
+		return errors.New("check-in: no server client")
+	}
+	log := d.Log().With(zap.String("server", c.o.Client.Server()))
+	defer c.wg.Wait()
+	wait := protocol.DefaultPollWait
+	failures := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-d.Switched():
+			// The order's goroutine sends the last report; Run returns
+			// once it has (the daemon bounds this by SwitchGrace).
+			return nil
+		default:
+		}
+		var pause time.Duration
+		err := c.once(ctx, d, log, &wait)
+		switch {
+		case err == nil:
+			if failures > 0 {
+				log.Info("server reachable again", zap.Int("failed_attempts", failures))
+			}
+			failures = 0
+			pause = c.nextPause(wait)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errPollCut):
+			failures, pause = 0, 0
+		case errors.Is(err, ErrCloned), errors.Is(err, ErrRevoked):
+			reason := "identity_cloned"
+			if errors.Is(err, ErrRevoked) {
+				reason = "credential_refused"
+			}
+			log.Warn("server refused the identity; enrolling again", zap.Error(err))
+			if rerr := d.Reenroll(reason); rerr != nil {
+				return fmt.Errorf("re-enroll: %w", rerr)
+			}
+			failures++
+			pause = c.backoff(failures)
+		case errors.Is(err, ErrProtocol):
+			log.Error("the server does not speak this agent's protocol; upgrade the agent by hand (molt-agent upgrade --pack)", zap.Error(err))
+			pause = c.o.MaxBackoff * 10
+		default:
+			failures++
+			pause = c.backoff(failures)
+			lvl := log.Warn
+			if failures > 1 {
+				lvl = log.Debug
+			}
+			lvl("check-in failed", zap.Error(err), zap.Int("attempt", failures), zap.Duration("retry_in", pause))
+		}
+		if !c.sleep(ctx, d, pause) {
+			return nil
+		}
+	}
+}
+
+// nextPause is the pause before the next check-in after a good one: short
+// while the server keeps repeating orders this agent runs (it answers at
+// once then), else a little jitter.
+func (c *Checkin) nextPause(wait time.Duration) time.Duration {
+	c.mu.Lock()
+	busy := len(c.running) > 0
+	c.mu.Unlock()
+	if busy {
+		return c.o.BusyPoll/2 + c.jitter(c.o.BusyPoll/2+1)
+	}
+	return c.jitter(min(c.o.MaxJitter, wait/10) + 1)
+}
+
+// sleep waits d, or less when the daemon switched or something woke the
+// loop; false means ctx ended.
+func (c *Checkin) sleep(ctx context.Context, d *Daemon, dur time.Duration) bool {
+	if dur <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-c.wake:
+	case <-d.Switched():
+	}
+	return true
+}
+
+// errPollCut: a long poll was ended early because the status changed.
+var errPollCut = errors.New("check-in cut short: status changed")
+
+// once enrolls when needed, reports a trial's start or end, and checks in
+// once, starting the orders it gets.
+func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *time.Duration) error {
+	if !d.Identity().Enrolled() {
+		if err := c.enroll(ctx, d, log, wait); err != nil {
+			return err
+		}
+	}
+	cred := d.Identity().Credential
+	if err := c.reportTrial(ctx, d, log, cred); err != nil {
+		return err
+	}
+	st := d.Status()
+	key := localKey(d)
+	pctx, cancel := context.WithCancel(ctx)
+	cut := make(chan struct{})
+	stopWatch := make(chan struct{})
+	go func() {
+		// Cut the long poll short when the server should learn at once:
+		// a hold ended or began, or a trial committed or rolled back.
+		t := time.NewTicker(c.o.Watch)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-d.Switched():
+				cancel()
+				return
+			case <-t.C:
+				if localKey(d) != key {
+					close(cut)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	resp, err := c.o.Client.Checkin(pctx, cred, protocol.CheckinRequest{Status: st}, *wait)
+	close(stopWatch)
+	cancel()
+	if err != nil {
+		select {
+		case <-cut:
+			return errPollCut
+		default:
+		}
+		return err
+	}
+	if p := resp.Settings.PollSeconds; p > 0 && p <= 600 {
+		*wait = time.Duration(p) * time.Second
+	}
+	for _, o := range resp.Orders {
+		c.start(ctx, d, log, cred, o)
+	}
+	return nil
+}
+
+// localKey summarises what a check-in must not wait to tell: holds and
+// the trial result file.
+func localKey(d *Daemon) string {
+	k := fmt.Sprint(d.Busy(), Reasons(d.Holds()))
+	if fi, err := os.Stat(d.Home().ResultPath()); err == nil {
+		k += fi.ModTime().String() + fmt.Sprint(fi.Size())
+	}
+	return k
+}
+
+func (c *Checkin) enroll(ctx context.Context, d *Daemon, log *zap.Logger, wait *time.Duration) error {
+	cfg := d.Config()
+	if cfg.EnrollmentToken == "" {
+		return errors.New("not enrolled and agent.yaml has no enrollment_token: create one with molt enroll-token create")
+	}
+	st := d.Status()
+	req := protocol.EnrollRequest{
+		ProtocolVersion: protocol.Version, EnrollmentToken: cfg.EnrollmentToken,
+		Name: st.Name, Hostname: st.Hostname, Platform: st.Platform, OSFamily: st.OSFamily,
+		Version: st.Version, Supervised: st.Supervised, SupervisorVersion: st.SupervisorVersion,
+		Labels: st.Labels, Cluster: st.Cluster, Fingerprint: d.Identity().Fingerprint,
+		PendingReboot: st.PendingReboot, FreeDiskBytes: st.FreeDiskBytes, Floor: st.Floor,
+	}
+	resp, err := c.o.Client.Enroll(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := d.SetEnrolled(resp.AgentID, resp.Credential); err != nil {
+		return err
+	}
+	if p := resp.Settings.PollSeconds; p > 0 && p <= 600 {
+		*wait = time.Duration(p) * time.Second
+	}
+	switch resp.Activation {
+	case "requested":
+		log.Info("upgrade on activation requested; the order follows on the first check-in")
+	case "skipped":
+		log.Info("upgrade on activation skipped", zap.String("reason", resp.ActivationReason))
+	}
+	return nil
+}
+
+// checkinState is state/checkin.json: which trial result was reported, so
+// a restart does not report it again.
+type checkinState struct {
+	ReportedResult string `json:"reported_result,omitempty"`
+}
+
+func checkinStatePath(d *Daemon) string { return filepath.Join(d.Home().StateDir(), "checkin.json") }
+
+// reportTrial tells the server about the trial of this version (its
+// start under the supervisor's watch) and about the last trial's end
+// (state/result.json), each once. The server also learns the result from
+// the status in every check-in; the report puts the steps, with their
+// times, into the deployment's DEPLOY report.
+func (c *Checkin) reportTrial(ctx context.Context, d *Daemon, log *zap.Logger, cred string) error {
+	h := d.Home()
+	if !c.trialReported {
+		if a, err := h.ReadActive(); err == nil && a.Trial != nil && a.Trial.Order != "" && a.Trial.Version == d.Version() {
+			at := a.Trial.Started
+			if at.IsZero() {
+				at = c.o.Now()
+			}
+			_, err := c.o.Client.Report(ctx, cred, protocol.ReportRequest{
+				OrderID: a.Trial.Order, Phase: protocol.StateWatching,
+				Steps: []protocol.Step{{At: at.UTC(), Name: "start", Detail: fmt.Sprintf("%s started by the supervisor, under watch until the trial commits", d.Version())}},
+			})
+			if err != nil && Transient(err) {
+				return err
+			}
+			if err != nil {
+				log.Info("trial start not recorded by the server", zap.Error(err))
+			}
+		}
+		c.trialReported = true
+	}
+	r, ok, err := h.ReadResult()
+	if err != nil || !ok || r.Order == "" {
+		return nil
+	}
+	key := r.Order + "/" + r.Outcome + "/" + r.At.UTC().Format(time.RFC3339Nano)
+	var cs checkinState
+	_ = readJSON(checkinStatePath(d), &cs)
+	if cs.ReportedResult == key {
+		return nil
+	}
+	end := &protocol.End{Version: d.Version(), Reason: r.Reason}
+	step := protocol.Step{At: r.At.UTC()}
+	switch r.Outcome {
+	case protocol.TrialCommitted:
+		end.Outcome, step.Name, step.Detail = protocol.EndSucceeded, "commit", r.Version+" committed after its watch"
+	case protocol.TrialRolledBack:
+		end.Outcome, step.Name = protocol.EndRolledBack, "rollback"
+		step.Detail = fmt.Sprintf("%s rolled back to %s: %s", r.Version, r.Previous, r.Reason)
+		if r.Logs != "" {
+			step.Detail += " (logs: " + r.Logs + ")"
+		}
+	default:
+		return nil
+	}
+	steps := []protocol.Step{step}
+	if s := r.Supervisor; s != nil {
+		name, detail := "supervisor", fmt.Sprintf("supervisor %s -> %s", s.From, s.To)
+		if s.Upgraded {
+			detail += " upgraded"
+		} else {
+			detail += " not upgraded: " + s.Reason
+		}
+		steps = append(steps, protocol.Step{At: s.At.UTC(), Name: name, Detail: detail})
+	}
+	_, err = c.o.Client.Report(ctx, cred, protocol.ReportRequest{OrderID: r.Order, Steps: steps, End: end})
+	if err != nil && Transient(err) {
+		return err
+	}
+	if err != nil {
+		// 404/409: the server ended the deployment already (from the
+		// check-in status) or does not know it; nothing to retry.
+		log.Info("trial result not recorded by the server", zap.String("order", r.Order), zap.Error(err))
+	} else {
+		log.Info("trial result reported", zap.String("order", r.Order), zap.String("outcome", r.Outcome))
+	}
+	cs.ReportedResult = key
+	if err := atomicfile.WriteJSON(checkinStatePath(d), cs, 0o644); err != nil {
+		log.Warn("state/checkin.json", zap.Error(err))
+	}
+	return nil
+}
+
+// orderRun is an order being run.
+type orderRun struct {
+	cancel context.CancelFunc
+	rep    *reporter
+}
+
+// start runs o unless it runs already, has ended, or waits for a retry.
+func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred string, o protocol.Order) {
+	if o.ID == "" || len(o.ID) > protocol.MaxStringLen {
+		log.Warn("order without a usable id ignored")
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[o.ID] != nil || c.ended[o.ID] {
+		return
+	}
+	if t, ok := c.retryAt[o.ID]; ok && c.o.Now().Before(t) {
+		return
+	}
+	octx, cancel := context.WithCancel(ctx)
+	rep := newReporter(c, d, log, cred, o.ID, cancel)
+	run := &orderRun{cancel: cancel, rep: rep}
+	c.running[o.ID] = run
+	log = log.With(zap.String("order", o.ID), zap.String("kind", o.Kind))
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		rep.loop(octx)
+	}()
+	go func() {
+		defer c.wg.Done()
+		ended := c.runOrder(octx, d, log, o, rep)
+		rep.close()
+		// The reporter gets its chance to deliver the last report before
+		// the order counts as done.
+		rep.wait(ctx)
+		cancel()
+		c.mu.Lock()
+		delete(c.running, o.ID)
+		if ended {
+			c.ended[o.ID] = true
+			delete(c.retryAt, o.ID)
+			delete(c.tries, o.ID)
+		}
+		c.mu.Unlock()
+		c.poke()
+	}()
+}
+
+// runOrder runs one order and says whether it ended (its end reported,
+// cancelled, or switched) or should be tried again when it is delivered
+// again.
+func (c *Checkin) runOrder(ctx context.Context, d *Daemon, log *zap.Logger, o protocol.Order, rep *reporter) bool {
+	switch o.Kind {
+	case protocol.OrderCleanup:
+		rep.step("cleanup", fmt.Sprintf("keep %v", o.Keep))
+		if err := d.Cleanup(ctx, o.Keep); err != nil {
+			if errors.Is(err, ErrBusy) || ctx.Err() != nil {
+				return false
+			}
+			log.Warn("cleanup failed", zap.Error(err))
+			rep.end(protocol.EndFailed, err.Error(), d.Version())
+			return true
+		}
+		rep.end(protocol.EndSucceeded, "", d.Version())
+		return true
+	case protocol.OrderUpgrade:
+	default:
+		rep.end(protocol.EndFailed, fmt.Sprintf("this agent (%s) does not know orders of kind %q", d.Version(), o.Kind), d.Version())
+		return true
+	}
+	detail := "upgrade to " + o.Version
+	switch {
+	case o.Revert:
+		detail = "revert to " + o.Version
+	case o.Repair:
+		detail = "repair: back to " + o.Version
+	}
+	rep.step("order", detail)
+	err := d.RunOrder(ctx, Order{
+		ID: o.ID, Version: o.Version, PackURL: o.PackURL, Revert: o.Revert,
+		Progress: rep.progress,
+	})
+	switch {
+	case err == nil:
+		rep.step("exit", fmt.Sprintf("exiting with code 11: the supervisor starts %s under watch", o.Version))
+		return true
+	case rep.wasCancelled():
+		log.Info("order cancelled by the server")
+		return true
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, ErrBusy):
+		log.Info("order waits: another upgrade is in progress", zap.Error(err))
+		return false
+	case errors.Is(err, updater.ErrAlreadyRunning):
+		rep.end(protocol.EndSucceeded, o.Version+" runs already", d.Version())
+		return true
+	case updater.IsRefusal(err):
+		log.Warn("order refused", zap.Error(err))
+		rep.end(protocol.EndFailed, err.Error(), d.Version())
+		return true
+	}
+	c.mu.Lock()
+	c.tries[o.ID]++
+	n := c.tries[o.ID]
+	c.mu.Unlock()
+	if n >= c.o.OrderAttempts {
+		log.Warn("order failed", zap.Error(err), zap.Int("attempts", n))
+		rep.end(protocol.EndFailed, fmt.Sprintf("%v (after %d attempts)", err, n), d.Version())
+		return true
+	}
+	retry := c.backoff(n + 2)
+	log.Warn("order failed; it resumes when the server repeats it", zap.Error(err), zap.Int("attempt", n), zap.Duration("not_before", retry))
+	rep.step("retry", fmt.Sprintf("attempt %d failed: %v", n, err))
+	c.mu.Lock()
+	c.retryAt[o.ID] = c.o.Now().Add(retry)
+	c.mu.Unlock()
+	return false
+}

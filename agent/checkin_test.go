@@ -1,0 +1,550 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/config"
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// ckServer is a control server speaking the agent protocol, scripted by
+// the test.
+type ckServer struct {
+	t  *testing.T
+	mu sync.Mutex
+	// enrolls counts enrollments; creds are the credentials issued.
+	enrolls  []protocol.EnrollRequest
+	creds    []string
+	checkins []ckCheckin
+	reports  []protocol.ReportRequest
+	// checkin answers a check-in (nil: no orders after a short wait).
+	checkin func(n int, cred string, req protocol.CheckinRequest) (int, any)
+	// report answers a report (nil: 200 {}).
+	report func(req protocol.ReportRequest) (int, any)
+}
+
+type ckCheckin struct {
+	At   time.Time
+	Cred string
+	Req  protocol.CheckinRequest
+}
+
+func (s *ckServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cred := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	reply := func(code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	switch r.URL.Path {
+	case "/v1/agent/enroll":
+		var req protocol.EnrollRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			s.t.Errorf("enroll body: %v", err)
+		}
+		s.mu.Lock()
+		s.enrolls = append(s.enrolls, req)
+		n := len(s.enrolls)
+		cred := fmt.Sprintf("molta_cred%d", n)
+		s.creds = append(s.creds, cred)
+		s.mu.Unlock()
+		reply(200, protocol.EnrollResponse{AgentID: fmt.Sprintf("agent-%d", n), Credential: cred, Settings: protocol.AgentSettings{PollSeconds: 1}})
+	case "/v1/agent/checkin":
+		var req protocol.CheckinRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			s.t.Errorf("checkin body: %v", err)
+		}
+		s.mu.Lock()
+		s.checkins = append(s.checkins, ckCheckin{At: time.Now(), Cred: cred, Req: req})
+		n := len(s.checkins)
+		f := s.checkin
+		s.mu.Unlock()
+		if f == nil {
+			time.Sleep(20 * time.Millisecond)
+			reply(200, protocol.CheckinResponse{Settings: protocol.AgentSettings{PollSeconds: 1}})
+			return
+		}
+		reply(f(n, cred, req))
+	case "/v1/agent/report":
+		var req protocol.ReportRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			s.t.Errorf("report body: %v", err)
+		}
+		s.mu.Lock()
+		f := s.report
+		s.reports = append(s.reports, req)
+		s.mu.Unlock()
+		if f == nil {
+			reply(200, protocol.ReportResponse{State: "ok"})
+			return
+		}
+		reply(f(req))
+	default:
+		reply(404, protocol.Error{Error: "no route", Code: protocol.CodeNotFound})
+	}
+}
+
+func (s *ckServer) snapshot() (enrolls int, checkins []ckCheckin, reports []protocol.ReportRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.enrolls), append([]ckCheckin(nil), s.checkins...), append([]protocol.ReportRequest(nil), s.reports...)
+}
+
+// ckUpdater is a hand-written Updater: Prepare reports download progress
+// and returns prepareErr.
+type ckUpdater struct {
+	mu         sync.Mutex
+	prepareErr error
+	prepared   []string
+	cleaned    int
+	block      chan struct{} // when set, Prepare waits for it or ctx
+}
+
+func (u *ckUpdater) Prepare(ctx context.Context, o Order) error {
+	u.mu.Lock()
+	u.prepared = append(u.prepared, o.ID)
+	err, block := u.prepareErr, u.block
+	u.mu.Unlock()
+	o.Progress(Progress{Phase: protocol.StateDownloading, Step: "download", Done: 10, Total: 100})
+	o.Progress(Progress{Phase: protocol.StateDownloading, Step: "download", Done: 50, Total: 100})
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	o.Progress(Progress{Phase: protocol.StateDownloading, Step: "download", Done: 100, Total: 100})
+	o.Progress(Progress{Step: "verify", Detail: "signature and sha256 ok"})
+	return nil
+}
+
+func (u *ckUpdater) Switch(context.Context, Order) error { return nil }
+func (u *ckUpdater) Cleanup() ([]string, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.cleaned++
+	return []string{"versions/1.2.0"}, nil
+}
+func (u *ckUpdater) Finish(string) error                          { return nil }
+func (u *ckUpdater) InFlight() (*protocol.UpgradeProgress, error) { return nil, nil }
+
+type ckAgent struct {
+	srv  *ckServer
+	hs   *httptest.Server
+	home home.Home
+	upd  *ckUpdater
+	cfg  *config.Config
+	ck   *Checkin
+}
+
+func newCkAgent(t *testing.T, srv *ckServer) *ckAgent {
+	t.Helper()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	a := &ckAgent{srv: srv, hs: hs, home: home.New(t.TempDir()), upd: &ckUpdater{},
+		cfg: &config.Config{Server: hs.URL, EnrollmentToken: "enroll-secret", Name: "web-1", Labels: map[string]string{"env": "test"}}}
+	return a
+}
+
+func (a *ckAgent) checkinOpts() CheckinOptions {
+	cl, err := NewClient(ClientOptions{Server: a.hs.URL})
+	if err != nil {
+		panic(err)
+	}
+	return CheckinOptions{Client: cl, MinBackoff: 20 * time.Millisecond, MaxBackoff: 160 * time.Millisecond,
+		BusyPoll: 30 * time.Millisecond, MaxJitter: 5 * time.Millisecond, Watch: 20 * time.Millisecond, ReportEvery: 10 * time.Millisecond}
+}
+
+// run runs a daemon with the check-in loop until it returns or timeout.
+func (a *ckAgent) run(t *testing.T, o CheckinOptions, timeout time.Duration) error {
+	t.Helper()
+	a.ck = NewCheckin(o)
+	d, err := New(Options{Home: a.home, Config: a.cfg, Updater: a.upd, Orders: a.ck, Version: "1.4.0",
+		Fingerprint: func() (string, error) { return "fp-1", nil }, Poll: 10 * time.Millisecond, SwitchGrace: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.Run(ctx)
+}
+
+func stepNames(reports []protocol.ReportRequest, order string) []string {
+	var names []string
+	for _, r := range reports {
+		if r.OrderID != order {
+			continue
+		}
+		for _, s := range r.Steps {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
+func endOf(reports []protocol.ReportRequest, order string) *protocol.End {
+	for _, r := range reports {
+		if r.OrderID == order && r.End != nil {
+			return r.End
+		}
+	}
+	return nil
+}
+
+func TestEnrollCheckinUpgrade(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "dep-1", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}},
+			Settings: protocol.AgentSettings{PollSeconds: 1}}
+	}
+	a := newCkAgent(t, srv)
+	err := a.run(t, a.checkinOpts(), 10*time.Second)
+	if !errors.Is(err, ErrSwitched) {
+		t.Fatalf("Run: %v, want ErrSwitched", err)
+	}
+	enrolls, checkins, reports := srv.snapshot()
+	if enrolls != 1 {
+		t.Fatalf("%d enrollments, want 1", enrolls)
+	}
+	e := srv.enrolls[0]
+	if e.EnrollmentToken != "enroll-secret" || e.Name != "web-1" || e.Version != "1.4.0" || e.Fingerprint != "fp-1" || e.Labels["env"] != "test" || e.Platform == "" || e.OSFamily == "" || e.ProtocolVersion != protocol.Version {
+		t.Errorf("enroll request %+v", e)
+	}
+	if len(checkins) == 0 || checkins[0].Cred != "molta_cred1" {
+		t.Fatalf("check-ins %+v", checkins)
+	}
+	if checkins[0].Req.Status.Version != "1.4.0" || checkins[0].Req.Status.Fingerprint != "fp-1" {
+		t.Errorf("status %+v", checkins[0].Req.Status)
+	}
+	id, err := ReadIdentity(a.home)
+	if err != nil || id.ID != "agent-1" || id.Credential != "molta_cred1" {
+		t.Fatalf("identity %+v %v", id, err)
+	}
+	if fi, err := os.Stat(a.home.IdentityPath()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity file mode %v %v", fi.Mode(), err)
+	}
+	got := strings.Join(stepNames(reports, "dep-1"), ",")
+	// Two progress calls below 100% give one "download" step; the last
+	// (done == total) another.
+	want := "order,preflight,download,download,verify,stage,switch,exit"
+	if !strings.Contains(got, "order") || !strings.HasSuffix(got, "stage,switch,exit") || strings.Count(got, "download") != 2 {
+		t.Errorf("steps %s, want like %s", got, want)
+	}
+	var phases []string
+	var sawProgress bool
+	for _, r := range reports {
+		for _, s := range r.Steps {
+			if s.At.IsZero() {
+				t.Errorf("step %s without time", s.Name)
+			}
+		}
+		if r.Phase != "" {
+			phases = append(phases, r.Phase)
+		}
+		if r.Total == 100 {
+			sawProgress = true
+		}
+	}
+	if !sawProgress {
+		t.Error("no download progress reported")
+	}
+	if len(phases) == 0 || phases[len(phases)-1] != protocol.StateRestarting {
+		t.Errorf("phases %v, want last restarting", phases)
+	}
+	if e := endOf(reports, "dep-1"); e != nil {
+		t.Errorf("an order that switched reported an end %+v; the trial decides it", e)
+	}
+}
+
+func TestClonedIdentityReenrolls(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		if cred == "molta_cred1" {
+			return 409, protocol.Error{Error: "agent agent-1 is enrolled from another machine", Code: protocol.CodeIdentityCloned}
+		}
+		return 200, protocol.CheckinResponse{Settings: protocol.AgentSettings{PollSeconds: 1}}
+	}
+	a := newCkAgent(t, srv)
+	a.run(t, a.checkinOpts(), 600*time.Millisecond)
+	enrolls, checkins, _ := srv.snapshot()
+	if enrolls != 2 {
+		t.Fatalf("%d enrollments, want 2 (the clone enrolls again)", enrolls)
+	}
+	id, _ := ReadIdentity(a.home)
+	if id.ID != "agent-2" || id.Credential != "molta_cred2" {
+		t.Fatalf("identity %+v, want agent-2", id)
+	}
+	last := checkins[len(checkins)-1]
+	if last.Cred != "molta_cred2" {
+		t.Fatalf("last check-in with %q", last.Cred)
+	}
+}
+
+func TestBackoffWhenServerAway(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		if n <= 5 {
+			return 503, protocol.Error{Error: "shutting down", Code: protocol.CodeUnavailable}
+		}
+		return 200, protocol.CheckinResponse{Settings: protocol.AgentSettings{PollSeconds: 1}}
+	}
+	a := newCkAgent(t, srv)
+	o := a.checkinOpts()
+	o.MinBackoff, o.MaxBackoff = 40*time.Millisecond, 200*time.Millisecond
+	a.run(t, o, 1500*time.Millisecond)
+	_, checkins, _ := srv.snapshot()
+	if len(checkins) < 6 {
+		t.Fatalf("%d check-ins, want at least 6", len(checkins))
+	}
+	// After failure n the wait is at least half of min(40ms * 2^(n-1), 200ms).
+	for i := 1; i < 6; i++ {
+		gap := checkins[i].At.Sub(checkins[i-1].At)
+		base := min(40*time.Millisecond<<(i-1), 200*time.Millisecond)
+		if gap < base/2 {
+			t.Errorf("gap %d: %v, want at least %v", i, gap, base/2)
+		}
+	}
+}
+
+func TestBackoffJitter(t *testing.T) {
+	c := NewCheckin(CheckinOptions{MinBackoff: time.Second, MaxBackoff: 60 * time.Second})
+	seen := map[time.Duration]bool{}
+	for n := 1; n <= 10; n++ {
+		base := min(time.Second<<(n-1), 60*time.Second)
+		for range 50 {
+			d := c.backoff(n)
+			if d < base/2 || d > base {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", n, d, base/2, base)
+			}
+			seen[d] = true
+		}
+	}
+	if len(seen) < 100 {
+		t.Fatalf("only %d distinct waits: no jitter", len(seen))
+	}
+}
+
+func TestTrialResultReportedOnce(t *testing.T) {
+	srv := &ckServer{t: t}
+	a := newCkAgent(t, srv)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := a.home.WriteResult(home.Result{Outcome: home.OutcomeRolledBack, Version: "1.5.0", Previous: "1.4.0",
+		Reason: "not ready within 60s", Logs: "logs/1.5.0", Order: "dep-7", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	a.run(t, a.checkinOpts(), 300*time.Millisecond)
+	_, checkins, reports := srv.snapshot()
+	e := endOf(reports, "dep-7")
+	if e == nil || e.Outcome != protocol.EndRolledBack || e.Reason != "not ready within 60s" {
+		t.Fatalf("end %+v, want rolled_back with the reason", e)
+	}
+	if names := stepNames(reports, "dep-7"); len(names) != 1 || names[0] != "rollback" {
+		t.Fatalf("steps %v", names)
+	}
+	if lr := checkins[0].Req.Status.LastResult; lr == nil || lr.Outcome != protocol.TrialRolledBack || lr.OrderID != "dep-7" {
+		t.Fatalf("check-in last_result %+v", lr)
+	}
+	// A restart does not report the same result again.
+	srv.mu.Lock()
+	srv.reports = nil
+	srv.mu.Unlock()
+	a.run(t, a.checkinOpts(), 200*time.Millisecond)
+	if _, _, reports := srv.snapshot(); endOf(reports, "dep-7") != nil {
+		t.Fatal("trial result reported again after a restart")
+	}
+}
+
+func TestTrialStartReported(t *testing.T) {
+	srv := &ckServer{t: t}
+	a := newCkAgent(t, srv)
+	started := time.Now().Add(-time.Second).UTC()
+	if err := a.home.WriteActive(home.Active{Current: "1.4.0", Previous: "1.3.0",
+		Trial: &home.Trial{Version: "1.4.0", Order: "dep-3", Started: started}}); err != nil {
+		t.Fatal(err)
+	}
+	a.run(t, a.checkinOpts(), 200*time.Millisecond)
+	_, _, reports := srv.snapshot()
+	var found bool
+	for _, r := range reports {
+		if r.OrderID == "dep-3" && r.Phase == protocol.StateWatching && len(r.Steps) == 1 && r.Steps[0].Name == "start" && r.Steps[0].At.Equal(started) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no watching report for the trial: %+v", reports)
+	}
+}
+
+func TestRefusedOrderReportsFailure(t *testing.T) {
+	srv := &ckServer{t: t}
+	var once sync.Once
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		var resp protocol.CheckinResponse
+		once.Do(func() {
+			resp.Orders = []protocol.Order{{ID: "dep-2", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}}
+		})
+		time.Sleep(10 * time.Millisecond)
+		return 200, resp
+	}
+	a := newCkAgent(t, srv)
+	a.upd.prepareErr = fmt.Errorf("verify manifest: %w", pack.ErrBadSignature)
+	a.run(t, a.checkinOpts(), 500*time.Millisecond)
+	_, _, reports := srv.snapshot()
+	e := endOf(reports, "dep-2")
+	if e == nil || e.Outcome != protocol.EndFailed || !strings.Contains(e.Reason, "verify manifest") {
+		t.Fatalf("end %+v, want failed with the updater's reason", e)
+	}
+	if len(a.upd.prepared) != 1 {
+		t.Fatalf("prepared %d times, want 1", len(a.upd.prepared))
+	}
+}
+
+func TestTransientOrderFailureResumes(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		time.Sleep(5 * time.Millisecond)
+		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "dep-4", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}}}
+	}
+	a := newCkAgent(t, srv)
+	a.upd.prepareErr = errors.New("download: connection reset by peer")
+	o := a.checkinOpts()
+	o.OrderAttempts = 3
+	a.run(t, o, 1500*time.Millisecond)
+	_, _, reports := srv.snapshot()
+	if len(a.upd.prepared) != 3 {
+		t.Fatalf("prepared %d times, want 3 (resumed, then given up)", len(a.upd.prepared))
+	}
+	e := endOf(reports, "dep-4")
+	if e == nil || e.Outcome != protocol.EndFailed || !strings.Contains(e.Reason, "after 3 attempts") {
+		t.Fatalf("end %+v", e)
+	}
+}
+
+func TestCancelledOrderStops(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		time.Sleep(5 * time.Millisecond)
+		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "dep-5", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}}}
+	}
+	srv.report = func(req protocol.ReportRequest) (int, any) {
+		return 200, protocol.ReportResponse{State: protocol.StateCancelled, Cancelled: true}
+	}
+	a := newCkAgent(t, srv)
+	a.upd.block = make(chan struct{})
+	err := a.run(t, a.checkinOpts(), 500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(a.upd.prepared) != 1 {
+		t.Fatalf("prepared %d times, want 1: a cancelled order is not run again", len(a.upd.prepared))
+	}
+}
+
+func TestCleanupOrder(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		time.Sleep(5 * time.Millisecond)
+		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "c-1", Kind: protocol.OrderCleanup, Keep: []string{"1.4.0", "1.3.0"}}}}
+	}
+	a := newCkAgent(t, srv)
+	a.run(t, a.checkinOpts(), 400*time.Millisecond)
+	_, _, reports := srv.snapshot()
+	if e := endOf(reports, "c-1"); e == nil || e.Outcome != protocol.EndSucceeded {
+		t.Fatalf("end %+v", e)
+	}
+	if a.upd.cleaned != 1 {
+		t.Fatalf("cleaned %d times, want once", a.upd.cleaned)
+	}
+}
+
+func TestReportsSurviveServerOutage(t *testing.T) {
+	srv := &ckServer{t: t}
+	var once sync.Once
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		var resp protocol.CheckinResponse
+		once.Do(func() {
+			resp.Orders = []protocol.Order{{ID: "dep-6", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}}
+		})
+		return 200, resp
+	}
+	var fails int
+	srv.report = func(req protocol.ReportRequest) (int, any) {
+		if fails < 3 {
+			fails++
+			return 503, protocol.Error{Error: "restarting", Code: protocol.CodeUnavailable}
+		}
+		return 200, protocol.ReportResponse{State: "ok"}
+	}
+	a := newCkAgent(t, srv)
+	a.run(t, a.checkinOpts(), 5*time.Second)
+	_, _, reports := srv.snapshot()
+	var delivered []string
+	for _, r := range reports[3:] {
+		for _, s := range r.Steps {
+			delivered = append(delivered, s.Name)
+		}
+	}
+	got := strings.Join(delivered, ",")
+	if !strings.HasPrefix(got, "order,") || !strings.HasSuffix(got, "switch,exit") {
+		t.Fatalf("steps delivered after the outage: %s", got)
+	}
+}
+
+func TestOversizeAnswerRefused(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"orders":[],"x":"`))
+		w.Write([]byte(strings.Repeat("a", maxServerResponse)))
+		w.Write([]byte(`"}`))
+	}))
+	defer hs.Close()
+	cl, _ := NewClient(ClientOptions{Server: hs.URL})
+	_, err := cl.Checkin(context.Background(), "c", protocol.CheckinRequest{}, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestServerErrorSentinels(t *testing.T) {
+	tests := []struct {
+		status int
+		code   string
+		want   error
+	}{
+		{409, protocol.CodeIdentityCloned, ErrCloned},
+		{401, protocol.CodeAgentRevoked, ErrRevoked},
+		{401, protocol.CodeUnauthorized, ErrRevoked},
+		{401, protocol.CodeEnrollToken, ErrEnrollRefused},
+		{426, protocol.CodeProtocol, ErrProtocol},
+		{404, protocol.CodeNotFound, ErrOrderGone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			err := error(&ServerError{Status: tt.status, Code: tt.code, Message: "m"})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("%v is not %v", err, tt.want)
+			}
+			if Transient(err) {
+				t.Fatalf("%v counted as transient", err)
+			}
+		})
+	}
+	if !Transient(&ServerError{Status: 503}) {
+		t.Fatal("503 not transient")
+	}
+}
