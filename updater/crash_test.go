@@ -1,0 +1,96 @@
+//go:build !windows
+
+package updater
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// crashPoints are the updater's step boundaries, in order.
+var crashPoints = []string{
+	"manifest-verified", "downloaded-agent", "downloaded-supervisor", "verified",
+	"staging-filled", "staging-renamed", "valid-written", "before-switch", "switched",
+}
+
+// TestCrashBetweenSteps kills a process (SIGKILL) at every step boundary
+// of Prepare and Switch, checks that the home is sound, then runs the
+// upgrade again: it finishes without downloading anything twice.
+func TestCrashBetweenSteps(t *testing.T) {
+	pub, sk := newKey(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 150_000, 50_000), nil)
+	pk := filepath.Join(t.TempDir(), "1.1.0.pack")
+	rel.writePack(t, pk)
+	for _, source := range []string{"http", "pack"} {
+		for _, point := range crashPoints {
+			t.Run(source+"/"+point, func(t *testing.T) {
+				h := testHome(t, t.TempDir())
+				srv := newServer(t)
+				base := srv.publish(rel)
+				env := []string{envHome + "=" + h.Dir, envOrder + "=o", envVersion + "=1.1.0",
+					envKey + "=" + pub.String(), envSwitch + "=1"}
+				if source == "http" {
+					env = append(env, envURL+"="+base)
+				} else {
+					env = append(env, envPack+"="+pk)
+				}
+
+				cmd := helperCmd(t, "upgrade", append(env, envCrashAt+"="+point)...)
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.Exited() {
+					t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+				}
+				checkHomeInvariants(t, h)
+				a, err := h.ReadActive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantCurrent := "1.0.0"
+				if point == "switched" {
+					wantCurrent = "1.1.0"
+				}
+				if a.Current != wantCurrent {
+					t.Errorf("after a crash at %s, current is %s, want %s", point, a.Current, wantCurrent)
+				}
+
+				cmd = helperCmd(t, "upgrade", env...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("second run: %v\n%s", err, out)
+				}
+				checkHomeInvariants(t, h)
+				a, err = h.ReadActive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Current != "1.1.0" || a.Previous != "1.0.0" || a.Trial == nil || a.Trial.Order != "o" {
+					t.Errorf("after the second run: %+v", a)
+				}
+				if st, err := New(testOptions(h, pub)).State(); err != nil || st.Phase != PhaseSwitched {
+					t.Errorf("state %+v %v", st, err)
+				}
+				if source == "http" {
+					for _, role := range []string{pack.RoleAgent, pack.RoleSupervisor} {
+						if got, size := srv.servedBytes(srv.path(rel, role)), rel.artifact(role).Size; got != size {
+							t.Errorf("%s: served %d bytes for a %d-byte file", role, got, size)
+						}
+					}
+				}
+				entries, _ := os.ReadDir(h.VersionsDir())
+				for _, e := range entries {
+					if !h.IsValid(e.Name()) {
+						t.Errorf("versions/%s left behind without .valid", e.Name())
+					}
+				}
+				if c := cacheEntries(t, h); len(c) != 0 {
+					t.Errorf("cache left: %v", c)
+				}
+			})
+		}
+	}
+}
