@@ -1,0 +1,352 @@
+package supervisor_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/home"
+)
+
+// 1. Crash restarts back off: the delays double, and a run longer than
+// the stable period resets them.
+func TestCrashBackoff(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	v := h.install("1.0.0 runs=0s,0s,0s,1500ms,0s")
+	h.setActive(home.Active{Current: v})
+	h.start("--backoff-min", "150ms", "--backoff-max", "10s", "--stable-after", "1s")
+	// Runs 0-2 crash at once, run 3 lasts 1.5 s (stable), run 4 crashes
+	// at once, run 5 stays up.
+	h.waitReady(v, 6)
+	starts, crashes := h.find(v, "start"), h.find(v, "crash-3")
+	if len(crashes) < 5 {
+		t.Fatalf("%d crashes recorded, want 5", len(crashes))
+	}
+	gap := make([]time.Duration, 5)
+	for i := range gap {
+		gap[i] = starts[i+1].at.Sub(crashes[i].at)
+	}
+	t.Logf("delays between a crash and the next start: %v", gap)
+	min := 150 * time.Millisecond
+	if gap[0] < min || gap[0] > min+400*time.Millisecond {
+		t.Errorf("first delay %s, want about %s", gap[0], min)
+	}
+	if gap[1] < gap[0]*3/2 || gap[2] < gap[1]*3/2 {
+		t.Errorf("delays do not grow: %v", gap[:3])
+	}
+	if gap[3] > gap[2]/2 || gap[3] < min {
+		t.Errorf("delay after a stable run %s, want reset to about %s (was %s)", gap[3], min, gap[2])
+	}
+	if gap[4] < gap[3]*3/2 {
+		t.Errorf("delays do not grow again after the reset: %v", gap[3:])
+	}
+	h.assertOneAgent(v)
+}
+
+// 2. Exit 11 with a staged version: the trial runs, then commits.
+func TestTrialCommit(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	old := h.install("1.0.0 healthy")
+	h.setActive(home.Active{Current: old})
+	h.start("--watch", "1s")
+	h.waitReady(old, 1)
+	v := h.upgrade("1.1.0 healthy")
+	r := h.waitResult(home.OutcomeCommitted, 15*time.Second)
+	if r.Version != v || r.Previous != old || r.Order != "order-1" {
+		t.Errorf("result.json = %+v, want committed %s after %s for order-1", r, v, old)
+	}
+	a := h.active()
+	if a.Current != v || a.Previous != old || a.Trial != nil {
+		t.Errorf("active.json = %+v, want current %s, previous %s, no trial", a, v, old)
+	}
+	ready := h.waitReady(v, 1)
+	if exits := h.find(old, "exit-11"); len(exits) != 1 || ready.at.Before(exits[0].at) {
+		t.Errorf("the new version did not start after the old one exited 11: %v", h.events())
+	}
+	if d := r.At.Sub(ready.at); d < 900*time.Millisecond {
+		t.Errorf("committed %s after ready, before the 1s watch window ended", d)
+	}
+	if b, err := os.ReadFile(r.Logs); err != nil || !strings.Contains(string(b), "testagent 1.1.0 starting") {
+		t.Errorf("result.json logs %q: %v, %q", r.Logs, err, b)
+	}
+	if pid := h.assertOneAgent(v); pid != ready.pid {
+		t.Errorf("running agent pid %d, want the one that said ready (%d)", pid, ready.pid)
+	}
+	if !strings.Contains(h.supervisorLog(), `"agent_version":"1.1.0","stream":"stdout","line":"testagent 1.1.0 starting`) {
+		t.Error("the agent's output is not in the supervisor's log with its version")
+	}
+}
+
+// 3. Each kind of bad version is rolled back: the previous version runs
+// again and result.json says why.
+func TestRollback(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		build, reason string
+	}{
+		{"1.1.0 crash-at-start", "crashed (exit status 3)"},
+		{"1.1.0 never-ready", "did not say ready within 1s"},
+		{"1.1.0 crash-after=300ms", "failed 2 times within the 4s watch window, more than the crash budget of 1"},
+		{"1.1.0 exit0", "exited 0 without being asked to stop"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Fields(tt.build)[1], func(t *testing.T) {
+			t.Parallel()
+			h := newHome(t)
+			old := h.install("1.0.0 healthy")
+			h.setActive(home.Active{Current: old})
+			h.start("--watch", "4s", "--ready-timeout", "1s", "--crash-budget", "1", "--backoff-min", "100ms")
+			h.waitReady(old, 1)
+			v := h.upgrade(tt.build)
+			r := h.waitResult(home.OutcomeRolledBack, 15*time.Second)
+			if r.Version != v || r.Previous != old || !strings.Contains(r.Reason, tt.reason) {
+				t.Errorf("result.json = %+v, want rolled_back of %s with reason containing %q", r, v, tt.reason)
+			}
+			if r.Logs != filepath.Join(h.LogsDir(), "agent-1.1.0.log") {
+				t.Errorf("logs = %q", r.Logs)
+			} else if b, err := os.ReadFile(r.Logs); err != nil || !strings.Contains(string(b), "testagent 1.1.0 starting") {
+				t.Errorf("the failed version's log %s: %v %q", r.Logs, err, b)
+			}
+			if a := h.active(); a.Current != old || a.Trial != nil {
+				t.Errorf("active.json = %+v, want back on %s without trial", a, old)
+			}
+			back := h.waitReady(old, 2)
+			if back.at.Before(r.At) {
+				t.Errorf("the previous version was not started after the rollback")
+			}
+			h.assertOneAgent(old)
+		})
+	}
+}
+
+// 4. The supervisor killed -9 mid-trial and started again goes on with
+// the same trial: the window keeps its start, failures keep their count.
+func TestKill9MidTrial(t *testing.T) {
+	t.Parallel()
+	t.Run("window", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t)
+		old := h.install("1.0.0 healthy")
+		h.setActive(home.Active{Current: old})
+		sv := h.start("--watch", "3s")
+		h.waitReady(old, 1)
+		v := h.upgrade("1.1.0 healthy")
+		h.waitReady(v, 1)
+		started := h.active().Trial.Started
+		time.Sleep(time.Until(started.Add(1500 * time.Millisecond)))
+		sv.Process.Kill()
+		sv.Wait()
+		h.start("--watch", "3s")
+		h.waitReady(v, 2)
+		if a := h.active(); a.Trial != nil && !a.Trial.Started.Equal(started) {
+			t.Errorf("the restarted supervisor moved the window's start from %s to %s", started, a.Trial.Started)
+		}
+		r := h.waitResult(home.OutcomeCommitted, 15*time.Second)
+		if d := r.At.Sub(started); d < 3*time.Second || d > 4200*time.Millisecond {
+			t.Errorf("committed %s after the trial started, want the original 3s window (a new window would end after 4.5s)", d)
+		}
+		if r.Version != v {
+			t.Errorf("result.json = %+v", r)
+		}
+		h.assertOneAgent(v)
+	})
+	t.Run("failures", func(t *testing.T) {
+		t.Parallel()
+		h := newHome(t)
+		old := h.install("1.0.0 healthy")
+		h.setActive(home.Active{Current: old})
+		args := []string{"--watch", "20s", "--crash-budget", "1", "--backoff-min", "2s"}
+		sv := h.start(args...)
+		h.waitReady(old, 1)
+		v := h.upgrade("1.1.0 crash-after=1s")
+		h.waitFor("one failure counted", 15*time.Second, func() bool {
+			a := h.active()
+			return a.Trial != nil && a.Trial.Crashes == 1
+		})
+		sv.Process.Kill()
+		sv.Wait()
+		h.start(args...)
+		r := h.waitResult(home.OutcomeRolledBack, 15*time.Second)
+		if r.Version != v || !strings.Contains(r.Reason, "failed 2 times") {
+			t.Errorf("result.json = %+v, want rolled back after the second failure", r)
+		}
+		h.waitReady(old, 2)
+		h.assertOneAgent(old)
+	})
+}
+
+// 5. Self-upgrade: the committed version's supervisor replaces bin/ and
+// runs in the same process; the agent is not restarted.
+func TestSelfUpgrade(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	old := h.install("1.0.0 healthy")
+	h.setActive(home.Active{Current: old})
+	sv := h.start("--watch", "500ms")
+	h.waitReady(old, 1)
+	h.copy(supervisor["2.0.0"], h.StagedSupervisor("1.1.0"))
+	v := h.upgrade("1.1.0 healthy")
+	ready := h.waitReady(v, 1)
+	h.waitFor("the supervisor's upgrade in result.json", 20*time.Second, func() bool {
+		r, _ := h.result()
+		return r.Supervisor != nil
+	})
+	r, _ := h.result()
+	if s := r.Supervisor; !s.Upgraded || s.From != "1.0.0" || s.To != "2.0.0" {
+		t.Fatalf("result.json supervisor = %+v, want upgraded 1.0.0 -> 2.0.0", s)
+	}
+	h.waitFor("the new supervisor adopting the agent", 10*time.Second, func() bool {
+		return strings.Contains(h.supervisorLog(), `"msg":"adopted the running agent"`)
+	})
+	if got := runVersion(t, h.SupervisorBinary()); got != "2.0.0" {
+		t.Errorf("bin/molt-supervisor version = %s, want 2.0.0", got)
+	}
+	if got := runVersion(t, h.SupervisorBinary()+".old"); got != "1.0.0" {
+		t.Errorf("bin/molt-supervisor.old version = %s, want 1.0.0", got)
+	}
+	if exe, err := os.Readlink("/proc/" + itoa(sv.Process.Pid) + "/exe"); err != nil || exe != h.SupervisorBinary() {
+		t.Errorf("supervisor pid %d runs %q (%v), want the new %s", sv.Process.Pid, exe, err, h.SupervisorBinary())
+	}
+	if !strings.Contains(h.supervisorLog(), `"msg":"supervisor running","version":"2.0.0"`) {
+		t.Error("no log line of supervisor 2.0.0 running")
+	}
+	if pid := h.assertOneAgent(v); pid != ready.pid || len(h.find(v, "start")) != 1 {
+		t.Errorf("agent pid %d, starts %d: want the same agent (pid %d) adopted, not restarted", pid, len(h.find(v, "start")), ready.pid)
+	}
+	// The adopted channel works: a stop of the supervisor stops the
+	// agent through it.
+	if err := sv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := sv.Wait(); err != nil {
+		t.Errorf("supervisor exit: %v", err)
+	}
+	if stops := h.find(v, "stop"); len(stops) != 1 || stops[0].pid != ready.pid {
+		t.Errorf("the adopted agent did not get stop over the channel: %v", h.events())
+	}
+	if pids := h.agentPIDs(); len(pids) != 0 {
+		t.Errorf("agents left after stop: %v", pids)
+	}
+}
+
+// 5b. A staged supervisor that fails its selftest is not installed.
+func TestSelfUpgradeRefused(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	old := h.install("1.0.0 healthy")
+	h.setActive(home.Active{Current: old})
+	sv := h.start("--watch", "500ms")
+	h.waitReady(old, 1)
+	// A program that says it is supervisor 3.0.0 but fails selftest.
+	h.copy(agents["3.0.0 healthy"], h.StagedSupervisor("1.1.0"))
+	v := h.upgrade("1.1.0 healthy")
+	ready := h.waitReady(v, 1)
+	h.waitFor("the refusal in result.json", 20*time.Second, func() bool {
+		r, _ := h.result()
+		return r.Supervisor != nil
+	})
+	r, _ := h.result()
+	if s := r.Supervisor; s.Upgraded || s.To != "3.0.0" || !strings.Contains(s.Reason, "selftest failed") || !strings.Contains(s.Reason, "test double") {
+		t.Errorf("result.json supervisor = %+v, want refused for its selftest", s)
+	}
+	if r.Outcome != home.OutcomeCommitted {
+		t.Errorf("outcome %q: the agent's commit must stand", r.Outcome)
+	}
+	if got := runVersion(t, h.SupervisorBinary()); got != "1.0.0" {
+		t.Errorf("bin/molt-supervisor version = %s, want 1.0.0 kept", got)
+	}
+	if !strings.Contains(h.supervisorLog(), "staged supervisor refused") {
+		t.Error("the refusal is not in the log")
+	}
+	if pid := h.assertOneAgent(v); pid != ready.pid {
+		t.Errorf("agent restarted (pid %d, was %d)", pid, ready.pid)
+	}
+	if sv.ProcessState != nil {
+		t.Error("supervisor exited")
+	}
+}
+
+// 6. A stop of the supervisor stops the agent first: over the channel,
+// or, for an agent that ignores it, by a kill after the grace period.
+func TestGracefulStop(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		build    string
+		min, max time.Duration
+		event    string
+	}{
+		{"1.0.0 healthy", 0, 3 * time.Second, "stop"},
+		{"1.0.0 ignore-stop", 2 * time.Second, 6 * time.Second, "stop-ignored"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Fields(tt.build)[1], func(t *testing.T) {
+			t.Parallel()
+			h := newHome(t)
+			v := h.install(tt.build)
+			h.setActive(home.Active{Current: v})
+			sv := h.start("--stop-grace", "2s")
+			ready := h.waitReady(v, 1)
+			t0 := time.Now()
+			if err := sv.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			err := sv.Wait()
+			took := time.Since(t0)
+			if err != nil {
+				t.Errorf("supervisor exit: %v", err)
+			}
+			if took < tt.min || took > tt.max {
+				t.Errorf("stop took %s, want between %s and %s", took, tt.min, tt.max)
+			}
+			if e := h.find(v, tt.event); len(e) != 1 || e[0].pid != ready.pid {
+				t.Errorf("agent events: %v, want one %q", h.events(), tt.event)
+			}
+			if pids := h.agentPIDs(); len(pids) != 0 {
+				t.Errorf("agents left after stop: %v", pids)
+			}
+			if tt.event == "stop-ignored" && !strings.Contains(h.supervisorLog(), "killing it") {
+				t.Error("no kill in the supervisor's log")
+			}
+		})
+	}
+}
+
+// 7. The supervisor killed -9 and started again: exactly one agent runs,
+// also when the old agent ignores the closed channel.
+func TestKill9ExactlyOneAgent(t *testing.T) {
+	t.Parallel()
+	for _, build := range []string{"1.0.0 healthy", "1.0.0 ignore-stop"} {
+		t.Run(strings.Fields(build)[1], func(t *testing.T) {
+			t.Parallel()
+			h := newHome(t)
+			v := h.install(build)
+			h.setActive(home.Active{Current: v})
+			sv := h.start("--stop-grace", "1s")
+			first := h.waitReady(v, 1)
+			sv.Process.Kill()
+			sv.Wait()
+			h.start("--stop-grace", "1s")
+			second := h.waitReady(v, 2)
+			if second.pid == first.pid {
+				t.Fatal("no new agent")
+			}
+			time.Sleep(300 * time.Millisecond)
+			if pid := h.assertOneAgent(v); pid != second.pid {
+				t.Errorf("running agent %d, want %d", pid, second.pid)
+			}
+			if _, err := os.Stat("/proc/" + itoa(first.pid)); err == nil {
+				if st, _ := os.ReadFile("/proc/" + itoa(first.pid) + "/stat"); !strings.Contains(string(st), ") Z") {
+					t.Errorf("old agent %d still runs", first.pid)
+				}
+			}
+		})
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
