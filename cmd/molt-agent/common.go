@@ -54,3 +54,5 @@ func rel(h home.Home, p string) string {
 	}
 	return p
 }
+
+func parseConfig(b []byte) (*config.Config, error) { return config.Parse(b) }

@@ -191,13 +191,19 @@ func installedVersions(h home.Home, a home.Active) []versionStatus {
 	return out
 }
 
+// readSmall reads a file of at most 1 MiB (agent.yaml's limit).
 func readSmall(path string) ([]byte, error) {
+	const limit = 1 << 20
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && len(b) > limit {
+		err = fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, err
 }
 
 func printStatus(w io.Writer, r statusReport) {
