@@ -21,4 +21,4 @@ func RunService(name string, run func(ctx context.Context) error) error {
 
 func windowsServiceMatches(ServiceSpec) (bool, error) { return false, ErrNotSupported }
 func applyWindowsRecovery(ServiceSpec) error          { return ErrNotSupported }
-func stopService(ServiceSpec) error                    { return ErrNotSupported }
+func stopService(ServiceSpec) error                   { return ErrNotSupported }

@@ -16,5 +16,6 @@ upgraded agent and rolls a bad version back, then upgrades its own binary.`,
 	}
 	root.AddCommand(cli.NewVersionCommand("molt-supervisor"))
 	root.AddCommand(newRunCmd(), newSelftestCmd())
+	root.AddCommand(newServiceCmds(newPlatformService)...)
 	return root
 }

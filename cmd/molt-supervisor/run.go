@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +13,7 @@ import (
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/supervisor"
 )
 
@@ -123,10 +121,9 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 		return cli.Usage("%v", err)
 	}
 
-	// The one place that ties the supervisor to the OS's stop request.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	err = sv.Run(ctx)
+	// The one place that ties the supervisor to the OS's stop request:
+	// SIGTERM/SIGINT, or the Windows SCM's stop.
+	err = platform.RunService(platform.ServiceNameFor(h.Dir), sv.Run)
 	if errors.Is(err, supervisor.ErrRestart) {
 		log.Info("exiting so that the service manager starts the new supervisor")
 		return cli.Exit(exitRestart, nil)
