@@ -49,8 +49,26 @@ minisign tool can verify a manifest too:
 Exit codes: 0 ok, 1 the pack was refused or the operation failed,
 2 usage (flags, arguments, key files).`,
 	}
+	// Flag mistakes are usage errors (exit 2), for every pack subcommand.
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage("%v", err) })
 	cmd.AddCommand(newPackKeygenCmd(), newPackBuildCmd(), newPackSignCmd(), newPackVerifyCmd(), newPackInspectCmd())
 	return cmd
+}
+
+// packFileArg accepts exactly one argument, the pack file, else a usage error.
+func packFileArg(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return cli.Usage("%s needs one pack file, got %d arguments", cmd.CommandPath(), len(args))
+	}
+	return nil
+}
+
+// packNoArgs refuses positional arguments as a usage error.
+func packNoArgs(cmd *cobra.Command, args []string) error {
+	if len(args) != 0 {
+		return cli.Usage("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
 }
 
 // packPassphrase is where an encrypted secret key's passphrase comes from:

@@ -38,7 +38,7 @@ half-written pack behind.`,
   molt pack build --version 1.5.0 --bin-dir dist --key molt.key --out molt-1.5.0.zip
   molt pack build --version 1.5.0 --bin-dir dist --key molt.key --floor 1.2.0 \
       --platform linux/amd64 --out molt-1.5.0-linux.zip`,
-		Args: cobra.NoArgs,
+		Args: packNoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct{ name, v string }{{"version", opts.Version}, {"bin-dir", opts.BinDir}, {"key", keyPath}, {"out", opts.Out}} {
 				if f.v == "" {
@@ -120,7 +120,7 @@ signature is not checked (its key may be retired), but every artifact must
 match the manifest: a signature never vouches for a pack that does not
 verify. The pack is rewritten atomically.`,
 		Example: `  molt pack sign --key new/molt.key molt-1.5.0.zip`,
-		Args:    cobra.ExactArgs(1),
+		Args:    packFileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyPath == "" {
 				return cli.Usage("--key is required")

@@ -51,7 +51,7 @@ unless --force.`,
 		Example: `  molt pack keygen --out ~/.molt-release
   MOLT_PACK_PASSPHRASE=... molt pack keygen --out keys --kdf interactive
   molt pack keygen --out ci-keys --no-passphrase --json`,
-		Args: cobra.NoArgs,
+		Args: packNoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return cli.Usage("--out DIR is required")

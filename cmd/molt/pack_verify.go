@@ -33,7 +33,7 @@ line naming the problem and exits 1.`,
 		Example: `  molt pack verify --key molt.pub molt-1.5.0.zip
   molt pack verify --key RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3 \
       --platform linux/amd64 --platform windows/amd64 molt-1.5.0.zip`,
-		Args: cobra.ExactArgs(1),
+		Args: packFileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
 			if len(keySpecs) == 0 {
@@ -119,7 +119,7 @@ the manifest. It needs no key and checks no signature or hash: use
 "molt pack verify" before trusting anything shown here.`,
 		Example: `  molt pack inspect molt-1.5.0.zip
   molt pack inspect --json molt-1.5.0.zip | jq -r '.manifest.artifacts | keys[]'`,
-		Args: cobra.ExactArgs(1),
+		Args: packFileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
 			r, err := pack.OpenLimit(file, int64(maxSize))
