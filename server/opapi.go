@@ -20,13 +20,16 @@ import (
 
 // CreateToken makes an API token and returns its secret (shown once).
 func (s *Server) CreateToken(ctx context.Context, role, name string) (protocol.TokenCreated, error) {
+	return s.createToken(ctx, role, name, newSecret("molt_"))
+}
+
+func (s *Server) createToken(ctx context.Context, role, name, secret string) (protocol.TokenCreated, error) {
 	if protocol.RoleRank(role) == 0 {
 		return protocol.TokenCreated{}, badRequest("role %q is not viewer, operator or admin", role)
 	}
 	if err := checkString("name", name, false); err != nil {
 		return protocol.TokenCreated{}, err
 	}
-	secret := newSecret("molt_")
 	var out protocol.TokenCreated
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -502,7 +505,7 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			}
 		}
 		return w.event(event{ID: protocol.EvRunStarted, Run: id,
-			Msg: fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %d, %d excluded", run.ID, len(todo), req.Target, req.Scope, req.MaxConcurrent, len(excluded)),
+			Msg:    fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %d, %d excluded", run.ID, len(todo), req.Target, req.Scope, req.MaxConcurrent, len(excluded)),
 			Fields: map[string]string{"target": req.Target, "scope": req.Scope, "max_concurrent": strconv.Itoa(req.MaxConcurrent), "agents": strconv.Itoa(len(todo))}})
 	})
 	if err != nil {

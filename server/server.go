@@ -65,7 +65,7 @@ type Server struct {
 	// a change is written to the database, then mirrored, under mu.
 	mu       sync.Mutex
 	agents   map[string]*agentRec
-	byCred   map[string]string // credential hash -> agent id
+	byCred   map[string]string  // credential hash -> agent id
 	open     map[string]*depRec // agent id -> its one open (not ended) deployment
 	runs     map[int64]*runRec  // runs not ended
 	cleanups map[string][]cleanupRec

@@ -12,6 +12,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Centralized, safe upgrades for fleets of host agents",
 	}
 	root.AddCommand(cli.NewVersionCommand("molt"))
+	root.AddCommand(newServeCmd())
 	root.AddCommand(newPackCmd())
 	root.AddCommand(newTokenCmd(), newEnrollTokenCmd(), newAgentsCmd(), newReleaseCmd(), newSettingsCmd(), newUpgradeCmd(), newRunsCmd(), newDeploymentsCmd(), newHistoryCmd(), newEventsCmd())
 	return root

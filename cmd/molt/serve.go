@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"gopkg.in/yaml.v3"
+
+	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/server"
+	"github.com/moltfleet/molt/updater/pack"
+)
+
+// serveConfig is the file --config names; flags given on the command line
+// win over it.
+type serveConfig struct {
+	Listen      string   `yaml:"listen"`
+	Data        string   `yaml:"data"`
+	TLSCert     string   `yaml:"tls_cert"`
+	TLSKey      string   `yaml:"tls_key"`
+	TrustedKeys []string `yaml:"trusted_keys"`
+	PublicURL   string   `yaml:"public_url"`
+	LogLevel    string   `yaml:"log_level"`
+	LogFile     string   `yaml:"log_file"`
+}
+
+func loadServeConfig(path string) (serveConfig, error) {
+	var c serveConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if len(b) > 1<<20 {
+		return c, fmt.Errorf("config %s: larger than 1 MiB", path)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func newServeCmd() *cobra.Command {
+	var (
+		configFile string
+		c          serveConfig
+		dev        bool
+		pollWait   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control server",
+		Long: `Run the molt control server: the agent protocol, the operator API,
+the upgrade run scheduler, events, hooks and /metrics, over HTTPS.
+
+State is kept in DATA/molt.db (SQLite, every change durable before it is
+acknowledged) and imported packs in DATA/packs/. On the first start an admin
+API token is written to DATA/admin.token (mode 0600).
+
+TLS: give a certificate and key (tls_cert/tls_key in the config file, or
+--tls-cert/--tls-key), or use --dev to make a local CA and a certificate for
+127.0.0.1, ::1 and localhost in DATA/tls/ (agents then trust DATA/tls/ca.pem).
+
+Packs are imported only when signed by a key given with --trusted-key (a
+minisign .pub file or an inline key; repeatable).
+
+The config file (YAML) may set: listen, data, tls_cert, tls_key,
+trusted_keys, public_url, log_level, log_file.`,
+		Example: `  molt serve --dev --data ./molt-data --trusted-key release.pub
+  molt serve --config /etc/molt/server.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				fc, err := loadServeConfig(configFile)
+				if err != nil {
+					return cli.Exit(2, err)
+				}
+				merge := func(flag string, dst *string, v string) {
+					if !cmd.Flags().Changed(flag) && v != "" {
+						*dst = v
+					}
+				}
+				merge("listen", &c.Listen, fc.Listen)
+				merge("data", &c.Data, fc.Data)
+				merge("tls-cert", &c.TLSCert, fc.TLSCert)
+				merge("tls-key", &c.TLSKey, fc.TLSKey)
+				merge("public-url", &c.PublicURL, fc.PublicURL)
+				merge("log-level", &c.LogLevel, fc.LogLevel)
+				merge("log-file", &c.LogFile, fc.LogFile)
+				if !cmd.Flags().Changed("trusted-key") {
+					c.TrustedKeys = fc.TrustedKeys
+				}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, cmd, c, dev, pollWait)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file")
+	f.StringVar(&c.Data, "data", "molt-data", "data directory (database, packs, admin token)")
+	f.StringVar(&c.Listen, "listen", "127.0.0.1:8443", "address to listen on (host:port; port 0 picks one)")
+	f.StringArrayVar(&c.TrustedKeys, "trusted-key", nil, "pack signing public key (file or inline); repeatable")
+	f.BoolVar(&dev, "dev", false, "make and use a local development CA and certificate in DATA/tls")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
+	f.StringVar(&c.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	f.StringVar(&c.PublicURL, "public-url", "", "base URL agents reach this server at (default: the Host of each request)")
+	f.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&c.LogFile, "log-file", "", "JSON log file, rotated (default: human-readable on stderr)")
+	f.DurationVar(&pollWait, "poll-wait", 0, "long-poll wait for check-ins (default: the agents.poll-seconds setting)")
+	_ = f.MarkHidden("poll-wait")
+	return cmd
+}
+
+func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, pollWait time.Duration) error {
+	out := cmd.OutOrStdout()
+	log, closeLog, err := cli.NewLogger(cli.LogOptions{Level: c.LogLevel, File: c.LogFile, Console: c.LogFile != ""})
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	keys, err := pack.LoadTrustedKeys(c.TrustedKeys)
+	if err != nil {
+		return cli.Exit(2, fmt.Errorf("--trusted-key: %w", err))
+	}
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if dev {
+		d, err := server.EnsureDevTLS(c.Data, time.Now())
+		if err != nil {
+			return fmt.Errorf("dev TLS: %w", err)
+		}
+		c.TLSCert, c.TLSKey = d.CertFile, d.KeyFile
+		ca, _ := filepath.Abs(d.CAFile)
+		fmt.Fprintf(out, "dev TLS: agents trust the CA %s (set ca_file: %s in agent.yaml, or --ca/MOLT_CA for molt)\ndev TLS: CA SHA-256 fingerprint %s\n", ca, ca, d.Fingerprint)
+	}
+	tlsConf, err := server.TLSConfig(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return cli.Exit(2, err)
+	}
+	srv, err := server.New(ctx, server.Options{
+		DataDir: c.Data, TrustedKeys: keys, PublicURL: c.PublicURL, PollWait: pollWait,
+		Log: log, Version: buildinfo.Version,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	tokPath, created, err := srv.EnsureAdminToken(ctx)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if created {
+		abs, _ := filepath.Abs(tokPath)
+		fmt.Fprintf(out, "admin API token written to %s (mode 0600): use it with --token-file or MOLT_TOKEN\n", abs)
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(out, "warning: no --trusted-key: pack imports will be refused")
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return cli.Exit(1, fmt.Errorf("listen: %w", err))
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      10 * time.Minute, // above the long-poll wait; pack downloads extend it per request
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	fmt.Fprintf(out, "listening on https://%s\n", ln.Addr())
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data", c.Data), zap.String("version", buildinfo.Version))
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		err := hs.ServeTLS(ln, "", "")
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
+		}
+		log.Info("shutting down")
+		srv.Shutdown() // releases long polls, so Shutdown below does not wait for them
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		err := hs.Shutdown(sctx)
+		cancelRun()
+		return err
+	})
+	return g.Wait()
+}
