@@ -184,13 +184,13 @@ func fmtSelection(s protocol.Selection) string {
 
 func printPlan(w io.Writer, plan []protocol.PlanLine) error {
 	tw := newTable(w)
-	row(tw, "PLATFORM", "AGENTS", "TARGET", "")
+	row(tw, "PLATFORM", "AGENTS", "TARGET")
 	for _, p := range plan {
-		note := ""
 		if p.Revert > 0 {
-			note = fmt.Sprintf("(%d revert to a lower version)", p.Revert)
+			row(tw, p.Platform, p.Agents, p.Target, fmt.Sprintf("(%d revert to a lower version)", p.Revert))
+			continue
 		}
-		row(tw, p.Platform, p.Agents, p.Target, note)
+		row(tw, p.Platform, p.Agents, p.Target)
 	}
 	return tw.Flush()
 }

@@ -61,17 +61,17 @@ func newSettingsListCmd(cf *connFlags) *cobra.Command {
 
 func printSettings(w io.Writer, ss []protocol.Setting) error {
 	tw := newTable(w)
-	row(tw, "KEY", "VALUE", "")
+	row(tw, "KEY", "VALUE")
 	for _, s := range ss {
-		def := ""
-		if s.Default {
-			def = "(default)"
-		}
 		v := s.Value
 		if v == "" {
 			v = `""`
 		}
-		row(tw, s.Key, v, def)
+		if s.Default {
+			row(tw, s.Key, v, "(default)")
+			continue
+		}
+		row(tw, s.Key, v)
 	}
 	return tw.Flush()
 }
