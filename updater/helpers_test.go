@@ -108,6 +108,22 @@ func newServer(t testing.TB) *server {
 	return s
 }
 
+// edit changes the server's maps under its lock.
+func (s *server) edit(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
+func (s *server) setFile(p string, b []byte) { s.edit(func() { s.files[p] = b }) }
+func (s *server) setOverride(p string, h http.HandlerFunc) {
+	s.edit(func() { s.override[p] = h })
+}
+func (s *server) file(p string) (b []byte) {
+	s.edit(func() { b = s.files[p] })
+	return b
+}
+
 func (s *server) releaseHolds() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -37,9 +37,9 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"tampered artifact", func(e *env) {
 			p := e.srv.path(e.rel, pack.RoleAgent)
-			b := bytes.Clone(e.srv.files[p])
+			b := bytes.Clone(e.srv.file(p))
 			b[size/2] ^= 1
-			e.srv.files[p] = b
+			e.srv.setFile(p, b)
 		}, pack.ErrHashMismatch},
 		{"wrong key", func(e *env) {
 			other, _ := newKey(e.t)
@@ -48,21 +48,21 @@ func TestRefusals(t *testing.T) {
 		{"no trusted key", func(e *env) { e.keys = nil }, pack.ErrUntrustedKey},
 		{"manifest changed after signing", func(e *env) {
 			m := bytes.Replace(e.rel.mb, []byte(`"1.1.0"`), []byte(`"1.1.1"`), 1)
-			e.srv.files["/1.1.0/"+pack.ManifestName] = m
+			e.srv.setFile("/1.1.0/"+pack.ManifestName, m)
 		}, pack.ErrBadSignature},
 		{"truncated file", func(e *env) {
 			p := e.srv.path(e.rel, pack.RoleAgent)
-			e.srv.files[p] = e.srv.files[p][:size-100]
+			e.srv.setFile(p, e.srv.file(p)[:size-100])
 		}, pack.ErrSizeMismatch},
 		{"oversize response", func(e *env) {
 			p := e.srv.path(e.rel, pack.RoleAgent)
-			e.srv.files[p] = append(bytes.Clone(e.srv.files[p]), make([]byte, 5000)...)
+			e.srv.setFile(p, append(bytes.Clone(e.srv.file(p)), make([]byte, 5000)...))
 			// Refused on its Content-Length, before reading the body.
 			e.maxServed = size + 5000
 		}, pack.ErrSizeMismatch},
 		{"endless response", func(e *env) {
 			p := e.srv.path(e.rel, pack.RoleAgent)
-			e.srv.override[p] = func(w http.ResponseWriter, r *http.Request) {
+			e.srv.setOverride(p, func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusOK)
 				buf := make([]byte, 32<<10)
 				for {
@@ -74,13 +74,13 @@ func TestRefusals(t *testing.T) {
 						return
 					}
 				}
-			}
+			})
 			// Cut off at size+1: what else arrives is only what sat in
 			// socket buffers.
 			e.maxServed = size + 16<<20
 		}, pack.ErrSizeMismatch},
 		{"oversize manifest", func(e *env) {
-			e.srv.files["/1.1.0/"+pack.ManifestName] = make([]byte, pack.MaxManifestSize+1)
+			e.srv.setFile("/1.1.0/"+pack.ManifestName, make([]byte, pack.MaxManifestSize+1))
 		}, pack.ErrTooLarge},
 		{"wrong platform", func(e *env) {
 			e.rel = newRelease(e.t, e.sk, "1.1.0", packtest.Files{"plan9/amd64": {pack.RoleAgent: []byte("x")}}, nil)

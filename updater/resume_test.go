@@ -33,7 +33,7 @@ func TestResumeAfterCuts(t *testing.T) {
 			rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 1000), nil)
 			base := srv.publish(rel)
 			agent := srv.path(rel, pack.RoleAgent)
-			srv.cuts[agent] = tc.cuts
+			srv.edit(func() { srv.cuts[agent] = tc.cuts })
 
 			u := New(testOptions(h, pub))
 			if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
@@ -64,7 +64,7 @@ func TestResumeChangedFile(t *testing.T) {
 	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
 	base := srv.publish(rel)
 	agent := srv.path(rel, pack.RoleAgent)
-	srv.cuts[agent] = []int64{size / 3}
+	srv.edit(func() { srv.cuts[agent] = []int64{size / 3} })
 	u := New(testOptions(h, pub))
 	u.sleep = func(context.Context, time.Duration) error {
 		srv.mu.Lock()
@@ -131,9 +131,9 @@ func TestRetriesBounded(t *testing.T) {
 	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
 	base := srv.publish(rel)
 	agent := srv.path(rel, pack.RoleAgent)
-	srv.override[agent] = func(w http.ResponseWriter, r *http.Request) {
+	srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
-	}
+	})
 	o := testOptions(h, pub)
 	o.Retry = Retry{Attempts: 5, Base: 10 * time.Second, Max: 40 * time.Second}
 	u := New(o)
@@ -173,7 +173,7 @@ func TestResumeAfterKill(t *testing.T) {
 	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 1000), nil)
 	base := srv.publish(rel)
 	agent := srv.path(rel, pack.RoleAgent)
-	srv.hold[agent] = at
+	srv.edit(func() { srv.hold[agent] = at })
 
 	cmd := helperCmd(t, "upgrade", envHome+"="+h.Dir, envURL+"="+base, envOrder+"=o",
 		envVersion+"=1.1.0", envKey+"="+pub.String())

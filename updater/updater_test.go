@@ -237,9 +237,9 @@ func TestAbort(t *testing.T) {
 	srv := newServer(t)
 	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 200_000, 100), nil)
 	base := srv.publish(rel)
-	srv.override[srv.path(rel, pack.RoleAgent)] = func(w http.ResponseWriter, r *http.Request) {
+	srv.setOverride(srv.path(rel, pack.RoleAgent), func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gone", http.StatusNotFound)
-	}
+	})
 	u := New(testOptions(h, pub))
 	err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)})
 	if err == nil || IsRefusal(err) {
