@@ -386,7 +386,7 @@ func (d *Daemon) finishTrial() {
 		zap.String("outcome", outcome), zap.String("running", d.o.Version))
 }
 
-// watch polls the holds until ctx ends.
+// watch polls the holds and the trial until ctx ends.
 func (d *Daemon) watch(ctx context.Context) error {
 	t := time.NewTicker(d.o.Poll)
 	defer t.Stop()
@@ -394,6 +394,8 @@ func (d *Daemon) watch(ctx context.Context) error {
 		if err := d.refreshHolds(); err != nil {
 			d.log.Warn("holds", zap.Error(err))
 		}
+		// The trial of the version now running ends while it runs.
+		d.finishTrial()
 		select {
 		case <-ctx.Done():
 			return nil

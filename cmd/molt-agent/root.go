@@ -12,6 +12,6 @@ func newRootCmd() *cobra.Command {
 		Short: "The molt agent daemon",
 	}
 	root.AddCommand(cli.NewVersionCommand("molt-agent"))
-	root.AddCommand(newRunCmd(), newHoldCmd(), newReleaseCmd(), newResetIdentityCmd(), newStatusCmd(), newInstallCmd(), newUninstallCmd())
+	root.AddCommand(newRunCmd(), newHoldCmd(), newReleaseCmd(), newResetIdentityCmd(), newStatusCmd(), newInstallCmd(), newUninstallCmd(), newUpgradeCmd())
 	return root
 }
