@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -350,3 +351,21 @@ func TestKill9ExactlyOneAgent(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A second supervisor on the same home refuses to run instead of taking
+// the first one's agent for a leftover.
+func TestOneSupervisorPerHome(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	v := h.install("1.0.0 healthy")
+	h.setActive(home.Active{Current: v})
+	h.start()
+	first := h.waitReady(v, 1)
+	out, err := exec.Command(h.SupervisorBinary(), "run", "--home", h.Dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another supervisor runs this home") {
+		t.Errorf("second supervisor: %v, %q; want a refusal", err, out)
+	}
+	if pid := h.assertOneAgent(v); pid != first.pid {
+		t.Errorf("agent %d replaced by %d", first.pid, pid)
+	}
+}

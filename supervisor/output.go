@@ -59,7 +59,7 @@ func (s *Supervisor) pump(r *os.File, version, stream string, w io.Writer) {
 		line, more, err := br.ReadLine()
 		if len(line) > 0 || err == nil {
 			s.log.Info("agent output", zap.String("agent_version", version), zap.String("stream", stream),
-				zap.ByteString("line", line), zap.Bool("truncated", more))
+				zap.String("line", string(line)), zap.Bool("truncated", more))
 			buf = append(buf[:0], s.clock.Now().UTC().Format(time.RFC3339Nano)...)
 			buf = append(buf, ' ')
 			buf = append(buf, stream...)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/platform"
 )
 
 // Defaults of Config (DESIGN.md's exit-code contract and trial).
@@ -158,11 +160,23 @@ func New(cfg Config) (*Supervisor, error) {
 // service manager to run its upgraded binary; on Unix a self-upgrade
 // re-executes in place and Run does not return.
 func (s *Supervisor) Run(ctx context.Context) error {
+	// One supervisor per home: a second one would take the first one's
+	// agent for a leftover and stop it.
+	if err := os.MkdirAll(s.h.StateDir(), 0o755); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	lock, err := platform.LockProcess(filepath.Join(s.h.StateDir(), "supervisor.lock"))
+	if errors.Is(err, platform.ErrLocked) {
+		return fmt.Errorf("another supervisor runs this home: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("lock the home: %w", err)
+	}
+	defer lock.Unlock()
 	defer s.closeLogs()
 	s.log.Info("supervisor running", zap.String("version", s.cfg.Version), zap.String("home", s.h.Dir), zap.Int("pid", os.Getpid()))
 	var a *agent
 	if s.cfg.Handoff != "" {
-		var err error
 		if a, err = s.adopt(s.cfg.Handoff); err != nil {
 			s.log.Error("cannot adopt the agent of the previous supervisor image", zap.Error(err))
 			a = nil
@@ -309,10 +323,14 @@ func (s *Supervisor) afterExit(a *agent) time.Duration {
 	}
 	switch code {
 	case exitUpgrade:
-		s.log.Info("agent asks to start the version active.json names")
-		return 0
+		if act, err := s.h.ReadActive(); err == nil && act.Current != a.version {
+			s.log.Info("agent switched versions; starting the one active.json names", zap.String("to", act.Current))
+			return 0
+		}
+		s.log.Warn("agent exited 11 but active.json names no other version; restarting it")
+		return s.quickRestart(ran)
 	case exitRestart:
-		return 0
+		return s.quickRestart(ran)
 	case exitBadConfig:
 		act, _ := s.h.ReadActive()
 		if trialOf(act, a.version) != nil {
@@ -330,6 +348,18 @@ func (s *Supervisor) afterExit(a *agent) time.Duration {
 	default:
 		return s.failed(a.version, "crashed ("+desc+")", ran)
 	}
+}
+
+// quickRestart is the delay after exit 10: none, unless the agent asks
+// again within BackoffMin of its start, which would be a hot loop; then
+// the crash backoff applies.
+func (s *Supervisor) quickRestart(ran time.Duration) time.Duration {
+	if ran >= s.cfg.BackoffMin {
+		return 0
+	}
+	s.backoff = nextBackoff(s.backoff, s.cfg.BackoffMin, s.cfg.BackoffMax)
+	s.log.Warn("agent asks for restarts too quickly; backing off", zap.Duration("ran", ran), zap.Duration("delay", s.backoff))
+	return s.backoff
 }
 
 // failed handles a crash (or a start that failed): it counts toward the
