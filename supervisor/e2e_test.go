@@ -108,11 +108,11 @@ func buildAll() error {
 
 // testHome is one agent home with a supervisor installed in bin/.
 type testHome struct {
-	t *testing.T
+	t testing.TB
 	home.Home
 }
 
-func newHome(t *testing.T) *testHome {
+func newHome(t testing.TB) *testHome {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("end-to-end supervisor tests count processes through /proc")
