@@ -1,0 +1,365 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// TestFleet is issue 4's real-process scenario: a server, supervisors and
+// agents built at two versions, in temporary homes on loopback. An agent is
+// upgraded on activation; a run upgrades three more, one of them offline
+// until mid-run; the server is killed with -9 mid-run and started again;
+// the run completes and nothing acknowledged before the kill is lost.
+func TestFleet(t *testing.T) {
+	needBuild(t)
+	dir := t.TempDir()
+	srv := newServer(t, build.newBin, filepath.Join(dir, "server"))
+	srv.start()
+
+	// The operator's first steps: the admin token from the data
+	// directory works, the release is imported, policy is set.
+	var poll protocol.Setting
+	srv.json(&poll, "settings", "get", "agents.poll-seconds")
+	if poll.Key != "agents.poll-seconds" || !poll.Default {
+		t.Fatalf("settings get: %+v", poll)
+	}
+	srv.ok("release", "import", build.pack)
+	var releases []protocol.Release
+	srv.json(&releases, "release", "list")
+	if len(releases) != 1 || releases[0].Version != newVersion {
+		t.Fatalf("release list: %+v", releases)
+	}
+	srv.ok("settings", "set", "agents.poll-seconds", "2")
+	srv.ok("settings", "set", "agents.offline-after", "5s")
+	srv.ok("settings", "set", "activation-upgrade.linux", "true")
+	var et protocol.EnrollTokenCreated
+	srv.json(&et, "enroll-token", "create", "--uses", "10", "--expires", "1h")
+	if et.Secret == "" {
+		t.Fatalf("enroll token: %+v", et)
+	}
+
+	// 1. Upgrade on activation: an agent enrolling with the old version
+	// is upgraded to the platform's target at once.
+	a := installHost(t, dir, "a", agentConfig(srv, "a", et.Secret, map[string]string{"wave": "first"}))
+	a.start()
+	eventually(t, 60*time.Second, "agent a upgraded on activation", func() (bool, string) {
+		var ags []protocol.Agent
+		srv.json(&ags, "agents", "list")
+		return len(ags) == 1 && ags[0].Version == newVersion && ags[0].UpgradeStatus == protocol.UpgradeUpToDate, fmt.Sprintf("%+v", ags)
+	})
+	aID := a.identity()
+	var aDeps []protocol.Deployment
+	srv.json(&aDeps, "history", "--agent", aID)
+	if len(aDeps) != 1 || aDeps[0].Kind != protocol.KindActivation {
+		t.Fatalf("history of a: %+v", aDeps)
+	}
+	eventually(t, 30*time.Second, "the activation deployment succeeded", func() (bool, string) {
+		var rep protocol.DeploymentReport
+		srv.json(&rep, "history", "show", aDeps[0].ID)
+		return rep.Deployment.State == protocol.StateSucceeded, fmt.Sprintf("%+v", rep)
+	})
+	checkDeployReport(t, srv, aDeps[0].ID)
+	eventually(t, 30*time.Second, "a's supervisor upgraded itself", func() (bool, string) {
+		v := a.supervisorVersion()
+		return v == newVersion, v
+	})
+	checkEvents(t, srv, aID, 264, 706)
+
+	// 2. Agents that enroll while activation upgrade is off stay on the
+	// old version and are shown as upgrade recommended.
+	srv.ok("settings", "set", "activation-upgrade.linux", "false")
+	hosts := map[string]*host{}
+	for _, n := range []string{"b", "c", "d"} {
+		h := installHost(t, dir, n, agentConfig(srv, n, et.Secret, map[string]string{"wave": "second"}))
+		h.start()
+		hosts[n] = h
+	}
+	ids := map[string]string{}
+	eventually(t, 30*time.Second, "b, c, d enrolled on the old version", func() (bool, string) {
+		var ags []protocol.Agent
+		srv.json(&ags, "agents", "list", "--version", oldVersion)
+		for _, ag := range ags {
+			ids[ag.Name] = ag.ID
+			if ag.UpgradeStatus != protocol.UpgradeRecommended || ag.Status != protocol.AgentOnline {
+				return false, fmt.Sprintf("%+v", ag)
+			}
+		}
+		return len(ags) == 3, fmt.Sprintf("%+v", ags)
+	})
+
+	// 3. d goes offline before the run.
+	hosts["d"].stop()
+	eventually(t, 30*time.Second, "d shown offline", func() (bool, string) {
+		var ag protocol.Agent
+		srv.json(&ag, "agents", "show", ids["d"])
+		return ag.Status == protocol.AgentOffline, ag.Status
+	})
+
+	// 4. The run, followed by molt upgrade --wait in the background the
+	// whole time, through the server's kill and restart.
+	up := exec.Command(filepath.Join(build.newBin, "molt"), "upgrade", "--target", newVersion,
+		"--agents", ids["b"]+","+ids["c"]+","+ids["d"], "--max-concurrent", "1", "--text", "e2e wave 2",
+		"--yes", "--wait", "--json", "--interval", "300ms")
+	up.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
+	var upOut, upErr bytes.Buffer
+	up.Stdout, up.Stderr = &upOut, &upErr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	upDone := make(chan error, 1)
+	go func() { upDone <- up.Wait() }()
+	t.Cleanup(func() { up.Process.Kill() })
+
+	var runID string
+	eventually(t, 30*time.Second, "a deployment of the run in progress", func() (bool, string) {
+		var runs []protocol.Run
+		srv.json(&runs, "runs", "list")
+		if len(runs) == 0 {
+			return false, "no run"
+		}
+		runID = runs[0].ID
+		var rep protocol.RunReport
+		srv.json(&rep, "runs", "report", runID)
+		inProgress := 0
+		for _, d := range rep.Deployments {
+			if protocol.InProgress(d.State) {
+				inProgress++
+			}
+		}
+		if inProgress > 1 {
+			t.Fatalf("%d deployments in progress with --max-concurrent 1: %+v", inProgress, rep.Deployments)
+		}
+		return inProgress == 1, fmt.Sprintf("%+v", rep.Deployments)
+	})
+
+	// What the server acknowledged before the kill.
+	before := snapshot(t, srv)
+	srv.kill9()
+	time.Sleep(500 * time.Millisecond)
+	srv.start()
+	after := snapshot(t, srv)
+	checkNothingLost(t, before, after)
+
+	// b and c finish; d waits for its host.
+	eventually(t, 90*time.Second, "b and c upgraded, d waiting for its host", func() (bool, string) {
+		var rep protocol.RunReport
+		srv.json(&rep, "runs", "report", runID)
+		states := map[string]string{}
+		for _, d := range rep.Deployments {
+			states[d.AgentID] = d.State
+		}
+		return states[ids["b"]] == protocol.StateSucceeded && states[ids["c"]] == protocol.StateSucceeded &&
+			states[ids["d"]] == protocol.StateWaitingForHost, fmt.Sprint(states)
+	})
+	select {
+	case err := <-upDone:
+		t.Fatalf("molt upgrade --wait returned while d waits: %v\n%s\n%s", err, upOut.String(), upErr.String())
+	default:
+	}
+
+	// 5. d comes back and is upgraded; the run ends OK and molt upgrade
+	// --wait, which followed it through the restart, exits 0.
+	hosts["d"].start()
+	select {
+	case err := <-upDone:
+		if err != nil {
+			t.Fatalf("molt upgrade --wait: %v\nstdout:\n%s\nstderr:\n%s\n%s", err, upOut.String(), upErr.String(), hosts["d"].dump())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("molt upgrade --wait still waiting\nstdout:\n%s\nstderr:\n%s\n%s", upOut.String(), upErr.String(), hosts["d"].dump())
+	}
+	var final protocol.Run
+	if err := json.Unmarshal(upOut.Bytes(), &final); err != nil {
+		t.Fatalf("molt upgrade --json output: %v\n%s", err, upOut.String())
+	}
+	if final.ID != runID || final.Status != protocol.RunEndedOK || final.Counts[protocol.StateSucceeded] != 3 || final.Total != 3 {
+		t.Fatalf("run as molt upgrade --wait saw it end: %+v", final)
+	}
+	if !strings.Contains(upErr.String(), "cannot connect to the server at "+srv.addr) {
+		t.Errorf("molt upgrade --wait did not say it lost the server:\n%s", upErr.String())
+	}
+
+	// 6. What an operator sees afterwards.
+	var ags []protocol.Agent
+	srv.json(&ags, "agents", "list")
+	if len(ags) != 4 {
+		t.Fatalf("%d agents, want 4: %+v", len(ags), ags)
+	}
+	for _, ag := range ags {
+		if ag.Version != newVersion || ag.UpgradeStatus != protocol.UpgradeUpToDate {
+			t.Errorf("agent %s (%s): %s %s", ag.Name, ag.ID, ag.Version, ag.UpgradeStatus)
+		}
+	}
+	var rep protocol.RunReport
+	srv.json(&rep, "runs", "report", runID)
+	if rep.Run.Status != protocol.RunEndedOK || len(rep.Deployments) != 3 {
+		t.Fatalf("run report: %+v", rep)
+	}
+	for _, d := range rep.Deployments {
+		if d.State != protocol.StateSucceeded || d.From != oldVersion || d.Target != newVersion {
+			t.Errorf("deployment %+v", d)
+		}
+		checkDeployReport(t, srv, d.ID)
+	}
+	for _, n := range []string{"b", "c", "d"} {
+		checkEvents(t, srv, ids[n], 264, 706)
+		if v := hosts[n].supervisorVersion(); v != newVersion {
+			t.Errorf("%s: bin/molt-supervisor is %q, want %s", n, v, newVersion)
+		}
+	}
+	text := srv.ok("runs", "show", runID).stdout
+	if !strings.Contains(text, "ended_ok") || !strings.Contains(text, "e2e wave 2") || !strings.Contains(text, "succeeded 3") {
+		t.Errorf("molt runs show:\n%s", text)
+	}
+}
+
+// checkDeployReport asserts the DEPLOY report has the agent's steps, each
+// with a time, in order.
+func checkDeployReport(t *testing.T, srv *server, id string) {
+	t.Helper()
+	var rep protocol.DeploymentReport
+	srv.json(&rep, "history", "show", id)
+	var names []string
+	var last time.Time
+	for _, s := range rep.Steps {
+		if s.At.IsZero() {
+			t.Errorf("deployment %s: step %s without a time", id, s.Name)
+		}
+		if s.At.Before(last.Add(-time.Second)) {
+			t.Errorf("deployment %s: step %s at %s before the one before it (%s)", id, s.Name, s.At, last)
+		}
+		last = s.At
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"download", "stage", "switch", "exit", "start", "commit"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("deployment %s: no %q step in the DEPLOY report %v", id, want, names)
+		}
+	}
+	text := srv.ok("history", "show", id).stdout
+	if !strings.Contains(text, "STEP") || !strings.Contains(text, "succeeded") {
+		t.Errorf("molt history show %s:\n%s", id, text)
+	}
+}
+
+// checkEvents asserts the agent's events include the given ids.
+func checkEvents(t *testing.T, srv *server, agentID string, want ...int) {
+	t.Helper()
+	seen := map[int]bool{}
+	for _, e := range events(t, srv) {
+		if e.AgentID == agentID {
+			seen[e.ID] = true
+		}
+	}
+	for _, id := range want {
+		if !seen[id] {
+			t.Errorf("agent %s: no event %d in molt events (saw %v)", agentID, id, seen)
+		}
+	}
+}
+
+func events(t *testing.T, srv *server) []protocol.Event {
+	t.Helper()
+	r := srv.ok("events", "--since", "all", "--json")
+	var evs []protocol.Event
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if line == "" {
+			continue
+		}
+		var e protocol.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("molt events --json line %q: %v", line, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// state is what the server has acknowledged, as the CLI shows it.
+type state struct {
+	events      []protocol.Event
+	agents      []protocol.Agent
+	runs        []protocol.Run
+	deployments []protocol.Deployment
+}
+
+func snapshot(t *testing.T, srv *server) state {
+	t.Helper()
+	var s state
+	s.events = events(t, srv)
+	srv.json(&s.agents, "agents", "list", "--inactive")
+	srv.json(&s.runs, "runs", "list")
+	srv.json(&s.deployments, "history", "--limit", "1000")
+	return s
+}
+
+// checkNothingLost: every event, agent, run and deployment seen before
+// the kill is there after the restart; deployments never move back.
+func checkNothingLost(t *testing.T, before, after state) {
+	t.Helper()
+	evAfter := map[int64]protocol.Event{}
+	for _, e := range after.events {
+		evAfter[e.Seq] = e
+	}
+	for _, e := range before.events {
+		a, ok := evAfter[e.Seq]
+		if !ok || a.ID != e.ID || a.Message != e.Message || !a.At.Equal(e.At) {
+			t.Errorf("event %d (%d %s) lost or changed by the restart: %+v", e.Seq, e.ID, e.Name, a)
+		}
+	}
+	ids := func(v any) []string {
+		var out []string
+		switch x := v.(type) {
+		case []protocol.Agent:
+			for _, a := range x {
+				out = append(out, a.ID+"/"+a.Version)
+			}
+		case []protocol.Run:
+			for _, r := range x {
+				out = append(out, r.ID)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	if b, a := ids(before.agents), ids(after.agents); !slices.Equal(b, a) {
+		t.Errorf("agents before the kill %v, after %v", b, a)
+	}
+	if b, a := ids(before.runs), ids(after.runs); !slices.Equal(b, a) {
+		t.Errorf("runs before the kill %v, after %v", b, a)
+	}
+	rank := func(s string) int {
+		if protocol.Terminal(s) {
+			return 100
+		}
+		if r := protocol.PhaseRank(s); r > 0 {
+			return 10 + r
+		}
+		return 0
+	}
+	depAfter := map[string]protocol.Deployment{}
+	for _, d := range after.deployments {
+		depAfter[d.ID] = d
+	}
+	for _, d := range before.deployments {
+		a, ok := depAfter[d.ID]
+		if !ok {
+			t.Errorf("deployment %s lost by the restart", d.ID)
+			continue
+		}
+		if rank(a.State) < rank(d.State) {
+			t.Errorf("deployment %s went back from %s to %s over the restart", d.ID, d.State, a.State)
+		}
+	}
+}
