@@ -156,7 +156,12 @@ func (s *Holds) List() ([]Hold, error) {
 		}
 		out = append(out, h)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
 	if len(out) > MaxHolds {
 		out = out[:MaxHolds]
 	}
