@@ -354,3 +354,80 @@ func write(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestSpoolAndExtract(t *testing.T) {
+	pub, sec := newKey(t)
+	src := filepath.Join(t.TempDir(), "p.zip")
+	files := packtest.SmallFiles()
+	packtest.Good(t, src, "1.5.0", files, sec)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := t.TempDir()
+	if _, err := pack.Spool(strings.NewReader(string(data)), spool, int64(len(data)-1)); !errors.Is(err, pack.ErrTooLarge) {
+		t.Fatalf("oversized upload: %v", err)
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Fatalf("refused upload left %s", left[0].Name())
+	}
+	r, err := pack.Spool(strings.NewReader(string(data)), spool, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := r.Extract(out); err == nil {
+		t.Fatal("extracted an unverified pack")
+	}
+	if _, err := r.Verify([]pack.Key{pub}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Extract(out); err != nil {
+		t.Fatal(err)
+	}
+	for plat, roles := range files {
+		for role, want := range roles {
+			got, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(packtest.ArtifactPath(plat, role))))
+			if err != nil || string(got) != string(want) {
+				t.Fatalf("%s %s: %q, %v", plat, role, got, err)
+			}
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, pack.ManifestName)); string(got) != string(r.ManifestBytes()) {
+		t.Fatal("manifest not extracted as signed")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Fatalf("closed spool left %s", left[0].Name())
+	}
+
+	// A tampered file is refused while it is written, and never lands.
+	for _, c := range packtest.BadPacks(t, t.TempDir(), sec) {
+		if c.Name != "hash mismatch" {
+			continue
+		}
+		r, err := pack.Open(c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if _, err := r.Verify([]pack.Key{pub}); err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		if err := r.Extract(out); !errors.Is(err, pack.ErrHashMismatch) {
+			t.Fatalf("extract of a tampered pack: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(out, "linux_amd64", "molt-agent")); !os.IsNotExist(err) {
+			t.Fatalf("tampered artifact landed: %v", err)
+		}
+		if left, _ := os.ReadDir(filepath.Join(out, "linux_amd64")); len(left) != 0 {
+			t.Fatalf("refused extraction left %s", left[0].Name())
+		}
+		if _, err := os.Stat(filepath.Join(out, pack.ManifestName)); !os.IsNotExist(err) {
+			t.Fatalf("manifest written for a refused pack: %v", err)
+		}
+	}
+}
