@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/moltfleet/molt/internal/semver"
 )
 
 // File names inside a pack.
@@ -105,6 +107,11 @@ func (m *Manifest) Check() error {
 	}
 	if m.Floor != "" && !ValidVersion(m.Floor) {
 		return bad("floor %q is not a valid version", m.Floor)
+	}
+	// A floor above the pack's own version would make every agent that
+	// installs it refuse itself.
+	if m.Floor != "" && semver.Less(m.Version, m.Floor) {
+		return bad("floor %s is above version %s", m.Floor, m.Version)
 	}
 	if len(m.Artifacts) == 0 {
 		return bad("no artifacts")
