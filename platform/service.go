@@ -68,6 +68,10 @@ var (
 	ErrServiceConflict = errors.New("another service of that name is installed")
 	// ErrServiceNotInstalled: no service of that name is installed.
 	ErrServiceNotInstalled = errors.New("service not installed")
+	// ErrServiceRecoveryIncomplete: the service is installed, but the
+	// service manager refused part of the restart settings (Wine's SCM
+	// knows no FailureActionsOnNonCrashFailures).
+	ErrServiceRecoveryIncomplete = errors.New("service installed, but the service manager refused a recovery setting")
 )
 
 // ServiceSpec is the molt-supervisor service of one home.

@@ -89,7 +89,8 @@ func (s *Service) Definition() Definition { return s.def }
 
 // Install installs the service; it does not start it. It returns
 // ErrServiceInstalled when the same definition is already installed and
-// ErrServiceConflict when another one of that name is.
+// ErrServiceConflict when another one of that name is. An error wrapping
+// ErrServiceRecoveryIncomplete leaves the service installed.
 func (s *Service) Install() error {
 	st, err := s.Status()
 	if err != nil {
@@ -120,7 +121,9 @@ func (s *Service) Install() error {
 	if err := s.ks.Install(); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
-	if err := s.afterInstall(); err != nil {
+	if err := s.afterInstall(); errors.Is(err, ErrServiceRecoveryIncomplete) {
+		return err
+	} else if err != nil {
 		_ = s.ks.Uninstall()
 		return fmt.Errorf("install: %w", err)
 	}

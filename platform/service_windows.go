@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
@@ -95,11 +96,28 @@ func windowsServiceMatches(spec ServiceSpec) (bool, error) {
 		return false, fmt.Errorf("open service %s: %w", spec.Name, err)
 	}
 	defer s.Close()
-	c, err := s.Config()
+	bin, err := serviceBinaryPath(s.Handle)
 	if err != nil {
 		return false, fmt.Errorf("service %s config: %w", spec.Name, err)
 	}
-	return c.BinaryPathName == windowsBinaryPath(spec), nil
+	return bin == windowsBinaryPath(spec), nil
+}
+
+// serviceBinaryPath reads a service's command line. mgr's Config also asks
+// for settings Wine's service manager does not know, and fails there.
+func serviceBinaryPath(h windows.Handle) (string, error) {
+	n := uint32(1024)
+	for {
+		b := make([]byte, n)
+		p := (*windows.QUERY_SERVICE_CONFIG)(unsafe.Pointer(&b[0]))
+		err := windows.QueryServiceConfig(h, p, n, &n)
+		if err == nil {
+			return windows.UTF16PtrToString(p.BinaryPathName), nil
+		}
+		if !errors.Is(err, windows.ERROR_INSUFFICIENT_BUFFER) || n <= uint32(len(b)) {
+			return "", err
+		}
+	}
 }
 
 // applyWindowsRecovery sets the recovery WindowsServiceSettings describes.
@@ -129,6 +147,10 @@ func applyWindowsRecovery(spec ServiceSpec) error {
 		return fmt.Errorf("set recovery actions: %w", err)
 	}
 	if err := s.SetRecoveryActionsOnNonCrashFailures(rec.OnNonCrashFailures); err != nil {
+		if errors.Is(err, windows.ERROR_INVALID_LEVEL) {
+			// Wine's service manager has no such setting.
+			return fmt.Errorf("%w: restart after a stop with an error code: %v", ErrServiceRecoveryIncomplete, err)
+		}
 		return fmt.Errorf("set recovery on non-crash failures: %w", err)
 	}
 	return nil

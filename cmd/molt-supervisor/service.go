@@ -142,10 +142,13 @@ service under the same name is refused.` + nameHelp,
 			case errors.Is(err, platform.ErrServiceConflict):
 				return cli.Exit(1, fmt.Errorf("a different service named %s is installed (%s%s); uninstall it first (molt-supervisor uninstall --name %s ...) or choose another --name",
 					spec.Name, svc.System(), where(def), spec.Name))
-			case err != nil:
+			case err != nil && !errors.Is(err, platform.ErrServiceRecoveryIncomplete):
 				return serviceErr(err)
 			default:
 				fmt.Fprintf(out, "installed service %s (%s%s): %s %s\n", spec.Name, svc.System(), where(def), spec.Exe, strings.Join(spec.Arguments(), " "))
+				if err != nil {
+					fmt.Fprintf(cli.Stderr, "warning: %v\n", err)
+				}
 			}
 			if !start {
 				fmt.Fprintf(out, "start it with: molt-supervisor start%s\n", flagsFor(cmd, spec))
