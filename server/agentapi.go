@@ -280,7 +280,10 @@ func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollRespon
 		return nil
 	}
 	reason := ""
+	goos, _, _ := strings.Cut(st.Platform, "/")
 	switch {
+	case !activationOS[goos]:
+		reason = "platform not supported: upgrade on activation does not support " + st.Platform + "; upgrade it by hand"
 	case target == "":
 		reason = "no pack for its platform " + st.Platform
 	case !st.Supervised:
@@ -300,6 +303,13 @@ func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollRespon
 	}
 	resp.Activation = "requested"
 	return s.newDeployment(wr, a, 0, protocol.KindActivation, target)
+}
+
+// activationOS are the systems molt's supervisor runs on as a service, so
+// an agent there can be restarted after an upgrade on activation.
+var activationOS = map[string]bool{
+	"linux": true, "windows": true, "darwin": true, "freebsd": true, "openbsd": true, "netbsd": true,
+	"solaris": true, "illumos": true, "aix": true,
 }
 
 // newDeployment creates a pending deployment of a to target outside a run

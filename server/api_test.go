@@ -164,6 +164,7 @@ func TestActivationUpgrade(t *testing.T) {
 		{"reboot", func(r *protocol.EnrollRequest) { r.PendingReboot = true }, "skipped", "pending reboot"},
 		{"disk", func(r *protocol.EnrollRequest) { r.FreeDiskBytes = 10 << 20 }, "skipped", "not enough disk"},
 		{"no pack", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "aix/ppc64", "unix" }, "skipped", "no pack for its platform"},
+		{"os not supported", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "plan9/amd64", "unix" }, "skipped", "platform not supported"},
 		{"family off", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "windows/amd64", "windows" }, "", ""},
 		{"at target", func(r *protocol.EnrollRequest) { r.Version = "2.0.0" }, "", ""},
 	}
