@@ -423,6 +423,15 @@ func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred st
 	if t, ok := c.retryAt[o.ID]; ok && c.o.Now().Before(t) {
 		return
 	}
+	if o.Kind == protocol.OrderUpgrade {
+		switch c.upgradeDone(d, o) {
+		case orderWatching:
+			return
+		case orderFinished:
+			c.ended[o.ID] = true
+			return
+		}
+	}
 	octx, cancel := context.WithCancel(ctx)
 	rep := newReporter(c, d, log, cred, o.ID, cancel)
 	run := &orderRun{cancel: cancel, rep: rep}
@@ -451,6 +460,31 @@ func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred st
 		c.mu.Unlock()
 		c.poke()
 	}()
+}
+
+// Where an upgrade order stands on this host.
+const (
+	orderToRun = iota
+	// orderWatching: the order switched and its version runs under the
+	// supervisor's watch; the trial's end is reported when it comes.
+	orderWatching
+	// orderFinished: its trial ended (committed or rolled back) and was
+	// reported from state/result.json; running it again would undo a
+	// rollback.
+	orderFinished
+)
+
+// upgradeDone tells an upgrade order the server repeats after the switch
+// (it does so until the trial's end is known) from one still to run.
+func (c *Checkin) upgradeDone(d *Daemon, o protocol.Order) int {
+	h := d.Home()
+	if r, ok, err := h.ReadResult(); err == nil && ok && r.Order == o.ID {
+		return orderFinished
+	}
+	if a, err := h.ReadActive(); err == nil && a.Trial != nil && a.Trial.Order == o.ID {
+		return orderWatching
+	}
+	return orderToRun
 }
 
 // runOrder runs one order and says whether it ended (its end reported,

@@ -78,9 +78,11 @@ func (r *reporter) progress(p Progress) {
 		r.done, r.total, r.progDirty = p.Done, p.Total, true
 	}
 	record := p.Step != ""
-	if record && p.Total > 0 && p.Done < p.Total {
-		record = !r.recorded[p.Step]
-		r.recorded[p.Step] = true
+	if record && p.Total > 0 {
+		// First and last progress of each file only.
+		key := fmt.Sprintf("%s|%s|%t", p.Step, p.Detail, p.Done >= p.Total)
+		record = !r.recorded[key]
+		r.recorded[key] = true
 	}
 	if record && r.count < maxOrderSteps {
 		detail := p.Detail

@@ -171,8 +171,9 @@ func (a *ckAgent) checkinOpts() CheckinOptions {
 		BusyPoll: 30 * time.Millisecond, MaxJitter: 5 * time.Millisecond, Watch: 20 * time.Millisecond, ReportEvery: 10 * time.Millisecond}
 }
 
-// run runs a daemon with the check-in loop until it returns or timeout.
-func (a *ckAgent) run(t *testing.T, o CheckinOptions, timeout time.Duration) error {
+// run runs a daemon with the check-in loop until it returns, until()
+// holds (checked every 10ms; nil: never) or timeout passes.
+func (a *ckAgent) run(t *testing.T, o CheckinOptions, timeout time.Duration, until func() bool) error {
 	t.Helper()
 	a.ck = NewCheckin(o)
 	d, err := New(Options{Home: a.home, Config: a.cfg, Updater: a.upd, Orders: a.ck, Version: "1.4.0",
@@ -182,7 +183,31 @@ func (a *ckAgent) run(t *testing.T, o CheckinOptions, timeout time.Duration) err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if until != nil {
+		go func() {
+			for ctx.Err() == nil && !until() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+		}()
+	}
 	return d.Run(ctx)
+}
+
+// reported is an until condition: the server got the end of order id.
+func (s *ckServer) reported(id string) func() bool {
+	return func() bool {
+		_, _, reports := s.snapshot()
+		return endOf(reports, id) != nil
+	}
+}
+
+// checkedIn is an until condition: at least n check-ins arrived.
+func (s *ckServer) checkedIn(n int) func() bool {
+	return func() bool {
+		_, checkins, _ := s.snapshot()
+		return len(checkins) >= n
+	}
 }
 
 func stepNames(reports []protocol.ReportRequest, order string) []string {
@@ -214,7 +239,7 @@ func TestEnrollCheckinUpgrade(t *testing.T) {
 			Settings: protocol.AgentSettings{PollSeconds: 1}}
 	}
 	a := newCkAgent(t, srv)
-	err := a.run(t, a.checkinOpts(), 10*time.Second)
+	err := a.run(t, a.checkinOpts(), 10*time.Second, nil)
 	if !errors.Is(err, ErrSwitched) {
 		t.Fatalf("Run: %v, want ErrSwitched", err)
 	}
@@ -281,7 +306,10 @@ func TestClonedIdentityReenrolls(t *testing.T) {
 		return 200, protocol.CheckinResponse{Settings: protocol.AgentSettings{PollSeconds: 1}}
 	}
 	a := newCkAgent(t, srv)
-	a.run(t, a.checkinOpts(), 600*time.Millisecond)
+	a.run(t, a.checkinOpts(), 10*time.Second, func() bool {
+		_, checkins, _ := srv.snapshot()
+		return len(checkins) > 0 && checkins[len(checkins)-1].Cred == "molta_cred2"
+	})
 	enrolls, checkins, _ := srv.snapshot()
 	if enrolls != 2 {
 		t.Fatalf("%d enrollments, want 2 (the clone enrolls again)", enrolls)
@@ -307,7 +335,7 @@ func TestBackoffWhenServerAway(t *testing.T) {
 	a := newCkAgent(t, srv)
 	o := a.checkinOpts()
 	o.MinBackoff, o.MaxBackoff = 40*time.Millisecond, 200*time.Millisecond
-	a.run(t, o, 1500*time.Millisecond)
+	a.run(t, o, 10*time.Second, srv.checkedIn(6))
 	_, checkins, _ := srv.snapshot()
 	if len(checkins) < 6 {
 		t.Fatalf("%d check-ins, want at least 6", len(checkins))
@@ -348,7 +376,7 @@ func TestTrialResultReportedOnce(t *testing.T) {
 		Reason: "not ready within 60s", Logs: "logs/1.5.0", Order: "dep-7", At: at}); err != nil {
 		t.Fatal(err)
 	}
-	a.run(t, a.checkinOpts(), 300*time.Millisecond)
+	a.run(t, a.checkinOpts(), 10*time.Second, func() bool { return srv.reported("dep-7")() && srv.checkedIn(1)() })
 	_, checkins, reports := srv.snapshot()
 	e := endOf(reports, "dep-7")
 	if e == nil || e.Outcome != protocol.EndRolledBack || e.Reason != "not ready within 60s" {
@@ -364,7 +392,8 @@ func TestTrialResultReportedOnce(t *testing.T) {
 	srv.mu.Lock()
 	srv.reports = nil
 	srv.mu.Unlock()
-	a.run(t, a.checkinOpts(), 200*time.Millisecond)
+	n := len(checkins)
+	a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(n+2))
 	if _, _, reports := srv.snapshot(); endOf(reports, "dep-7") != nil {
 		t.Fatal("trial result reported again after a restart")
 	}
@@ -378,7 +407,10 @@ func TestTrialStartReported(t *testing.T) {
 		Trial: &home.Trial{Version: "1.4.0", Order: "dep-3", Started: started}}); err != nil {
 		t.Fatal(err)
 	}
-	a.run(t, a.checkinOpts(), 200*time.Millisecond)
+	a.run(t, a.checkinOpts(), 10*time.Second, func() bool {
+		_, _, reports := srv.snapshot()
+		return len(reports) > 0
+	})
 	_, _, reports := srv.snapshot()
 	var found bool
 	for _, r := range reports {
@@ -404,7 +436,7 @@ func TestRefusedOrderReportsFailure(t *testing.T) {
 	}
 	a := newCkAgent(t, srv)
 	a.upd.prepareErr = fmt.Errorf("verify manifest: %w", pack.ErrBadSignature)
-	a.run(t, a.checkinOpts(), 500*time.Millisecond)
+	a.run(t, a.checkinOpts(), 10*time.Second, srv.reported("dep-2"))
 	_, _, reports := srv.snapshot()
 	e := endOf(reports, "dep-2")
 	if e == nil || e.Outcome != protocol.EndFailed || !strings.Contains(e.Reason, "verify manifest") {
@@ -425,7 +457,7 @@ func TestTransientOrderFailureResumes(t *testing.T) {
 	a.upd.prepareErr = errors.New("download: connection reset by peer")
 	o := a.checkinOpts()
 	o.OrderAttempts = 3
-	a.run(t, o, 1500*time.Millisecond)
+	a.run(t, o, 10*time.Second, srv.reported("dep-4"))
 	_, _, reports := srv.snapshot()
 	if len(a.upd.prepared) != 3 {
 		t.Fatalf("prepared %d times, want 3 (resumed, then given up)", len(a.upd.prepared))
@@ -447,7 +479,11 @@ func TestCancelledOrderStops(t *testing.T) {
 	}
 	a := newCkAgent(t, srv)
 	a.upd.block = make(chan struct{})
-	err := a.run(t, a.checkinOpts(), 500*time.Millisecond)
+	err := a.run(t, a.checkinOpts(), 10*time.Second, func() bool {
+		// Cancelled, and the order delivered several times since.
+		_, checkins, reports := srv.snapshot()
+		return len(reports) > 0 && len(checkins) > 5
+	})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -463,7 +499,7 @@ func TestCleanupOrder(t *testing.T) {
 		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "c-1", Kind: protocol.OrderCleanup, Keep: []string{"1.4.0", "1.3.0"}}}}
 	}
 	a := newCkAgent(t, srv)
-	a.run(t, a.checkinOpts(), 400*time.Millisecond)
+	a.run(t, a.checkinOpts(), 10*time.Second, srv.reported("c-1"))
 	_, _, reports := srv.snapshot()
 	if e := endOf(reports, "c-1"); e == nil || e.Outcome != protocol.EndSucceeded {
 		t.Fatalf("end %+v", e)
@@ -492,7 +528,7 @@ func TestReportsSurviveServerOutage(t *testing.T) {
 		return 200, protocol.ReportResponse{State: "ok"}
 	}
 	a := newCkAgent(t, srv)
-	a.run(t, a.checkinOpts(), 5*time.Second)
+	a.run(t, a.checkinOpts(), 10*time.Second, nil)
 	_, _, reports := srv.snapshot()
 	var delivered []string
 	for _, r := range reports[3:] {
@@ -546,5 +582,39 @@ func TestServerErrorSentinels(t *testing.T) {
 	}
 	if !Transient(&ServerError{Status: 503}) {
 		t.Fatal("503 not transient")
+	}
+}
+
+func TestRepeatedOrderNotRerunDuringOrAfterTrial(t *testing.T) {
+	srv := &ckServer{t: t}
+	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+		time.Sleep(5 * time.Millisecond)
+		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "dep-8", Kind: protocol.OrderUpgrade, Version: "1.4.0", PackURL: "http://x/v1/packs/1.4.0"}}}
+	}
+	a := newCkAgent(t, srv)
+	if err := a.home.WriteActive(home.Active{Current: "1.4.0", Previous: "1.3.0",
+		Trial: &home.Trial{Version: "1.4.0", Order: "dep-8", Started: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(5)); err != nil {
+		t.Fatalf("Run during the trial: %v", err)
+	}
+	if len(a.upd.prepared) != 0 {
+		t.Fatalf("the order was run again %d times while its version was under watch", len(a.upd.prepared))
+	}
+	// The supervisor rolls the trial back: the repeated order must not
+	// upgrade again; the rollback is reported.
+	a.home.WriteActive(home.Active{Current: "1.3.0"})
+	a.home.WriteResult(home.Result{Outcome: home.OutcomeRolledBack, Version: "1.4.0", Previous: "1.3.0", Reason: "crashed", Order: "dep-8", At: time.Now()})
+	_, checkins, _ := srv.snapshot()
+	if err := a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(len(checkins)+5)); err != nil {
+		t.Fatalf("Run after the rollback: %v", err)
+	}
+	if len(a.upd.prepared) != 0 {
+		t.Fatalf("a rolled-back order was run again %d times", len(a.upd.prepared))
+	}
+	_, _, reports := srv.snapshot()
+	if e := endOf(reports, "dep-8"); e == nil || e.Outcome != protocol.EndRolledBack {
+		t.Fatalf("end %+v, want rolled_back", e)
 	}
 }

@@ -145,6 +145,7 @@ func TestFleet(t *testing.T) {
 
 	// What the server acknowledged before the kill.
 	before := snapshot(t, srv)
+	t.Logf("kill -9 of the server with the run at %s", srv.ok("runs", "show", runID).stdout)
 	srv.kill9()
 	time.Sleep(500 * time.Millisecond)
 	srv.start()
@@ -218,6 +219,10 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s: bin/molt-supervisor is %q, want %s", n, v, newVersion)
 		}
 	}
+	t.Logf("molt runs report %s:\n%s", runID, srv.ok("runs", "report", runID).stdout)
+	t.Logf("molt history show %s:\n%s", rep.Deployments[0].ID, srv.ok("history", "show", rep.Deployments[0].ID).stdout)
+	t.Logf("molt agents list:\n%s", srv.ok("agents", "list").stdout)
+	t.Logf("molt upgrade --wait, stderr:\n%s", upErr.String())
 	text := srv.ok("runs", "show", runID).stdout
 	if !strings.Contains(text, "ended_ok") || !strings.Contains(text, "e2e wave 2") || !strings.Contains(text, "succeeded 3") {
 		t.Errorf("molt runs show:\n%s", text)

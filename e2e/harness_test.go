@@ -56,7 +56,7 @@ func (s *server) start() {
 	t := s.t
 	t.Helper()
 	s.n++
-	s.log = filepath.Join(s.data, fmt.Sprintf("serve-%d.log", s.n))
+	s.log = filepath.Join(filepath.Dir(s.data), fmt.Sprintf("serve-%d.log", s.n))
 	lf, err := os.Create(s.log)
 	if err != nil {
 		t.Fatal(err)
