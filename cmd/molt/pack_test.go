@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/updater/pack"
@@ -317,4 +318,37 @@ func TestPackArgs(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line", args, code, errOut)
 		}
 	}
+}
+
+// TestPackInspectGolden pins what inspect prints, with a key and a pack
+// that are the same on every run.
+func TestPackInspectGolden(t *testing.T) {
+	_, sec, err := pack.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{7}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := packtest.SmallFiles()
+	m := packtest.Manifest("1.5.0", files)
+	m.Floor = "1.2.0"
+	mb := packtest.Encode(t, m)
+	sig := pack.Sign(sec, mb, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	// The pack is named relative to the working directory so the output
+	// does not hold a temporary path; the subtest restores the directory
+	// before the golden files are read.
+	var text, js string
+	t.Run("inspect", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		packtest.WriteZip(t, "molt-1.5.0.zip", packtest.Entries(mb, sig, packtest.Files{"linux/amd64": files["linux/amd64"]}))
+		// The manifest names windows/amd64 too, but inspect checks nothing.
+		var errOut string
+		var code int
+		if text, errOut, code = runPack(t, "pack", "inspect", "molt-1.5.0.zip"); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if js, errOut, code = runPack(t, "pack", "inspect", "--json", "molt-1.5.0.zip"); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+	golden(t, "pack-inspect.txt", text)
+	golden(t, "pack-inspect.json", js)
 }

@@ -93,10 +93,12 @@ func verifyPack(file string, keys []pack.Key, platforms []string, maxSize int64)
 
 // packInspection is what inspect shows; its JSON form is stable for scripts.
 type packInspection struct {
-	File      string         `json:"file"`
-	Size      int64          `json:"size"`
-	Manifest  *pack.Manifest `json:"manifest,omitempty"`
-	Error     string         `json:"manifest_error,omitempty"`
+	File     string         `json:"file"`
+	Size     int64          `json:"size"`
+	Manifest *pack.Manifest `json:"manifest,omitempty"`
+	Error    string         `json:"manifest_error,omitempty"`
+	// Missing lists artifact paths the manifest names but the pack lacks.
+	Missing   []string `json:"missing_files,omitempty"`
 	Signature struct {
 		KeyID          string `json:"key_id,omitempty"`
 		TrustedComment string `json:"trusted_comment,omitempty"`
@@ -134,6 +136,14 @@ the manifest. It needs no key and checks no signature or hash: use
 			}
 			if in.Manifest, err = r.UnverifiedManifest(); err != nil {
 				in.Error = err.Error()
+			} else {
+				for _, p := range in.Manifest.Platforms() {
+					for _, role := range []string{pack.RoleAgent, pack.RoleSupervisor} {
+						if a, ok := in.Manifest.Artifacts[p][role]; ok && !isPackURL(a.Path) && !r.Contains(a.Path) {
+							in.Missing = append(in.Missing, a.Path)
+						}
+					}
+				}
 			}
 			if in.Signature.KeyID, err = pack.SignatureKeyID(r.SignatureBytes()); err != nil {
 				in.Signature.Error = err.Error()
@@ -167,7 +177,7 @@ func printInspection(cmd *cobra.Command, in *packInspection) {
 	} else {
 		fmt.Fprintf(w, "signature:\tkey %s, NOT CHECKED (molt pack verify --key checks it)\n", in.Signature.KeyID)
 		if c := strings.ReplaceAll(in.Signature.TrustedComment, "\t", " "); c != "" {
-			fmt.Fprintf(w, "comment:\t%s\n", c)
+			fmt.Fprintf(w, "comment:\t%s (unverified)\n", c)
 		}
 	}
 	m := in.Manifest
@@ -193,4 +203,11 @@ func printInspection(cmd *cobra.Command, in *packInspection) {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p, role, a.Path, fmtPackBytes(a.Size), a.SHA256)
 		}
 	}
+	if len(in.Missing) > 0 {
+		fmt.Fprintf(w, "\nnot in the pack: %s\n", strings.Join(in.Missing, ", "))
+	}
+}
+
+func isPackURL(p string) bool {
+	return strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://")
 }

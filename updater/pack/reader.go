@@ -146,6 +146,12 @@ func (r *Reader) ManifestBytes() []byte { return r.manifest }
 // SignatureBytes is manifest.json.sig as stored.
 func (r *Reader) SignatureBytes() []byte { return r.sig }
 
+// Contains reports whether the pack stores a file at path.
+func (r *Reader) Contains(path string) bool {
+	_, ok := r.files[path]
+	return ok
+}
+
 // UnverifiedManifest parses the manifest without checking its signature,
 // for display only (molt pack inspect).
 func (r *Reader) UnverifiedManifest() (*Manifest, error) { return ParseManifest(r.manifest) }
