@@ -29,6 +29,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 	for _, source := range []string{"http", "pack"} {
 		for _, point := range crashPoints {
 			t.Run(source+"/"+point, func(t *testing.T) {
+				t.Parallel()
 				h := testHome(t, t.TempDir())
 				srv := newServer(t)
 				base := srv.publish(rel)

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
-	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -102,8 +102,9 @@ func (u *Updater) backoff(failures int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// fetch brings one artifact into cache/<V>/<role>, verified.
-func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, src source, role string, a pack.Artifact) error {
+// fetch brings one artifact into cache/<V>/<role>.part, verified, and
+// queues on syncs its fsync and the rename to cache/<V>/<role>.
+func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, src source, role string, a pack.Artifact, syncs *errgroup.Group) error {
 	f := st.Files[role]
 	if f.Verified {
 		if fi, err := os.Stat(u.cachePath(st.Version, role)); err == nil && fi.Size() == a.Size {
@@ -126,14 +127,26 @@ func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, 
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(u.partPath(st.Version, role), u.cachePath(st.Version, role)); err != nil {
+	part, done := u.partPath(st.Version, role), u.cachePath(st.Version, role)
+	syncs.Go(func() error {
+		if err := syncFile(part); err != nil {
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		// No directory sync: a lost rename leaves a part file that the
+		// next attempt hashes and completes.
+		return os.Rename(part, done)
+	})
+	return nil
+}
+
+// syncFile flushes a file's data to disk (fsync applies to the file, not
+// to the descriptor that wrote it).
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
 		return err
 	}
-	if err := atomicfile.SyncDir(u.cacheDir(st.Version)); err != nil {
-		return err
-	}
-	f.Verified, f.Done = true, a.Size
-	return u.saveState(st)
+	return errors.Join(f.Sync(), f.Close())
 }
 
 // progressWriter reports progress as bytes pass.
@@ -179,7 +192,7 @@ func (u *Updater) copyFromPack(st *UpgradeState, role string, a pack.Artifact, s
 			return rerr
 		}
 	}
-	return out.Sync()
+	return out.Close()
 }
 
 // download fetches url into the part file, resuming from the bytes
@@ -217,9 +230,6 @@ func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeStat
 		if err := u.withRetry(ctx, "download "+role, d.attempt); err != nil {
 			return err
 		}
-	}
-	if err := fh.Sync(); err != nil {
-		return err
 	}
 	d.pw.p.Done = a.Size
 	u.progress(d.pw.p)
@@ -346,21 +356,35 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 	}
 	d.remember(resp)
 
-	buf := make([]byte, copyBuffer)
+	// Hashing runs beside receiving and writing: on two cores the
+	// download then costs little more than the slower of the two.
+	body := &stallReader{r: resp.Body, timer: timer, stall: d.u.stall}
+	hs := startHasher(d.h)
+	defer hs.wait()
 	for {
+		buf := hs.buffer()
 		// One byte more than the manifest allows, so an endless or
 		// oversize response is noticed and cut off.
 		want := min(int64(len(buf)), d.a.Size-d.have+1)
-		n, rerr := resp.Body.Read(buf[:want])
+		// Whole buffers: one write per 256 KiB rather than one per
+		// network read.
+		n, rerr := io.ReadFull(body, buf[:want])
+		if rerr == io.ErrUnexpectedEOF {
+			rerr = io.EOF
+		}
+		if n == 0 {
+			hs.recycle(buf)
+		}
 		if n > 0 {
-			timer.Reset(d.u.stall)
 			if d.have+int64(n) > d.a.Size {
+				hs.recycle(buf)
 				return progress, fmt.Errorf("%s: %w: the response is longer than the %d bytes the manifest names", d.url, pack.ErrSizeMismatch, d.a.Size)
 			}
 			if _, err := d.fh.WriteAt(buf[:n], d.have); err != nil {
+				hs.recycle(buf)
 				return progress, permanent(err)
 			}
-			d.h.Write(buf[:n])
+			hs.write(buf[:n])
 			d.have += int64(n)
 			d.f.Done = d.have
 			d.pw.add(int64(n))
@@ -384,6 +408,57 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 			continue
 		}
 	}
+}
+
+// stallReader restarts the stall timer whenever bytes arrive.
+type stallReader struct {
+	r     io.Reader
+	timer *time.Timer
+	stall time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.stall)
+	}
+	return n, err
+}
+
+// hasher feeds a hash from its own goroutine through a small pool of
+// buffers, so memory stays bounded (hasherBuffers * copyBuffer).
+type hasher struct {
+	h    hash.Hash
+	in   chan []byte
+	free chan []byte
+	done chan struct{}
+}
+
+const hasherBuffers = 4
+
+func startHasher(h hash.Hash) *hasher {
+	hs := &hasher{h: h, in: make(chan []byte, hasherBuffers), free: make(chan []byte, hasherBuffers), done: make(chan struct{})}
+	for range hasherBuffers {
+		hs.free <- make([]byte, copyBuffer)
+	}
+	go func() {
+		defer close(hs.done)
+		for b := range hs.in {
+			hs.h.Write(b)
+			hs.free <- b[:cap(b)]
+		}
+	}()
+	return hs
+}
+
+func (hs *hasher) buffer() []byte   { return <-hs.free }
+func (hs *hasher) recycle(b []byte) { hs.free <- b[:cap(b)] }
+func (hs *hasher) write(b []byte)   { hs.in <- b }
+
+// wait returns once every written buffer is in the hash.
+func (hs *hasher) wait() {
+	close(hs.in)
+	<-hs.done
 }
 
 // remember keeps the response's validator for If-Range on a later

@@ -2,4 +2,10 @@ package updater
 
 import "fmt"
 
-func otherHelper(mode string) error { return fmt.Errorf("unknown helper mode %q", mode) }
+func otherHelper(mode string) error {
+	switch mode {
+	case "memstage":
+		return helperMemStage()
+	}
+	return fmt.Errorf("unknown helper mode %q", mode)
+}

@@ -111,7 +111,7 @@ func (u *Updater) recover(st *UpgradeState, files map[string]pack.Artifact) erro
 // stage moves the verified files into versions/.<V>.staging, makes them
 // executable, renames the directory to versions/<V> and writes .valid
 // last. Every file was fsynced when it was verified; the directories are
-// synced before each rename is relied on.
+// synced before anything relies on their entries.
 func (u *Updater) stage(st *UpgradeState, files map[string]pack.Artifact) error {
 	v := st.Version
 	vdir, tmp := u.home.VersionDir(v), u.stagingDir(v)
@@ -139,18 +139,21 @@ func (u *Updater) stage(st *UpgradeState, files map[string]pack.Artifact) error 
 		marker.Files[name] = files[role].SHA256
 	}
 	u.checkpoint("staging-filled")
-	if err := atomicfile.SyncDir(tmp); err != nil {
-		return err
-	}
 	if err := os.Rename(tmp, vdir); err != nil {
 		return err
 	}
-	if err := atomicfile.SyncDir(u.home.VersionsDir()); err != nil {
-		return err
-	}
 	u.checkpoint("staging-renamed")
+	// WriteJSON syncs .valid and then its directory, which also makes the
+	// entries of the files moved in before it durable (the same directory
+	// inode, renamed). Should the rename of the directory itself be lost,
+	// the staging directory is garbage, never valid.
 	if err := atomicfile.WriteJSON(u.home.ValidPath(v), marker, 0o644); err != nil {
 		return fmt.Errorf("write .valid: %w", err)
+	}
+	// Switch may write active.json naming V right after: the rename into
+	// versions/ must be durable first.
+	if err := atomicfile.SyncDir(u.home.VersionsDir()); err != nil {
+		return err
 	}
 	u.checkpoint("valid-written")
 	return os.RemoveAll(u.cacheDir(v))

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/atomicfile"
 )
@@ -99,18 +101,60 @@ func writeJSON(h home.Home, path string, v any) error {
 	return atomicfile.WriteJSON(path, v, 0o644)
 }
 
+// loadState reads upgrade.json. The file is a record, not the truth:
+// every step checks the files themselves again, so a file that a power
+// cut left unreadable is reported and then ignored (the order starts over
+// from what is on disk).
 func (u *Updater) loadState() (UpgradeState, error) {
 	var st UpgradeState
-	if _, err := readJSON(u.home.UpgradePath(), &st); err != nil {
+	_, err := readJSON(u.home.UpgradePath(), &st)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax) || errors.As(err, &typ):
+		u.log.Warn("state/upgrade.json is unreadable; starting the order over", zap.Error(err))
+		return UpgradeState{}, nil
+	case err != nil:
 		return UpgradeState{}, fmt.Errorf("read upgrade state: %w", err)
 	}
 	return st, nil
 }
 
+// saveState writes upgrade.json atomically (temp file, rename) but
+// without fsync: the durable truth is in versions/<V>/.valid and
+// active.json, both synced; losing the newest upgrade.json to a power cut
+// costs a re-check of the files on the next Prepare, while each fsync
+// costs milliseconds on a busy disk.
 func (u *Updater) saveState(st *UpgradeState) error {
 	st.Updated = u.now().UTC()
-	if err := writeJSON(u.home, u.home.UpgradePath(), st); err != nil {
+	if err := writeJSONFast(u.home, u.home.UpgradePath(), st); err != nil {
 		return fmt.Errorf("write upgrade state: %w", err)
+	}
+	return nil
+}
+
+// writeJSONFast replaces path by rename without fsync: a reader sees the
+// old or the new content, a power cut may lose the new one.
+func writeJSONFast(h home.Home, path string, v any) error {
+	if err := os.MkdirAll(h.StateDir(), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(append(b, '\n'))
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
@@ -424,14 +425,29 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 	if err := u.saveState(st); err != nil {
 		return err
 	}
+	// Each file's fsync runs while the next one downloads: the disk
+	// writes back one file while the network fills the other.
+	var syncs errgroup.Group
 	for _, role := range roles {
-		if err := u.fetch(ctx, log, st, src, role, files[role]); err != nil {
-			if platform.IsNoSpace(err) {
-				err = fmt.Errorf("%w: %w", ErrNoSpace, err)
-			}
-			return fmt.Errorf("%s: %w", role, err)
+		err := u.fetch(ctx, log, st, src, role, files[role], &syncs)
+		if err == nil {
+			u.checkpoint("downloaded-" + role)
+			continue
 		}
-		u.checkpoint("downloaded-" + role)
+		_ = syncs.Wait()
+		if platform.IsNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+		return fmt.Errorf("%s: %w", role, err)
+	}
+	if err := syncs.Wait(); err != nil {
+		if platform.IsNoSpace(err) {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+		return err
+	}
+	for _, role := range roles {
+		st.Files[role].Verified, st.Files[role].Done = true, files[role].Size
 	}
 	st.Phase = PhaseVerified
 	if err := u.saveState(st); err != nil {

@@ -1,0 +1,272 @@
+package updater
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/updater/pack/packtest"
+)
+
+// BenchmarkPrepare20MB downloads, verifies and stages a 20 MB pack (14 MB
+// agent, 6 MB supervisor) from a loopback server, and in the same loop
+// measures the raw bound: SHA-256 of the same bytes plus writing them to
+// the same file system with fsync. ratio = throughput / bound.
+func BenchmarkPrepare20MB(b *testing.B) {
+	pub, sk := newKey(b)
+	fs := packtest.Files{testPlatform: {
+		pack.RoleAgent:      randomBytes(14<<20, 1),
+		pack.RoleSupervisor: randomBytes(6<<20, 2),
+	}}
+	rel := newRelease(b, sk, "2.0.0", fs, nil)
+	srv := newServer(b)
+	base := srv.publish(rel)
+	total := int64(20 << 20)
+	dir := b.TempDir()
+
+	var upd, raw []time.Duration
+	b.SetBytes(total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		hdir := filepath.Join(dir, "home"+strconv.Itoa(i))
+		h := testHome(b, hdir)
+		u := New(testOptions(h, pub))
+		prepare := func() {
+			start := time.Now()
+			if err := u.Prepare(context.Background(), Order{ID: "bench", Version: "2.0.0", Source: HTTPSource(base)}); err != nil {
+				b.Fatal(err)
+			}
+			upd = append(upd, time.Since(start))
+		}
+		bound := func() {
+			start := time.Now()
+			for role, data := range fs[testPlatform] {
+				rawWrite(b, filepath.Join(hdir, "raw-"+role), data)
+			}
+			raw = append(raw, time.Since(start))
+		}
+		// Alternate the order so that drift in the machine's load hits
+		// both alike.
+		if i%2 == 0 {
+			prepare()
+			bound()
+		} else {
+			bound()
+			prepare()
+		}
+		b.StopTimer()
+		os.RemoveAll(hdir)
+		b.StartTimer()
+	}
+	// Medians: a shared machine's stalls hit single iterations.
+	mu, mr := median(upd), median(raw)
+	mb := float64(total) / 1e6
+	b.ReportMetric(mb/mu.Seconds(), "MB/s-prepare")
+	b.ReportMetric(mb/mr.Seconds(), "MB/s-bound")
+	b.ReportMetric(mr.Seconds()/mu.Seconds(), "ratio")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// rawWrite is the bound: hash and write with fsync, nothing else.
+func rawWrite(b *testing.B, path string, data []byte) {
+	h := sha256.New()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for off := 0; off < len(data); off += copyBuffer {
+		chunk := data[off:min(off+copyBuffer, len(data))]
+		h.Write(chunk)
+		if _, err := f.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	_ = hex.EncodeToString(h.Sum(nil))
+}
+
+// BenchmarkStageMemory stages a 200 MB artifact in a child process, once
+// from a pack file and once over HTTP, and reports how much its peak RSS
+// (VmHWM, or getrusage where there is no /proc) grew: the artifact is
+// streamed, never held in memory.
+func BenchmarkStageMemory(b *testing.B) {
+	const size = 200 << 20
+	dir := b.TempDir()
+	pub, sk := newKey(b)
+	pk, served := writeBigRelease(b, dir, sk, "3.0.0", size)
+	srv := httptest.NewServer(http.FileServer(http.Dir(served)))
+	defer srv.Close()
+	for _, src := range []struct{ name, env string }{
+		{"pack", envPack + "=" + pk},
+		{"http", envURL + "=" + srv.URL + "/3.0.0/"},
+	} {
+		b.Run(src.name, func(b *testing.B) {
+			var growth float64
+			for i := 0; i < b.N; i++ {
+				h := testHome(b, filepath.Join(dir, fmt.Sprintf("home-%s-%d", src.name, i)))
+				cmd := helperCmd(b, "memstage", envHome+"="+h.Dir, envOrder+"=mem", envVersion+"=3.0.0",
+					envKey+"="+pub.String(), src.env)
+				cmd.Stderr = os.Stderr
+				out, err := cmd.Output()
+				if err != nil {
+					b.Fatalf("memstage: %v", err)
+				}
+				var r memReport
+				if err := json.Unmarshal(out, &r); err != nil {
+					b.Fatalf("memstage output %q: %v", out, err)
+				}
+				growth = max(growth, float64(r.AfterKB-r.BeforeKB)/1024)
+				if !h.IsValid("3.0.0") {
+					b.Fatal("not staged")
+				}
+				os.RemoveAll(h.Dir)
+			}
+			b.ReportMetric(growth, "MB-peak-RSS-growth")
+			b.ReportMetric(float64(size)/(1<<20), "MB-artifact")
+		})
+	}
+}
+
+type memReport struct {
+	BeforeKB int64 `json:"before_kb"`
+	AfterKB  int64 `json:"after_kb"`
+}
+
+// helperMemStage runs one Prepare and prints the peak RSS before and after.
+func helperMemStage() error {
+	key, err := pack.ParsePublicKey(os.Getenv(envKey))
+	if err != nil {
+		return err
+	}
+	u := New(testOptions(home.Home{Dir: os.Getenv(envHome)}, key))
+	src := HTTPSource(os.Getenv(envURL))
+	if p := os.Getenv(envPack); p != "" {
+		src = PackSource(p)
+	}
+	before, err := peakRSSKB()
+	if err != nil {
+		return err
+	}
+	if err := u.Prepare(context.Background(), Order{ID: os.Getenv(envOrder), Version: os.Getenv(envVersion), Source: src}); err != nil {
+		return err
+	}
+	after, err := peakRSSKB()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(memReport{BeforeKB: before, AfterKB: after})
+}
+
+func peakRSSKB() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return maxRSSKB()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return maxRSSKB()
+}
+
+// writeBigRelease writes a release with an agent of size random bytes both
+// as a pack file and as a directory an HTTP file server can serve,
+// without holding the artifact in memory.
+func writeBigRelease(b *testing.B, dir string, sk pack.SecretKey, version string, size int64) (packPath, servedDir string) {
+	servedDir = filepath.Join(dir, "served")
+	rel := filepath.Join(servedDir, version)
+	agentPath := packtest.ArtifactPath(testPlatform, pack.RoleAgent)
+	agentFile := filepath.Join(rel, filepath.FromSlash(agentPath))
+	if err := os.MkdirAll(filepath.Dir(agentFile), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(agentFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	r := rand.New(rand.NewPCG(5, 6))
+	var word [8]byte
+	for n := int64(0); n < size; n += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			word[j] = byte(v >> (8 * j))
+		}
+		w.Write(word[:min(8, size-n)])
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	m := &pack.Manifest{
+		Version: version, Released: testNow,
+		Artifacts: map[string]map[string]pack.Artifact{testPlatform: {
+			pack.RoleAgent: {Path: agentPath, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))},
+		}},
+	}
+	mb := packtest.Encode(b, m)
+	sb := pack.Sign(sk, mb, testNow)
+	for name, data := range map[string][]byte{pack.ManifestName: mb, pack.SignatureName: sb} {
+		if err := os.WriteFile(filepath.Join(rel, name), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	packPath = filepath.Join(dir, version+".pack")
+	out, err := os.Create(packPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw := zip.NewWriter(out)
+	add := func(name string, src io.Reader) {
+		e, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(e, src); err != nil {
+			b.Fatal(err)
+		}
+	}
+	add(pack.ManifestName, strings.NewReader(string(mb)))
+	add(pack.SignatureName, strings.NewReader(string(sb)))
+	af, err := os.Open(agentFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	add(agentPath, af)
+	af.Close()
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return packPath, servedDir
+}
