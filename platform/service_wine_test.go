@@ -149,3 +149,29 @@ func TestServiceUnderWine(t *testing.T) {
 	must(4, "not installed", append([]string{"status"}, flags...)...)
 	must(0, "not installed; nothing to remove", append([]string{"uninstall"}, flags...)...)
 }
+
+// TestSCMHandlerUnderWine runs the Windows-only tests of this package (the
+// SCM handler behind RunService) as a Windows test binary under Wine.
+func TestSCMHandlerUnderWine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: builds and runs a Windows test binary under Wine")
+	}
+	wine, env := wineEnv(t)
+	bin := filepath.Join(t.TempDir(), "platform.test.exe")
+	cmd := exec.Command("go", "test", "-c", "-o", bin, "github.com/moltfleet/molt/platform")
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build Windows test binary: %v\n%s", err, out)
+	}
+	cmd = exec.Command(wine, bin, "-test.run", "^(TestSCMHandler|TestWindowsBinaryPath)$", "-test.v")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("Windows tests under Wine: %v\n%s", err, out)
+	}
+	for _, want := range []string{"--- PASS: TestSCMHandler ", "--- PASS: TestWindowsBinaryPath "} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("Windows tests under Wine did not report %q:\n%s", want, out)
+		}
+	}
+}
