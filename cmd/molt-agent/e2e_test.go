@@ -152,12 +152,13 @@ func molt(t *testing.T, args ...string) (string, int) {
 	return string(out), code
 }
 
-// newHome installs 1.0.0 into a fresh home, trusting the run's key.
-func newHome(t *testing.T, key string) home.Home {
+// newHome installs 1.0.0 into a fresh home, trusting the run's key; extra
+// is more of agent.yaml.
+func newHome(t *testing.T, key string, extra ...string) home.Home {
 	t.Helper()
 	h := home.New(filepath.Join(t.TempDir(), "home"))
 	cfg := filepath.Join(t.TempDir(), "agent.yaml")
-	if err := os.WriteFile(cfg, []byte("trusted_keys:\n  - "+key+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("trusted_keys:\n  - "+key+"\n"+strings.Join(extra, "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, code := molt(t, "install", "--home", h.Dir, "--config", cfg, "--no-service")
@@ -323,11 +324,17 @@ func TestSupervisedUpgradeCommitsAndCrashRollsBack(t *testing.T) {
 
 // Test 7: an upgrade requested during a hold restarts the agent only after
 // the hold ends.
+//
+// The home names a server that refuses connections: the agent must still
+// say ready (the trial commits only then).
 func TestHoldDelaysRestart(t *testing.T) {
 	needE2E(t)
-	h := newHome(t, pubKey)
+	h := newHome(t, pubKey, "server: https://127.0.0.1:1\n")
 	supervise(t, h, "1s")
 	old := waitAgent(t, h, "1.0.0")
+	if id, err := agent.ReadIdentity(h); err != nil || id.Enrolled() {
+		t.Errorf("identity on the first start = %+v, %v; want one, not enrolled", id, err)
+	}
 
 	const holdFor = 3 * time.Second
 	hold := exec.Command(cliBin(), "hold", "--home", h.Dir, "--reason", "e2e job", "--",
@@ -368,6 +375,80 @@ func TestHoldDelaysRestart(t *testing.T) {
 	}
 	if a, _ := h.ReadActive(); a.Trial == nil || a.Trial.Switched.Before(holdEnded.Add(-time.Second)) {
 		t.Errorf("switched at %+v, before the hold ended at %v", a.Trial, holdEnded)
+	}
+}
+
+func TestRunBadConfigExits12(t *testing.T) {
+	needE2E(t)
+	h := newHome(t, pubKey)
+	for _, tc := range []struct {
+		name, config, env, want string
+	}{
+		{"unknown key", "servr: https://x\n", "", "servr"},
+		{"bad value", "log_level: loud\n", "", "log_level"},
+		{"bad environment", "", "MOLT_SERVER=ftp://x", "MOLT_SERVER"},
+		{"missing key file", "trusted_keys: [/nonexistent/release.pub]\n", "", "trusted_keys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.WriteFile(h.ConfigPath(), []byte(tc.config), 0o600)
+			cmd := exec.Command(cliBin(), "run", "--home", h.Dir)
+			cmd.Env = append(os.Environ(), "MOLT_HOME=", tc.env)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 12 {
+				t.Fatalf("run: %v, want exit 12\n%s", err, stderr.String())
+			}
+			last := strings.TrimSpace(stderr.String())
+			if i := strings.LastIndex(last, "\n"); i >= 0 {
+				last = last[i+1:]
+			}
+			if !strings.HasPrefix(last, "molt-agent: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last line %q does not name %q", last, tc.want)
+			}
+		})
+	}
+}
+
+func TestHoldCommand(t *testing.T) {
+	needE2E(t)
+	h := home.New(t.TempDir())
+	out, code := molt(t, "hold", "--home", h.Dir, "--reason", "job", "--", "sh", "-c", "ls \"$0\" | wc -l; exit 7", filepath.Join(h.StateDir(), "holds"))
+	if code != 7 || strings.TrimSpace(out) != "1" {
+		t.Errorf("hold -- sh: exit %d output %q; want 7 and one hold while it ran", code, out)
+	}
+	if hs, _ := agent.HoldsOf(h).List(); len(hs) != 0 {
+		t.Errorf("holds after the command: %+v", hs)
+	}
+	if _, code := molt(t, "hold", "--home", h.Dir, "--reason", "job", "--", "/nonexistent/cmd"); code != 127 {
+		t.Errorf("hold of a missing command: exit %d, want 127", code)
+	}
+	if out, code := molt(t, "hold", "--home", h.Dir, "--reason", "job"); code != 2 || !strings.Contains(out, "--for") {
+		t.Errorf("hold without --for or a command: exit %d\n%s", code, out)
+	}
+	out, code = molt(t, "hold", "--home", h.Dir, "--reason", "window", "--for", "1h", "--json")
+	var hold agent.Hold
+	if code != 0 || json.Unmarshal([]byte(out), &hold) != nil || hold.ID == "" {
+		t.Fatalf("hold --for: exit %d\n%s", code, out)
+	}
+	if out, code := molt(t, "release", "--home", h.Dir, "--id", hold.ID); code != 0 || !strings.Contains(out, hold.ID) {
+		t.Errorf("release: exit %d\n%s", code, out)
+	}
+}
+
+func TestResetIdentityCommand(t *testing.T) {
+	needE2E(t)
+	h := home.New(t.TempDir())
+	id, _, err := agent.EnsureIdentity(h, "fp", time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := molt(t, "reset-identity", "--home", h.Dir)
+	if code != 0 || !strings.Contains(out, "removed identity "+id.ID) {
+		t.Errorf("reset-identity: exit %d\n%s", code, out)
+	}
+	if out, code := molt(t, "reset-identity", "--home", h.Dir); code != 0 || !strings.Contains(out, "nothing to remove") {
+		t.Errorf("second reset-identity: exit %d\n%s", code, out)
 	}
 }
 
