@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,8 +87,8 @@ func (r *reporter) progress(p Progress) {
 	}
 	if record && r.count < maxOrderSteps {
 		detail := p.Detail
-		if detail == "" && p.Total > 0 {
-			detail = fmt.Sprintf("%d of %d bytes", p.Done, p.Total)
+		if p.Total > 0 {
+			detail = strings.TrimPrefix(fmt.Sprintf("%s: %d of %d bytes", p.Detail, p.Done, p.Total), ": ")
 		}
 		if len(detail) > protocol.MaxStringLen*4 {
 			detail = detail[:protocol.MaxStringLen*4]

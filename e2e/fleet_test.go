@@ -106,6 +106,12 @@ func TestFleet(t *testing.T) {
 		return ag.Status == protocol.AgentOffline, ag.Status
 	})
 
+	// Without a terminal and without --yes, molt upgrade refuses.
+	r := srv.molt("upgrade", "--target", newVersion, "--all")
+	if r.code != 2 || !strings.Contains(r.stderr, "pass --yes") || !strings.Contains(r.stdout, "linux/amd64") {
+		t.Fatalf("upgrade without --yes and without a terminal: %s", r)
+	}
+
 	// 4. The run, followed by molt upgrade --wait in the background the
 	// whole time, through the server's kill and restart.
 	up := exec.Command(filepath.Join(build.newBin, "molt"), "upgrade", "--target", newVersion,

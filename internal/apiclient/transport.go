@@ -162,7 +162,7 @@ func (e *APIError) Error() string {
 	case http.StatusUnauthorized:
 		return fmt.Sprintf("the server refused the token (401): %s; pass a valid --token or --token-file", e.Message)
 	case http.StatusForbidden:
-		if e.Role != "" {
+		if e.Role != "" && !strings.Contains(e.Message, e.Role) {
 			return fmt.Sprintf("this needs a token with the %s role (403): %s", e.Role, e.Message)
 		}
 		return fmt.Sprintf("forbidden (403): %s", e.Message)

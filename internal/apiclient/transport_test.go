@@ -34,6 +34,9 @@ func TestErrors(t *testing.T) {
 		case "/v1/denied":
 			w.WriteHeader(403)
 			w.Write([]byte(`{"error": "token role viewer may not do this"}`))
+		case "/v1/denied-named":
+			w.WriteHeader(403)
+			w.Write([]byte(`{"error": "this needs the admin role; the token has viewer", "code": "forbidden"}`))
 		case "/v1/unauth":
 			w.WriteHeader(401)
 			w.Write([]byte(`{"error": "unknown token"}`))
@@ -64,6 +67,7 @@ func TestErrors(t *testing.T) {
 		sentinel         error
 	}{
 		{"/v1/denied", "admin", "this needs a token with the admin role (403): token role viewer may not do this", ErrUnauthorized},
+		{"/v1/denied-named", "admin", "forbidden (403): this needs the admin role; the token has viewer", ErrUnauthorized},
 		{"/v1/unauth", "", "the server refused the token (401): unknown token; pass a valid --token or --token-file", ErrUnauthorized},
 		{"/v1/bad", "", `target: "x" is not a version second line`, nil},
 		{"/v1/html", "", "<html> <body>bad gateway</body> </html>", nil},

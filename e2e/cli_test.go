@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// TestCLIErrors checks what an operator sees when the CLI is set up
+// wrong or the token's role is too low: one clear line and a documented
+// exit code.
+func TestCLIErrors(t *testing.T) {
+	needBuild(t)
+	dir := t.TempDir()
+	srv := newServer(t, build.newBin, filepath.Join(dir, "server"))
+	srv.start()
+
+	var viewer protocol.TokenCreated
+	srv.json(&viewer, "token", "create", "--role", "viewer", "--name", "e2e-viewer")
+	viewerFile := filepath.Join(dir, "viewer.token")
+	os.WriteFile(viewerFile, []byte(viewer.Secret+"\n"), 0o600)
+	var tokens []protocol.Token
+	srv.json(&tokens, "token", "list")
+	if len(tokens) < 2 {
+		t.Fatalf("token list: %+v", tokens)
+	}
+	for _, tok := range tokens {
+		if strings.Contains(srv.ok("token", "list").stdout, viewer.Secret) || tok.ID == "" {
+			t.Fatalf("token list shows a secret or an empty id: %+v", tok)
+		}
+	}
+
+	down := freeAddr(t)
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no server", []string{"MOLT_SERVER=", "MOLT_CA=", "MOLT_TOKEN_FILE="}, []string{"agents", "list"}, 2, "no server configured: pass --server"},
+		{"untrusted certificate", []string{"MOLT_CA="}, []string{"agents", "list"}, 5, "is not trusted"},
+		{"server down", []string{"MOLT_SERVER=https://" + down}, []string{"agents", "list"}, 5, "cannot connect to the server at " + down},
+		{"bad token", []string{"MOLT_TOKEN_FILE=", "MOLT_TOKEN=molt_nonsense"}, []string{"agents", "list"}, 6, "the server refused the token (401)"},
+		{"viewer may not change settings", []string{"MOLT_TOKEN_FILE=" + viewerFile}, []string{"settings", "set", "activation-upgrade.linux", "true"}, 6, "admin"},
+		{"viewer may not start runs", []string{"MOLT_TOKEN_FILE=" + viewerFile}, []string{"upgrade", "--all", "--yes"}, 6, "operator"},
+		{"unknown setting", nil, []string{"settings", "set", "no.such.key", "1"}, 1, "no.such.key"},
+		{"unknown run", nil, []string{"runs", "show", "r-999"}, 1, "r-999"},
+		{"nothing to upgrade", nil, []string{"upgrade", "--all", "--yes"}, 1, "no agent to upgrade"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(build.newBin, "molt"), tt.args...)
+			cmd.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile(), "XDG_CONFIG_HOME="+dir)
+			cmd.Env = append(cmd.Env, tt.env...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			t.Logf("molt %s: exit %d: %s", strings.Join(tt.args, " "), code, stderr.String())
+			if code != tt.code || !strings.Contains(stderr.String(), tt.stderr) || len(lines) != 1 {
+				t.Fatalf("molt %v: exit %d, stderr %q; want exit %d and one line with %q", tt.args, code, stderr.String(), tt.code, tt.stderr)
+			}
+		})
+	}
+}
