@@ -368,10 +368,7 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 		want := min(int64(len(buf)), d.a.Size-d.have+1)
 		// Whole buffers: one write per 256 KiB rather than one per
 		// network read.
-		n, rerr := io.ReadFull(body, buf[:want])
-		if rerr == io.ErrUnexpectedEOF {
-			rerr = io.EOF
-		}
+		n, rerr := fill(body, buf[:want])
 		if n == 0 {
 			hs.recycle(buf)
 		}
@@ -408,6 +405,18 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 			continue
 		}
 	}
+}
+
+// fill reads until p is full or the reader fails, returning the reader's
+// own error (unlike io.ReadFull, a cut connection stays distinguishable
+// from a clean end).
+func fill(r io.Reader, p []byte) (n int, err error) {
+	for n < len(p) && err == nil {
+		var k int
+		k, err = r.Read(p[n:])
+		n += k
+	}
+	return n, err
 }
 
 // stallReader restarts the stall timer whenever bytes arrive.

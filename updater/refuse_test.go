@@ -91,10 +91,10 @@ func TestRefusals(t *testing.T) {
 				e.t.Fatal(err)
 			}
 		}, ErrBelowFloor},
-		{"below its own floor", func(e *env) {
+		{"floor above its own version", func(e *env) {
 			e.rel = newRelease(e.t, e.sk, "1.1.0", files("1.1.0", size, 100), func(m *pack.Manifest) { m.Floor = "1.3.0" })
 			e.base = e.srv.publish(e.rel)
-		}, ErrBelowFloor},
+		}, pack.ErrBadManifest},
 		{"already running", func(e *env) {
 			e.rel = newRelease(e.t, e.sk, "1.0.0", files("1.0.0", size, 100), nil)
 			e.base = e.srv.publish(e.rel)
