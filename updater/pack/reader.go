@@ -2,12 +2,17 @@ package pack
 
 import (
 	"archive/zip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 )
+
+// MaxEntries bounds the number of files in a pack (two per platform plus
+// the manifest and its signature need far fewer).
+const MaxEntries = 1024
 
 // DefaultMaxPackSize bounds a whole pack (compressed file and the sum of its
 // uncompressed entries) unless the caller chooses another limit.
@@ -68,9 +73,17 @@ func NewReader(ra io.ReaderAt, size, maxSize int64) (*Reader, error) {
 	if size > maxSize {
 		return nil, fmt.Errorf("%w: pack is %d bytes, the limit is %d", ErrTooLarge, size, maxSize)
 	}
+	// archive/zip allocates for every central directory record before we
+	// see any: read the count from the end record first.
+	if n, ok := zipEntryCount(ra, size); ok && n > MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries, the limit is %d", ErrTooLarge, n, MaxEntries)
+	}
 	zr, err := zip.NewReader(ra, size)
 	if err != nil && !(errors.Is(err, zip.ErrInsecurePath) && zr != nil) {
 		return nil, fmt.Errorf("%w: not a zip archive: %v", ErrBadPack, err)
+	}
+	if len(zr.File) > MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries, the limit is %d", ErrTooLarge, len(zr.File), MaxEntries)
 	}
 	r := &Reader{zr: zr, files: make(map[string]*zip.File, len(zr.File))}
 	folded := make(map[string]string, len(zr.File))
@@ -282,4 +295,29 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	return r.closer.Close()
+}
+
+// zipEntryCount reads the entry count of the zip's end of central directory
+// record, found as archive/zip finds it: the last signature whose comment
+// length fits. A zip64 count (0xFFFF) is reported as such: packs never
+// need zip64.
+func zipEntryCount(ra io.ReaderAt, size int64) (uint64, bool) {
+	const recLen = 22
+	tail := int64(recLen + 0xFFFF)
+	if tail > size {
+		tail = size
+	}
+	buf := make([]byte, tail)
+	if _, err := ra.ReadAt(buf, size-tail); err != nil && err != io.EOF {
+		return 0, false
+	}
+	for i := len(buf) - recLen; i >= 0; i-- {
+		if binary.LittleEndian.Uint32(buf[i:]) != 0x06054b50 {
+			continue
+		}
+		if commentLen := int(binary.LittleEndian.Uint16(buf[i+20:])); i+recLen+commentLen <= len(buf) {
+			return uint64(binary.LittleEndian.Uint16(buf[i+10:])), true
+		}
+	}
+	return 0, false
 }

@@ -91,14 +91,19 @@ func VerifyManifest(manifest, sig []byte, keys []Key) (*Manifest, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: manifest signed by key %s, and no key is trusted", ErrUntrustedKey, FormatKeyID(s.KeyID))
 	}
-	var key *Key
-	for i := range keys {
-		if keys[i].pub.ID() == s.KeyID {
-			key = &keys[i]
-			break
+	// Key ids are not secret and could collide: try every trusted key
+	// that claims the id.
+	var tried []string
+	for _, k := range keys {
+		if k.pub.ID() != s.KeyID {
+			continue
 		}
+		if minisign.Verify(k.pub, manifest, sig) {
+			return ParseManifest(manifest)
+		}
+		tried = append(tried, k.ID())
 	}
-	if key == nil {
+	if len(tried) == 0 {
 		ids := make([]string, len(keys))
 		for i, k := range keys {
 			ids[i] = k.ID()
@@ -106,10 +111,7 @@ func VerifyManifest(manifest, sig []byte, keys []Key) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: manifest signed by key %s, which is not trusted (trusted: %s)",
 			ErrUntrustedKey, FormatKeyID(s.KeyID), strings.Join(ids, ", "))
 	}
-	if !minisign.Verify(key.pub, manifest, sig) {
-		return nil, fmt.Errorf("%w: signature by key %s does not match %s", ErrBadSignature, key.ID(), ManifestName)
-	}
-	return ParseManifest(manifest)
+	return nil, fmt.Errorf("%w: signature by key %s does not match %s", ErrBadSignature, tried[0], ManifestName)
 }
 
 // PlatformArtifacts returns the files of platform ("linux/amd64"), or an

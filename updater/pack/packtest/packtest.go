@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -220,6 +221,12 @@ func BadPacks(t testing.TB, dir string, sk pack.SecretKey) []Case {
 		Case{MaxSize: 512, Want: pack.ErrTooLarge, Text: "the limit is 512"})
 	add("zip bomb", append(Entries(mb, sig, files), Entry{Name: "bomb", Data: []byte("x"), DeclaredSize: 3 << 30}),
 		Case{Want: pack.ErrTooLarge, Text: "pack content exceeds the limit"})
+	many := Entries(mb, sig, files)
+	for i := 0; i <= pack.MaxEntries; i++ {
+		many = append(many, Entry{Name: fmt.Sprintf("junk/%d", i), Data: []byte("x")})
+	}
+	add("too many entries", many,
+		Case{Want: pack.ErrTooLarge, Text: "entries, the limit is 1024"})
 	add("duplicate entry", append(Entries(mb, sig, files), Entry{Name: agent, Data: []byte("x")}),
 		Case{Want: pack.ErrBadPack, Text: "duplicate entry"})
 	add("unexpected entry", append(Entries(mb, sig, files), Entry{Name: "linux_amd64/extra.so", Data: []byte("x")}),
