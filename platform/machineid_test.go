@@ -3,7 +3,10 @@ package platform
 import (
 	"errors"
 	"os"
+	"os/exec"
+	"runtime"
 	"testing"
+	"time"
 )
 
 func TestParseIOPlatformUUID(t *testing.T) {
@@ -54,5 +57,25 @@ func TestProcessAlive(t *testing.T) {
 	}
 	if ProcessAlive(0) || ProcessAlive(-1) {
 		t.Error("ProcessAlive of a non-pid = true")
+	}
+}
+
+func TestProcessAliveDeadAndZombie(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	// Not reaped yet: on Linux a zombie, which does not count as alive.
+	deadline := time.Now().Add(10 * time.Second)
+	for ProcessAlive(pid) && runtime.GOOS == "linux" {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still alive after it exited (zombie counted)", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Wait()
+	if ProcessAlive(pid) {
+		t.Errorf("pid %d alive after it was reaped", pid)
 	}
 }
