@@ -114,10 +114,12 @@ func NewReader(ra io.ReaderAt, size, maxSize int64) (*Reader, error) {
 		if f.Method != zip.Store && f.Method != zip.Deflate {
 			return nil, fmt.Errorf("%w: entry %q uses unsupported compression method %d", ErrBadPack, name, f.Method)
 		}
-		total += f.UncompressedSize64
-		if total > uint64(maxSize) {
+		// Compared before adding: declared sizes are attacker-chosen
+		// and could wrap the sum.
+		if f.UncompressedSize64 > uint64(maxSize)-total {
 			return nil, fmt.Errorf("%w: pack content exceeds the limit of %d bytes", ErrTooLarge, maxSize)
 		}
+		total += f.UncompressedSize64
 		r.files[name] = f
 		folded[strings.ToLower(name)] = name
 	}
