@@ -378,6 +378,47 @@ func TestHoldDelaysRestart(t *testing.T) {
 	}
 }
 
+// The real OS service: install registers and starts the supervisor, which
+// starts the agent; uninstall stops and removes it and the home but logs/.
+// Needs root and a service manager (SysV init on the development machine).
+func TestInstallServiceAndUninstall(t *testing.T) {
+	needE2E(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to install a service")
+	}
+	if _, err := os.Stat("/etc/init.d"); err != nil {
+		t.Skip("no /etc/init.d")
+	}
+	h := home.New(filepath.Join(t.TempDir(), "home"))
+	name := fmt.Sprintf("molt-agent-e2e-%d", os.Getpid())
+	t.Cleanup(func() {
+		exec.Command(h.SupervisorBinary(), "stop", "--home", h.Dir, "--name", name).Run()
+		exec.Command(h.SupervisorBinary(), "uninstall", "--home", h.Dir, "--name", name).Run()
+	})
+	out, code := molt(t, "install", "--home", h.Dir, "--name", name)
+	if code != 0 {
+		if strings.Contains(out, "no service manager") {
+			t.Skipf("no service manager: %s", out)
+		}
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "started service "+name) {
+		t.Errorf("install did not start the service:\n%s", out)
+	}
+	waitAgent(t, h, "1.0.0")
+	out, code = molt(t, "uninstall", "--home", h.Dir, "--name", name)
+	if code != 0 || !strings.Contains(out, "uninstalled service "+name) {
+		t.Fatalf("uninstall: exit %d\n%s", code, out)
+	}
+	if _, ok := agent.RunningDaemon(h); ok {
+		t.Error("an agent still runs after uninstall")
+	}
+	ents, _ := os.ReadDir(h.Dir)
+	if len(ents) != 1 || ents[0].Name() != "logs" {
+		t.Errorf("left in the home: %v, want logs/ only", ents)
+	}
+}
+
 func TestRunBadConfigExits12(t *testing.T) {
 	needE2E(t)
 	h := newHome(t, pubKey)
