@@ -175,8 +175,12 @@ func (d *Daemon) serveRequests(ctx context.Context) error {
 	defer wg.Wait()
 	t := time.NewTicker(d.o.Poll)
 	defer t.Stop()
-	d.removeStaleRequests()
+	var swept time.Time
 	for {
+		if now := d.o.Now(); now.Sub(swept) > time.Hour {
+			d.removeStaleRequests()
+			swept = now
+		}
 		for _, r := range d.claimRequests() {
 			wg.Add(1)
 			go func() {
