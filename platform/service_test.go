@@ -1,8 +1,13 @@
 package platform
 
 import (
+	"encoding/xml"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -213,5 +218,99 @@ func TestStopTimeout(t *testing.T) {
 		if got := (ServiceSpec{StopGrace: tt.grace}).StopTimeout(); got != tt.want {
 			t.Errorf("StopTimeout with grace %s = %s, want %s", tt.grace, got, tt.want)
 		}
+	}
+}
+
+// The shell definitions parse as shell and the XML ones as XML.
+func TestRenderServiceSyntax(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to check the scripts with")
+	}
+	homes := []string{"/opt/molt", "/srv/Tenant A/molt"}
+	for _, system := range ServiceSystems {
+		for _, h := range homes {
+			spec := ServiceSpec{Name: "molt-b", Home: h, Exe: h + "/bin/molt-supervisor"}
+			if system == SystemWindows {
+				continue
+			}
+			def, err := RenderService(system, spec)
+			if err != nil {
+				t.Fatalf("%s, home %q: %v", system, h, err)
+			}
+			switch system {
+			case SystemSysV, SystemRCS, SystemProcd, SystemOpenRC, SystemFreeBSD, SystemAIX:
+				cmd := exec.Command(sh, "-n")
+				cmd.Stdin = strings.NewReader(def.Text)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("%s, home %q: sh -n: %v\n%s", system, h, err, out)
+				}
+			case SystemLaunchd, SystemSMF:
+				d := xml.NewDecoder(strings.NewReader(def.Text))
+				d.Strict = true
+				for {
+					_, err := d.Token()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Errorf("%s, home %q: not well-formed XML: %v", system, h, err)
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// The SysV script's own status answers as LSB wants, with the pid file it
+// names, without installing anything.
+func TestSysVScriptStatus(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	spec := ServiceSpec{Name: "molt-test", Home: dir, Exe: dir + "/bin/molt-supervisor"}
+	def, err := RenderService(SystemSysV, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(dir, "test.pid")
+	script := filepath.Join(dir, "molt-test")
+	text := strings.Replace(def.Text, "pidfile='/var/run/molt-test.pid'", "pidfile='"+pidfile+"'", 1)
+	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	status := func() (string, int) {
+		out, err := exec.Command(script, "status").CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	if out, code := status(); code != 3 || out != "Stopped\n" {
+		t.Fatalf("no pid file: exit %d, %q", code, out)
+	}
+	if err := os.WriteFile(pidfile, []byte(fmt.Sprintln(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := status(); code != 0 || out != fmt.Sprintf("Running (pid %d)\n", os.Getpid()) {
+		t.Fatalf("live pid: exit %d, %q", code, out)
+	}
+	if st, err := scriptStatus(script); err != nil || st != ServiceRunning {
+		t.Fatalf("scriptStatus = %v, %v", st, err)
+	}
+	if err := os.Remove(pidfile); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := scriptStatus(script); err != nil || st != ServiceStopped {
+		t.Fatalf("scriptStatus = %v, %v", st, err)
+	}
+	if st, err := scriptStatus(filepath.Join(dir, "absent")); err != nil || st != ServiceNotInstalled {
+		t.Fatalf("scriptStatus of a missing script = %v, %v", st, err)
 	}
 }
