@@ -50,7 +50,7 @@ func (u *Updater) Cleanup() (removed []string, err error) {
 
 	var errs []error
 	remove := func(rel string) {
-		if err := os.RemoveAll(filepath.Join(u.home.Dir, rel)); err != nil {
+		if err := removeAll(filepath.Join(u.home.Dir, rel)); err != nil {
 			errs = append(errs, err)
 			return
 		}

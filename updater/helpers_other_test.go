@@ -6,6 +6,10 @@ func otherHelper(mode string) error {
 	switch mode {
 	case "memstage":
 		return helperMemStage()
+	case "sleep":
+		return helperSleep()
+	case "winflow":
+		return helperWinFlow()
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
 }

@@ -43,7 +43,7 @@ func (u *Updater) alreadyStaged(st *UpgradeState, files map[string]pack.Artifact
 				return false, fmt.Errorf("%w: versions/%s is installed with other content than the signed manifest names", ErrVersionMismatch, v)
 			}
 			u.log.Warn("installed version differs from its manifest; replacing it", zap.String("version", v))
-			return false, os.RemoveAll(u.home.VersionDir(v))
+			return false, removeAll(u.home.VersionDir(v))
 		}
 	}
 	return true, nil
@@ -101,7 +101,7 @@ func (u *Updater) recover(st *UpgradeState, files map[string]pack.Artifact) erro
 		}
 	}
 	for _, dir := range garbage {
-		if err := os.RemoveAll(dir); err != nil {
+		if err := removeAll(dir); err != nil {
 			return fmt.Errorf("remove incomplete %s: %w", dir, err)
 		}
 	}
@@ -120,7 +120,7 @@ func (u *Updater) stage(st *UpgradeState, files map[string]pack.Artifact) error 
 	}
 	// recover removed any incomplete versions/<V>; one still here has
 	// appeared since, and is no more trustworthy.
-	if err := errors.Join(os.RemoveAll(vdir), os.RemoveAll(tmp)); err != nil {
+	if err := errors.Join(removeAll(vdir), removeAll(tmp)); err != nil {
 		return err
 	}
 	if err := os.Mkdir(tmp, 0o755); err != nil {
@@ -156,5 +156,5 @@ func (u *Updater) stage(st *UpgradeState, files map[string]pack.Artifact) error 
 		return err
 	}
 	u.checkpoint("valid-written")
-	return os.RemoveAll(u.cacheDir(v))
+	return removeAll(u.cacheDir(v))
 }

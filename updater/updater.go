@@ -311,7 +311,7 @@ func (u *Updater) Prepare(ctx context.Context, o Order) error {
 	} else {
 		if st.Version != "" && st.Version != o.Version && pack.ValidVersion(st.Version) && st.Phase != PhaseSwitched {
 			// The older order is replaced; its partial files are of no use.
-			_ = os.RemoveAll(u.cacheDir(st.Version))
+			_ = removeAll(u.cacheDir(st.Version))
 		}
 		st = UpgradeState{Order: o.ID, Version: o.Version, Source: o.Source, Platform: u.platform, Started: u.now().UTC()}
 	}
@@ -338,8 +338,8 @@ func (u *Updater) Prepare(ctx context.Context, o Order) error {
 	}
 	st.Phase, st.Error, st.Refused = PhaseFailed, err.Error(), IsRefusal(err)
 	if st.Refused {
-		_ = os.RemoveAll(u.cacheDir(o.Version))
-		_ = os.RemoveAll(u.stagingDir(o.Version))
+		_ = removeAll(u.cacheDir(o.Version))
+		_ = removeAll(u.stagingDir(o.Version))
 		for _, f := range st.Files {
 			f.Done, f.Verified, f.ETag, f.LastModified = 0, false, "", ""
 		}
@@ -594,7 +594,7 @@ func (u *Updater) Finish(orderID string) error {
 	if st.Phase != PhaseSwitched {
 		return fmt.Errorf("finish %s: %w (phase %s)", orderID, ErrNotStaged, st.Phase)
 	}
-	_ = os.RemoveAll(u.cacheDir(st.Version))
+	_ = removeAll(u.cacheDir(st.Version))
 	st.Phase = PhaseDone
 	return u.saveState(&st)
 }
@@ -620,7 +620,7 @@ func (u *Updater) Abort(orderID string) error {
 		return fmt.Errorf("abort %s: %w", orderID, ErrAlreadySwitched)
 	}
 	if pack.ValidVersion(st.Version) {
-		if err := errors.Join(os.RemoveAll(u.cacheDir(st.Version)), os.RemoveAll(u.stagingDir(st.Version))); err != nil {
+		if err := errors.Join(removeAll(u.cacheDir(st.Version)), removeAll(u.stagingDir(st.Version))); err != nil {
 			return fmt.Errorf("abort %s: %w", orderID, err)
 		}
 	}
