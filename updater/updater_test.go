@@ -277,3 +277,52 @@ func TestOrderChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsoluteArtifactURL: a manifest may point an artifact at another
+// store by absolute URL.
+func TestAbsoluteArtifactURL(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	fs := files("1.1.0", 0, 2000)
+	rel := newRelease(t, sk, "1.1.0", fs, func(m *pack.Manifest) {
+		a := m.Artifacts[testPlatform][pack.RoleAgent]
+		a.Path = srv.URL + "/store/blob-1"
+		m.Artifacts[testPlatform][pack.RoleAgent] = a
+	})
+	base := srv.publish(rel)
+	srv.setFile("/store/blob-1", fs[testPlatform][pack.RoleAgent])
+	u := New(testOptions(h, pub))
+	if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.requestCount("/store/blob-1"); n != 1 {
+		t.Errorf("%d requests to the store", n)
+	}
+	if err := u.Switch("o"); err != nil {
+		t.Fatal(err)
+	}
+	checkHomeInvariants(t, h)
+}
+
+// TestUnreadableState: an upgrade.json a power cut left broken is ignored;
+// the order starts over from the files on disk.
+func TestUnreadableState(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	base := srv.publish(newRelease(t, sk, "1.1.0", files("1.1.0", 0, 100), nil))
+	if err := os.WriteFile(h.UpgradePath(), []byte(`{"order": "o", "pha`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := New(testOptions(h, pub))
+	if st, err := u.State(); err != nil || st.Phase != PhaseNone {
+		t.Errorf("State = %+v, %v", st, err)
+	}
+	if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Switch("o"); err != nil {
+		t.Fatal(err)
+	}
+}
