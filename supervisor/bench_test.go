@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,20 +90,29 @@ func BenchmarkIdleFootprint(b *testing.B) {
 	b.ReportMetric(float64(rss)/1024, "rss-MB")
 	b.ReportMetric(float64(hwm)/1024, "peak-rss-MB")
 	b.ReportMetric(cpu.Seconds(), "cpu-s")
-	b.Logf("supervisor idle for %s: RSS %.1f MB (peak %.1f MB), CPU time %.3f s",
-		*benchIdle, float64(rss)/1024, float64(hwm)/1024, cpu.Seconds())
+	b.Logf("supervisor idle for %s: RSS %.1f MB (peak %.1f MB), CPU time %s",
+		*benchIdle, float64(rss)/1024, float64(hwm)/1024, cpu)
 }
 
-// cpuTime is utime+stime of pid (clock ticks of 10 ms on Linux).
+// cpuTime is the CPU time of all of pid's threads, summed from
+// /proc/<pid>/task/*/schedstat (nanoseconds; /proc/<pid>/stat counts in
+// 10 ms ticks, too coarse for an idle process).
 func cpuTime(b *testing.B, pid int) time.Duration {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		b.Fatalf("no threads of %d: %v", pid, err)
 	}
-	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	stm, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+stm) * 10 * time.Millisecond
+	var total int64
+	for _, t := range tasks {
+		st, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(st))
+		ns, _ := strconv.ParseInt(f[0], 10, 64)
+		total += ns
+	}
+	return time.Duration(total)
 }
 
 func procStatusKB(b *testing.B, pid int, key string) int64 {

@@ -247,8 +247,10 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 	windowOver := false
 	msgs := a.messages()
 	commit := func() error {
-		s.commit(&act)
 		trial, readyC, windowC = nil, nil, nil
+		if !s.commit(a.version) {
+			return nil
+		}
 		return s.selfUpgrade(ctx, a)
 	}
 	for {
@@ -279,7 +281,7 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 			}
 			if !trial.Ready {
 				trial.Ready = true
-				s.writeActive(act)
+				s.updateTrial(a.version, func(t *home.Trial) { t.Ready = true })
 			}
 			if windowOver {
 				if err := commit(); err != nil {
@@ -294,7 +296,9 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 			s.log.Warn("trial version did not say ready in time", zap.String("agent_version", a.version), zap.Duration("ready_timeout", s.cfg.ReadyTimeout))
 			s.stopAgent(a, "not ready in time")
 			a.handled = true
-			s.rollback(act, fmt.Sprintf("version %s did not say ready within %s", a.version, s.cfg.ReadyTimeout))
+			if act, err := s.h.ReadActive(); err == nil && trialOf(act, a.version) != nil {
+				s.rollback(act, fmt.Sprintf("version %s did not say ready within %s", a.version, s.cfg.ReadyTimeout))
+			}
 			return false, nil
 		case <-windowC:
 			windowC = nil

@@ -56,14 +56,17 @@ func (s *Supervisor) prepare() (home.Active, error) {
 	return act, nil
 }
 
-// commit ends a trial that survived its window.
-func (s *Supervisor) commit(act *home.Active) {
-	t := act.Trial
-	if t == nil {
-		return
+// commit ends the trial of version, which survived its window. It reads
+// active.json afresh: the agent may have switched again meanwhile, and its
+// switch must not be overwritten. It reports whether it committed.
+func (s *Supervisor) commit(version string) bool {
+	act, err := s.h.ReadActive()
+	t := trialOf(act, version)
+	if err != nil || t == nil {
+		return false
 	}
 	act.Trial = nil
-	s.writeActive(*act)
+	s.writeActive(act)
 	r := home.Result{
 		Outcome:  home.OutcomeCommitted,
 		Version:  act.Current,
@@ -74,6 +77,16 @@ func (s *Supervisor) commit(act *home.Active) {
 	}
 	s.writeResult(r)
 	s.log.Info("trial committed", zap.String("agent_version", act.Current), zap.String("previous", act.Previous), zap.Int("failures", t.Crashes))
+	return true
+}
+
+// updateTrial changes the trial of version in active.json, read afresh.
+func (s *Supervisor) updateTrial(version string, change func(*home.Trial)) {
+	act, err := s.h.ReadActive()
+	if t := trialOf(act, version); err == nil && t != nil {
+		change(t)
+		s.writeActive(act)
+	}
 }
 
 // rollback returns to the previous version: active.json names it (the
