@@ -42,6 +42,8 @@ func run(m *testing.M) int {
 		"-ldflags", "-s -w -X github.com/moltfleet/molt/internal/buildinfo.Version="+testVersion,
 		"./cmd/molt-agent", "./cmd/molt-supervisor")
 	cmd.Dir = filepath.Join("..", "..")
+	// As scripts/build.sh builds, so both share the build cache.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
 		return 1
