@@ -230,6 +230,7 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 		return err
 	}
 	st := d.Status()
+	holdUntil := c.adjustStatus(d, &st)
 	key := localKey(d)
 	pctx, cancel := context.WithCancel(ctx)
 	cut := make(chan struct{})
@@ -247,7 +248,7 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 				cancel()
 				return
 			case <-t.C:
-				if localKey(d) != key {
+				if localKey(d) != key || (!holdUntil.IsZero() && c.o.Now().After(holdUntil)) {
 					close(cut)
 					cancel()
 					return
@@ -273,6 +274,43 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 		c.start(ctx, d, log, cred, o)
 	}
 	return nil
+}
+
+// selfUpgradeWait is how long a committed trial result is held back from
+// the server while the supervisor's self-upgrade, which follows the
+// commit, has not yet added its outcome to state/result.json: the server
+// records the supervisor's upgrade from the result that ends the
+// deployment.
+const selfUpgradeWait = 20 * time.Second
+
+// adjustStatus corrects what the daemon's status cannot know by itself
+// and returns until when a check-in holds back a committed result (zero:
+// it does not).
+func (c *Checkin) adjustStatus(d *Daemon, st *protocol.Status) time.Time {
+	lr := st.LastResult
+	if lr == nil || lr.Version != d.Version() || lr.Outcome != protocol.TrialCommitted {
+		return time.Time{}
+	}
+	if s := lr.Supervisor; s != nil {
+		// A supervisor that upgraded itself in place kept this agent
+		// running: the version it was started with is stale.
+		if s.Upgraded && s.To != "" {
+			st.SupervisorVersion = s.To
+		}
+		return time.Time{}
+	}
+	if !st.Supervised || st.SupervisorVersion == "" || st.SupervisorVersion == lr.Version {
+		return time.Time{}
+	}
+	if _, err := os.Stat(d.Home().StagedSupervisor(lr.Version)); err != nil {
+		return time.Time{}
+	}
+	until := lr.At.Add(selfUpgradeWait)
+	if !c.o.Now().Before(until) {
+		return time.Time{}
+	}
+	st.LastResult = nil
+	return until
 }
 
 // localKey summarises what a check-in must not wait to tell: holds and
@@ -327,9 +365,9 @@ func checkinStatePath(d *Daemon) string { return filepath.Join(d.Home().StateDir
 
 // reportTrial tells the server about the trial of this version (its
 // start under the supervisor's watch) and about the last trial's end
-// (state/result.json), each once. The server also learns the result from
-// the status in every check-in; the report puts the steps, with their
-// times, into the deployment's DEPLOY report.
+// (state/result.json), each once, as steps with their times for the
+// deployment's DEPLOY report. The end itself the server takes from the
+// last_result of the check-in that follows.
 func (c *Checkin) reportTrial(ctx context.Context, d *Daemon, log *zap.Logger, cred string) error {
 	h := d.Home()
 	if !c.trialReported {
@@ -355,19 +393,20 @@ func (c *Checkin) reportTrial(ctx context.Context, d *Daemon, log *zap.Logger, c
 	if err != nil || !ok || r.Order == "" {
 		return nil
 	}
-	key := r.Order + "/" + r.Outcome + "/" + r.At.UTC().Format(time.RFC3339Nano)
+	// The supervisor adds its self-upgrade to the result after the
+	// commit: that makes a new key, and its step is sent then.
+	key := fmt.Sprintf("%s/%s/%s/%t", r.Order, r.Outcome, r.At.UTC().Format(time.RFC3339Nano), r.Supervisor != nil)
 	var cs checkinState
 	_ = readJSON(checkinStatePath(d), &cs)
 	if cs.ReportedResult == key {
 		return nil
 	}
-	end := &protocol.End{Version: d.Version(), Reason: r.Reason}
 	step := protocol.Step{At: r.At.UTC()}
 	switch r.Outcome {
 	case protocol.TrialCommitted:
-		end.Outcome, step.Name, step.Detail = protocol.EndSucceeded, "commit", r.Version+" committed after its watch"
+		step.Name, step.Detail = "commit", r.Version+" committed after its watch"
 	case protocol.TrialRolledBack:
-		end.Outcome, step.Name = protocol.EndRolledBack, "rollback"
+		step.Name = "rollback"
 		step.Detail = fmt.Sprintf("%s rolled back to %s: %s", r.Version, r.Previous, r.Reason)
 		if r.Logs != "" {
 			step.Detail += " (logs: " + r.Logs + ")"
@@ -385,7 +424,10 @@ func (c *Checkin) reportTrial(ctx context.Context, d *Daemon, log *zap.Logger, c
 		}
 		steps = append(steps, protocol.Step{At: s.At.UTC(), Name: name, Detail: detail})
 	}
-	_, err = c.o.Client.Report(ctx, cred, protocol.ReportRequest{OrderID: r.Order, Steps: steps, End: end})
+	// No end here: the server ends the deployment from the check-in's
+	// last_result, which carries the whole result (the supervisor's
+	// self-upgrade too) for its events.
+	_, err = c.o.Client.Report(ctx, cred, protocol.ReportRequest{OrderID: r.Order, Steps: steps})
 	if err != nil && Transient(err) {
 		return err
 	}

@@ -376,14 +376,13 @@ func TestTrialResultReportedOnce(t *testing.T) {
 		Reason: "not ready within 60s", Logs: "logs/1.5.0", Order: "dep-7", At: at}); err != nil {
 		t.Fatal(err)
 	}
-	a.run(t, a.checkinOpts(), 10*time.Second, func() bool { return srv.reported("dep-7")() && srv.checkedIn(1)() })
+	a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(1))
 	_, checkins, reports := srv.snapshot()
-	e := endOf(reports, "dep-7")
-	if e == nil || e.Outcome != protocol.EndRolledBack || e.Reason != "not ready within 60s" {
-		t.Fatalf("end %+v, want rolled_back with the reason", e)
-	}
 	if names := stepNames(reports, "dep-7"); len(names) != 1 || names[0] != "rollback" {
 		t.Fatalf("steps %v", names)
+	}
+	if r := reports[0]; !strings.Contains(r.Steps[0].Detail, "not ready within 60s") || !strings.Contains(r.Steps[0].Detail, "logs/1.5.0") || !r.Steps[0].At.Equal(at) || r.End != nil {
+		t.Fatalf("report %+v: want the rollback step with reason, logs and time, and no end (the check-in carries it)", r)
 	}
 	if lr := checkins[0].Req.Status.LastResult; lr == nil || lr.Outcome != protocol.TrialRolledBack || lr.OrderID != "dep-7" {
 		t.Fatalf("check-in last_result %+v", lr)
@@ -394,8 +393,16 @@ func TestTrialResultReportedOnce(t *testing.T) {
 	srv.mu.Unlock()
 	n := len(checkins)
 	a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(n+2))
-	if _, _, reports := srv.snapshot(); endOf(reports, "dep-7") != nil {
+	if _, _, reports := srv.snapshot(); len(stepNames(reports, "dep-7")) != 0 {
 		t.Fatal("trial result reported again after a restart")
+	}
+	// The supervisor's self-upgrade, added to the result later, is sent.
+	a.home.WriteResult(home.Result{Outcome: home.OutcomeRolledBack, Version: "1.5.0", Previous: "1.4.0",
+		Reason: "not ready within 60s", Logs: "logs/1.5.0", Order: "dep-7", At: at,
+		Supervisor: &home.SupervisorResult{From: "1.4.0", To: "1.5.0", Reason: "trial rolled back", At: at}})
+	a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(n+4))
+	if _, _, reports := srv.snapshot(); strings.Join(stepNames(reports, "dep-7"), ",") != "rollback,supervisor" {
+		t.Fatalf("steps after the supervisor's result: %v", stepNames(reports, "dep-7"))
 	}
 }
 
@@ -613,8 +620,64 @@ func TestRepeatedOrderNotRerunDuringOrAfterTrial(t *testing.T) {
 	if len(a.upd.prepared) != 0 {
 		t.Fatalf("a rolled-back order was run again %d times", len(a.upd.prepared))
 	}
-	_, _, reports := srv.snapshot()
-	if e := endOf(reports, "dep-8"); e == nil || e.Outcome != protocol.EndRolledBack {
-		t.Fatalf("end %+v, want rolled_back", e)
+	_, checkins, reports := srv.snapshot()
+	if names := strings.Join(stepNames(reports, "dep-8"), ","); names != "start,rollback" {
+		t.Fatalf("steps %v, want the trial's start, then the rollback", names)
+	}
+	if lr := checkins[len(checkins)-1].Req.Status.LastResult; lr == nil || lr.Outcome != protocol.TrialRolledBack || lr.OrderID != "dep-8" {
+		t.Fatalf("last_result %+v", lr)
+	}
+}
+
+func TestAdjustStatus(t *testing.T) {
+	h := home.New(t.TempDir())
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	d, err := New(Options{Home: h, Config: &config.Config{}, Updater: &ckUpdater{}, Version: "1.5.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCheckin(CheckinOptions{Now: func() time.Time { return now }})
+	os.MkdirAll(h.VersionDir("1.5.0"), 0o755)
+	staged := h.StagedSupervisor("1.5.0")
+	committed := func(at time.Time, sup *protocol.SupervisorResult) *protocol.TrialResult {
+		return &protocol.TrialResult{Outcome: protocol.TrialCommitted, Version: "1.5.0", OrderID: "d-1", At: at, Supervisor: sup}
+	}
+	tests := []struct {
+		name       string
+		staged     bool
+		st         protocol.Status
+		wantHeld   bool
+		wantSupVer string
+	}{
+		{name: "self-upgrade pending", staged: true, wantHeld: true, wantSupVer: "1.4.0",
+			st: protocol.Status{Supervised: true, SupervisorVersion: "1.4.0", LastResult: committed(now.Add(-2*time.Second), nil)}},
+		{name: "no staged supervisor", wantSupVer: "1.4.0",
+			st: protocol.Status{Supervised: true, SupervisorVersion: "1.4.0", LastResult: committed(now.Add(-2*time.Second), nil)}},
+		{name: "waited long enough", staged: true, wantSupVer: "1.4.0",
+			st: protocol.Status{Supervised: true, SupervisorVersion: "1.4.0", LastResult: committed(now.Add(-selfUpgradeWait), nil)}},
+		{name: "supervisor already at the version", staged: true, wantSupVer: "1.5.0",
+			st: protocol.Status{Supervised: true, SupervisorVersion: "1.5.0", LastResult: committed(now, nil)}},
+		{name: "self-upgrade done", staged: true, wantSupVer: "1.5.0",
+			st: protocol.Status{Supervised: true, SupervisorVersion: "1.4.0",
+				LastResult: committed(now, &protocol.SupervisorResult{From: "1.4.0", To: "1.5.0", Upgraded: true})}},
+		{name: "rolled back", staged: true, wantSupVer: "1.4.0",
+			st: protocol.Status{Supervised: true, SupervisorVersion: "1.4.0",
+				LastResult: &protocol.TrialResult{Outcome: protocol.TrialRolledBack, Version: "1.6.0", At: now}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(staged)
+			if tt.staged {
+				os.WriteFile(staged, []byte("x"), 0o755)
+			}
+			st := tt.st
+			until := c.adjustStatus(d, &st)
+			if held := st.LastResult == nil; held != tt.wantHeld || held != !until.IsZero() {
+				t.Fatalf("held %v until %v, want held %v", held, until, tt.wantHeld)
+			}
+			if st.SupervisorVersion != tt.wantSupVer {
+				t.Fatalf("supervisor version %q, want %q", st.SupervisorVersion, tt.wantSupVer)
+			}
+		})
 	}
 }

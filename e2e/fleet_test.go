@@ -43,6 +43,12 @@ func TestFleet(t *testing.T) {
 	srv.ok("settings", "set", "agents.poll-seconds", "2")
 	srv.ok("settings", "set", "agents.offline-after", "5s")
 	srv.ok("settings", "set", "activation-upgrade.linux", "true")
+	hookOut := filepath.Join(dir, "run-end.env")
+	hook := filepath.Join(dir, "on-run-end.sh")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\nenv | grep '^MOLT_' | sort > "+hookOut+".tmp && mv "+hookOut+".tmp "+hookOut+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv.ok("settings", "set", "hooks.on-run-end", hook)
 	var et protocol.EnrollTokenCreated
 	srv.json(&et, "enroll-token", "create", "--uses", "10", "--expires", "1h")
 	if et.Secret == "" {
@@ -219,8 +225,19 @@ func TestFleet(t *testing.T) {
 		}
 		checkDeployReport(t, srv, d.ID)
 	}
+	checkRunEvents(t, srv, runID, 800, 803)
+	eventually(t, 20*time.Second, "the run-end hook ran", func() (bool, string) {
+		b, err := os.ReadFile(hookOut)
+		env := string(b)
+		return err == nil && strings.Contains(env, "MOLT_RUN_ID="+runID) && strings.Contains(env, "MOLT_RUN_STATUS=ENDED_OK") &&
+			strings.Contains(env, "MOLT_RUN_TEXT=e2e wave 2"), env
+	})
 	for _, n := range []string{"b", "c", "d"} {
-		checkEvents(t, srv, ids[n], 264, 706)
+		n := n
+		eventually(t, 30*time.Second, n+" cleaned up after its upgrade", func() (bool, string) {
+			return hasEvent(t, srv, ids[n], 712), "no cleanup_done event"
+		})
+		checkEvents(t, srv, ids[n], 264, 706, 711, 713)
 		if v := hosts[n].supervisorVersion(); v != newVersion {
 			t.Errorf("%s: bin/molt-supervisor is %q, want %s", n, v, newVersion)
 		}
@@ -278,6 +295,31 @@ func checkEvents(t *testing.T, srv *server, agentID string, want ...int) {
 			t.Errorf("agent %s: no event %d in molt events (saw %v)", agentID, id, seen)
 		}
 	}
+}
+
+// checkRunEvents asserts the run's events include the given ids.
+func checkRunEvents(t *testing.T, srv *server, runID string, want ...int) {
+	t.Helper()
+	seen := map[int]bool{}
+	for _, e := range events(t, srv) {
+		if e.RunID == runID {
+			seen[e.ID] = true
+		}
+	}
+	for _, id := range want {
+		if !seen[id] {
+			t.Errorf("run %s: no event %d in molt events (saw %v)", runID, id, seen)
+		}
+	}
+}
+
+func hasEvent(t *testing.T, srv *server, agentID string, id int) bool {
+	for _, e := range events(t, srv) {
+		if e.AgentID == agentID && e.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 func events(t *testing.T, srv *server) []protocol.Event {
