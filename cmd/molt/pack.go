@@ -79,7 +79,7 @@ type packPassphrase struct {
 
 func (p *packPassphrase) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&p.file, "passphrase-file", "",
-		"read the secret key's passphrase from the first line of FILE (else $"+packPassphraseEnv+", else a prompt on the terminal)")
+		"read the secret key's passphrase from the first line of `FILE` (else $"+packPassphraseEnv+", else a prompt on the terminal)")
 }
 
 // get returns the passphrase; confirm asks twice at a prompt (new keys).

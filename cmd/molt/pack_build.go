@@ -94,13 +94,13 @@ half-written pack behind.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Version, "version", "", "the version the binaries were built with")
-	f.StringVar(&opts.BinDir, "bin-dir", "", "output directory of scripts/build.sh")
-	f.StringVar(&keyPath, "key", "", "secret key file (molt pack keygen)")
-	f.StringVar(&opts.Floor, "floor", "", "lowest version agents may go to once they have seen this pack")
-	f.StringVar(&released, "released", "", "release time, RFC 3339 (default: now)")
-	f.StringVar(&opts.Out, "out", "", "pack file to write")
-	f.StringArrayVar(&platforms, "platform", nil, "only this GOOS/GOARCH (repeatable; each must be in --bin-dir)")
+	f.StringVar(&opts.Version, "version", "", "version `V` the binaries were built with")
+	f.StringVar(&opts.BinDir, "bin-dir", "", "output `DIR` of scripts/build.sh")
+	f.StringVar(&keyPath, "key", "", "secret key file `SECRET` (molt pack keygen)")
+	f.StringVar(&opts.Floor, "floor", "", "lowest version `V` agents may go to once they have seen this pack")
+	f.StringVar(&released, "released", "", "release `TIME`, RFC 3339 (default: now)")
+	f.StringVar(&opts.Out, "out", "", "pack `FILE` to write")
+	f.StringArrayVar(&platforms, "platform", nil, "only `GOOS/GOARCH` (repeatable; each must be in --bin-dir)")
 	f.BoolVar(&opts.SkipVersionCheck, "skip-version-check", false, "do not run the host platform's binaries to check their version")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	pass.flags(cmd)
@@ -136,7 +136,7 @@ verify. The pack is rewritten atomically.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keyPath, "key", "", "secret key file (molt pack keygen)")
+	cmd.Flags().StringVar(&keyPath, "key", "", "secret key file `SECRET` (molt pack keygen)")
 	pass.flags(cmd)
 	return cmd
 }

@@ -124,10 +124,10 @@ unless --force.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "directory for molt.key and molt.pub (created with mode 0700)")
+	cmd.Flags().StringVar(&out, "out", "", "`DIR` for molt.key and molt.pub (created with mode 0700)")
 	cmd.Flags().BoolVar(&noPassphrase, "no-passphrase", false, "store the secret key unencrypted")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing key pair in DIR")
-	cmd.Flags().StringVar(&kdf, "kdf", "sensitive", "passphrase hardening: sensitive (1 GiB, as minisign) or interactive (16 MiB)")
+	cmd.Flags().StringVar(&kdf, "kdf", "sensitive", "passphrase hardening `COST`: sensitive (1 GiB, as minisign) or interactive (16 MiB)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	pass.flags(cmd)
 	return cmd

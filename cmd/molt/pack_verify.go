@@ -65,9 +65,9 @@ line naming the problem and exits 1.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&keySpecs, "key", nil, "trusted public key: a .pub file or an inline RW... key (repeatable)")
-	f.StringArrayVar(&platforms, "platform", nil, "require this GOOS/GOARCH in the pack (repeatable)")
-	f.Var(&maxSize, "max-size", "refuse packs larger than this (e.g. 2GiB, 512MiB)")
+	f.StringArrayVar(&keySpecs, "key", nil, "trusted `PUBLIC` key: a .pub file or an inline RW... key (repeatable)")
+	f.StringArrayVar(&platforms, "platform", nil, "require `GOOS/GOARCH` in the pack (repeatable)")
+	f.Var(&maxSize, "max-size", "refuse packs larger than `SIZE` (e.g. 2GiB, 512MiB)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON (also on failure, with exit code 1)")
 	return cmd
 }
@@ -163,7 +163,7 @@ the manifest. It needs no key and checks no signature or hash: use
 			return nil
 		},
 	}
-	cmd.Flags().Var(&maxSize, "max-size", "refuse packs larger than this (e.g. 2GiB, 512MiB)")
+	cmd.Flags().Var(&maxSize, "max-size", "refuse packs larger than `SIZE` (e.g. 2GiB, 512MiB)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
 }
