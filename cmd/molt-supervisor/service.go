@@ -150,6 +150,9 @@ service under the same name is refused.` + nameHelp,
 					fmt.Fprintf(cli.Stderr, "warning: %v\n", err)
 				}
 			}
+			if _, err := os.Stat(h.ActivePath()); errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(out, "note: %s does not exist yet: the service has no agent to run until a version is installed in the home\n", h.ActivePath())
+			}
 			if !start {
 				fmt.Fprintf(out, "start it with: molt-supervisor start%s\n", flagsFor(cmd, spec))
 				return nil

@@ -178,3 +178,18 @@ func TestServiceSpecFromHome(t *testing.T) {
 		t.Fatalf("bad agent.yaml: exit %d: %s", code, out)
 	}
 }
+
+func TestServiceInstallNotesMissingAgent(t *testing.T) {
+	h := home.New(t.TempDir())
+	f := &fakeService{state: platform.ServiceNotInstalled}
+	if out, code := runServiceCmd(t, f, "install", "--home", h.Dir); code != 0 || !strings.Contains(out, "active.json does not exist yet") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if err := h.WriteActive(home.Active{Current: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	f.state = platform.ServiceNotInstalled
+	if out, code := runServiceCmd(t, f, "install", "--home", h.Dir); code != 0 || strings.Contains(out, "does not exist yet") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
