@@ -103,6 +103,8 @@ func defaultCLIConfig() string {
 type conn struct {
 	Server, Token, CA string
 	From              map[string]string
+	// Warnings are printed, not fatal (a token file others can read).
+	Warnings []string
 }
 
 // resolveConn applies the precedence flags > environment > cli.yaml.
@@ -148,6 +150,9 @@ func resolveConn(f *connFlags, getenv func(string) string) (conn, error) {
 		b, err := readBounded(name)
 		if err != nil {
 			return c, cli.Exit(2, fmt.Errorf("token file (%s): %w", c.From["token"], err))
+		}
+		if fi, err := os.Stat(name); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("token file %s is readable by others (mode %04o): chmod 600 %s", name, fi.Mode().Perm(), name))
 		}
 		tok = strings.TrimSpace(string(b))
 		if tok == "" {
@@ -223,6 +228,9 @@ func (f *connFlags) client() (*apiclient.Client, error) {
 	c, err := resolveConn(f, os.Getenv)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintf(cli.Stderr, "molt: warning: %s\n", w)
 	}
 	if f.timeoutSec <= 0 || f.timeoutSec > 3600 {
 		return nil, cli.Usage("--timeout: %d is not between 1 and 3600 seconds", f.timeoutSec)

@@ -56,6 +56,19 @@ func TestResolveConnPrecedence(t *testing.T) {
 	}
 }
 
+func TestTokenFileModeWarning(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(p, []byte("secret"), 0o644)
+	c, err := resolveConn(&connFlags{server: "https://x:1", tokenFile: p}, func(string) string { return "" })
+	if err != nil || c.Token != "secret" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "chmod 600") {
+		t.Fatalf("%+v %v", c, err)
+	}
+	os.Chmod(p, 0o600)
+	if c, _ := resolveConn(&connFlags{server: "https://x:1", tokenFile: p}, func(string) string { return "" }); len(c.Warnings) != 0 {
+		t.Fatalf("warnings for a 0600 file: %v", c.Warnings)
+	}
+}
+
 func TestCLIFileUnknownKey(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "cli.yaml")
 	os.WriteFile(p, []byte("sever: https://x\n"), 0o600)

@@ -180,13 +180,17 @@ func (e *APIError) Unwrap() error {
 	return nil
 }
 
-// ConnectError means the server could not be reached at all.
+// ConnectError means the server could not be reached, or did not answer
+// in time.
 type ConnectError struct {
 	Addr string
 	Err  error
 }
 
 func (e *ConnectError) Error() string {
+	if isTimeout(e.Err) {
+		return fmt.Sprintf("no answer from the server at %s in time (%s)", e.Addr, shortNetError(e.Err))
+	}
 	return fmt.Sprintf("cannot connect to the server at %s: %s", e.Addr, shortNetError(e.Err))
 }
 func (e *ConnectError) Unwrap() error { return e.Err }
@@ -235,7 +239,7 @@ func Classify(addr string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
+	if errors.Is(err, context.Canceled) || (errors.Is(err, context.DeadlineExceeded) && !isTimeout(err)) {
 		return err
 	}
 	var ua x509.UnknownAuthorityError

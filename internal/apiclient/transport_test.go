@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeCA(t *testing.T, srv *httptest.Server) string {
@@ -43,6 +44,8 @@ func TestErrors(t *testing.T) {
 		case "/v1/bad":
 			w.WriteHeader(400)
 			w.Write([]byte("{\"error\": \"target: \\\"x\\\" is not a version\\nsecond line\"}"))
+		case "/v1/slow":
+			time.Sleep(300 * time.Millisecond)
 		case "/v1/html":
 			w.WriteHeader(502)
 			w.Write([]byte("<html>\n<body>bad gateway</body>\n</html>"))
@@ -103,6 +106,14 @@ func TestErrors(t *testing.T) {
 		want := "cannot connect to the server at " + addr + ": connection refused"
 		if !errors.As(err, &ce) || err.Error() != want {
 			t.Fatalf("error %q, want %q", err, want)
+		}
+	})
+	t.Run("slow", func(t *testing.T) {
+		c, _ := New(Options{Server: srv.URL, CAFile: ca, Timeout: 50 * time.Millisecond})
+		err := c.Do(ctx, Request{Method: "GET", Path: "/v1/slow"}, nil)
+		var ce *ConnectError
+		if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), "no answer from the server at ") {
+			t.Fatalf("error %v", err)
 		}
 	})
 	t.Run("no server", func(t *testing.T) {
