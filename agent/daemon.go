@@ -76,8 +76,9 @@ type Order struct {
 	// download, or PackFile a pack file on disk; exactly one is set.
 	PackURL  string
 	PackFile string
-	// Revert allows a lower version than the current one (within the
-	// floor).
+	// Revert marks a lower version than the running one as intended; it
+	// is logged. The floor (checked by the updater), not this flag, bounds
+	// how low an order may go.
 	Revert bool
 	// Progress, when set, receives every step. It must not block long.
 	Progress func(Progress)

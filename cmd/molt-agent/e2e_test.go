@@ -24,8 +24,9 @@ import (
 
 // The end-to-end tests build molt-agent and molt-supervisor at two
 // versions, and the test agent that crashes at start as a third version,
-// once per run; they pack 1.1.0 and the crashing 1.2.0 with a key made for
-// the run, and run real supervisors on homes in temporary directories.
+// once per run; they pack each version (1.2.0 with the 1.1.0 supervisor)
+// with a key made for the run, and run real supervisors on homes in
+// temporary directories.
 var (
 	e2eDir   string
 	plat     = buildinfo.Platform()
@@ -114,7 +115,7 @@ func buildE2E() error {
 		return err
 	}
 	pubKey, otherKey = pub.String(), other.String()
-	for _, v := range []string{"1.1.0", "1.2.0"} {
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
 		out := filepath.Join(e2eDir, "molt-"+v+".pack")
 		if err := pack.Build(pack.BuildOptions{
 			Version: v, BinDir: filepath.Dir(binDir(v)), Key: sec, Out: out,
@@ -320,6 +321,13 @@ func TestSupervisedUpgradeCommitsAndCrashRollsBack(t *testing.T) {
 	if !st.Supervised || st.Agent == nil || !st.Agent.Running || st.LastResult == nil || st.LastResult.Outcome != home.OutcomeRolledBack {
 		t.Errorf("status = %s", status)
 	}
+
+	// A revert to the first version goes the same way.
+	out, code = molt(t, "upgrade", "--home", h.Dir, "--pack", packs["1.0.0"], "--wait", "--timeout", "90s")
+	if code != 0 || !strings.Contains(out, "revert 1.1.0 -> 1.0.0") || !strings.Contains(out, "committed: 1.0.0 runs") {
+		t.Fatalf("revert to 1.0.0: exit %d\n%s", code, out)
+	}
+	waitAgent(t, h, "1.0.0")
 }
 
 // Test 7: an upgrade requested during a hold restarts the agent only after
