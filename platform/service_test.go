@@ -295,11 +295,25 @@ func TestSysVScriptStatus(t *testing.T) {
 	if out, code := status(); code != 3 || out != "Stopped\n" {
 		t.Fatalf("no pid file: exit %d, %q", code, out)
 	}
+	// A live process that is not the respawn loop: a pid file from
+	// before a reboot.
 	if err := os.WriteFile(pidfile, []byte(fmt.Sprintln(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := status(); code != 0 || out != fmt.Sprintf("Running (pid %d)\n", os.Getpid()) {
-		t.Fatalf("live pid: exit %d, %q", code, out)
+	if out, code := status(); code != 3 || out != "Stopped\n" {
+		t.Fatalf("pid of another process: exit %d, %q", code, out)
+	}
+	loop := exec.Command("sh", "-c", "sleep 30; :", "sh", "respawn")
+	if err := loop.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer loop.Wait()
+	defer loop.Process.Kill()
+	if err := os.WriteFile(pidfile, []byte(fmt.Sprintln(loop.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := status(); code != 0 || out != fmt.Sprintf("Running (pid %d)\n", loop.Process.Pid) {
+		t.Fatalf("live loop: exit %d, %q", code, out)
 	}
 	if st, err := scriptStatus(script); err != nil || st != ServiceRunning {
 		t.Fatalf("scriptStatus = %v, %v", st, err)
