@@ -27,7 +27,8 @@
 //	// exit with control.ExitUpgrade; the supervisor takes over
 //
 // and, on a cleanup order, u.Cleanup(). u.State() is the in-flight order and
-// its phase for status reports; u.Abort(id) drops an order that has not been
+// its phase for status reports; u.Finish(id) marks a switched order done
+// once its trial ended; u.Abort(id) drops an order that has not been
 // switched yet.
 //
 // Refusals wrap a sentinel so callers decide with errors.Is: ErrNoSpace,
