@@ -260,9 +260,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.loadIdentity(); err != nil {
 		return err
 	}
-	if err := d.refreshHolds(); err != nil {
-		d.log.Warn("holds", zap.Error(err))
-	}
 	d.finishTrial()
 	if err := writeDaemonFile(d.o.Home, d.daemonInfo()); err != nil {
 		return fmt.Errorf("state/daemon.json: %w", err)
@@ -272,9 +269,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if err := c.Ready(); err != nil {
 			d.log.Warn("control: ready", zap.Error(err))
 		}
-		if d.Busy() {
-			_ = c.Busy()
-		}
+	}
+	// After ready, so that the supervisor hears "busy" from an agent it
+	// knows is up.
+	if err := d.refreshHolds(); err != nil {
+		d.log.Warn("holds", zap.Error(err))
 	}
 	d.log.Info("agent running", zap.String("home", d.o.Home.Dir),
 		zap.String("agent_id", d.Identity().ID), zap.Bool("supervised", d.Supervised()),

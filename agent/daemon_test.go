@@ -352,3 +352,20 @@ func TestSetEnrolledAndReenroll(t *testing.T) {
 		t.Errorf("after Reenroll %+v", id)
 	}
 }
+
+func TestDaemonBusyAtStartSaysReadyFirst(t *testing.T) {
+	ctl := newFakeControl()
+	d, h := newTestDaemon(t, ctl, &fakeUpdater{}, nil)
+	if _, err := HoldsOf(h).Add("held before start", 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := runDaemon(t, d)
+	waitFor(t, "busy", func() bool { return len(ctl.said()) == 2 })
+	cancel()
+	if err := result(t, done); err != nil {
+		t.Fatal(err)
+	}
+	if got := ctl.said(); !slices.Equal(got, []string{"ready", "busy"}) {
+		t.Errorf("control messages %v, want ready busy", got)
+	}
+}

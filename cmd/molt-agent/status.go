@@ -265,7 +265,7 @@ func printStatus(w io.Writer, r statusReport) {
 			}
 		}
 	}
-	if u := r.Upgrade; u != nil {
+	if u := r.Upgrade; u != nil && u.Phase != updater.PhaseDone && u.Phase != updater.PhaseAborted {
 		line := fmt.Sprintf("order %s: %s, %s", u.Order, u.Version, u.Phase)
 		var done, total int64
 		for _, f := range u.Files {
