@@ -5,13 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
 	"github.com/moltfleet/molt/agent"
 	"github.com/moltfleet/molt/config"
 	"github.com/moltfleet/molt/home"
-	"github.com/moltfleet/molt/platform"
 )
 
 // homeFlag adds --home to cmd.
@@ -20,15 +20,15 @@ func homeFlag(cmd *cobra.Command, dir *string) {
 }
 
 func defaultHomeText() string {
-	switch platform.OSFamily() {
+	switch runtime.GOOS {
 	case "windows":
 		return `C:\ProgramData\molt`
-	}
-	if platform.DefaultHome() == "/Library/molt" {
+	case "darwin":
 		return "/Library/molt"
 	}
 	return "/opt/molt"
 }
+
 
 // loadHomeConfig reads the configuration the daemon would use: --config
 // when given (must exist), else the home's agent.yaml (may be missing),

@@ -78,7 +78,7 @@ the key), 1 anything else.`,
 	f.StringArrayVar(&labels, "label", nil, "label key=value (repeat; replaces labels)")
 	f.StringVar(&o.Cluster, "cluster", "", "cluster: agents of one cluster upgrade one at a time")
 	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
-	f.StringVar(&logFile, "log-file", "", "also write JSON lines to this rotated file (default: stderr only; the supervisor keeps it in logs/agent-<version>.log)")
+	f.StringVar(&logFile, "log-file", "", "also write JSON lines to this rotated file (stderr is kept by the supervisor in logs/agent-<version>.log)")
 	return cmd
 }
 
