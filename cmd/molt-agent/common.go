@@ -29,7 +29,6 @@ func defaultHomeText() string {
 	return "/opt/molt"
 }
 
-
 // loadHomeConfig reads the configuration the daemon would use: --config
 // when given (must exist), else the home's agent.yaml (may be missing),
 // with the environment applied.
