@@ -206,6 +206,10 @@ func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeStat
 	}
 	defer fh.Close()
 	d.fh = fh
+	// Write back to disk while the download goes on, so that the final
+	// fsync finds little left to do.
+	d.flush = startFlusher(fh)
+	defer d.flush.stop()
 	if err := d.rehash(); err != nil {
 		return err
 	}
@@ -251,7 +255,42 @@ type dl struct {
 	have int64
 	// whole is true when those bytes came from one response that
 	// started at byte 0.
-	whole bool
+	whole     bool
+	flush     *flusher
+	unflushed int64
+}
+
+// flushEvery is how much is written between early write-backs.
+const flushEvery = 4 << 20
+
+// flusher runs fsync in its own goroutine when poked; pokes while one
+// runs are merged. Its errors are ignored: the final fsync reports.
+type flusher struct {
+	kick chan struct{}
+	done chan struct{}
+}
+
+func startFlusher(f *os.File) *flusher {
+	fl := &flusher{kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(fl.done)
+		for range fl.kick {
+			_ = f.Sync()
+		}
+	}()
+	return fl
+}
+
+func (fl *flusher) poke() {
+	select {
+	case fl.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (fl *flusher) stop() {
+	close(fl.kick)
+	<-fl.done
 }
 
 // rehash hashes the bytes already on disk: they are resumed from, never
@@ -385,6 +424,10 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 			d.have += int64(n)
 			d.f.Done = d.have
 			d.pw.add(int64(n))
+			if d.unflushed += int64(n); d.unflushed >= flushEvery {
+				d.unflushed = 0
+				d.flush.poke()
+			}
 			progress = true
 		}
 		if rerr == io.EOF {
