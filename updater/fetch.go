@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -235,6 +236,7 @@ func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeStat
 			return err
 		}
 	}
+	d.flush.stop()
 	d.pw.p.Done = a.Size
 	u.progress(d.pw.p)
 	return fh.Close()
@@ -268,6 +270,7 @@ const flushEvery = 4 << 20
 type flusher struct {
 	kick chan struct{}
 	done chan struct{}
+	once sync.Once
 }
 
 func startFlusher(f *os.File) *flusher {
@@ -288,8 +291,9 @@ func (fl *flusher) poke() {
 	}
 }
 
+// stop waits for a running fsync; it may be called more than once.
 func (fl *flusher) stop() {
-	close(fl.kick)
+	fl.once.Do(func() { close(fl.kick) })
 	<-fl.done
 }
 
