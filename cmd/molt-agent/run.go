@@ -100,7 +100,7 @@ func runDaemon(ctx context.Context, h home.Home, configPath, logFile string, o a
 
 	keys, err := pack.LoadTrustedKeys(cfg.TrustedKeys)
 	if err != nil {
-		return badConfig(log, fmt.Errorf("trusted_keys: %w", err))
+		return badConfig(fmt.Errorf("trusted_keys: %w", err))
 	}
 	if len(keys) == 0 {
 		log.Warn("no trusted_keys in the configuration: every upgrade will be refused")
@@ -121,7 +121,7 @@ func runDaemon(ctx context.Context, h home.Home, configPath, logFile string, o a
 	var packClient *http.Client
 	if cfg.Server != "" {
 		if opts.Orders, packClient, err = newOrders(cfg, credential); err != nil {
-			return badConfig(log, err)
+			return badConfig(err)
 		}
 	}
 	opts.Updater = agent.NewUpdater(updater.Options{
@@ -154,7 +154,7 @@ func runDaemon(ctx context.Context, h home.Home, configPath, logFile string, o a
 	return nil
 }
 
-func badConfig(log *zap.Logger, err error) error {
-	log.Error("configuration unusable", zap.Error(err))
+// badConfig exits 12 with one line on stderr (which the supervisor keeps).
+func badConfig(err error) error {
 	return cli.Exit(control.ExitBadConfig, fmt.Errorf("%w: %w", agent.ErrConfig, err))
 }
