@@ -84,6 +84,10 @@ func (u *Updater) withRetry(ctx context.Context, what string, fn func(context.Co
 			return fmt.Errorf("giving up after %d attempts: %w", total, err)
 		}
 		d := u.backoff(failures)
+		var ra retryAfterError
+		if errors.As(err, &ra) {
+			d = max(d, min(ra.after, u.retry.Max))
+		}
 		u.log.Info("retrying", zap.String("what", what), zap.Int("attempt", total), zap.Duration("after", d), zap.Error(err))
 		if err := u.sleep(ctx, d); err != nil {
 			return err

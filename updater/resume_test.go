@@ -237,3 +237,36 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	checkHomeInvariants(t, h)
 }
+
+// TestRetryAfter: a 503 with Retry-After is waited out as the server
+// asks, capped by the policy's maximum.
+func TestRetryAfter(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
+	base := srv.publish(rel)
+	agent := srv.path(rel, pack.RoleAgent)
+	data := srv.file(agent)
+	calls := 0
+	srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls <= 2 {
+			w.Header().Set("Retry-After", []string{"30", "3600"}[calls-1])
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(data)
+	})
+	o := testOptions(h, pub)
+	o.Retry = Retry{Attempts: 5, Base: time.Second, Max: 10 * time.Minute}
+	u := New(o)
+	var waits []time.Duration
+	u.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 2 || waits[0] != 30*time.Second || waits[1] != 10*time.Minute {
+		t.Errorf("waits %v, want [30s 10m0s]", waits)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -144,7 +146,20 @@ func statusError(resp *http.Response) error {
 	c := resp.StatusCode
 	msg := fmt.Sprintf("%s: %s", resp.Request.URL.Redacted(), resp.Status)
 	if c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500 {
+		// A server that says when to come back is believed (within the
+		// backoff's cap), so a fleet backs off as the server asks.
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			return retryAfterError{msg: msg, after: time.Duration(secs) * time.Second}
+		}
 		return errors.New(msg)
 	}
 	return fmt.Errorf("%w: %s", errHTTPStatus, msg)
 }
+
+// retryAfterError is a retryable answer with the server's Retry-After.
+type retryAfterError struct {
+	msg   string
+	after time.Duration
+}
+
+func (r retryAfterError) Error() string { return r.msg + " (retry after " + r.after.String() + ")" }
