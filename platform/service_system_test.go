@@ -280,6 +280,28 @@ func TestServiceLifecycle(t *testing.T) {
 	waitFor(t, "agent ready after restart", 20*time.Second, func() bool { return len(runningAgents(h)) == 1 })
 	agent = runningAgents(h)[0]
 
+	// A changed stop grace changes the definition: install refuses until
+	// told to replace it, and the replaced service runs again.
+	if err := os.WriteFile(h.ConfigPath(), []byte("supervisor:\n  stop_grace: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.mustCLI(t, 1, "install --replace", append([]string{"install"}, flags...)...)
+	b.mustCLI(t, 0, "replaced service "+name, append([]string{"install", "--replace"}, flags...)...)
+	want5, err := platform.RenderService(system, platform.ServiceSpec{
+		Name: name, Home: h.Dir, Exe: h.SupervisorBinary(), StopGrace: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(want.Path); string(got) != want5.Text || want5.Text == want.Text {
+		t.Fatalf("replaced definition is not the one for a 5s stop grace:\n%s", got)
+	}
+	if alive(agent) {
+		t.Errorf("agent %d of the replaced service still runs", agent)
+	}
+	waitFor(t, "agent ready after replace", 20*time.Second, func() bool { return len(runningAgents(h)) == 1 })
+	agent = runningAgents(h)[0]
+
 	// uninstall of a running service stops it first and leaves nothing.
 	b.mustCLI(t, 0, "uninstalled service "+name, append([]string{"uninstall"}, flags...)...)
 	if alive(agent) {

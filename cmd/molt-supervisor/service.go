@@ -58,8 +58,10 @@ func (f *serviceFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "name", "", `service name (default "molt-supervisor" for the OS's default home, else derived from --home)`)
 }
 
-// spec resolves the flags into the service of one home.
-func (f *serviceFlags) spec() (platform.ServiceSpec, home.Home, error) {
+// spec resolves the flags into the service of one home. Only install
+// insists on a readable agent.yaml (the stop timeout it writes comes from
+// it); stopping or removing a service must work with a broken one.
+func (f *serviceFlags) spec(strict bool) (platform.ServiceSpec, home.Home, error) {
 	h := home.New(f.home)
 	name := f.name
 	if name == "" {
@@ -69,6 +71,7 @@ func (f *serviceFlags) spec() (platform.ServiceSpec, home.Home, error) {
 	c, err := config.Load(h.ConfigPath())
 	switch {
 	case errors.Is(err, config.ErrNotFound):
+	case err != nil && !strict:
 	case err != nil:
 		return platform.ServiceSpec{}, h, cli.Exit(1, fmt.Errorf("%w (the service's stop timeout comes from supervisor.stop_grace)", err))
 	case c.Supervisor.StopGrace > 0:
@@ -103,7 +106,7 @@ then be given to every service command.`
 
 func newInstallCmd(newService newServiceFunc) *cobra.Command {
 	var f serviceFlags
-	var start bool
+	var start, replace bool
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install the supervisor of a home as an OS service",
@@ -116,13 +119,17 @@ does not exist yet, this binary is copied there.
 The service manager's stop timeout is the home's supervisor.stop_grace (from
 agent.yaml, default 30s) plus 15s; reinstall after changing it.
 
-Installing what is already installed says so and succeeds; a different
-service under the same name is refused.` + nameHelp,
+Installing what is already installed says so and succeeds. A different
+service under the same name (another home, or this home's service as an
+older molt or another stop_grace wrote it) is refused unless --replace is
+given: then it is stopped, removed and installed anew, and started again if
+it was running.` + nameHelp,
 		Example: `  molt-supervisor install --start
-  molt-supervisor install --home /srv/b/molt`,
+  molt-supervisor install --home /srv/b/molt
+  molt-supervisor install --replace`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, h, err := f.spec()
+			spec, h, err := f.spec(true)
 			if err != nil {
 				return err
 			}
@@ -139,9 +146,13 @@ service under the same name is refused.` + nameHelp,
 			switch {
 			case errors.Is(err, platform.ErrServiceInstalled):
 				fmt.Fprintf(out, "service %s is already installed (%s%s); nothing to change\n", spec.Name, svc.System(), where(def))
+			case errors.Is(err, platform.ErrServiceConflict) && replace:
+				if err := replaceService(out, svc, spec); err != nil {
+					return err
+				}
 			case errors.Is(err, platform.ErrServiceConflict):
-				return cli.Exit(1, fmt.Errorf("a different service named %s is installed (%s%s); uninstall it first (molt-supervisor uninstall --name %s ...) or choose another --name",
-					spec.Name, svc.System(), where(def), spec.Name))
+				return cli.Exit(1, fmt.Errorf("a different service named %s is installed (%s%s); replace it with install --replace, or choose another --name",
+					spec.Name, svc.System(), where(def)))
 			case err != nil && !errors.Is(err, platform.ErrServiceRecoveryIncomplete):
 				return serviceErr(err)
 			default:
@@ -162,7 +173,30 @@ service under the same name is refused.` + nameHelp,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&start, "start", false, "start the service after installing it")
+	cmd.Flags().BoolVar(&replace, "replace", false, "replace a different service of the same name (an older definition, a changed stop_grace); a running one is started again")
 	return cmd
+}
+
+// replaceService removes the service installed under spec's name and
+// installs spec's, keeping it running if it ran.
+func replaceService(out io.Writer, svc serviceControl, spec platform.ServiceSpec) error {
+	st, err := svc.Status()
+	if err != nil {
+		return serviceErr(err)
+	}
+	if err := svc.Uninstall(); err != nil && !errors.Is(err, platform.ErrServiceNotInstalled) {
+		return serviceErr(err)
+	}
+	if err := svc.Install(); err != nil && !errors.Is(err, platform.ErrServiceRecoveryIncomplete) {
+		return serviceErr(err)
+	} else if err != nil {
+		fmt.Fprintf(cli.Stderr, "warning: %v\n", err)
+	}
+	fmt.Fprintf(out, "replaced service %s (%s%s): %s %s\n", spec.Name, svc.System(), where(svc.Definition()), spec.Exe, strings.Join(spec.Arguments(), " "))
+	if st == platform.ServiceRunning {
+		return serviceStart(out, svc, spec)
+	}
+	return nil
 }
 
 // placeSupervisor copies this binary to <home>/bin when none is there. An
@@ -200,7 +234,7 @@ first) and removes it from the service manager. The home itself is left
 as it is. Uninstalling what is not installed says so and succeeds.` + nameHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, err := f.spec()
+			spec, _, err := f.spec(false)
 			if err != nil {
 				return err
 			}
@@ -235,7 +269,7 @@ func newServiceActionCmd(newService newServiceFunc, use, short string, action se
 		Long:  short + " of a home through the host's service manager." + nameHelp,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, err := f.spec()
+			spec, _, err := f.spec(false)
 			if err != nil {
 				return err
 			}
@@ -331,7 +365,7 @@ init scripts answer), 1 when the service manager cannot be asked.` + nameHelp,
   molt-supervisor status --home /srv/b/molt --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, err := f.spec()
+			spec, _, err := f.spec(false)
 			if err != nil {
 				return err
 			}

@@ -31,8 +31,9 @@ func (f *fakeService) Definition() platform.Definition {
 }
 func (f *fakeService) Install() error {
 	f.calls = append(f.calls, "install")
-	if f.installErr != nil {
-		return f.installErr
+	if err := f.installErr; err != nil {
+		f.installErr = nil // the next install (after a replace) succeeds
+		return err
 	}
 	if f.err == nil {
 		f.state = platform.ServiceStopped
@@ -94,6 +95,8 @@ func TestServiceCommands(t *testing.T) {
 		{"install and start", platform.ServiceNotInstalled, nil, nil, []string{"install", "--start"}, 0, "started service", "install start"},
 		{"install again", platform.ServiceStopped, platform.ErrServiceInstalled, nil, []string{"install"}, 0, "is already installed", "install"},
 		{"install over another", platform.ServiceStopped, platform.ErrServiceConflict, nil, []string{"install"}, 1, "a different service named", "install"},
+		{"install over another, replaced", platform.ServiceRunning, platform.ErrServiceConflict, nil, []string{"install", "--replace"}, 0, "replaced service", "install uninstall install start"},
+		{"install over a stopped one, replaced", platform.ServiceStopped, platform.ErrServiceConflict, nil, []string{"install", "--replace"}, 0, "replaced service", "install uninstall install"},
 		{"install without full recovery", platform.ServiceNotInstalled, fmt.Errorf("%w: x", platform.ErrServiceRecoveryIncomplete), nil, []string{"install"}, 0, "warning: service installed, but", "install"},
 		{"install as non-root", platform.ServiceNotInstalled, nil, fs.ErrPermission, []string{"install"}, 1, "(run as root)", "install"},
 		{"uninstall", platform.ServiceRunning, nil, nil, []string{"uninstall"}, 0, "uninstalled service", "uninstall"},
@@ -174,8 +177,15 @@ func TestServiceSpecFromHome(t *testing.T) {
 	if err := os.WriteFile(h.ConfigPath(), []byte("supervisor:\n  stop_grace: soon\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runServiceCmd(t, f, "status", "--home", h.Dir); code != 1 || !strings.Contains(out, "stop_grace") {
-		t.Fatalf("bad agent.yaml: exit %d: %s", code, out)
+	if out, code := runServiceCmd(t, f, "install", "--home", h.Dir); code != 1 || !strings.Contains(out, "stop_grace") {
+		t.Fatalf("install with a bad agent.yaml: exit %d: %s", code, out)
+	}
+	// A broken agent.yaml must not keep an operator from stopping or
+	// removing the service.
+	for _, cmd := range []string{"status", "stop", "uninstall"} {
+		if out, code := runServiceCmd(t, f, cmd, "--home", h.Dir); code != 0 {
+			t.Fatalf("%s with a bad agent.yaml: exit %d: %s", cmd, code, out)
+		}
 	}
 }
 
