@@ -448,12 +448,9 @@ func TestRunBadConfigExits12(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 12 {
 				t.Fatalf("run: %v, want exit 12\n%s", err, stderr.String())
 			}
-			last := strings.TrimSpace(stderr.String())
-			if i := strings.LastIndex(last, "\n"); i >= 0 {
-				last = last[i+1:]
-			}
-			if !strings.HasPrefix(last, "molt-agent: ") || !strings.Contains(last, tc.want) {
-				t.Errorf("last line %q does not name %q", last, tc.want)
+			line := strings.TrimSpace(stderr.String())
+			if strings.Contains(line, "\n") || !strings.HasPrefix(line, "molt-agent: ") || !strings.Contains(line, tc.want) {
+				t.Errorf("stderr %q is not one line naming %q", line, tc.want)
 			}
 		})
 	}
