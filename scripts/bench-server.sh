@@ -1,0 +1,18 @@
+#!/bin/sh
+# Measures the control server on this machine: check-in capacity (idle
+# agents in long polls, check-in latency without the wait, server RSS) and a
+# run over many simulated agents (time to complete, peak in progress).
+# Every agent is a goroutine speaking HTTPS to a real molt serve process on
+# loopback, one keep-alive connection each.
+#
+#   scripts/bench-server.sh                       # 10,000 agents, run of 1,000 at 100
+#   MOLT_BENCH_AGENTS=20000 scripts/bench-server.sh
+#
+# Knobs: MOLT_BENCH_AGENTS (10000), MOLT_BENCH_POLL_SECONDS (30),
+# MOLT_BENCH_SECONDS (60), MOLT_BENCH_RUN_AGENTS (1000),
+# MOLT_BENCH_MAX_CONCURRENT (100). Needs a file descriptor limit above the
+# agent count (ulimit -n).
+set -eu
+cd "$(dirname "$0")/.."
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+MOLT_BENCH=1 go test ./server -run '^(TestBenchCheckinCapacity|TestBenchRun)$' -count=1 -v -timeout 60m "$@" | grep --line-buffered -E '^(BENCH|--- |FAIL|ok)|enrolled'
