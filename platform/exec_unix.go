@@ -22,3 +22,10 @@ func AdoptFile(fd uintptr, name string) *os.File {
 	syscall.CloseOnExec(int(fd))
 	return os.NewFile(fd, name)
 }
+
+// DropAcrossExec sets close-on-exec on f again, after an ExecSelf that
+// failed, so that the files KeepAcrossExec exposed do not leak into the
+// next child.
+func DropAcrossExec(f *os.File) {
+	syscall.CloseOnExec(int(f.Fd()))
+}

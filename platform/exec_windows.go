@@ -9,3 +9,6 @@ func ExecSelf(path string, args, env []string) error { return ErrNotSupported }
 // AdoptFile opens a handle inherited across ExecSelf; with no ExecSelf on
 // Windows it only wraps the handle.
 func AdoptFile(fd uintptr, name string) *os.File { return os.NewFile(fd, name) }
+
+// DropAcrossExec has nothing to undo on Windows.
+func DropAcrossExec(f *os.File) {}

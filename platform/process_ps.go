@@ -16,8 +16,10 @@ import (
 // it can be off by one either way.
 const startSlack = 2
 
-// IdentifyProcess asks ps (POSIX -o etime,comm) for pid's elapsed time and
-// command. The BSDs, macOS, Solaris and AIX all answer these fields.
+// IdentifyProcess asks ps for pid's elapsed time and command, fields
+// POSIX defines (-o etime, -o comm), so the BSDs, macOS, Solaris and AIX
+// all answer them. A zombie is reported as alive until it is reaped;
+// the supervisor's own children are reaped by it, orphans by init.
 func IdentifyProcess(pid int) (ProcessIdentity, error) {
 	id := ProcessIdentity{PID: pid}
 	if pid <= 0 {
@@ -26,26 +28,24 @@ func IdentifyProcess(pid int) (ProcessIdentity, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now := time.Now()
-	out, err := exec.CommandContext(ctx, "ps", "-o", "stat=", "-o", "etime=", "-o", "comm=", "-p", strconv.Itoa(pid)).Output()
+	out, err := exec.CommandContext(ctx, "ps", "-o", "etime=", "-o", "comm=", "-p", strconv.Itoa(pid)).Output()
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok && len(bytes.TrimSpace(out)) == 0 && ee.ExitCode() == 1 {
+		// ps exits non-zero, printing nothing, for a pid that is gone.
+		if _, ok := err.(*exec.ExitError); ok && len(bytes.TrimSpace(out)) == 0 {
 			return id, ErrNoProcess
 		}
 		return id, fmt.Errorf("ps -p %d: %w", pid, err)
 	}
 	f := strings.Fields(string(out))
-	if len(f) < 3 {
+	if len(f) < 2 {
 		return id, ErrNoProcess
 	}
-	if strings.HasPrefix(f[0], "Z") {
-		return id, ErrNoProcess
-	}
-	el, err := parseEtime(f[1])
+	el, err := parseEtime(f[0])
 	if err != nil {
 		return id, fmt.Errorf("ps -p %d: %w", pid, err)
 	}
 	id.Start = now.Add(-el).Unix()
-	id.Exe = strings.Join(f[2:], " ")
+	id.Exe = strings.Join(f[1:], " ")
 	return id, nil
 }
 

@@ -178,6 +178,9 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		s.stopAgent(a, "supervisor restarts into its new binary")
 		return ErrRestart
 	}
+	for _, f := range files {
+		platform.DropAcrossExec(f)
+	}
 	s.log.Error("cannot restart into the new supervisor; it runs from the next service start", zap.Error(err))
 	r, _, _ := s.h.ReadResult()
 	if r.Supervisor != nil {
