@@ -427,6 +427,39 @@ func TestInstallServiceAndUninstall(t *testing.T) {
 	}
 }
 
+func TestInstallFromPack(t *testing.T) {
+	needE2E(t)
+	keyFile := filepath.Join(t.TempDir(), "release.pub")
+	os.WriteFile(keyFile, []byte(pubKey+"\n"), 0o644)
+	otherFile := filepath.Join(t.TempDir(), "other.pub")
+	os.WriteFile(otherFile, []byte(otherKey+"\n"), 0o644)
+
+	h := home.New(filepath.Join(t.TempDir(), "home"))
+	out, code := molt(t, "install", "--home", h.Dir, "--pack", packs["1.1.0"], "--key", otherFile, "--no-service")
+	if code != 1 || !strings.Contains(out, "untrusted key") {
+		t.Errorf("install from a pack with the wrong key: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(h.Dir); err == nil {
+		t.Errorf("a refused install made the home")
+	}
+
+	out, code = molt(t, "install", "--home", h.Dir, "--pack", packs["1.1.0"], "--key", keyFile, "--no-service")
+	if code != 0 || !strings.Contains(out, "installing molt 1.1.0") {
+		t.Fatalf("install --pack: exit %d\n%s", code, out)
+	}
+	if a, err := h.ReadActive(); err != nil || a.Current != "1.1.0" || !h.IsValid("1.1.0") {
+		t.Errorf("active %+v, %v; valid %v", a, err, h.IsValid("1.1.0"))
+	}
+	if v, _ := exec.Command(h.SupervisorBinary(), "version").Output(); !strings.Contains(string(v), "1.1.0") {
+		t.Errorf("bin/molt-supervisor says %q, want 1.1.0", v)
+	}
+	// Over it, the older release beside the CLI is refused: no downgrade.
+	out, code = molt(t, "install", "--home", h.Dir, "--no-service")
+	if code != 1 || !strings.Contains(out, "does not downgrade") {
+		t.Errorf("install of 1.0.0 over 1.1.0: exit %d\n%s", code, out)
+	}
+}
+
 func TestRunBadConfigExits12(t *testing.T) {
 	needE2E(t)
 	h := newHome(t, pubKey)
