@@ -20,6 +20,11 @@ import (
 func (u *Updater) Cleanup() (removed []string, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := u.lockHome()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	a, err := u.home.ReadActive()
 	if err != nil {
 		return nil, fmt.Errorf("cleanup: %w", err)

@@ -10,6 +10,8 @@ func otherHelper(mode string) error {
 		return helperSleep()
 	case "winflow":
 		return helperWinFlow()
+	case "lock":
+		return helperLock()
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
 }

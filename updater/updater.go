@@ -57,6 +57,9 @@ var (
 	// ErrAlreadySwitched: the order switched already and cannot be
 	// aborted (a rollback is the supervisor's).
 	ErrAlreadySwitched = errors.New("upgrade already switched")
+	// ErrBusy: another process is working on this home's upgrade (it
+	// holds state/upgrade.lock). Not a refusal: try again later.
+	ErrBusy = errors.New("another process is upgrading this home")
 )
 
 // refusals are the sentinels IsRefusal recognises.
@@ -294,6 +297,11 @@ func (u *Updater) Prepare(ctx context.Context, o Order) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := u.lockHome()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	st, err := u.loadState()
 	if err != nil {
@@ -532,6 +540,11 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 func (u *Updater) Switch(orderID string) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := u.lockHome()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := u.loadState()
 	if err != nil {
 		return err
@@ -581,6 +594,11 @@ func (u *Updater) Switch(orderID string) error {
 func (u *Updater) Finish(orderID string) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := u.lockHome()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := u.loadState()
 	if err != nil {
 		return err
@@ -606,6 +624,11 @@ func (u *Updater) Finish(orderID string) error {
 func (u *Updater) Abort(orderID string) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := u.lockHome()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := u.loadState()
 	if err != nil {
 		return err
@@ -626,6 +649,23 @@ func (u *Updater) Abort(orderID string) error {
 	}
 	st.Phase = PhaseAborted
 	return u.saveState(&st)
+}
+
+// lockHome takes state/upgrade.lock so that two processes (the daemon
+// and a manual "molt-agent upgrade") never work on one home at once. The
+// OS drops the lock when its process dies, so a crash leaves none behind.
+func (u *Updater) lockHome() (unlock func(), err error) {
+	if err := os.MkdirAll(u.home.StateDir(), 0o755); err != nil {
+		return nil, err
+	}
+	l, err := platform.LockProcess(filepath.Join(u.home.StateDir(), "upgrade.lock"))
+	if errors.Is(err, platform.ErrLocked) {
+		return nil, fmt.Errorf("%w: %v", ErrBusy, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock the home: %w", err)
+	}
+	return func() { _ = l.Unlock() }, nil
 }
 
 func (u *Updater) cacheDir(v string) string { return filepath.Join(u.home.CacheDir(), v) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -323,6 +324,54 @@ func TestUnreadableState(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := u.Switch("o"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBusyHome: while another process holds the home's upgrade lock,
+// every mutating call fails with ErrBusy and changes nothing.
+func TestBusyHome(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	base := srv.publish(newRelease(t, sk, "1.1.0", files("1.1.0", 0, 100), nil))
+	stop := filepath.Join(t.TempDir(), "stop")
+	cmd := helperCmd(t, "lock", envHome+"="+h.Dir, envStop+"="+stop)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(stop, nil, 0o644); cmd.Wait() })
+	line := make([]byte, 7)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("helper: %q %v", line, err)
+	}
+
+	u := New(testOptions(h, pub))
+	order := Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}
+	err = u.Prepare(context.Background(), order)
+	if !errors.Is(err, ErrBusy) || IsRefusal(err) {
+		t.Fatalf("Prepare = %v, want ErrBusy", err)
+	}
+	t.Logf("busy: %v", err)
+	if _, err := u.Cleanup(); !errors.Is(err, ErrBusy) {
+		t.Errorf("Cleanup = %v, want ErrBusy", err)
+	}
+	if err := u.Switch("o"); !errors.Is(err, ErrBusy) {
+		t.Errorf("Switch = %v, want ErrBusy", err)
+	}
+	if _, err := os.Stat(h.UpgradePath()); !os.IsNotExist(err) {
+		t.Errorf("upgrade.json written while busy: %v", err)
+	}
+
+	os.WriteFile(stop, nil, 0o644)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Prepare(context.Background(), order); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -42,6 +42,19 @@ func helperSleep() error {
 	return nil
 }
 
+// helperLock holds a home's upgrade lock, as a second agent process
+// would, until the stop file appears.
+func helperLock() error {
+	h := home.Home{Dir: os.Getenv(envHome)}
+	unlock, err := New(Options{Home: h}).lockHome()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fmt.Println("locked")
+	return helperSleep()
+}
+
 // helperWinFlow runs on Windows (under Wine in the tests): with 1.0.0's
 // molt-agent.exe running, it stages and switches to 1.1.0 and then 1.2.0
 // from local packs, and cleans up while the old exe still runs and again
