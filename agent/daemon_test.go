@@ -369,3 +369,24 @@ func TestDaemonBusyAtStartSaysReadyFirst(t *testing.T) {
 		t.Errorf("control messages %v, want ready busy", got)
 	}
 }
+
+func TestRunningDaemonIgnoresReusedPid(t *testing.T) {
+	h := home.New(t.TempDir())
+	d, _ := newTestDaemon(t, nil, &fakeUpdater{}, nil)
+	info := d.daemonInfo()
+	if err := writeDaemonFile(h, info); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := RunningDaemon(h); !ok {
+		t.Fatal("this process is not seen as running")
+	}
+	if info.Process.PID == 0 {
+		t.Skip("processes cannot be identified here")
+	}
+	// The same pid, but another process (another start time).
+	info.Process.Start -= 1000
+	writeDaemonFile(h, info)
+	if _, ok := RunningDaemon(h); ok {
+		t.Error("a daemon.json of another process with the same pid counts as running")
+	}
+}

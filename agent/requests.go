@@ -25,7 +25,10 @@ import (
 
 // DaemonInfo is state/daemon.json: present while a daemon runs.
 type DaemonInfo struct {
-	Pid               int       `json:"pid"`
+	Pid int `json:"pid"`
+	// Process recognises the daemon's process even after its pid was
+	// reused (a daemon killed -9 leaves the file behind).
+	Process           platform.ProcessIdentity `json:"process,omitzero"`
 	Version           string    `json:"version"`
 	Started           time.Time `json:"started"`
 	Supervised        bool      `json:"supervised"`
@@ -37,11 +40,15 @@ type DaemonInfo struct {
 func DaemonPath(h home.Home) string { return filepath.Join(h.StateDir(), "daemon.json") }
 
 func (d *Daemon) daemonInfo() DaemonInfo {
-	return DaemonInfo{
+	info := DaemonInfo{
 		Pid: os.Getpid(), Version: d.o.Version, Started: d.o.Now().UTC(),
 		Supervised: d.Supervised(), SupervisorVersion: d.o.SupervisorVersion,
 		AgentID: d.Identity().ID,
 	}
+	if p, err := platform.IdentifyProcess(info.Pid); err == nil {
+		info.Process = p
+	}
+	return info
 }
 
 func writeDaemonFile(h home.Home, info DaemonInfo) error {
@@ -61,13 +68,26 @@ func removeDaemonFile(h home.Home) {
 }
 
 // RunningDaemon returns the daemon that runs for h, if any: state/daemon.json
-// names a live process.
+// names a live process that is still the one that wrote it.
 func RunningDaemon(h home.Home) (DaemonInfo, bool) {
 	var info DaemonInfo
 	if err := readJSON(DaemonPath(h), &info); err != nil {
 		return info, false
 	}
-	return info, platform.ProcessAlive(info.Pid)
+	if !platform.ProcessAlive(info.Pid) {
+		return info, false
+	}
+	if info.Process.PID != info.Pid {
+		return info, true // written where the process could not be identified
+	}
+	p, err := platform.IdentifyProcess(info.Pid)
+	switch {
+	case err == nil:
+		return info, p.Same(info.Process)
+	case errors.Is(err, platform.ErrNoProcess):
+		return info, false
+	}
+	return info, true // cannot tell: assume it runs, the request times out if not
 }
 
 // Request is state/requests/<id>.json: a manual upgrade handed to the
