@@ -29,11 +29,11 @@ type DaemonInfo struct {
 	// Process recognises the daemon's process even after its pid was
 	// reused (a daemon killed -9 leaves the file behind).
 	Process           platform.ProcessIdentity `json:"process,omitzero"`
-	Version           string    `json:"version"`
-	Started           time.Time `json:"started"`
-	Supervised        bool      `json:"supervised"`
-	SupervisorVersion string    `json:"supervisor_version,omitempty"`
-	AgentID           string    `json:"agent_id,omitempty"`
+	Version           string                   `json:"version"`
+	Started           time.Time                `json:"started"`
+	Supervised        bool                     `json:"supervised"`
+	SupervisorVersion string                   `json:"supervisor_version,omitempty"`
+	AgentID           string                   `json:"agent_id,omitempty"`
 }
 
 // DaemonPath is where a running daemon announces itself.
