@@ -112,9 +112,11 @@ func TestRollback(t *testing.T) {
 			} else if b, err := os.ReadFile(r.Logs); err != nil || !strings.Contains(string(b), "testagent 1.1.0 starting") {
 				t.Errorf("the failed version's log %s: %v %q", r.Logs, err, b)
 			}
-			if a := h.active(); a.Current != old || a.Trial != nil {
-				t.Errorf("active.json = %+v, want back on %s without trial", a, old)
-			}
+			// result.json is written first, then active.json.
+			h.waitFor("active.json back on "+old, 5*time.Second, func() bool {
+				a := h.active()
+				return a.Current == old && a.Trial == nil
+			})
 			back := h.waitReady(old, 2)
 			if back.at.Before(r.At) {
 				t.Errorf("the previous version was not started after the rollback")
