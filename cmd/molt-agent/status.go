@@ -93,7 +93,7 @@ It only reads; it works while the agent runs and when nothing runs.`,
 			if asJSON {
 				return cli.PrintJSON(cmd.OutOrStdout(), r)
 			}
-			printStatus(cmd.OutOrStdout(), r)
+			printStatus(cmd.OutOrStdout(), r, time.Local)
 			return nil
 		},
 	}
@@ -206,8 +206,9 @@ func readSmall(path string) ([]byte, error) {
 	return b, err
 }
 
-func printStatus(w io.Writer, r statusReport) {
-	ts := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+// printStatus renders r for a person, with times in loc.
+func printStatus(w io.Writer, r statusReport, loc *time.Location) {
+	ts := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04:05") }
 	fmt.Fprintf(w, "home        %s\n", r.Home)
 	switch id := r.Identity; {
 	case id == nil:

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/moltfleet/molt/agent"
+	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/updater"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestPrintStatusGolden(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		r    statusReport
+	}{
+		{"empty", statusReport{Home: "/opt/molt", Problems: []string{"nothing installed: no state/active.json (run molt-agent install)"}}},
+		{"trial-and-holds", statusReport{
+			Home:     "/opt/molt",
+			Identity: &identityStatus{ID: "agent-17", Enrolled: true, Server: "https://molt.example.com:8443", ThisMachine: true},
+			Active: &home.Active{Current: "1.5.0", Previous: "1.4.0",
+				Trial: &home.Trial{Version: "1.5.0", Switched: at, Started: at.Add(time.Second), Crashes: 1, Ready: true}},
+			Versions: []versionStatus{{"1.5.0", true, "trial"}, {"1.4.0", true, "previous"}, {"1.3.0", false, ""}},
+			LastResult: &home.Result{Outcome: home.OutcomeRolledBack, Version: "1.4.1", Previous: "1.4.0",
+				Reason: "crashed 3 times within the watch window", Logs: "logs/agent-1.4.1.log", At: at.Add(-time.Hour)},
+			Upgrade: &updater.UpgradeState{Order: "dep-9", Version: "1.6.0", Phase: updater.PhaseDownloading,
+				Files: map[string]*updater.FileState{"agent": {Size: 400, Done: 100}, "supervisor": {Size: 100, Done: 0}}},
+			Floor:      "1.2.0",
+			Agent:      &agentProcess{DaemonInfo: agent.DaemonInfo{Pid: 4242, Version: "1.5.0", Started: at}, Running: true},
+			Supervisor: &supervisorProcess{Pid: 4200, AgentPid: 4242, Version: "1.5.0", Running: true},
+			Supervised: true,
+			Busy:       true,
+			Holds: []agent.Hold{
+				{ID: "0011223344556677", Reason: "nightly backup", Pid: 777},
+				{ID: "8899aabbccddeeff", Reason: "db migration", Expires: at.Add(2 * time.Hour)},
+			},
+		}},
+		{"cloned", statusReport{
+			Home:     "/srv/molt-b",
+			Identity: &identityStatus{ID: "local-abc", ThisMachine: false},
+			Active:   &home.Active{Current: "1.5.0"},
+			Versions: []versionStatus{{"1.5.0", true, "current"}},
+			LastResult: &home.Result{Outcome: home.OutcomeCommitted, Version: "1.5.0", At: at,
+				Supervisor: &home.SupervisorResult{From: "1.4.0", To: "1.5.0", Upgraded: false, Reason: "selftest failed", At: at}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			printStatus(&b, tc.r, time.UTC)
+			golden := filepath.Join("testdata", "status-"+tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if d := cmp.Diff(string(want), b.String()); d != "" {
+				t.Errorf("status output (-want +got):\n%s", d)
+			}
+		})
+	}
+}
