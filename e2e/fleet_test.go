@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +121,17 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("upgrade without --yes and without a terminal: %s", r)
 	}
 
+	// An operator follows the event log through everything that comes.
+	follow := exec.Command(filepath.Join(build.newBin, "molt"), "events", "--follow", "--json", "--since", "1s")
+	follow.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
+	var followOut syncBuffer
+	var followErr bytes.Buffer
+	follow.Stdout, follow.Stderr = &followOut, &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+
 	// 4. The run, followed by molt upgrade --wait in the background the
 	// whole time, through the server's kill and restart.
 	up := exec.Command(filepath.Join(build.newBin, "molt"), "upgrade", "--target", newVersion,
@@ -205,6 +217,35 @@ func TestFleet(t *testing.T) {
 		t.Errorf("molt upgrade --wait did not say it lost the server:\n%s", upErr.String())
 	}
 
+	// The follower saw the run end after the restart, and every event in
+	// between: none twice, none missing.
+	var followed []protocol.Event
+	eventually(t, 20*time.Second, "molt events --follow saw the run end", func() (bool, string) {
+		followed = followed[:0]
+		ended := false
+		for _, line := range strings.Split(followOut.String(), "\n") {
+			var e protocol.Event
+			if json.Unmarshal([]byte(line), &e) == nil && e.Seq > 0 {
+				followed = append(followed, e)
+				ended = ended || (e.ID == protocol.EvRunEnded && e.RunID == runID)
+			}
+		}
+		return ended, followErr.String()
+	})
+	seen := map[int64]bool{}
+	for i, e := range followed {
+		if seen[e.Seq] || (i > 0 && e.Seq < followed[i-1].Seq) {
+			t.Fatalf("molt events --follow printed event %d twice or out of order", e.Seq)
+		}
+		seen[e.Seq] = true
+	}
+	first, last := followed[0].Seq, followed[len(followed)-1].Seq
+	for _, e := range events(t, srv) {
+		if e.Seq >= first && e.Seq <= last && !seen[e.Seq] {
+			t.Errorf("molt events --follow missed event %d (%d %s)", e.Seq, e.ID, e.Name)
+		}
+	}
+
 	// 6. What an operator sees afterwards.
 	var ags []protocol.Agent
 	srv.json(&ags, "agents", "list")
@@ -252,6 +293,24 @@ func TestFleet(t *testing.T) {
 	if !strings.Contains(text, "ended_ok") || !strings.Contains(text, "e2e wave 2") || !strings.Contains(text, "succeeded 3") {
 		t.Errorf("molt runs show:\n%s", text)
 	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // checkDeployReport asserts the DEPLOY report has the agent's steps, each
