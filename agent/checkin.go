@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater"
+	"github.com/moltfleet/molt/updater/pack"
 )
 
 // CheckinOptions configure the check-in loop. Zero durations take the
@@ -504,6 +506,19 @@ func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred st
 	}()
 }
 
+// checkUpgradeOrder refuses an upgrade order the agent can never carry
+// out as given, so it ends at once instead of being retried.
+func checkUpgradeOrder(o protocol.Order) error {
+	if !pack.ValidVersion(o.Version) {
+		return fmt.Errorf("order %s: %q is not a valid version", o.ID, o.Version)
+	}
+	u, err := url.Parse(o.PackURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("order %s: pack_url %q is not an http(s) URL", o.ID, o.PackURL)
+	}
+	return nil
+}
+
 // Where an upgrade order stands on this host.
 const (
 	orderToRun = iota
@@ -549,6 +564,10 @@ func (c *Checkin) runOrder(ctx context.Context, d *Daemon, log *zap.Logger, o pr
 	case protocol.OrderUpgrade:
 	default:
 		rep.end(protocol.EndFailed, fmt.Sprintf("this agent (%s) does not know orders of kind %q", d.Version(), o.Kind), d.Version())
+		return true
+	}
+	if err := checkUpgradeOrder(o); err != nil {
+		rep.end(protocol.EndFailed, err.Error(), d.Version())
 		return true
 	}
 	detail := "upgrade to " + o.Version

@@ -681,3 +681,20 @@ func TestAdjustStatus(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckUpgradeOrder(t *testing.T) {
+	for _, tt := range []struct {
+		o  protocol.Order
+		ok bool
+	}{
+		{protocol.Order{ID: "d", Version: "1.5.0", PackURL: "https://s:8443/v1/packs/1.5.0"}, true},
+		{protocol.Order{ID: "d", Version: "", PackURL: "https://s/v1/packs/x"}, false},
+		{protocol.Order{ID: "d", Version: "../1", PackURL: "https://s/v1/packs/x"}, false},
+		{protocol.Order{ID: "d", Version: "1.5.0", PackURL: ""}, false},
+		{protocol.Order{ID: "d", Version: "1.5.0", PackURL: "file:///etc/passwd"}, false},
+	} {
+		if err := checkUpgradeOrder(tt.o); (err == nil) != tt.ok {
+			t.Errorf("checkUpgradeOrder(%+v) = %v", tt.o, err)
+		}
+	}
+}
