@@ -126,6 +126,10 @@ func resolveConn(f *connFlags, getenv func(string) string) (conn, error) {
 		case errors.Is(err, fs.ErrNotExist) && !explicit:
 		case err != nil:
 			return c, cli.Exit(2, fmt.Errorf("cli config %s: %w", path, err))
+		case file.Token != "":
+			if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("%s holds a token and is readable by others (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path))
+			}
 		}
 	}
 	pick := func(key string, vals ...[2]string) string {
