@@ -42,7 +42,7 @@ func newUpgradeCmd() *cobra.Command {
 plan and shows, per platform, how many agents go to which version and
 which selected agents are left out and why; then it asks for confirmation
 on a terminal. --yes skips the question; without a terminal and without
---yes it refuses.
+--yes it refuses (exit 2).
 
 Offline, busy or held agents wait (waiting_for_host) and are upgraded
 when they come back and are idle; agents of one cluster go one at a time.
@@ -91,7 +91,7 @@ not trusted, 6 token refused.`,
 	f.IntVar(&o.failureThreshold, "failure-threshold", 0, "pause the run when this many deployments failed or rolled back (0: never)")
 	f.BoolVar(&o.wait, "wait", false, "follow the run to its end; the exit code says how it ended")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
-	f.BoolVar(&o.asJSON, "json", false, "print the plan and the run as JSON on stdout (progress goes to stderr)")
+	f.BoolVar(&o.asJSON, "json", false, "print the run as JSON on stdout (the plan and progress go to stderr)")
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "how often --wait asks the server for progress")
 	return cmd
 }
