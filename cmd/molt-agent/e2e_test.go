@@ -344,28 +344,47 @@ func TestHoldDelaysRestart(t *testing.T) {
 		t.Errorf("identity on the first start = %+v, %v; want one, not enrolled", id, err)
 	}
 
-	const holdFor = 3 * time.Second
+	// The held job runs until the test lets it end.
+	release := filepath.Join(t.TempDir(), "job-done")
 	hold := exec.Command(cliBin(), "hold", "--home", h.Dir, "--reason", "e2e job", "--",
-		"sleep", fmt.Sprint(holdFor.Seconds()))
+		"sh", "-c", `while [ ! -e "$0" ]; do sleep 0.05; done`, release)
 	if err := hold.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { hold.Process.Kill(); hold.Wait() })
 	waitFor(t, "the hold", func() bool { hs, _ := agent.HoldsOf(h).List(); return len(hs) == 1 })
 
 	upgraded := make(chan string, 1)
 	go func() {
-		out, _ := molt(t, "upgrade", "--home", h.Dir, "--pack", packs["1.1.0"])
-		upgraded <- out
+		out, _ := exec.Command(cliBin(), "upgrade", "--home", h.Dir, "--pack", packs["1.1.0"]).CombinedOutput()
+		upgraded <- string(out)
 	}()
-	time.Sleep(holdFor / 2)
+	// The agent staged 1.1.0 and waits for the hold.
+	waitForLong(t, "the agent to wait for the hold", func() bool {
+		ms, _ := filepath.Glob(filepath.Join(agent.RequestsDir(h), "*.status"))
+		for _, m := range ms {
+			var st agent.RequestStatus
+			if b, err := os.ReadFile(m); err == nil && json.Unmarshal(b, &st) == nil && st.Step == "wait" {
+				return true
+			}
+		}
+		return false
+	})
+	if !h.IsValid("1.1.0") {
+		t.Error("1.1.0 not staged while the switch waits")
+	}
+	time.Sleep(1500 * time.Millisecond) // several of the agent's hold polls
 	if d, ok := agent.RunningDaemon(h); !ok || d.Pid != old.Pid {
 		t.Errorf("during the hold the agent is %+v (running %v), want still pid %d", d, ok, old.Pid)
 	}
 	if a, _ := h.ReadActive(); a.Current != "1.0.0" {
 		t.Errorf("switched to %s during the hold", a.Current)
 	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := hold.Wait(); err != nil {
-		t.Errorf("hold -- sleep: %v", err)
+		t.Errorf("hold -- sh: %v", err)
 	}
 	holdEnded := time.Now()
 	var out string
@@ -533,7 +552,18 @@ func TestResetIdentityCommand(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitUntil(t, what, 10*time.Second, cond)
+}
+
+// waitForLong allows for staging a pack on a loaded machine.
+func waitForLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	waitUntil(t, what, 60*time.Second, cond)
+}
+
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
