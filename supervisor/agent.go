@@ -232,7 +232,7 @@ func (s *Supervisor) awaitStop(a *agent) {
 	case <-s.clock.After(s.cfg.StopGrace - half):
 	}
 	s.log.Warn("agent did not stop within the grace period; killing it", zap.Int("pid", a.pid()), zap.Duration("grace", s.cfg.StopGrace))
-	if err := a.proc.Kill(); err != nil {
+	if err := platform.KillProcess(a.pid()); err != nil && !errors.Is(err, platform.ErrNoProcess) {
 		s.log.Warn("kill the agent", zap.Error(err))
 	}
 	<-a.done

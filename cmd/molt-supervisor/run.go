@@ -97,6 +97,16 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 	handoff := os.Getenv(supervisor.EnvHandoff)
 	os.Unsetenv(supervisor.EnvHandoff)
 
+	for name, d := range map[string]time.Duration{"ready-timeout": o.readyTimeout, "watch": o.watch, "stop-grace": o.stopGrace,
+		"backoff-min": o.backoffMin, "backoff-max": o.backoffMax, "stable-after": o.stableAfter,
+		"bad-config-delay": o.badConfig, "clean-exit-delay": o.cleanExit} {
+		if d <= 0 {
+			return cli.Usage("--%s: %s is not a positive duration", name, d)
+		}
+	}
+	if o.crashBudget < 0 {
+		return cli.Usage("--crash-budget: %d must not be negative", o.crashBudget)
+	}
 	h := home.New(o.home)
 	log, closeLog, err := cli.NewLogger(cli.LogOptions{
 		Level:   o.logLevel,
