@@ -25,6 +25,7 @@ import (
 // statusReport is what "molt-agent status --json" prints.
 type statusReport struct {
 	Home       string                `json:"home"`
+	Config     *configSummary        `json:"config,omitempty"`
 	Identity   *identityStatus       `json:"identity,omitempty"`
 	Active     *home.Active          `json:"active,omitempty"`
 	Versions   []versionStatus       `json:"versions"`
@@ -37,6 +38,16 @@ type statusReport struct {
 	Busy       bool                  `json:"busy"`
 	Holds      []agent.Hold          `json:"holds"`
 	Problems   []string              `json:"problems,omitempty"`
+}
+
+// configSummary is what of agent.yaml (and the environment) matters to an
+// operator looking at a host.
+type configSummary struct {
+	Server      string   `json:"server,omitempty"`
+	Name        string   `json:"name,omitempty"`
+	Cluster     string   `json:"cluster,omitempty"`
+	Labels      []string `json:"labels,omitempty"`
+	TrustedKeys int      `json:"trusted_keys"`
 }
 
 type identityStatus struct {
@@ -109,6 +120,12 @@ func collectStatus(h home.Home) statusReport {
 	if _, err := os.Stat(h.Dir); err != nil {
 		problem("home %s: %v", h.Dir, errors.Unwrap(err))
 		return r
+	}
+	if c, err := loadHomeConfig(h, ""); err != nil {
+		problem("%v", err)
+	} else {
+		r.Config = &configSummary{Server: c.Server, Name: c.Name, Cluster: c.Cluster,
+			Labels: agent.SortedLabels(c.Labels), TrustedKeys: len(c.TrustedKeys)}
 	}
 	switch id, err := agent.ReadIdentity(h); {
 	case err == nil:
@@ -210,6 +227,20 @@ func readSmall(path string) ([]byte, error) {
 func printStatus(w io.Writer, r statusReport, loc *time.Location) {
 	ts := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04:05") }
 	fmt.Fprintf(w, "home        %s\n", r.Home)
+	if c := r.Config; c != nil {
+		line := "local-only (no server)"
+		if c.Server != "" {
+			line = "server " + c.Server
+		}
+		if c.Cluster != "" {
+			line += ", cluster " + c.Cluster
+		}
+		if len(c.Labels) > 0 {
+			line += ", labels " + strings.Join(c.Labels, ",")
+		}
+		line += fmt.Sprintf(", %d trusted key(s)", c.TrustedKeys)
+		fmt.Fprintf(w, "config      %s\n", line)
+	}
 	switch id := r.Identity; {
 	case id == nil:
 		fmt.Fprintf(w, "identity    none yet (made on the agent's first start)\n")

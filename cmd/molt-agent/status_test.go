@@ -25,7 +25,9 @@ func TestPrintStatusGolden(t *testing.T) {
 	}{
 		{"empty", statusReport{Home: "/opt/molt", Problems: []string{"nothing installed: no state/active.json (run molt-agent install)"}}},
 		{"trial-and-holds", statusReport{
-			Home:     "/opt/molt",
+			Home: "/opt/molt",
+			Config: &configSummary{Server: "https://molt.example.com:8443", Cluster: "db-east",
+				Labels: []string{"env=prod", "role=db"}, TrustedKeys: 1},
 			Identity: &identityStatus{ID: "agent-17", Enrolled: true, Server: "https://molt.example.com:8443", ThisMachine: true},
 			Active: &home.Active{Current: "1.5.0", Previous: "1.4.0",
 				Trial: &home.Trial{Version: "1.5.0", Switched: at, Started: at.Add(time.Second), Crashes: 1, Ready: true}},
