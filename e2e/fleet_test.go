@@ -293,6 +293,40 @@ func TestFleet(t *testing.T) {
 	if !strings.Contains(text, "ended_ok") || !strings.Contains(text, "e2e wave 2") || !strings.Contains(text, "succeeded 3") {
 		t.Errorf("molt runs show:\n%s", text)
 	}
+
+	// 7. A bad release: its agent crashes at start. The supervisor rolls
+	// it back, the operator sees rolled_back with the reason, and
+	// molt upgrade --wait exits 3.
+	srv.ok("release", "import", build.badPack)
+	r = srv.molt("upgrade", "--target", badVersion, "--agents", aID, "--yes", "--wait", "--json", "--interval", "300ms")
+	if r.code != 3 {
+		t.Fatalf("upgrade to the crashing %s: %s\n%s", badVersion, r, a.dump())
+	}
+	var bad protocol.Run
+	if err := json.Unmarshal([]byte(r.stdout), &bad); err != nil || bad.Status != protocol.RunEndedNotOK || bad.Counts[protocol.StateRolledBack] != 1 {
+		t.Fatalf("the bad run as molt upgrade --wait saw it end: %+v (%v)", bad, err)
+	}
+	var badRep protocol.RunReport
+	srv.json(&badRep, "runs", "report", bad.ID)
+	if len(badRep.Deployments) != 1 || badRep.Deployments[0].State != protocol.StateRolledBack || badRep.Deployments[0].Reason == "" {
+		t.Fatalf("bad run report: %+v", badRep.Deployments)
+	}
+	t.Logf("rolled back: %s", badRep.Deployments[0].Reason)
+	var aNow protocol.Agent
+	srv.json(&aNow, "agents", "show", aID)
+	if aNow.Version != newVersion || aNow.LastResult == nil || aNow.LastResult.Outcome != protocol.TrialRolledBack || aNow.LastResult.Version != badVersion {
+		t.Fatalf("agent a after the rollback: %+v %+v", aNow, aNow.LastResult)
+	}
+	checkEvents(t, srv, aID, 708)
+	names := map[string]bool{}
+	var badDeploy protocol.DeploymentReport
+	srv.json(&badDeploy, "history", "show", badRep.Deployments[0].ID)
+	for _, s := range badDeploy.Steps {
+		names[s.Name] = true
+	}
+	if !names["switch"] || !names["rollback"] {
+		t.Errorf("DEPLOY report of the rolled-back deployment: %+v", badDeploy.Steps)
+	}
 }
 
 // syncBuffer is a bytes.Buffer a process writes while the test reads.

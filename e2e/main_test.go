@@ -11,10 +11,12 @@ import (
 	"time"
 )
 
-// The two versions the fleet test moves between.
+// The two versions the fleet test moves between, and a bad one whose
+// agent crashes at start (testdata/testagent), to be rolled back.
 const (
 	oldVersion = "1.0.0"
 	newVersion = "1.1.0"
+	badVersion = "1.2.0"
 )
 
 // build holds what TestMain made once for every test: binaries of both
@@ -26,7 +28,10 @@ var build struct {
 	pubKey string
 	secKey string
 	pack   string // the pack of newVersion (molt pack build)
-	err    error
+	// badPack is badVersion: an agent that crashes at start and the
+	// newVersion supervisor.
+	badPack string
+	err     error
 }
 
 func TestMain(m *testing.M) {
@@ -78,7 +83,29 @@ func buildAll(dir string) error {
 		"--key", build.secKey, "--out", build.pack).CombinedOutput(); err != nil {
 		return fmt.Errorf("molt pack build: %v\n%s", err, out)
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built %s and %s and packed %s in %s\n", oldVersion, newVersion, newVersion, time.Since(start).Round(time.Millisecond))
+	bad := filepath.Join(dir, "bad", plat)
+	if err := os.MkdirAll(bad, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(bad, "molt-agent"), "-ldflags",
+		"-X main.mode=crash-at-start -X github.com/moltfleet/molt/internal/buildinfo.Version="+badVersion, "./testdata/testagent")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the crashing agent: %v\n%s", err, out)
+	}
+	sup, err := os.ReadFile(filepath.Join(build.newBin, "molt-supervisor"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bad, "molt-supervisor"), sup, 0o755); err != nil {
+		return err
+	}
+	build.badPack = filepath.Join(dir, "molt-"+badVersion+".zip")
+	if out, err := exec.Command(molt, "pack", "build", "--version", badVersion, "--bin-dir", filepath.Join(dir, "bad"),
+		"--key", build.secKey, "--skip-version-check", "--out", build.badPack).CombinedOutput(); err != nil {
+		return fmt.Errorf("molt pack build %s: %v\n%s", badVersion, err, out)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: built %s, %s and a crashing %s, and packed them in %s\n", oldVersion, newVersion, badVersion, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
