@@ -173,9 +173,11 @@ func (c *Checkin) Run(ctx context.Context, d *Daemon) error {
 		default:
 			failures++
 			pause = c.backoff(failures)
-			lvl := log.Warn
-			if failures > 1 {
-				lvl = log.Debug
+			// One warning when the server goes away, then one in ten, so
+			// a long outage stays visible without flooding the log.
+			lvl := log.Debug
+			if failures%10 == 1 {
+				lvl = log.Warn
 			}
 			lvl("check-in failed", zap.Error(err), zap.Int("attempt", failures), zap.Duration("retry_in", pause))
 		}
@@ -264,6 +266,8 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 	if err != nil {
 		select {
 		case <-cut:
+			return errPollCut
+		case <-d.Switched():
 			return errPollCut
 		default:
 		}
