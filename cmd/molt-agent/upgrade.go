@@ -217,7 +217,7 @@ func (o upgradeOptions) throughDaemon(ctx context.Context, out io.Writer, h home
 			if st.Final() {
 				agent.CollectRequest(h, r.ID)
 				if st.State == agent.RequestFailed {
-					return fmt.Errorf("refused by the agent: %s", st.Error)
+					return fmt.Errorf("the agent did not switch: %s", st.Error)
 				}
 				if d.Supervised {
 					say(out, "switched: the agent exits and the supervisor starts %s under trial", r.Version)
