@@ -15,7 +15,6 @@ import (
 	"github.com/moltfleet/molt/config"
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
-	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -338,10 +337,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) loadIdentity() error {
 	fp, err := d.o.Fingerprint()
 	if err != nil {
-		if !errors.Is(err, platform.ErrNotSupported) {
-			return fmt.Errorf("machine fingerprint: %w", err)
-		}
-		d.log.Warn("no machine fingerprint on this OS: a cloned image keeps its identity; run reset-identity before capturing an image", zap.Error(err))
+		// Without a fingerprint the agent still runs (a host must not
+		// drop out of management over it); only clone detection is off.
+		d.log.Warn("no machine fingerprint: a cloned image keeps its identity; run reset-identity before capturing an image", zap.Error(err))
 		fp = ""
 	}
 	old, _ := ReadIdentity(d.o.Home)

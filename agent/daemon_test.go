@@ -390,3 +390,25 @@ func TestRunningDaemonIgnoresReusedPid(t *testing.T) {
 		t.Error("a daemon.json of another process with the same pid counts as running")
 	}
 }
+
+func TestDaemonRunsWithoutFingerprint(t *testing.T) {
+	ctl := newFakeControl()
+	h := home.New(t.TempDir())
+	d, err := New(Options{
+		Home: h, Config: &config.Config{}, Updater: &fakeUpdater{}, Control: ctl,
+		Fingerprint: func() (string, error) { return "", errors.New("permission denied") },
+		Poll:        10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := runDaemon(t, d)
+	waitFor(t, "ready", func() bool { return len(ctl.said()) > 0 })
+	cancel()
+	if err := result(t, done); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := ReadIdentity(h); err != nil || id.Fingerprint != "" {
+		t.Errorf("identity %+v, %v; want one without a fingerprint", id, err)
+	}
+}
