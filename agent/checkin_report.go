@@ -130,6 +130,13 @@ func (r *reporter) wait(ctx context.Context) {
 	}
 }
 
+func (r *reporter) markCancelled() {
+	r.mu.Lock()
+	r.cancelled = true
+	r.mu.Unlock()
+	r.cancelOrder()
+}
+
 func (r *reporter) wasCancelled() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -215,6 +222,9 @@ func (r *reporter) loop(ctx context.Context) {
 				// gone or ended): nothing to send again.
 				r.log.Warn("report refused", zap.Error(err))
 				if errors.Is(err, ErrOrderGone) {
+					// The server no longer has the order: it is not
+					// carried out on its own.
+					r.markCancelled()
 					return
 				}
 				continue
@@ -226,10 +236,7 @@ func (r *reporter) loop(ctx context.Context) {
 			}
 			r.mu.Unlock()
 			if resp.Cancelled {
-				r.mu.Lock()
-				r.cancelled = true
-				r.mu.Unlock()
-				r.cancelOrder()
+				r.markCancelled()
 				return
 			}
 			if req.End != nil {

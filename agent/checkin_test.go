@@ -110,6 +110,7 @@ type ckUpdater struct {
 	prepared   []string
 	cleaned    int
 	block      chan struct{} // when set, Prepare waits for it or ctx
+	aborted    int           // Prepares that ended with their ctx
 }
 
 func (u *ckUpdater) Prepare(ctx context.Context, o Order) error {
@@ -123,6 +124,9 @@ func (u *ckUpdater) Prepare(ctx context.Context, o Order) error {
 		select {
 		case <-block:
 		case <-ctx.Done():
+			u.mu.Lock()
+			u.aborted++
+			u.mu.Unlock()
 			return ctx.Err()
 		}
 	}
@@ -476,26 +480,41 @@ func TestTransientOrderFailureResumes(t *testing.T) {
 }
 
 func TestCancelledOrderStops(t *testing.T) {
-	srv := &ckServer{t: t}
-	srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
-		time.Sleep(5 * time.Millisecond)
-		return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "dep-5", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}}}
-	}
-	srv.report = func(req protocol.ReportRequest) (int, any) {
-		return 200, protocol.ReportResponse{State: protocol.StateCancelled, Cancelled: true}
-	}
-	a := newCkAgent(t, srv)
-	a.upd.block = make(chan struct{})
-	err := a.run(t, a.checkinOpts(), 10*time.Second, func() bool {
-		// Cancelled, and the order delivered several times since.
-		_, checkins, reports := srv.snapshot()
-		return len(reports) > 0 && len(checkins) > 5
-	})
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if len(a.upd.prepared) != 1 {
-		t.Fatalf("prepared %d times, want 1: a cancelled order is not run again", len(a.upd.prepared))
+	for _, tt := range []struct {
+		name string
+		code int
+		body any
+	}{
+		{"cancelled", 200, protocol.ReportResponse{State: protocol.StateCancelled, Cancelled: true}},
+		{"unknown to the server", 404, protocol.Error{Error: "no such order", Code: protocol.CodeNotFound}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &ckServer{t: t}
+			srv.checkin = func(n int, cred string, req protocol.CheckinRequest) (int, any) {
+				time.Sleep(5 * time.Millisecond)
+				return 200, protocol.CheckinResponse{Orders: []protocol.Order{{ID: "dep-5", Kind: protocol.OrderUpgrade, Version: "1.5.0", PackURL: "http://x/v1/packs/1.5.0"}}}
+			}
+			srv.report = func(req protocol.ReportRequest) (int, any) { return tt.code, tt.body }
+			a := newCkAgent(t, srv)
+			a.upd.block = make(chan struct{})
+			met := false
+			err := a.run(t, a.checkinOpts(), 10*time.Second, func() bool {
+				// The order stopped, and was delivered several times since.
+				_, checkins, _ := srv.snapshot()
+				a.upd.mu.Lock()
+				defer a.upd.mu.Unlock()
+				met = a.upd.aborted == 1 && len(checkins) > 5
+				return met
+			})
+			if err != nil || !met {
+				t.Fatalf("Run: %v; order stopped: %v", err, met)
+			}
+			a.upd.mu.Lock()
+			defer a.upd.mu.Unlock()
+			if len(a.upd.prepared) != 1 {
+				t.Fatalf("prepared %d times, want 1: a stopped order is not run again", len(a.upd.prepared))
+			}
+		})
 	}
 }
 
