@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -485,6 +486,15 @@ func checkNothingLost(t *testing.T, before, after state) {
 	}
 	if b, a := ids(before.agents), ids(after.agents); !slices.Equal(b, a) {
 		t.Errorf("agents before the kill %v, after %v", b, a)
+	}
+	verAfter := map[string]string{}
+	for _, a := range after.agents {
+		verAfter[a.ID] = a.Version
+	}
+	for _, a := range before.agents {
+		if v := verAfter[a.ID]; semver.Less(v, a.Version) {
+			t.Errorf("agent %s went back from %s to %s over the restart", a.ID, a.Version, v)
+		}
 	}
 	if b, a := ids(before.runs), ids(after.runs); !slices.Equal(b, a) {
 		t.Errorf("runs before the kill %v, after %v", b, a)
