@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -44,6 +45,13 @@ func TestFleet(t *testing.T) {
 	if len(releases) != 1 || releases[0].Version != newVersion {
 		t.Fatalf("release list: %+v", releases)
 	}
+	// Version control per platform: a key with a "/" in it.
+	pin := "version." + runtime.GOOS + "/" + runtime.GOARCH
+	srv.ok("settings", "set", pin, newVersion)
+	if got := strings.TrimSpace(srv.ok("settings", "get", pin).stdout); got != newVersion {
+		t.Fatalf("settings get %s: %q", pin, got)
+	}
+	srv.ok("settings", "reset", pin)
 	srv.ok("settings", "set", "agents.poll-seconds", "2")
 	srv.ok("settings", "set", "agents.offline-after", "5s")
 	srv.ok("settings", "set", "activation-upgrade.linux", "true")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
@@ -15,6 +16,16 @@ import (
 // esc escapes one path segment (ids and versions are checked by the
 // server; escaping keeps a stray "/" or "?" from changing the route).
 func esc(s string) string { return url.PathEscape(s) }
+
+// escKey escapes a setting key, whose "/" (version.linux/amd64) is part
+// of the route: each part is escaped on its own.
+func escKey(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
 
 // ServerInfo returns the server's version and the caller's role.
 func (c *Client) ServerInfo(ctx context.Context) (protocol.ServerInfo, error) {
@@ -135,14 +146,14 @@ func (c *Client) Settings(ctx context.Context) ([]protocol.Setting, error) {
 // Setting reads one setting.
 func (c *Client) Setting(ctx context.Context, key string) (protocol.Setting, error) {
 	var out protocol.Setting
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/settings/" + esc(key), Role: protocol.RoleViewer}, &out)
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/settings/" + escKey(key), Role: protocol.RoleViewer}, &out)
 	return out, err
 }
 
 // SetSetting changes one setting.
 func (c *Client) SetSetting(ctx context.Context, key, value string) (protocol.Setting, error) {
 	var out protocol.Setting
-	err := c.Do(ctx, Request{Method: http.MethodPut, Path: "/v1/settings/" + esc(key),
+	err := c.Do(ctx, Request{Method: http.MethodPut, Path: "/v1/settings/" + escKey(key),
 		Body: protocol.SettingRequest{Value: value}, Role: protocol.RoleAdmin}, &out)
 	return out, err
 }
@@ -150,7 +161,7 @@ func (c *Client) SetSetting(ctx context.Context, key, value string) (protocol.Se
 // ResetSetting puts a setting back to its default.
 func (c *Client) ResetSetting(ctx context.Context, key string) (protocol.Setting, error) {
 	var out protocol.Setting
-	err := c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/settings/" + esc(key), Role: protocol.RoleAdmin}, &out)
+	err := c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/settings/" + escKey(key), Role: protocol.RoleAdmin}, &out)
 	return out, err
 }
 

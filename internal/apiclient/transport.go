@@ -296,7 +296,7 @@ func oneLine(s string, max int) string {
 // Request is one API call.
 type Request struct {
 	Method string
-	// Path is below the server's base URL, e.g. "/v1/runs".
+	// Path is below the server's base URL, escaped, e.g. "/v1/runs/r-1".
 	Path  string
 	Query url.Values
 	// Body is encoded as JSON when not nil (and not an io.Reader).
@@ -315,7 +315,12 @@ type Request struct {
 // *ConnectError or *CertError.
 func (c *Client) Send(ctx context.Context, r Request) (*http.Response, error) {
 	u := *c.base
-	u.Path = c.base.Path + r.Path
+	raw := c.base.EscapedPath() + r.Path
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("request path %q: %w", r.Path, err)
+	}
+	u.Path, u.RawPath = p, raw
 	u.RawQuery = r.Query.Encode()
 	var body io.Reader
 	ctype := r.ContentType
