@@ -133,8 +133,7 @@ func TestFleet(t *testing.T) {
 	// An operator follows the event log through everything that comes.
 	follow := exec.Command(filepath.Join(build.newBin, "molt"), "events", "--follow", "--json", "--since", "1s")
 	follow.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
-	var followOut syncBuffer
-	var followErr bytes.Buffer
+	var followOut, followErr syncBuffer
 	follow.Stdout, follow.Stderr = &followOut, &followErr
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -147,7 +146,7 @@ func TestFleet(t *testing.T) {
 		"--agents", ids["b"]+","+ids["c"]+","+ids["d"], "--max-concurrent", "1", "--text", "e2e wave 2",
 		"--yes", "--wait", "--json", "--interval", "300ms")
 	up.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
-	var upOut, upErr bytes.Buffer
+	var upOut, upErr syncBuffer
 	up.Stdout, up.Stderr = &upOut, &upErr
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
@@ -216,7 +215,7 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("molt upgrade --wait still waiting\nstdout:\n%s\nstderr:\n%s\n%s", upOut.String(), upErr.String(), hosts["d"].dump())
 	}
 	var final protocol.Run
-	if err := json.Unmarshal(upOut.Bytes(), &final); err != nil {
+	if err := json.Unmarshal([]byte(upOut.String()), &final); err != nil {
 		t.Fatalf("molt upgrade --json output: %v\n%s", err, upOut.String())
 	}
 	if final.ID != runID || final.Status != protocol.RunEndedOK || final.Counts[protocol.StateSucceeded] != 3 || final.Total != 3 {
