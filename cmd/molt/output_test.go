@@ -46,12 +46,16 @@ var (
 	gAgo = func(d time.Duration) time.Time { return gNow.Add(-d) }
 )
 
-func TestMain(m *testing.M) {
+// inUTC shows local times in UTC for the test, so golden files do not
+// depend on the machine. Tests that use it must not be parallel.
+func inUTC(t *testing.T) {
+	old := time.Local
 	time.Local = time.UTC
-	os.Exit(m.Run())
+	t.Cleanup(func() { time.Local = old })
 }
 
 func TestGoldenTables(t *testing.T) {
+	inUTC(t)
 	agents := []protocol.Agent{
 		{ID: "a-1", Name: "web-1", Platform: "linux/amd64", OSFamily: "linux", Version: "1.5.0", Supervised: true, SupervisorVersion: "1.5.0",
 			Status: protocol.AgentOnline, UpgradeStatus: protocol.UpgradeUpToDate, LastSeen: gAgo(12 * time.Second), Enrolled: gAgo(72 * time.Hour),
@@ -279,6 +283,7 @@ func TestProgressView(t *testing.T) {
 }
 
 func TestParseSince(t *testing.T) {
+	inUTC(t)
 	for _, tt := range []struct {
 		in   string
 		want time.Time
