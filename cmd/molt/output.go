@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/protocol"
 )
 
 // newTable returns a tabwriter for aligned listings; the caller flushes.
@@ -127,18 +128,13 @@ func bar(done, total, width int) string {
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }
 
-// stateOrder is the order counts are shown in: the life of a deployment.
-var stateOrder = []string{
-	"pending", "waiting_for_host", "requested", "downloading", "staged", "restarting", "watching",
-	"succeeded", "failed", "rolled_back", "skipped", "cancelled",
-}
-
-// fmtCounts renders per-state counts in stateOrder, then any state the
-// server added later, alphabetically; zero counts are left out.
+// fmtCounts renders per-state counts in the order of a deployment's life
+// (protocol.DeploymentStates), then any state the server added later,
+// alphabetically; zero counts are left out.
 func fmtCounts(counts map[string]int) string {
 	seen := map[string]bool{}
 	var parts []string
-	for _, s := range stateOrder {
+	for _, s := range protocol.DeploymentStates {
 		seen[s] = true
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", s, counts[s]))
