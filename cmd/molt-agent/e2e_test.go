@@ -284,7 +284,9 @@ func TestSupervisedUpgradeCommitsAndCrashRollsBack(t *testing.T) {
 		t.Errorf("agent does not know it is supervised: %+v", old)
 	}
 
+	start := time.Now()
 	out, code := molt(t, "upgrade", "--home", h.Dir, "--pack", packs["1.1.0"], "--wait", "--timeout", "90s")
+	t.Logf("upgrade to 1.1.0 committed after %s", time.Since(start).Round(time.Millisecond))
 	if code != 0 || !strings.Contains(out, "committed: 1.1.0 runs") {
 		t.Fatalf("upgrade to 1.1.0: exit %d\n%s", code, out)
 	}
@@ -300,7 +302,9 @@ func TestSupervisedUpgradeCommitsAndCrashRollsBack(t *testing.T) {
 		t.Errorf("agent pid %d did not change", now.Pid)
 	}
 
+	start = time.Now()
 	out, code = molt(t, "upgrade", "--home", h.Dir, "--pack", packs["1.2.0"], "--wait", "--timeout", "90s")
+	t.Logf("upgrade to the crashing 1.2.0 rolled back after %s", time.Since(start).Round(time.Millisecond))
 	if code != 1 || !strings.Contains(out, "rolled back to 1.1.0") {
 		t.Fatalf("upgrade to the crashing 1.2.0: exit %d, want 1 and a rollback\n%s", code, out)
 	}
@@ -323,7 +327,9 @@ func TestSupervisedUpgradeCommitsAndCrashRollsBack(t *testing.T) {
 	}
 
 	// A revert to the first version goes the same way.
+	start = time.Now()
 	out, code = molt(t, "upgrade", "--home", h.Dir, "--pack", packs["1.0.0"], "--wait", "--timeout", "90s")
+	t.Logf("revert to 1.0.0 committed after %s", time.Since(start).Round(time.Millisecond))
 	if code != 0 || !strings.Contains(out, "revert 1.1.0 -> 1.0.0") || !strings.Contains(out, "committed: 1.0.0 runs") {
 		t.Fatalf("revert to 1.0.0: exit %d\n%s", code, out)
 	}
