@@ -137,6 +137,13 @@ func (d *Daemon) Status() protocol.Status {
 	if free, err := platform.FreeDisk(d.o.Home.Dir); err == nil && free <= 1<<62 {
 		s.FreeDiskBytes = int64(free)
 	}
+	// The floor is optional for an Updater: one that does not track it
+	// reports none.
+	if f, ok := d.o.Updater.(interface{ Floor() (string, error) }); ok {
+		if floor, err := f.Floor(); err == nil {
+			s.Floor = floor
+		}
+	}
 	if up, err := d.o.Updater.InFlight(); err == nil && up != nil {
 		s.Upgrade = up
 	}

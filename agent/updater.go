@@ -68,6 +68,9 @@ func (a *homeUpdater) Cleanup() ([]string, error) { return a.u.Cleanup() }
 
 func (a *homeUpdater) Finish(orderID string) error { return a.u.Finish(orderID) }
 
+// Floor is the highest floor of any verified manifest seen so far.
+func (a *homeUpdater) Floor() (string, error) { return a.u.Floor() }
+
 func (a *homeUpdater) InFlight() (*protocol.UpgradeProgress, error) {
 	st, err := a.u.State()
 	if err != nil {
