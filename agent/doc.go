@@ -10,11 +10,12 @@
 //
 //  1. make or load the identity (state/identity.json, 0600; a changed
 //     machine fingerprint makes a new one),
-//  2. say "ready" on the control channel — before and independent of any
-//     server,
+//  2. write state/daemon.json and say "ready" on the control channel —
+//     before and independent of any server — then "busy" if a hold is
+//     active,
 //  3. run, until ctx ends or the supervisor says "stop": the hold watcher
-//     (busy/idle to the supervisor), the local request watcher (molt-agent
-//     upgrade), and Options.Orders.Run when it is set,
+//     (busy/idle to the supervisor, every Poll), the local request watcher
+//     (molt-agent upgrade), and Options.Orders.Run when it is set,
 //  4. return nil on a stop, ErrSwitched after an order switched
 //     active.json to a new version (the command exits 11 for it).
 //
@@ -23,30 +24,35 @@
 // and uses:
 //
 //	d.Config()            the resolved agent.yaml (server, CA, token, labels, cluster)
+//	d.Home(), d.Version() the home and the running version
 //	d.Identity()          the identity; Enrolled() tells whether it has a credential
 //	d.SetEnrolled(id, c)  stores the server-issued id and credential (0600)
 //	d.Reenroll(reason)    drops the credential and makes a new placeholder id
 //	                      (server said agent_revoked or identity_cloned)
 //	d.Status()            a protocol.Status for check-in (version, supervised,
-//	                      busy, holds, upgrade phase, last trial result ...)
+//	                      busy, holds, floor, upgrade phase, last trial result ...)
+//	d.Busy(), d.Holds()   the holds as the watcher last saw them
 //	d.RunOrder(ctx, o)    runs one upgrade order; see below
-//	d.Cleanup(ctx, keep)  runs a cleanup order
+//	d.Cleanup(ctx, keep)  runs a cleanup order (the home keeps current, previous,
+//	                      a trial and the in-flight version whatever keep says)
 //	d.Switched()          closed once an order switched; return from Run then
 //	d.Log()               the daemon's logger
 //
 // RunOrder(ctx, Order) prepares (download, verify, stage; idempotent and
 // resumable, so delivering the same order again resumes it), waits while a
 // hold is active (Order.Progress sees Step "wait" with the holds), switches
-// (active.json names the new version, in trial), reports Phase "restarting",
-// and returns nil. The daemon then gives Orders.Run up to SwitchGrace to
-// send its last report and return, cancels its context, and Run returns
-// ErrSwitched. After the restart, a daemon that finds the switched order's
-// trial ended (result.json names the order) marks it done
-// (updater Finish) before Orders.Run starts; d.Status().LastResult then
-// carries the outcome to report. RunOrder returns ErrBusy when another order or a local
-// request is already being run; errors of the updater are returned wrapped
-// (errors.Is works on the updater's sentinels). Nothing is switched when
-// RunOrder returns an error.
+// (active.json names the new version, in trial), reports Phase
+// "restarting", and returns nil. The daemon then gives Orders.Run up to
+// SwitchGrace to send its last report and return, cancels its context, and
+// Run returns ErrSwitched. RunOrder returns ErrBusy when another order or a
+// local request is already being run; errors of the updater are returned
+// wrapped (errors.Is works on the updater's sentinels). Nothing is switched
+// when RunOrder returns an error.
+//
+// After the restart, once the supervisor has committed or rolled back the
+// switched order's trial, the daemon marks the order done (the updater's
+// Finish; looked at on start and every Poll); d.Status().LastResult carries
+// the outcome (result.json names the order) for the check-in to report.
 //
 // # Local upgrade requests
 //
