@@ -36,10 +36,13 @@ func BenchmarkPrepare20MB(b *testing.B) {
 		pack.RoleSupervisor: randomBytes(6<<20, 2),
 	}}
 	rel := newRelease(b, sk, "2.0.0", fs, nil)
-	srv := newServer(b)
-	base := srv.publish(rel)
-	total := int64(20 << 20)
 	dir := b.TempDir()
+	// Served from files, as the control server serves artifacts (with
+	// sendfile where the OS has it).
+	srv := httptest.NewServer(http.FileServer(http.Dir(publishDir(b, filepath.Join(dir, "served"), rel))))
+	defer srv.Close()
+	base := srv.URL + "/2.0.0/"
+	total := int64(20 << 20)
 
 	var upd, raw []time.Duration
 	b.SetBytes(total)
@@ -93,6 +96,27 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// publishDir writes a release under root/<version>/ for a file server.
+func publishDir(b *testing.B, root string, r *release) string {
+	put := func(rel string, data []byte) {
+		p := filepath.Join(root, r.version, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	put(pack.ManifestName, r.mb)
+	put(pack.SignatureName, r.sb)
+	for plat, roles := range r.files {
+		for role, data := range roles {
+			put(packtest.ArtifactPath(plat, role), data)
+		}
+	}
+	return root
 }
 
 // rawWrite is the bound: hash and write with fsync, nothing else.
