@@ -517,6 +517,10 @@ func TestRunBadConfigExits12(t *testing.T) {
 func TestHoldCommand(t *testing.T) {
 	needE2E(t)
 	h := home.New(t.TempDir())
+	if out, code := molt(t, "hold", "--home", h.Dir, "--reason", "job", "--for", "1h"); code != 1 || !strings.Contains(out, "not a molt home") {
+		t.Errorf("hold in a directory that is no home: exit %d\n%s", code, out)
+	}
+	h.WriteActive(home.Active{Current: "1.0.0"})
 	out, code := molt(t, "hold", "--home", h.Dir, "--reason", "job", "--", "sh", "-c", "ls \"$0\" | wc -l; exit 7", filepath.Join(h.StateDir(), "holds"))
 	if code != 7 || strings.TrimSpace(out) != "1" {
 		t.Errorf("hold -- sh: exit %d output %q; want 7 and one hold while it ran", code, out)

@@ -57,24 +57,29 @@ Both together hold until the command ends or the time passes.`,
 			if len(args) == 0 && dur == 0 {
 				return cli.Usage("give --for DURATION or a command after --")
 			}
-			holds := agent.HoldsOf(home.New(dir))
+			h := home.New(dir)
+			// A hold in a directory no agent reads would hold nothing.
+			if !agent.LooksLikeHome(h) {
+				return fmt.Errorf("%s is not a molt home (no state/active.json, bin/, versions/ or agent.yaml): check --home", h.Dir)
+			}
+			holds := agent.HoldsOf(h)
 			if len(args) == 0 {
-				h, err := holds.Add(reason, 0, dur)
+				held, err := holds.Add(reason, 0, dur)
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					return cli.PrintJSON(cmd.OutOrStdout(), h)
+					return cli.PrintJSON(cmd.OutOrStdout(), held)
 				}
-				say(cmd.OutOrStdout(), "hold %s until %s: %s", h.ID, h.Expires.Local().Format(time.RFC3339), h.Reason)
-				say(cmd.OutOrStdout(), "end it early with: molt-agent release --id %s", h.ID)
+				say(cmd.OutOrStdout(), "hold %s until %s: %s", held.ID, held.Expires.Local().Format(time.RFC3339), held.Reason)
+				say(cmd.OutOrStdout(), "end it early with: molt-agent release --id %s", held.ID)
 				return nil
 			}
-			h, err := holds.Add(reason, os.Getpid(), dur)
+			held, err := holds.Add(reason, os.Getpid(), dur)
 			if err != nil {
 				return err
 			}
-			defer holds.Release(h.ID)
+			defer holds.Release(held.ID)
 			return runHeld(args)
 		},
 	}
