@@ -15,6 +15,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/updater/pack/packtest"
 )
 
 func TestPrepareSwitchHTTP(t *testing.T) {
@@ -374,4 +375,38 @@ func TestBusyHome(t *testing.T) {
 	if err := u.Prepare(context.Background(), order); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRevertToInstalledVersion: going back to the previous version, still
+// installed and valid with the manifest's files, downloads nothing.
+func TestRevertToInstalledVersion(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	up := newRelease(t, sk, "1.1.0", files("1.1.0", 0, 100), nil)
+	back := newRelease(t, sk, "1.0.0", packtest.Files{testPlatform: {pack.RoleAgent: script("1.0.0", 0)}}, nil)
+	u := New(testOptions(h, pub))
+	ctx := context.Background()
+	if err := u.Prepare(ctx, Order{ID: "up", Version: "1.1.0", Source: HTTPSource(srv.publish(up))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Switch("up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WriteActive(home.Active{Current: "1.1.0", Previous: "1.0.0"}); err != nil { // trial committed
+		t.Fatal(err)
+	}
+	if err := u.Prepare(ctx, Order{ID: "back", Version: "1.0.0", Source: HTTPSource(srv.publish(back))}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.requestCount(srv.path(back, pack.RoleAgent)); n != 0 {
+		t.Errorf("the installed version was downloaded again (%d requests)", n)
+	}
+	if err := u.Switch("back"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := h.ReadActive(); a.Current != "1.0.0" || a.Previous != "1.1.0" || a.Trial == nil {
+		t.Errorf("active %+v", a)
+	}
+	checkHomeInvariants(t, h)
 }
