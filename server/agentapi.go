@@ -436,6 +436,14 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 	prev := a.St
 	key := persistKey(st)
 	d := s.open[a.ID]
+	repair := d == nil && s.settingLocked("repair.enabled") == "true" && a.Desired != "" && st.Version != a.Desired && st.Upgrade == nil
+	if key == a.persisted && (d == nil || !protocol.InProgress(d.State)) && !repair {
+		// Nothing to make durable: most check-ins of an idle fleet end here,
+		// without a transaction (last-seen times are flushed in batches).
+		a.St, a.LastSeen, a.seenDirty = st, now, true
+		s.wakeIfStartable(a, now)
+		return nil
+	}
 	err := s.change(ctx, func(wr *writer) error {
 		if key != a.persisted {
 			if _, err := wr.exec(`UPDATE agents SET status = ?, last_seen = ? WHERE id = ?`, mustJSON(st), nanos(now), a.ID); err != nil {
@@ -456,7 +464,7 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 		if d != nil && protocol.InProgress(d.State) {
 			return s.progressFromStatus(wr, a, d, st)
 		}
-		if d == nil && s.settingLocked("repair.enabled") == "true" && a.Desired != "" && st.Version != a.Desired && st.Upgrade == nil {
+		if repair {
 			if err := wr.event(event{ID: protocol.EvRepairScheduled, Agent: a.ID,
 				Msg:    fmt.Sprintf("agent %s came back with %s, not its last successful target %s: repair scheduled", st.Name, st.Version, a.Desired),
 				Fields: map[string]string{"from": st.Version, "to": a.Desired}}); err != nil {
@@ -471,12 +479,18 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 	if err != nil {
 		return err
 	}
+	s.wakeIfStartable(a, now)
+	return nil
+}
+
+// wakeIfStartable wakes the scheduler when a's deployment waits and a can
+// take it now. Call with s.mu held.
+func (s *Server) wakeIfStartable(a *agentRec, now time.Time) {
 	if d := s.open[a.ID]; d != nil && (d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost) {
 		if s.availability(a, d, now) == "" {
 			s.wake()
 		}
 	}
-	return nil
 }
 
 // progressFromStatus moves d on from what the agent says in its check-in:

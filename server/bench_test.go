@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -115,7 +116,14 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	poll := time.Duration(benchEnv(t, "MOLT_BENCH_POLL_SECONDS", 30)) * time.Second
 	measure := time.Duration(benchEnv(t, "MOLT_BENCH_SECONDS", 60)) * time.Second
 	data := t.TempDir()
-	p := startProc(t, data, "127.0.0.1:0", "--poll-wait", poll.String(), "--log-level", "warn")
+	extra := []string{"--poll-wait", poll.String(), "--log-level", "warn"}
+	if a := os.Getenv("MOLT_BENCH_DEBUG_LISTEN"); a != "" {
+		extra = append(extra, "--debug-listen", a)
+	}
+	if m := os.Getenv("MOLT_BENCH_MEMORY_LIMIT_MB"); m != "" {
+		extra = append(extra, "--memory-limit", m)
+	}
+	p := startProc(t, data, "127.0.0.1:0", extra...)
 	defer p.stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -139,7 +147,7 @@ func TestBenchCheckinCapacity(t *testing.T) {
 			case <-ctx.Done():
 				return
 			}
-			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true}}`, a.st.Fingerprint))
+			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true,"labels":{"bench":"1"}}}`, a.st.Fingerprint))
 			for ctx.Err() == nil {
 				req, _ := http.NewRequestWithContext(ctx, "POST", p.url+"/v1/agent/checkin", strings.NewReader(string(body)))
 				req.Header.Set("Authorization", "Bearer "+a.cred)
@@ -175,20 +183,63 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	}
 	// Warm up: every agent has checked in at least once.
 	time.Sleep(poll + 5*time.Second)
+	h0 := p.checkinBuckets(t)
 	measuring.Store(true)
 	mstart := time.Now()
 	time.Sleep(measure)
 	measuring.Store(false)
 	elapsed := time.Since(mstart)
+	h1 := p.checkinBuckets(t)
 	rss := rssKB(p.cmd.Process.Pid)
+	if a := os.Getenv("MOLT_BENCH_DEBUG_LISTEN"); a != "" {
+		if resp, err := http.Get("http://" + a + "/debug/pprof/heap"); err == nil {
+			f, _ := os.Create(os.Getenv("MOLT_BENCH_HEAP_OUT"))
+			io.Copy(f, resp.Body)
+			f.Close()
+			resp.Body.Close()
+		}
+	}
 	cancel()
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Printf("BENCH checkin agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s p50=%s p99=%s max=%s errors=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
-		n, poll, elapsed.Round(time.Second), count.Load(), float64(count.Load())/elapsed.Seconds(),
+	fmt.Printf("BENCH checkin agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
+		n, poll, elapsed.Round(time.Second), count.Load(), float64(count.Load())/elapsed.Seconds(), bucketQuantile(h0, h1, 0.99),
 		percentile(lat, 0.50).Round(time.Microsecond), percentile(lat, 0.99).Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
 		errs.Load(), rss0/1024, rss/1024, float64(rss-rss0)/1024/float64(n)*1000)
+}
+
+// checkinBuckets reads the server's cumulative check-in histogram.
+func (p *procServer) checkinBuckets(t *testing.T) map[string]float64 {
+	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+p.tok)
+	resp, err := p.cli.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, `molt_checkin_duration_seconds_bucket{le="`); ok {
+			le, v, _ := strings.Cut(rest, `"} `)
+			out[le], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return out
+}
+
+// bucketQuantile is the upper bound of the histogram bucket holding
+// quantile q of the observations between two scrapes.
+func bucketQuantile(h0, h1 map[string]float64, q float64) string {
+	total := h1["+Inf"] - h0["+Inf"]
+	for _, b := range latencyBuckets {
+		le := strconv.FormatFloat(b, 'g', -1, 64)
+		if total > 0 && h1[le]-h0[le] >= q*total {
+			return (time.Duration(b * float64(time.Second))).String()
+		}
+	}
+	return "+Inf"
 }
 
 // TestBenchRun upgrades MOLT_BENCH_RUN_AGENTS simulated agents in one run
