@@ -42,6 +42,8 @@ const (
 	exitUnreachable = 5
 	// exitAuth: the server refused the token (401/403).
 	exitAuth = 6
+	// exitInterrupted: Ctrl-C ended molt upgrade --wait (the run goes on).
+	exitInterrupted = 130
 )
 
 // cliFile is ~/.config/molt/cli.yaml.

@@ -261,6 +261,21 @@ func TestRunUpgrade(t *testing.T) {
 	}
 }
 
+func TestRunUpgradeInterrupted(t *testing.T) {
+	running := protocol.Run{ID: "r-1", Status: protocol.RunRunning, Total: 1, Counts: map[string]int{"pending": 1}}
+	f := &fakeRuns{plan: protocol.Run{Plan: []protocol.PlanLine{{Platform: "linux/amd64", Agents: 1, Target: "1.5.0"}}}, statuses: []protocol.Run{running}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(50*time.Millisecond, cancel) // as Ctrl-C does through signal.NotifyContext
+	var out, errw bytes.Buffer
+	err := runUpgrade(ctx, f, protocol.RunRequest{Target: "1.5.0", MaxConcurrent: 10}, upgradeOpts{yes: true, wait: true, interval: 5 * time.Millisecond},
+		upgradeIO{in: strings.NewReader(""), out: &out, errw: &errw})
+	var ee *cli.ExitError
+	if !errors.As(err, &ee) || ee.Code != exitInterrupted || !strings.Contains(err.Error(), "run r-1 goes on") {
+		t.Fatalf("error %v", err)
+	}
+}
+
 func TestProgressView(t *testing.T) {
 	var b bytes.Buffer
 	v := progressView{w: &b}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -54,9 +55,10 @@ redrawn in place on a terminal, one line per change otherwise.
 Exit codes with --wait: 0 the run ended OK; 3 it ended not OK (a
 deployment failed or rolled back, or the run was cancelled); 4 it paused
 (failure threshold reached or paused by an operator; resume it with
-"molt runs resume ID"). Without --wait, 0 once the run has started.
-Other codes: 1 error, 2 usage or configuration, 5 server unreachable or
-not trusted, 6 token refused.`,
+"molt runs resume ID"); 130 interrupted (Ctrl-C stops the waiting, not
+the run). Without --wait, 0 once the run has started. Other codes: 1
+error, 2 usage or configuration, 5 server unreachable or not trusted, 6
+token refused.`,
 		Example: `  molt upgrade --target latest --all --text "monthly update" --wait
   molt upgrade --target 1.5.0 --label env=staging --max-concurrent 5 --failure-threshold 2 --yes
   molt upgrade --target latest --target-for windows/amd64=1.4.2 --agents a1b2,c3d4`,
@@ -72,7 +74,10 @@ not trusted, 6 token refused.`,
 		if err != nil {
 			return err
 		}
-		return runUpgrade(cmd.Context(), c, req, o, upgradeIO{
+		// Ctrl-C while waiting stops the waiting, not the run.
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+		defer stop()
+		return runUpgrade(ctx, c, req, o, upgradeIO{
 			in: cmd.InOrStdin(), out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(),
 			interactive: isTerminal(cmd.InOrStdin()) && isTerminal(cmd.ErrOrStderr()),
 			live:        isTerminal(cmd.ErrOrStderr()),
@@ -233,6 +238,9 @@ func runUpgrade(ctx context.Context, c runsAPI, req protocol.RunRequest, o upgra
 	}
 	fmt.Fprintf(uio.errw, "started run %s\n", run.ID)
 	run, err = waitRun(ctx, c, run, o.interval, progressView{w: uio.errw, live: uio.live, width: uio.width})
+	if errors.Is(err, context.Canceled) {
+		return cli.Exit(exitInterrupted, fmt.Errorf("stopped waiting; run %s goes on (molt runs show %s)", run.ID, run.ID))
+	}
 	if err != nil {
 		return apiErr(err)
 	}
