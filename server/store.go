@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"time"
-
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so the server cross-builds without cgo
 )
 
 // Store is the server's SQLite database. Writes go through one connection
@@ -137,6 +135,9 @@ var migrations = []string{
 // OpenStore opens (creating if needed) the database at path and applies
 // pending migrations.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
+	if !sqliteAvailable {
+		return nil, errors.New("molt serve does not run on this platform: the embedded SQLite driver (modernc.org/sqlite) does not support it; run the server on linux, windows, darwin, freebsd or openbsd (agents on this platform are fully supported)")
+	}
 	dsn := func(extra string) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
