@@ -13,7 +13,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/supervisor/control"
 )
@@ -74,11 +73,19 @@ type record struct {
 
 func (s *Supervisor) recordPath() string { return filepath.Join(s.h.StateDir(), "agent.json") }
 
+// writeRecord records a right after its start. The record is renamed
+// into place but not fsynced: it only matters while processes survive,
+// which a host crash ends anyway, and every microsecond before it exists
+// is a moment in which a kill -9 of the supervisor leaves an agent it
+// cannot find.
 func (s *Supervisor) writeRecord(a *agent) {
 	r := record{ProcessIdentity: a.id, Version: a.version, Started: a.started, Supervisor: os.Getpid()}
-	err := os.MkdirAll(s.h.StateDir(), 0o755)
+	b, err := json.Marshal(r)
 	if err == nil {
-		err = atomicfile.WriteJSON(s.recordPath(), r, 0o644)
+		tmp := s.recordPath() + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o644); err == nil {
+			err = os.Rename(tmp, s.recordPath())
+		}
 	}
 	if err != nil {
 		s.log.Error("record the agent in state/agent.json", zap.Error(err))

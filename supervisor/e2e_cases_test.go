@@ -3,6 +3,7 @@
 package supervisor_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,7 +140,14 @@ func TestKill9MidTrial(t *testing.T) {
 		h.waitReady(old, 1)
 		v := h.upgrade("1.1.0 healthy")
 		h.waitReady(v, 1)
-		started := h.active().Trial.Started
+		var started time.Time
+		h.waitFor("the trial's start in active.json", 5*time.Second, func() bool {
+			a := h.active()
+			if a.Trial != nil {
+				started = a.Trial.Started
+			}
+			return !started.IsZero()
+		})
 		time.Sleep(time.Until(started.Add(1500 * time.Millisecond)))
 		sv.Process.Kill()
 		sv.Wait()
@@ -330,6 +338,12 @@ func TestKill9ExactlyOneAgent(t *testing.T) {
 			h.setActive(home.Active{Current: v})
 			sv := h.start("--stop-grace", "1s")
 			first := h.waitReady(v, 1)
+			// The record follows the start within microseconds; only a
+			// kill in that moment could miss it (docs/supervisor.md).
+			h.waitFor("state/agent.json", 5*time.Second, func() bool {
+				b, err := os.ReadFile(filepath.Join(h.StateDir(), "agent.json"))
+				return err == nil && strings.Contains(string(b), fmt.Sprintf(`"pid":%d,`, first.pid))
+			})
 			sv.Process.Kill()
 			sv.Wait()
 			h.start("--stop-grace", "1s")

@@ -204,6 +204,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				continue
 			}
 			a, err = s.start(act.Current)
+			if act.Trial != nil {
+				s.writeActive(act) // the window's start, and before a failure is counted
+			}
 			if err != nil {
 				s.log.Error("cannot start the agent", zap.String("agent_version", act.Current), zap.Error(err))
 				delay = s.failed(act.Current, fmt.Sprintf("could not start: %v", err), 0)

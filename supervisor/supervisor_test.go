@@ -155,7 +155,14 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("prepare (-want +got):\n%s", d)
 			}
 			onDisk, _ := h.ReadActive()
-			if d := cmp.Diff(tt.want, onDisk); d != "" {
+			wantDisk := tt.want
+			if tt.want.Trial != nil && tt.active.Trial != nil && tt.active.Trial.Started.IsZero() {
+				// Run persists a new window's start after the agent started.
+				tr := *tt.want.Trial
+				tr.Started = time.Time{}
+				wantDisk.Trial = &tr
+			}
+			if d := cmp.Diff(wantDisk, onDisk); d != "" {
 				t.Errorf("active.json (-want +got):\n%s", d)
 			}
 			r, ok, _ := h.ReadResult()
@@ -261,6 +268,9 @@ func TestStopStaleRecognisesTheAgent(t *testing.T) {
 	}
 	for _, reused := range []bool{true, false} {
 		h := home.New(t.TempDir())
+		if err := os.MkdirAll(h.StateDir(), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		s := newTestSupervisor(t, h)
 		s.clock = realClock{}
 		s.cfg.StopGrace = 400 * time.Millisecond

@@ -21,8 +21,9 @@ func trialOf(act home.Active, version string) *home.Trial {
 // prepare reads active.json and settles what to start: a version without
 // its .valid marker is never started (a trial is rolled back, a plain
 // current version falls back to the previous one); a trial about to run
-// for the first time gets its window's start, persisted so that a restart
-// of the supervisor or of the host carries on with the same window.
+// for the first time gets its window's start, which the caller persists
+// (so that a restart of the supervisor or of the host carries on with the
+// same window) once the agent is started.
 func (s *Supervisor) prepare() (home.Active, error) {
 	act, err := s.h.ReadActive()
 	if err != nil {
@@ -46,8 +47,9 @@ func (s *Supervisor) prepare() (home.Active, error) {
 		}
 	}
 	if act.Trial != nil && act.Trial.Started.IsZero() {
+		// Persisted by Run right after the start, so that the fsyncs do
+		// not delay the new version.
 		act.Trial.Started = s.clock.Now()
-		s.writeActive(act)
 		s.log.Info("trial started", zap.String("agent_version", act.Current), zap.String("previous", act.Previous),
 			zap.Duration("watch", s.cfg.Watch), zap.Duration("ready_timeout", s.cfg.ReadyTimeout), zap.Int("crash_budget", s.cfg.CrashBudget))
 	} else if act.Trial != nil {
