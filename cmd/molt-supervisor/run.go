@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -110,7 +111,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 	h := home.New(o.home)
 	log, closeLog, err := cli.NewLogger(cli.LogOptions{
 		Level:   o.logLevel,
-		File:    h.LogsDir() + string(os.PathSeparator) + "supervisor.log",
+		File:    filepath.Join(h.LogsDir(), "supervisor.log"),
 		Console: term.IsTerminal(int(os.Stderr.Fd())),
 	})
 	if err != nil {
@@ -138,8 +139,12 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 		log.Info("exiting so that the service manager starts the new supervisor")
 		return cli.Exit(exitRestart, nil)
 	}
+	if err != nil {
+		log.Error("supervisor failed", zap.Error(err))
+		return err
+	}
 	log.Info("supervisor stopped")
-	return err
+	return nil
 }
 
 // applyFile fills in agent.yaml's supervisor: settings for flags not
