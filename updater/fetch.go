@@ -396,8 +396,13 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 			return false, fmt.Errorf("%s: %w: the server's file is %d bytes, the manifest says %d", d.url, pack.ErrSizeMismatch, resp.ContentLength, d.a.Size)
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
-		// The file there is shorter than what we have: not ours.
-		return false, d.reset()
+		// The file there is shorter than what we have: not ours. Start
+		// over, counted as a failed attempt so a server that answers
+		// nothing else is not asked forever.
+		if err := d.reset(); err != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("%s: %s for bytes from %d; starting over", d.url, resp.Status, d.have)
 	default:
 		return false, statusError(resp)
 	}

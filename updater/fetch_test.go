@@ -94,3 +94,25 @@ func TestBadRangeAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestAlways416: a server that answers 416 to everything is asked a
+// bounded number of times.
+func TestAlways416(t *testing.T) {
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
+	base := srv.publish(rel)
+	agent := srv.path(rel, pack.RoleAgent)
+	srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+	})
+	u := New(testOptions(h, pub))
+	err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)})
+	if err == nil || IsRefusal(err) {
+		t.Fatalf("Prepare = %v, want a transient failure", err)
+	}
+	if n := srv.requestCount(agent); n != 4 {
+		t.Errorf("%d requests, want 4 (Retry.Attempts)", n)
+	}
+}
