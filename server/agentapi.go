@@ -451,6 +451,9 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 			}
 			wr.then(func() { a.persisted = key })
 		}
+		if err := supervisorEvent(wr, a, prev.LastResult, st.LastResult); err != nil {
+			return err
+		}
 		if prev.Version != st.Version {
 			if err := wr.event(event{ID: protocol.EvAgentVersionSeen, Agent: a.ID, Msg: fmt.Sprintf("agent %s now runs %s (was %s)", st.Name, st.Version, prev.Version),
 				Fields: map[string]string{"from": prev.Version, "to": st.Version}}); err != nil {
@@ -499,7 +502,7 @@ func (s *Server) progressFromStatus(wr *writer, a *agentRec, d *depRec, st proto
 	if lr := st.LastResult; lr != nil && (lr.OrderID == depID(d.ID) || (lr.OrderID == "" && lr.Version == d.Target && lr.At.After(d.Started))) {
 		switch {
 		case lr.Outcome == protocol.TrialCommitted && st.Version == d.Target:
-			return s.succeed(wr, a, d, lr)
+			return s.succeed(wr, a, d)
 		case lr.Outcome == protocol.TrialRolledBack:
 			return s.rollBack(wr, d, lr.Reason, lr.Logs)
 		}
@@ -528,22 +531,10 @@ func (s *Server) advance(wr *writer, d *depRec, phase string) error {
 	return wr.setState(d, phase, "")
 }
 
-func (s *Server) succeed(wr *writer, a *agentRec, d *depRec, lr *protocol.TrialResult) error {
+func (s *Server) succeed(wr *writer, a *agentRec, d *depRec) error {
 	if err := wr.event(event{ID: protocol.EvUpgraded, Agent: d.AgentID, Run: d.RunID, Dep: d.ID,
 		Msg: fmt.Sprintf("agent %s upgraded to %s", a.St.Name, d.Target), Fields: map[string]string{"from": d.From, "to": d.Target}}); err != nil {
 		return err
-	}
-	if lr != nil && lr.Supervisor != nil {
-		sr := lr.Supervisor
-		if sr.Upgraded {
-			if err := wr.event(event{ID: protocol.EvSupervisorUpgraded, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("supervisor upgraded %s -> %s", sr.From, sr.To), Fields: map[string]string{"from": sr.From, "to": sr.To}}); err != nil {
-				return err
-			}
-		} else if sr.Reason != "" {
-			if err := wr.event(event{ID: protocol.EvSupervisorFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "supervisor self-upgrade failed: " + sr.Reason, Fields: map[string]string{"reason": sr.Reason}}); err != nil {
-				return err
-			}
-		}
 	}
 	if err := wr.setDesired(a, d.Target); err != nil {
 		return err
@@ -568,6 +559,27 @@ func (s *Server) succeed(wr *writer, a *agentRec, d *depRec, lr *protocol.TrialR
 		s.cleanups[a.ID] = []cleanupRec{{ID: cid, Keep: keep}}
 	})
 	return wr.setState(d, protocol.StateSucceeded, "")
+}
+
+// supervisorEvent records the supervisor's self-upgrade the first time a
+// trial result carries it (it may come with the commit or on a later
+// check-in, after the supervisor restarted itself).
+func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) error {
+	if cur == nil || cur.Supervisor == nil {
+		return nil
+	}
+	if prev != nil && prev.Supervisor != nil && prev.Supervisor.At.Equal(cur.Supervisor.At) && prev.OrderID == cur.OrderID {
+		return nil
+	}
+	sr := cur.Supervisor
+	dep, _ := parseID(cur.OrderID, "d-")
+	if sr.Upgraded {
+		return wr.event(event{ID: protocol.EvSupervisorUpgraded, Agent: a.ID, Dep: dep, Msg: fmt.Sprintf("supervisor upgraded %s -> %s", sr.From, sr.To), Fields: map[string]string{"from": sr.From, "to": sr.To}})
+	}
+	if sr.Reason == "" {
+		return nil
+	}
+	return wr.event(event{ID: protocol.EvSupervisorFailed, Agent: a.ID, Dep: dep, Msg: "supervisor self-upgrade failed: " + sr.Reason, Fields: map[string]string{"reason": sr.Reason}})
 }
 
 func (s *Server) rollBack(wr *writer, d *depRec, reason, logs string) error {
@@ -670,7 +682,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 		if e := req.End; e != nil {
 			switch e.Outcome {
 			case protocol.EndSucceeded:
-				return s.succeed(wr, a, d, a.St.LastResult)
+				return s.succeed(wr, a, d)
 			case protocol.EndRolledBack:
 				return s.rollBack(wr, d, e.Reason, "")
 			default:

@@ -295,6 +295,13 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ cal
 			a.Revoked = true
 			s.notify(a.ID)
 		})
+		// A revoked agent never comes back under this identity: its open
+		// deployment would hold its run forever.
+		if d := s.open[a.ID]; d != nil {
+			if err := wr.setState(d, protocol.StateCancelled, "agent revoked"); err != nil {
+				return err
+			}
+		}
 		return wr.event(event{ID: protocol.EvAgentRevoked, Agent: a.ID, Msg: fmt.Sprintf("agent %s (%s) revoked", a.ID, a.St.Name)})
 	})
 	if err != nil {
