@@ -274,3 +274,30 @@ func TestRetryAfter(t *testing.T) {
 		t.Errorf("waits %v, want [30s 10m0s]", waits)
 	}
 }
+
+// TestStalledConnection: a response that stops delivering bytes without
+// closing is abandoned after the stall timeout and resumed.
+func TestStalledConnection(t *testing.T) {
+	const size = 600_000
+	pub, sk := newKey(t)
+	h := testHome(t, t.TempDir())
+	srv := newServer(t)
+	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
+	base := srv.publish(rel)
+	agent := srv.path(rel, pack.RoleAgent)
+	srv.edit(func() { srv.hold[agent] = size / 2 })
+	o := testOptions(h, pub)
+	o.StallTimeout = 300 * time.Millisecond
+	u := New(o)
+	if err := u.Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.requestCount(agent); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+	// The stalled handler wrote size/2 bytes; the client kept whole
+	// buffers of them and asked for the rest.
+	if got := srv.servedBytes(agent); got < size || got > size+copyBuffer {
+		t.Errorf("served %d bytes for a %d-byte file", got, size)
+	}
+}
