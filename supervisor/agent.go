@@ -35,6 +35,8 @@ type agent struct {
 	out, errOut *os.File
 	started     time.Time
 	ready       bool
+	// busy: the agent said busy (a hold, an order) and not idle since.
+	busy bool
 	// handled: the supervisor already decided what follows this exit
 	// (it stopped the agent to roll back).
 	handled bool

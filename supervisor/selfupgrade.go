@@ -28,7 +28,7 @@ const maxCheckOutput = 64 << 10
 // revert), it is checked (version --json, selftest; CheckTimeout each),
 // installed over the running binary (the old one kept as .old) and
 // started: in place on Unix with the agent adopted; on Windows Run returns
-// ErrRestart after stopping the agent. A staged supervisor that fails its
+// ErrRestart after stopping the agent once it is not busy. A staged supervisor that fails its
 // check is not installed; result.json and the log say why.
 func (s *Supervisor) selfUpgrade(ctx context.Context, a *agent) error {
 	staged := s.h.StagedSupervisor(a.version)
@@ -144,6 +144,7 @@ type handoff struct {
 	Version string                   `json:"version"`
 	Started time.Time                `json:"started"`
 	Ready   bool                     `json:"ready"`
+	Busy    bool                     `json:"busy"`
 	// Files are the descriptors of the channel (to, from the agent) and
 	// of the agent's stdout and stderr.
 	Files   [4]uintptr    `json:"files"`
@@ -152,8 +153,9 @@ type handoff struct {
 
 // restartSelf execs the new binary in place, keeping the agent: the
 // channel and output pipes survive the exec and the agent stays this
-// pid's child. Where exec in place is impossible it stops the agent and
-// returns ErrRestart.
+// pid's child. Where exec in place is impossible it returns
+// errRestartPending: the caller stops the agent (once it is not busy) and
+// Run returns ErrRestart.
 func (s *Supervisor) restartSelf(a *agent, to string) error {
 	toAgent, fromAgent := a.ch.Files()
 	files := []*os.File{toAgent, fromAgent, a.out, a.errOut}
@@ -164,7 +166,7 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		}
 	}
 	if err == nil {
-		h := handoff{PID: a.pid(), ID: a.id, Version: a.version, Started: a.started, Ready: a.ready, Backoff: s.backoff}
+		h := handoff{PID: a.pid(), ID: a.id, Version: a.version, Started: a.started, Ready: a.ready, Busy: a.busy, Backoff: s.backoff}
 		for i, f := range files {
 			h.Files[i] = f.Fd()
 		}
@@ -175,8 +177,7 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		err = platform.ExecSelf(s.cfg.Executable, s.cfg.Args, env)
 	}
 	if errors.Is(err, platform.ErrNotSupported) {
-		s.stopAgent(a, "supervisor restarts into its new binary")
-		return ErrRestart
+		return errRestartPending
 	}
 	for _, f := range files {
 		platform.DropAcrossExec(f)
@@ -212,7 +213,7 @@ func (s *Supervisor) adopt(spec string) (*agent, error) {
 		return nil, fmt.Errorf("agent pid %d: %w", h.PID, err)
 	}
 	a := &agent{version: h.Version, id: h.ID, proc: proc, ch: control.Resume(files[0], files[1]),
-		out: files[2], errOut: files[3], started: h.Started, ready: h.Ready, done: make(chan struct{})}
+		out: files[2], errOut: files[3], started: h.Started, ready: h.Ready, busy: h.Busy, done: make(chan struct{})}
 	s.backoff = h.Backoff
 	s.log.Info("adopted the running agent", zap.String("agent_version", a.version), zap.Int("pid", a.pid()))
 	s.follow(a)

@@ -49,6 +49,9 @@ const EnvHandoff = "MOLT_SUPERVISOR_HANDOFF"
 // binary.
 var ErrRestart = errors.New("supervisor binary upgraded: restart required")
 
+// errRestartPending: the new binary is installed, ErrRestart is due.
+var errRestartPending = errors.New("restart into the new supervisor pending")
+
 // Clock is the time source. After must deliver once, after d.
 type Clock interface {
 	Now() time.Time
@@ -248,6 +251,9 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 		windowC = s.clock.After(trial.Started.Add(s.cfg.Watch).Sub(s.clock.Now()))
 	}
 	windowOver := false
+	// restartPending: the new supervisor binary is installed and this
+	// process must exit for it (Windows), once the agent is not busy.
+	restartPending := false
 	msgs := a.messages()
 	commit := func() error {
 		trial, readyC, windowC = nil, nil, nil
@@ -262,6 +268,9 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 			s.stopAgent(a, "supervisor stopping")
 			return true, nil
 		case <-a.done:
+			if restartPending {
+				return true, ErrRestart
+			}
 			return false, nil
 		case m, ok := <-msgs:
 			if !ok {
@@ -270,6 +279,11 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 			}
 			if m != "ready" {
 				s.log.Debug("agent says", zap.String("agent_version", a.version), zap.String("message", m))
+				a.busy = m == "busy"
+				if restartPending && !a.busy {
+					s.stopAgent(a, "supervisor restarts into its new binary")
+					return true, ErrRestart
+				}
 				continue
 			}
 			if a.ready {
@@ -287,7 +301,7 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 				s.updateTrial(a.version, func(t *home.Trial) { t.Ready = true })
 			}
 			if windowOver {
-				if err := commit(); err != nil {
+				if stop, err := s.afterCommit(a, commit(), &restartPending); stop {
 					return true, err
 				}
 			}
@@ -307,12 +321,28 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 			windowC = nil
 			windowOver = true
 			if a.ready {
-				if err := commit(); err != nil {
+				if stop, err := s.afterCommit(a, commit(), &restartPending); stop {
 					return true, err
 				}
 			}
 		}
 	}
+}
+
+// afterCommit handles what the self-upgrade after a commit asks for: a
+// restart through the service manager happens at once when the agent is
+// not busy, else when it says idle (or exits).
+func (s *Supervisor) afterCommit(a *agent, err error, pending *bool) (bool, error) {
+	if !errors.Is(err, errRestartPending) {
+		return err != nil, err
+	}
+	if !a.busy {
+		s.stopAgent(a, "supervisor restarts into its new binary")
+		return true, ErrRestart
+	}
+	s.log.Info("the agent is busy; restarting into the new supervisor when it is idle")
+	*pending = true
+	return false, nil
 }
 
 // afterExit decides what follows an agent's exit and returns the delay
