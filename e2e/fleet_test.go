@@ -335,6 +335,61 @@ func TestFleet(t *testing.T) {
 	if !names["switch"] || !names["rollback"] {
 		t.Errorf("DEPLOY report of the rolled-back deployment: %+v", badDeploy.Steps)
 	}
+
+	// 8. b's home, identity included, is copied to another machine (an
+	// image captured without reset-identity): the copy sees another
+	// machine fingerprint and enrolls as a new agent; b keeps its own.
+	cloneOnAnotherMachine(t, srv, dir, hosts["b"], ids["b"])
+}
+
+// cloneOnAnotherMachine copies h's home and runs the copy in a mount
+// namespace with another /etc/machine-id.
+func cloneOnAnotherMachine(t *testing.T, srv *server, dir string, h *host, id string) {
+	t.Helper()
+	if os.Getuid() != 0 || runtime.GOOS != "linux" {
+		t.Log("clone step skipped: needs root on Linux for a mount namespace")
+		return
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Log("clone step skipped: no unshare(1)")
+		return
+	}
+	if _, err := os.Stat("/etc/machine-id"); err != nil {
+		t.Log("clone step skipped: no /etc/machine-id to replace")
+		return
+	}
+	h.stop()
+	clone := &host{t: t, name: "clone", home: filepath.Join(dir, "clone")}
+	if out, err := exec.Command("cp", "-a", h.home, clone.home).CombinedOutput(); err != nil {
+		t.Fatalf("copy the home: %v\n%s", err, out)
+	}
+	h.start()
+	mid := filepath.Join(dir, "other-machine-id")
+	os.WriteFile(mid, []byte("0123456789abcdef0123456789abcdef\n"), 0o444)
+	clone.wrap = []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$0" /etc/machine-id && exec "$@"`, mid}
+	t.Cleanup(clone.stop)
+	clone.start()
+	_, origFP := h.identityFingerprint()
+	eventually(t, 30*time.Second, "the clone enrolled as a new agent", func() (bool, string) {
+		cid, cfp := clone.identityFingerprint()
+		return cid != "" && cid != id && cfp != "" && cfp != origFP, cid
+	})
+	cloneID := clone.identity()
+	eventually(t, 30*time.Second, "b and its clone both online, each with its own id", func() (bool, string) {
+		var ags []protocol.Agent
+		srv.json(&ags, "agents", "list")
+		online := map[string]bool{}
+		for _, ag := range ags {
+			online[ag.ID] = ag.Status == protocol.AgentOnline
+		}
+		return online[id] && online[cloneID] && len(ags) == 5, fmt.Sprintf("%+v", ags)
+	})
+	if bid, _ := h.identityFingerprint(); bid != id {
+		t.Errorf("b's identity changed to %s", bid)
+	}
+	checkEvents(t, srv, cloneID, 900)
+	t.Logf("b (%s) copied to another machine enrolled as %s", id, cloneID)
 }
 
 // syncBuffer is a bytes.Buffer a process writes while the test reads.

@@ -206,6 +206,8 @@ type host struct {
 	cmd  *exec.Cmd
 	logs []string
 	n    int
+	// wrap runs the supervisor under another command (a namespace).
+	wrap []string
 }
 
 // agentConfig is the agent.yaml of a test host: short long polls and a
@@ -253,7 +255,8 @@ func (h *host) start() {
 		h.t.Fatal(err)
 	}
 	defer lf.Close()
-	h.cmd = exec.Command(filepath.Join(h.home, "bin", "molt-supervisor"), "run", "--home", h.home)
+	argv := append(append([]string(nil), h.wrap...), filepath.Join(h.home, "bin", "molt-supervisor"), "run", "--home", h.home)
+	h.cmd = exec.Command(argv[0], argv[1:]...)
 	h.cmd.Stdout, h.cmd.Stderr = lf, lf
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -276,15 +279,23 @@ func (h *host) stop() {
 
 // identity is the agent id the host enrolled with.
 func (h *host) identity() string {
+	id, _ := h.identityFingerprint()
+	return id
+}
+
+// identityFingerprint is the enrolled id and the machine fingerprint
+// it was made on.
+func (h *host) identityFingerprint() (string, string) {
 	var id struct {
-		ID         string `json:"id"`
-		Credential string `json:"credential"`
+		ID          string `json:"id"`
+		Credential  string `json:"credential"`
+		Fingerprint string `json:"fingerprint"`
 	}
 	b, err := os.ReadFile(filepath.Join(h.home, "state", "identity.json"))
 	if err != nil || json.Unmarshal(b, &id) != nil || id.Credential == "" {
-		return ""
+		return "", ""
 	}
-	return id.ID
+	return id.ID, id.Fingerprint
 }
 
 // supervisorVersion runs bin/molt-supervisor version --json.
