@@ -148,10 +148,14 @@ func (s *Server) latestFor(platform string) string {
 }
 
 func (s *Server) connStatus(a *agentRec, now time.Time) string {
+	seen := a.LastSeen
+	if seen.IsZero() {
+		seen = a.Enrolled // enrolled, never checked in: offline until it does
+	}
 	switch {
-	case a.LastSeen.IsZero() || now.Sub(a.LastSeen) > s.durationSetting("agents.inactive-after"):
+	case now.Sub(seen) > s.durationSetting("agents.inactive-after"):
 		return protocol.AgentInactive
-	case now.Sub(a.LastSeen) > s.durationSetting("agents.offline-after"):
+	case a.LastSeen.IsZero() || now.Sub(seen) > s.durationSetting("agents.offline-after"):
 		return protocol.AgentOffline
 	}
 	return protocol.AgentOnline
@@ -233,14 +237,16 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 		})
 		return errf(http.StatusUnauthorized, protocol.CodeEnrollToken, "%s: ask an admin for a new one (molt enroll-token create)", reason)
 	}
-	a := &agentRec{ID: newAgentID(), Fingerprint: st.Fingerprint, Enrolled: now, LastSeen: now, St: st}
+	// LastSeen stays zero until the first check-in: an agent that enrolled
+	// and never checked in is "never connected" for the scheduler.
+	a := &agentRec{ID: newAgentID(), Fingerprint: st.Fingerprint, Enrolled: now, St: st}
 	cred := newSecret("molta_")
 	a.CredHash = hashSecret(cred)
 	a.persisted = persistKey(st)
 	resp := protocol.EnrollResponse{AgentID: a.ID, Credential: cred, Settings: protocol.AgentSettings{PollSeconds: int(s.pollWait() / time.Second)}}
 	err = s.change(ctx, func(wr *writer) error {
-		if _, err := wr.exec(`INSERT INTO agents (id, cred_hash, fingerprint, enrolled, last_seen, status) VALUES (?, ?, ?, ?, ?, ?)`,
-			a.ID, a.CredHash, a.Fingerprint, nanos(now), nanos(now), mustJSON(st)); err != nil {
+		if _, err := wr.exec(`INSERT INTO agents (id, cred_hash, fingerprint, enrolled, status) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, a.CredHash, a.Fingerprint, nanos(now), mustJSON(st)); err != nil {
 			return err
 		}
 		if _, err := wr.exec(`UPDATE enroll_tokens SET used = used + 1 WHERE id = ?`, tokID); err != nil {

@@ -210,9 +210,23 @@ func (e *env) newAgent(name, version string, mod ...func(*protocol.EnrollRequest
 	if code, pe := e.do("POST", "/v1/agent/enroll", "", req, &resp); code != 200 {
 		e.t.Fatalf("enroll %s: %d %s", name, code, pe.Error)
 	}
-	return &simAgent{e: e, id: resp.AgentID, cred: resp.Credential, st: protocol.Status{
+	a := &simAgent{e: e, id: resp.AgentID, cred: resp.Credential, st: protocol.Status{
 		ProtocolVersion: req.ProtocolVersion, Fingerprint: req.Fingerprint, Name: name, Hostname: name, Platform: req.Platform,
-		OSFamily: req.OSFamily, Version: version, Supervised: req.Supervised, Labels: req.Labels, Cluster: req.Cluster, Floor: req.Floor}}
+		OSFamily: req.OSFamily, Version: req.Version, Supervised: req.Supervised, Labels: req.Labels, Cluster: req.Cluster, Floor: req.Floor,
+		PendingReboot: req.PendingReboot, FreeDiskBytes: req.FreeDiskBytes}}
+	a.checkin() // an agent checks in right after it enrolled
+	return a
+}
+
+// enrollOnly enrolls an agent that never checks in.
+func (e *env) enrollOnly(name, version string) *simAgent {
+	e.t.Helper()
+	req := protocol.EnrollRequest{ProtocolVersion: protocol.Version, EnrollmentToken: e.enroll, Name: name, Hostname: name,
+		Platform: "linux/amd64", OSFamily: "linux", Version: version, Supervised: true, Fingerprint: "fp-" + name}
+	var resp protocol.EnrollResponse
+	e.must("POST", "/v1/agent/enroll", "", req, &resp)
+	return &simAgent{e: e, id: resp.AgentID, cred: resp.Credential, st: protocol.Status{ProtocolVersion: req.ProtocolVersion, Fingerprint: req.Fingerprint,
+		Name: name, Hostname: name, Platform: req.Platform, OSFamily: req.OSFamily, Version: version, Supervised: true}}
 }
 
 func (a *simAgent) checkin() []protocol.Order {

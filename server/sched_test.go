@@ -138,6 +138,26 @@ func TestSchedulerRules(t *testing.T) {
 			},
 		},
 		{
+			name:   "a never-connected agent waits and is upgraded on its first check-in",
+			agents: map[string]func(*protocol.EnrollRequest){"present": nil},
+			req:    protocol.RunRequest{Selection: protocol.Selection{All: true}, Target: "2.0.0"},
+			check: func(t *testing.T, w *world) {
+				late := w.e.enrollOnly("late", "1.0.0")
+				run := w.e.createRun(protocol.RunRequest{Selection: protocol.Selection{AgentIDs: []string{late.id}}, Target: "2.0.0"})
+				w.e.schedule()
+				var ds protocol.Deployments
+				w.e.must("GET", "/v1/deployments?run="+run.ID, protocol.RoleViewer, nil, &ds)
+				if d := ds.Deployments[0]; d.State != protocol.StateWaitingForHost || d.Reason != "never connected" {
+					t.Fatalf("never-connected agent: %s %q", d.State, d.Reason)
+				}
+				late.checkin()
+				w.e.schedule()
+				if o := upgradeOrder(late.checkin()); o == nil {
+					t.Fatal("no order on the first check-ins")
+				}
+			},
+		},
+		{
 			name:   "busy and held agents wait until idle",
 			agents: map[string]func(*protocol.EnrollRequest){"busy": nil, "held": nil},
 			req:    protocol.RunRequest{Selection: protocol.Selection{All: true}, Target: "2.0.0"},
