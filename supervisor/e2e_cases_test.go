@@ -3,6 +3,8 @@
 package supervisor_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -381,5 +383,41 @@ func TestOneSupervisorPerHome(t *testing.T) {
 	}
 	if pid := h.assertOneAgent(v); pid != first.pid {
 		t.Errorf("agent %d replaced by %d", first.pid, pid)
+	}
+}
+
+// molt-supervisor selftest says ok, or names each problem and exits 1.
+func TestSelftestCommand(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	v := h.install("1.0.0 healthy")
+	h.setActive(home.Active{Current: v})
+	out, err := exec.Command(h.SupervisorBinary(), "selftest", "--home", h.Dir).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "selftest: ok" {
+		t.Errorf("selftest of a good home: %v, %q", err, out)
+	}
+	if err := os.Remove(h.ValidPath(v)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.ConfigPath(), []byte("server: ftp://x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(h.SupervisorBinary(), "selftest", "--home", h.Dir).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("selftest of a bad home: %v, want exit 1", err)
+	}
+	for _, want := range []string{"selftest: versions/1.0.0: no .valid marker", "selftest: " + h.ConfigPath() + ": server:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("selftest output %q lacks %q", out, want)
+		}
+	}
+	out, _ = exec.Command(h.SupervisorBinary(), "selftest", "--json", "--home", h.Dir).Output()
+	var res struct {
+		OK       bool
+		Problems []string
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.OK || len(res.Problems) != 2 {
+		t.Errorf("selftest --json: %q (%v), want ok false with 2 problems", out, err)
 	}
 }
