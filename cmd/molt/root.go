@@ -15,5 +15,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newPackCmd())
 	root.AddCommand(newTokenCmd(), newEnrollTokenCmd(), newAgentsCmd(), newReleaseCmd(), newSettingsCmd(), newUpgradeCmd(), newRunsCmd(), newDeploymentsCmd(), newHistoryCmd(), newEventsCmd())
+	root.AddCommand(newDemoCmd())
 	return root
 }
