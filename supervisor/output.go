@@ -31,6 +31,13 @@ func (s *Supervisor) agentLog(version string) io.Writer {
 	if l, ok := s.logs[version]; ok {
 		return l
 	}
+	// One version runs at a time: the files of earlier ones are closed so
+	// that a long-lived supervisor does not collect descriptors (a late
+	// line from an exiting agent reopens its file).
+	for v, l := range s.logs {
+		l.Close()
+		delete(s.logs, v)
+	}
 	if err := os.MkdirAll(s.h.LogsDir(), 0o755); err != nil {
 		s.log.Warn("logs directory", zap.Error(err))
 	}
