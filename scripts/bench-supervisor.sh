@@ -11,4 +11,4 @@ upgrades=${1:-20}
 idle=${2:-60s}
 go test -run '^$' -bench 'RestartGap|IdleFootprint' -benchtime 1x -timeout 10m \
 	./supervisor -args -upgrades "$upgrades" -idle "$idle" |
-	grep -E 'restart gap|idle for|^(ok|FAIL)'
+	grep -E 'restart gap|open files|idle for|^(ok|FAIL)'

@@ -29,8 +29,13 @@ func BenchmarkRestartGap(b *testing.B) {
 	h := newHome(b)
 	old := h.install("1.0.0 healthy")
 	h.setActive(home.Active{Current: old})
-	h.start("--watch", "50ms")
+	sv := h.start("--watch", "50ms")
 	h.waitReady(old, 1)
+	fds := func() int {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", sv.Process.Pid))
+		return len(ents)
+	}
+	fds0 := fds()
 	var gaps []time.Duration
 	for i := 1; i <= *benchUpgrades; i++ {
 		prev := h.active().Current
@@ -73,6 +78,7 @@ func BenchmarkRestartGap(b *testing.B) {
 	b.ReportMetric(ms(gaps[len(gaps)-1]), "gap-max-ms")
 	b.Logf("restart gap over %d upgrades: median %s, p90 %s, min %s, max %s",
 		len(gaps), q(0.5), q(0.9), gaps[0], gaps[len(gaps)-1])
+	b.Logf("supervisor's open files: %d before the upgrades, %d after", fds0, fds())
 }
 
 // BenchmarkIdleFootprint measures the supervisor's resident memory and
