@@ -104,16 +104,18 @@ func (c *Checkin) jitter(d time.Duration) time.Duration {
 	return time.Duration(c.o.Rand(int64(d)))
 }
 
-// backoff is the wait after the n-th failure in a row (n >= 1): half of
-// the doubled base plus a random half, so a fleet that lost its server
-// comes back spread out, never in step.
+// backoff is the wait after the n-th failure in a row (n >= 1): random
+// between half of MinBackoff and min(MinBackoff*2^(n-1), MaxBackoff), so
+// a fleet that lost its server comes back spread over an ever wider
+// window, never in step, and never retries in a tight loop.
 func (c *Checkin) backoff(n int) time.Duration {
 	d := c.o.MinBackoff
 	for i := 1; i < n && d < c.o.MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, c.o.MaxBackoff)
-	return d/2 + c.jitter(d/2+1)
+	floor := c.o.MinBackoff / 2
+	return floor + c.jitter(d-floor+1)
 }
 
 func (c *Checkin) poke() {

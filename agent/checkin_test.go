@@ -344,13 +344,18 @@ func TestBackoffWhenServerAway(t *testing.T) {
 	if len(checkins) < 6 {
 		t.Fatalf("%d check-ins, want at least 6", len(checkins))
 	}
-	// After failure n the wait is at least half of min(40ms * 2^(n-1), 200ms).
+	// After each failure the agent waits at least half of MinBackoff, and
+	// the waits spread wider as failures go on.
+	var total time.Duration
 	for i := 1; i < 6; i++ {
 		gap := checkins[i].At.Sub(checkins[i-1].At)
-		base := min(40*time.Millisecond<<(i-1), 200*time.Millisecond)
-		if gap < base/2 {
-			t.Errorf("gap %d: %v, want at least %v", i, gap, base/2)
+		if gap < 20*time.Millisecond {
+			t.Errorf("gap %d: %v, want at least 20ms", i, gap)
 		}
+		total += gap
+	}
+	if total < 150*time.Millisecond {
+		t.Errorf("5 retries within %v: no backoff", total)
 	}
 }
 
@@ -358,16 +363,23 @@ func TestBackoffJitter(t *testing.T) {
 	c := NewCheckin(CheckinOptions{MinBackoff: time.Second, MaxBackoff: 60 * time.Second})
 	seen := map[time.Duration]bool{}
 	for n := 1; n <= 10; n++ {
-		base := min(time.Second<<(n-1), 60*time.Second)
-		for range 50 {
+		top := min(time.Second<<(n-1), 60*time.Second)
+		var sum time.Duration
+		for range 200 {
 			d := c.backoff(n)
-			if d < base/2 || d > base {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", n, d, base/2, base)
+			if d < 500*time.Millisecond || d > top {
+				t.Fatalf("backoff(%d) = %v, want in [500ms, %v]", n, d, top)
 			}
 			seen[d] = true
+			sum += d
+		}
+		// Spread over the window: the mean is near its middle.
+		mid := (500*time.Millisecond + top) / 2
+		if mean := sum / 200; n > 1 && (mean < mid*3/4 || mean > mid*5/4) {
+			t.Errorf("backoff(%d): mean %v, want about %v", n, mean, mid)
 		}
 	}
-	if len(seen) < 100 {
+	if len(seen) < 1000 {
 		t.Fatalf("only %d distinct waits: no jitter", len(seen))
 	}
 }
