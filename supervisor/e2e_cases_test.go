@@ -25,7 +25,7 @@ func TestCrashBackoff(t *testing.T) {
 	h := newHome(t)
 	v := h.install("1.0.0 runs=0s,0s,0s,1500ms,0s")
 	h.setActive(home.Active{Current: v})
-	h.start("--backoff-min", "300ms", "--backoff-max", "10s", "--stable-after", "1s")
+	h.start("--backoff-min", "500ms", "--backoff-max", "10s", "--stable-after", "1s")
 	// Runs 0-2 crash at once, run 3 lasts 1.5 s (stable), run 4 crashes
 	// at once, run 5 stays up.
 	h.waitReady(v, 6)
@@ -35,7 +35,7 @@ func TestCrashBackoff(t *testing.T) {
 	}
 	// Each delay must be at least its backoff and, to tell the steps
 	// apart on a loaded machine, less than the next doubling.
-	const min = 300 * time.Millisecond
+	const min = 500 * time.Millisecond
 	want := []time.Duration{min, 2 * min, 4 * min, min, 2 * min}
 	gap := make([]time.Duration, 5)
 	for i := range gap {
