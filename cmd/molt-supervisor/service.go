@@ -117,7 +117,7 @@ FreeBSD rc.d, Solaris SMF or AIX SRC), to run "molt-supervisor run --home
 does not exist yet, this binary is copied there.
 
 The service manager's stop timeout is the home's supervisor.stop_grace (from
-agent.yaml, default 30s) plus 15s; reinstall after changing it.
+agent.yaml, default 30s) plus 15s; install --replace after changing it.
 
 Installing what is already installed says so and succeeds. A different
 service under the same name (another home, or this home's service as an
@@ -165,7 +165,9 @@ it was running.` + nameHelp,
 				fmt.Fprintf(out, "note: %s does not exist yet: the service has no agent to run until a version is installed in the home\n", h.ActivePath())
 			}
 			if !start {
-				fmt.Fprintf(out, "start it with: molt-supervisor start%s\n", flagsFor(cmd, spec))
+				if st, err := svc.Status(); err == nil && st != platform.ServiceRunning {
+					fmt.Fprintf(out, "start it with: molt-supervisor start%s\n", flagsFor(cmd, spec))
+				}
 				return nil
 			}
 			return serviceStart(out, svc, spec)
