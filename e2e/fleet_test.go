@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -139,6 +140,10 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+
+	// On a terminal it asks; "n" changes nothing.
+	onTerminal(t, srv, "n\n", 1, []string{"upgrade", "--target", newVersion, "--all"},
+		"Start upgrading 3 agent(s)? [y/N]", "Left out (1)", "already at target", "not confirmed; nothing was changed")
 
 	// 4. The run, followed by molt upgrade --wait in the background the
 	// whole time, through the server's kill and restart.
@@ -306,13 +311,19 @@ func TestFleet(t *testing.T) {
 	// it back, the operator sees rolled_back with the reason, and
 	// molt upgrade --wait exits 3.
 	srv.ok("release", "import", build.badPack)
-	r = srv.molt("upgrade", "--target", badVersion, "--agents", aID, "--yes", "--wait", "--json", "--interval", "300ms")
-	if r.code != 3 {
-		t.Fatalf("upgrade to the crashing %s: %s\n%s", badVersion, r, a.dump())
+	// This time on a terminal: confirmed with "y", the progress is one
+	// line redrawn in place.
+	badArgs := []string{"upgrade", "--target", badVersion, "--agents", aID, "--wait", "--interval", "300ms"}
+	if !onTerminal(t, srv, "y\n", 3, badArgs, "Start upgrading 1 agent(s)? [y/N]", "\r\x1b[K[", "ended_not_ok: rolled_back 1") {
+		if r := srv.molt(append(badArgs, "--yes")...); r.code != 3 {
+			t.Fatalf("upgrade to the crashing %s: %s\n%s", badVersion, r, a.dump())
+		}
 	}
-	var bad protocol.Run
-	if err := json.Unmarshal([]byte(r.stdout), &bad); err != nil || bad.Status != protocol.RunEndedNotOK || bad.Counts[protocol.StateRolledBack] != 1 {
-		t.Fatalf("the bad run as molt upgrade --wait saw it end: %+v (%v)", bad, err)
+	var runs []protocol.Run
+	srv.json(&runs, "runs", "list")
+	bad := runs[0]
+	if bad.Target != badVersion || bad.Status != protocol.RunEndedNotOK || bad.Counts[protocol.StateRolledBack] != 1 {
+		t.Fatalf("the bad run: %+v\n%s", bad, a.dump())
 	}
 	var badRep protocol.RunReport
 	srv.json(&badRep, "runs", "report", bad.ID)
@@ -340,6 +351,40 @@ func TestFleet(t *testing.T) {
 	// image captured without reset-identity): the copy sees another
 	// machine fingerprint and enrolls as a new agent; b keeps its own.
 	cloneOnAnotherMachine(t, srv, dir, hosts["b"], ids["b"])
+}
+
+// onTerminal runs molt on a pseudo-terminal (script(1)), types answer,
+// and checks the exit code and what the terminal showed. It returns false
+// when it cannot (no script(1)).
+func onTerminal(t *testing.T, srv *server, answer string, wantCode int, args []string, want ...string) bool {
+	t.Helper()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Log("terminal step skipped: no script(1)")
+		return false
+	}
+	line := filepath.Join(build.newBin, "molt")
+	for _, a := range args {
+		line += " '" + a + "'"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+	cmd.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
+	cmd.Stdin = strings.NewReader(answer)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("molt %v on a terminal: no %q in:\n%q", args, w, out)
+		}
+	}
+	if code != wantCode {
+		t.Errorf("molt %v on a terminal: exit %d, want %d:\n%q", args, code, wantCode, out)
+	}
+	return true
 }
 
 // cloneOnAnotherMachine copies h's home and runs the copy in a mount
