@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -303,5 +304,27 @@ func TestStopStaleRecognisesTheAgent(t *testing.T) {
 		if _, err := os.Stat(s.recordPath()); !os.IsNotExist(err) {
 			t.Errorf("state/agent.json left: %v", err)
 		}
+	}
+}
+
+// Where the supervisor restarts through its service manager (Windows), a
+// busy agent is not stopped for it until it says idle.
+func TestRestartWaitsForIdle(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		s := newTestSupervisor(t, home.New(t.TempDir()))
+		a := &agent{version: "1.1.0", proc: &os.Process{Pid: 1}, busy: busy, done: make(chan struct{})}
+		close(a.done) // exits as soon as it is asked to
+		pending := false
+		stop, err := s.afterCommit(a, errRestartPending, &pending)
+		if busy && (stop || err != nil || !pending) {
+			t.Errorf("busy agent: stop %v, err %v, pending %v; want a pending restart", stop, err, pending)
+		}
+		if !busy && (!stop || !errors.Is(err, ErrRestart) || pending) {
+			t.Errorf("idle agent: stop %v, err %v, pending %v; want ErrRestart at once", stop, err, pending)
+		}
+	}
+	s := newTestSupervisor(t, home.New(t.TempDir()))
+	if stop, err := s.afterCommit(&agent{}, nil, new(bool)); stop || err != nil {
+		t.Errorf("no self-upgrade: stop %v, err %v", stop, err)
 	}
 }
