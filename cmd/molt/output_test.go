@@ -113,6 +113,23 @@ func TestGoldenTables(t *testing.T) {
 	golden(t, "release-list.txt", b.String())
 
 	b.Reset()
+	printTokens(&b, []protocol.Token{
+		{ID: "t-1", Name: "admin", Role: protocol.RoleAdmin, Created: gAgo(72 * time.Hour), LastUsed: gAgo(time.Minute)},
+		{ID: "t-2", Role: protocol.RoleViewer, Created: gAgo(time.Hour), Revoked: true},
+	}, gNow)
+	printEnrollTokens(&b, []protocol.EnrollToken{
+		{ID: "e-1", Name: "rollout-eu", Created: gAgo(time.Hour), Expires: gNow.Add(23 * time.Hour), Uses: 500, Used: 12},
+		{ID: "e-2", Created: gAgo(48 * time.Hour), Expires: gAgo(24 * time.Hour), Uses: 1},
+		{ID: "e-3", Created: gAgo(time.Hour), Expires: gNow.Add(time.Hour), Uses: 1, Used: 1},
+	}, gNow)
+	printSettings(&b, []protocol.Setting{
+		{Key: "activation-upgrade.linux", Value: "true"},
+		{Key: "hooks.on-run-end", Value: "", Default: true},
+		{Key: "version.linux/amd64", Value: "latest", Default: true},
+	})
+	golden(t, "tokens-settings.txt", b.String())
+
+	b.Reset()
 	for _, e := range []protocol.Event{
 		{Seq: 1, ID: 264, Name: "upgrade_requested", At: gAgo(time.Minute), AgentID: "a-2", RunID: "r-7", DeploymentID: "d-12", Message: "upgrade to 1.5.0 requested"},
 		{Seq: 2, ID: 707, Name: "upgrade_failed", At: gNow, AgentID: "a-2", Fields: map[string]string{"reason": "no space"}, Message: "upgrade failed"},
