@@ -361,6 +361,9 @@ type WindowsServiceSettings struct {
 	Arguments   []string        `json:"arguments"`
 	StartType   string          `json:"start_type"`
 	Recovery    WindowsRecovery `json:"recovery"`
+	// PreshutdownTimeoutSeconds is how long the SCM waits for the service
+	// to stop when the host shuts down: the stop timeout.
+	PreshutdownTimeoutSeconds uint32 `json:"preshutdown_timeout_seconds"`
 }
 
 func windowsServiceSettings(spec ServiceSpec) WindowsServiceSettings {
@@ -377,6 +380,7 @@ func windowsServiceSettings(spec ServiceSpec) WindowsServiceSettings {
 			ResetPeriodSeconds: 86400,
 			OnNonCrashFailures: true,
 		},
+		PreshutdownTimeoutSeconds: uint32(spec.StopTimeout() / time.Second),
 	}
 }
 

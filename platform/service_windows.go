@@ -53,7 +53,10 @@ func (h *scmHandler) Execute(_ []string, req <-chan svc.ChangeRequest, status ch
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- h.run(ctx) }()
-	status <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
+	// Pre-shutdown gives the supervisor the time Install set (its stop
+	// grace plus a margin) to stop the agent when the host shuts down;
+	// plain shutdown notification allows a few seconds only.
+	status <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown | svc.AcceptPreShutdown}
 	stopping := false
 	for {
 		select {
@@ -67,7 +70,7 @@ func (h *scmHandler) Execute(_ []string, req <-chan svc.ChangeRequest, status ch
 			switch c.Cmd {
 			case svc.Interrogate:
 				status <- c.CurrentStatus
-			case svc.Stop, svc.Shutdown:
+			case svc.Stop, svc.Shutdown, svc.PreShutdown:
 				stopping = true
 				status <- svc.Status{State: svc.StopPending}
 				cancel()
@@ -120,11 +123,13 @@ func serviceBinaryPath(h windows.Handle) (string, error) {
 	}
 }
 
-// applyWindowsRecovery sets the recovery WindowsServiceSettings describes.
-// kardianos sets a single action and leaves FailureActionsOnNonCrashFailures
-// off, so an exit with an error code would not be restarted.
+// applyWindowsRecovery sets the recovery and the pre-shutdown timeout
+// WindowsServiceSettings describes. kardianos sets a single recovery action
+// and leaves FailureActionsOnNonCrashFailures off, so an exit with an error
+// code would not be restarted.
 func applyWindowsRecovery(spec ServiceSpec) error {
-	rec := windowsServiceSettings(spec).Recovery
+	settings := windowsServiceSettings(spec)
+	rec := settings.Recovery
 	m, err := mgr.Connect()
 	if err != nil {
 		return fmt.Errorf("connect to service manager: %w", err)
@@ -145,6 +150,10 @@ func applyWindowsRecovery(spec ServiceSpec) error {
 	}
 	if err := s.SetRecoveryActions(actions, rec.ResetPeriodSeconds); err != nil {
 		return fmt.Errorf("set recovery actions: %w", err)
+	}
+	pre := struct{ timeoutMS uint32 }{settings.PreshutdownTimeoutSeconds * 1000}
+	if err := windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_PRESHUTDOWN_INFO, (*byte)(unsafe.Pointer(&pre))); err != nil {
+		return fmt.Errorf("set pre-shutdown timeout: %w", err)
 	}
 	if err := s.SetRecoveryActionsOnNonCrashFailures(rec.OnNonCrashFailures); err != nil {
 		if errors.Is(err, windows.ERROR_INVALID_LEVEL) {

@@ -22,6 +22,7 @@ func TestSCMHandler(t *testing.T) {
 	}{
 		{"stop request", svc.Stop, nil, false, 0},
 		{"shutdown request", svc.Shutdown, nil, false, 0},
+		{"pre-shutdown request", svc.PreShutdown, nil, false, 0},
 		{"error after stop request is still a clean stop", svc.Stop, errors.New("agent would not stop"), false, 0},
 		{"run ends by itself cleanly", 0, nil, false, 0},
 		// The supervisor's restart after a self-upgrade: a service-specific

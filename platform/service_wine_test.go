@@ -122,9 +122,11 @@ func TestServiceUnderWine(t *testing.T) {
 			Type    int   `json:"type"`
 			DelayMS int64 `json:"delay_ms"`
 		} `json:"actions"`
-		ActionsError  string `json:"actions_error"`
-		NonCrash      *bool  `json:"on_non_crash_failures"`
-		NonCrashError string `json:"on_non_crash_failures_error"`
+		ActionsError     string  `json:"actions_error"`
+		NonCrash         *bool   `json:"on_non_crash_failures"`
+		NonCrashError    string  `json:"on_non_crash_failures_error"`
+		PreshutdownMS    *uint32 `json:"preshutdown_timeout_ms"`
+		PreshutdownError string  `json:"preshutdown_timeout_error"`
 	}
 	if code != 0 || json.Unmarshal([]byte(qout), &q) != nil {
 		t.Fatalf("svcquery: exit %d: %s", code, qout)
@@ -143,6 +145,11 @@ func TestServiceUnderWine(t *testing.T) {
 	}
 	if q.NonCrash != nil && !*q.NonCrash {
 		t.Errorf("recovery on non-crash failures is off")
+	}
+	if q.PreshutdownMS == nil {
+		t.Logf("Wine cannot report the pre-shutdown timeout: %s", q.PreshutdownError)
+	} else if *q.PreshutdownMS != 45000 {
+		t.Errorf("pre-shutdown timeout %d ms, want 45000 (stop grace 30s plus 15s)", *q.PreshutdownMS)
 	}
 
 	must(0, "uninstalled service "+name, append([]string{"uninstall"}, flags...)...)

@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"unsafe"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc/mgr"
 )
 
@@ -24,6 +26,8 @@ type result struct {
 	ActionsError       string   `json:"actions_error,omitempty"`
 	NonCrash           *bool    `json:"on_non_crash_failures,omitempty"`
 	NonCrashError      string   `json:"on_non_crash_failures_error,omitempty"`
+	PreshutdownMS      *uint32  `json:"preshutdown_timeout_ms,omitempty"`
+	PreshutdownError   string   `json:"preshutdown_timeout_error,omitempty"`
 }
 
 func main() {
@@ -56,6 +60,13 @@ func main() {
 		r.NonCrashError = err.Error()
 	} else {
 		r.NonCrash = &nc
+	}
+	var pre struct{ timeoutMS uint32 }
+	var need uint32
+	if err := windows.QueryServiceConfig2(s.Handle, windows.SERVICE_CONFIG_PRESHUTDOWN_INFO, (*byte)(unsafe.Pointer(&pre)), uint32(unsafe.Sizeof(pre)), &need); err != nil {
+		r.PreshutdownError = err.Error()
+	} else {
+		r.PreshutdownMS = &pre.timeoutMS
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 }
