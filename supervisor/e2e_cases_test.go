@@ -193,9 +193,46 @@ func TestKill9MidTrial(t *testing.T) {
 }
 
 // 5. Self-upgrade: the committed version's supervisor replaces bin/ and
-// runs in the same process; the agent is not restarted.
+// runs in the same process; the agent is not restarted. Afterwards the
+// adopted agent is the new image's like its own: stopped over the adopted
+// channel, or waited for and restarted when it crashes.
 func TestSelfUpgrade(t *testing.T) {
 	t.Parallel()
+	for _, after := range []string{"stop", "crash"} {
+		t.Run(after, func(t *testing.T) {
+			t.Parallel()
+			h, sv, ready := selfUpgraded(t)
+			v := ready.version
+			if after == "crash" {
+				if err := syscall.Kill(ready.pid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				again := h.waitReady(v, 2)
+				if !strings.Contains(h.supervisorLog(), fmt.Sprintf(`"msg":"agent exited","agent_version":"1.1.0","pid":%d,"code":-1,"status":"signal: killed"`, ready.pid)) {
+					t.Error("the new supervisor did not see the adopted agent's exit")
+				}
+				ready = again
+			}
+			if err := sv.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := sv.Wait(); err != nil {
+				t.Errorf("supervisor exit: %v", err)
+			}
+			if stops := h.find(v, "stop"); len(stops) != 1 || stops[0].pid != ready.pid {
+				t.Errorf("agent %d did not get stop over the channel: %v", ready.pid, h.events())
+			}
+			if pids := h.agentPIDs(); len(pids) != 0 {
+				t.Errorf("agents left after stop: %v", pids)
+			}
+		})
+	}
+}
+
+// selfUpgraded runs an upgrade whose version carries supervisor 2.0.0 and
+// checks the self-upgrade; it returns the supervisor and the adopted
+// agent's ready event.
+func selfUpgraded(t *testing.T) (*testHome, *exec.Cmd, event) {
 	h := newHome(t)
 	old := h.install("1.0.0 healthy")
 	h.setActive(home.Active{Current: old})
@@ -230,20 +267,7 @@ func TestSelfUpgrade(t *testing.T) {
 	if pid := h.assertOneAgent(v); pid != ready.pid || len(h.find(v, "start")) != 1 {
 		t.Errorf("agent pid %d, starts %d: want the same agent (pid %d) adopted, not restarted", pid, len(h.find(v, "start")), ready.pid)
 	}
-	// The adopted channel works: a stop of the supervisor stops the
-	// agent through it.
-	if err := sv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := sv.Wait(); err != nil {
-		t.Errorf("supervisor exit: %v", err)
-	}
-	if stops := h.find(v, "stop"); len(stops) != 1 || stops[0].pid != ready.pid {
-		t.Errorf("the adopted agent did not get stop over the channel: %v", h.events())
-	}
-	if pids := h.agentPIDs(); len(pids) != 0 {
-		t.Errorf("agents left after stop: %v", pids)
-	}
+	return h, sv, ready
 }
 
 // 5b. A staged supervisor that fails its selftest is not installed.
