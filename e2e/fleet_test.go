@@ -148,7 +148,7 @@ func TestFleet(t *testing.T) {
 	// 4. The run, followed by molt upgrade --wait in the background the
 	// whole time, through the server's kill and restart.
 	up := exec.Command(filepath.Join(build.newBin, "molt"), "upgrade", "--target", newVersion,
-		"--agents", ids["b"]+","+ids["c"]+","+ids["d"], "--max-concurrent", "1", "--text", "e2e wave 2",
+		"--label", "wave=second", "--max-concurrent", "1", "--text", "e2e wave 2",
 		"--yes", "--wait", "--json", "--interval", "300ms")
 	up.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
 	var upOut, upErr syncBuffer
