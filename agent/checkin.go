@@ -62,7 +62,11 @@ type Checkin struct {
 	ended   map[string]bool      // orders whose end was reported (or need none)
 	retryAt map[string]time.Time // orders that failed transiently
 	tries   map[string]int
-	wg      sync.WaitGroup
+	// repeated: the last check-in brought orders that run here already or
+	// whose version is under watch; the server answers such check-ins at
+	// once, so the next one waits BusyPoll.
+	repeated bool
+	wg       sync.WaitGroup
 	wake    chan struct{}
 
 	trialReported bool
@@ -194,7 +198,7 @@ func (c *Checkin) Run(ctx context.Context, d *Daemon) error {
 // once then), else a little jitter.
 func (c *Checkin) nextPause(wait time.Duration) time.Duration {
 	c.mu.Lock()
-	busy := len(c.running) > 0
+	busy := len(c.running) > 0 || c.repeated
 	c.mu.Unlock()
 	if busy {
 		return c.o.BusyPoll/2 + c.jitter(c.o.BusyPoll/2+1)
@@ -278,9 +282,13 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 	if p := resp.Settings.PollSeconds; p > 0 && p <= 600 {
 		*wait = time.Duration(p) * time.Second
 	}
+	repeated := false
 	for _, o := range resp.Orders {
-		c.start(ctx, d, log, cred, o)
+		repeated = c.start(ctx, d, log, cred, o) || repeated
 	}
+	c.mu.Lock()
+	c.repeated = repeated
+	c.mu.Unlock()
 	return nil
 }
 
@@ -460,26 +468,28 @@ type orderRun struct {
 }
 
 // start runs o unless it runs already, has ended, or waits for a retry.
-func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred string, o protocol.Order) {
+// It reports whether the order is one the server repeats while it is in
+// hand here (running, waiting for a retry, or under the trial's watch).
+func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred string, o protocol.Order) bool {
 	if o.ID == "" || len(o.ID) > protocol.MaxStringLen {
 		log.Warn("order without a usable id ignored")
-		return
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.running[o.ID] != nil || c.ended[o.ID] {
-		return
+		return true
 	}
 	if t, ok := c.retryAt[o.ID]; ok && c.o.Now().Before(t) {
-		return
+		return true
 	}
 	if o.Kind == protocol.OrderUpgrade {
 		switch c.upgradeDone(d, o) {
 		case orderWatching:
-			return
+			return true
 		case orderFinished:
 			c.ended[o.ID] = true
-			return
+			return true
 		}
 	}
 	octx, cancel := context.WithCancel(ctx)
@@ -510,6 +520,7 @@ func (c *Checkin) start(ctx context.Context, d *Daemon, log *zap.Logger, cred st
 		c.mu.Unlock()
 		c.poke()
 	}()
+	return true
 }
 
 // checkUpgradeOrder refuses an upgrade order the agent can never carry

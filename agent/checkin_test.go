@@ -640,11 +640,19 @@ func TestRepeatedOrderNotRerunDuringOrAfterTrial(t *testing.T) {
 	if len(a.upd.prepared) != 0 {
 		t.Fatalf("the order was run again %d times while its version was under watch", len(a.upd.prepared))
 	}
+	// The server answers at once while it repeats the order: the agent
+	// paces itself (BusyPoll 30ms: at least 15ms between check-ins).
+	_, checkins, _ := srv.snapshot()
+	for i := 2; i < len(checkins); i++ {
+		if gap := checkins[i].At.Sub(checkins[i-1].At); gap < 15*time.Millisecond {
+			t.Errorf("check-ins %d and %d %v apart while the order is under watch", i-1, i, gap)
+		}
+	}
 	// The supervisor rolls the trial back: the repeated order must not
 	// upgrade again; the rollback is reported.
 	a.home.WriteActive(home.Active{Current: "1.3.0"})
 	a.home.WriteResult(home.Result{Outcome: home.OutcomeRolledBack, Version: "1.4.0", Previous: "1.3.0", Reason: "crashed", Order: "dep-8", At: time.Now()})
-	_, checkins, _ := srv.snapshot()
+	_, checkins, _ = srv.snapshot()
 	if err := a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(len(checkins)+5)); err != nil {
 		t.Fatalf("Run after the rollback: %v", err)
 	}
