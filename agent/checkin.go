@@ -67,7 +67,7 @@ type Checkin struct {
 	// once, so the next one waits BusyPoll.
 	repeated bool
 	wg       sync.WaitGroup
-	wake    chan struct{}
+	wake     chan struct{}
 
 	trialReported bool
 }
