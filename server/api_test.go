@@ -461,6 +461,24 @@ func TestMetricsAndEventsFollow(t *testing.T) {
 	}
 }
 
+func TestPruneEvents(t *testing.T) {
+	e := newEnv(t)
+	e.newAgent("a", "1.0.0")
+	n := len(e.events())
+	e.clock.Add(91 * 24 * time.Hour)
+	et, err := e.s.CreateEnrollToken(context.Background(), protocol.EnrollTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.enroll = et.Secret
+	e.newAgent("b", "1.0.0")
+	e.s.pruneEvents(context.Background())
+	evs := e.events()
+	if len(evs) != 2 || evs[0].ID != protocol.EvEnrollTokenMade || evs[1].ID != protocol.EvAgentEnrolled || n < 2 {
+		t.Fatalf("after pruning %d events older than 90 days: %+v", n, evs)
+	}
+}
+
 func TestUnknownRoutesAnswerJSON(t *testing.T) {
 	e := newEnv(t)
 	if code, pe := e.do("GET", "/v1/nope", "", nil, nil); code != 404 || pe.Code != protocol.CodeNotFound {

@@ -187,6 +187,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer t.Stop()
 	flush := time.NewTicker(5 * time.Second)
 	defer flush.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	s.pruneEvents(ctx)
 	s.Schedule(ctx)
 	for {
 		select {
@@ -201,6 +204,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.Schedule(ctx)
 		case <-flush.C:
 			s.flushSeen(ctx)
+		case <-prune.C:
+			s.pruneEvents(ctx)
 		}
 	}
 }
@@ -385,6 +390,35 @@ func (s *Server) flushSeen(ctx context.Context) {
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("flush last-seen times", zap.Error(err))
+	}
+}
+
+// pruneEvents deletes events older than the events.keep setting, in
+// batches so the writer is never held for long. Deployments and their DEPLOY
+// reports are history and are kept.
+func (s *Server) pruneEvents(ctx context.Context) {
+	s.mu.Lock()
+	cutoff := s.clock.Now().Add(-s.durationSetting("events.keep"))
+	s.mu.Unlock()
+	for ctx.Err() == nil {
+		var n int64
+		err := s.st.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.Exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT 5000)`, nanos(cutoff))
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("prune events", zap.Error(err))
+			}
+			return
+		}
+		if n < 5000 {
+			return
+		}
 	}
 }
 

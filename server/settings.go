@@ -31,6 +31,7 @@ var settingDefaults = map[string]string{
 	"repair.max-concurrent":           "10",
 	"deployments.timeout":             "2h",
 	"metrics.public":                  "false",
+	"events.keep":                     "2160h",
 	"activation-upgrade.linux":        "false",
 	"activation-upgrade.windows":      "false",
 	"activation-upgrade.unix":         "false",
@@ -60,7 +61,7 @@ func checkSetting(key, value string) error {
 		if _, err := splitCommand(value); err != nil {
 			return badRequest("%s: %v", key, err)
 		}
-	case "hooks.timeout", "agents.inactive-after", "agents.offline-after", "deployments.timeout":
+	case "hooks.timeout", "agents.inactive-after", "agents.offline-after", "deployments.timeout", "events.keep":
 		d, err := time.ParseDuration(value)
 		if err != nil || d <= 0 {
 			return badRequest("%s: %q is not a positive duration like 90s, 30m or 720h", key, value)
