@@ -206,22 +206,34 @@ func (c *Checkin) nextPause(wait time.Duration) time.Duration {
 	return c.jitter(min(c.o.MaxJitter, wait/10) + 1)
 }
 
-// sleep waits d, or less when the daemon switched or something woke the
-// loop; false means ctx ended.
+// sleep waits d, or less when the daemon switched, an order ended, or
+// what the server must learn at once changed (see localKey); false means
+// ctx ended.
 func (c *Checkin) sleep(ctx context.Context, d *Daemon, dur time.Duration) bool {
 	if dur <= 0 {
 		return ctx.Err() == nil
 	}
 	t := time.NewTimer(dur)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	case <-c.wake:
-	case <-d.Switched():
+	watch := time.NewTicker(c.o.Watch)
+	defer watch.Stop()
+	key := localKey(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-c.wake:
+			return true
+		case <-d.Switched():
+			return true
+		case <-watch.C:
+			if localKey(d) != key {
+				return true
+			}
+		}
 	}
-	return true
 }
 
 // errPollCut: a long poll was ended early because the status changed.
