@@ -36,6 +36,17 @@ func TestCLIErrors(t *testing.T) {
 		}
 	}
 
+	// A pack signed by a key the server does not trust.
+	molt := filepath.Join(build.newBin, "molt")
+	if out, err := exec.Command(molt, "pack", "keygen", "--out", filepath.Join(dir, "other"), "--no-passphrase").CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	untrusted := filepath.Join(dir, "untrusted.zip")
+	if out, err := exec.Command(molt, "pack", "build", "--version", newVersion, "--bin-dir", filepath.Dir(build.newBin),
+		"--key", filepath.Join(dir, "other", "molt.key"), "--out", untrusted).CombinedOutput(); err != nil {
+		t.Fatalf("pack build: %v\n%s", err, out)
+	}
+
 	down := freeAddr(t)
 	tests := []struct {
 		name   string
@@ -53,6 +64,8 @@ func TestCLIErrors(t *testing.T) {
 		{"unknown setting", nil, []string{"settings", "set", "no.such.key", "1"}, 1, "no.such.key"},
 		{"unknown run", nil, []string{"runs", "show", "r-999"}, 1, "r-999"},
 		{"nothing to upgrade", nil, []string{"upgrade", "--all", "--yes"}, 1, "no agent to upgrade"},
+		{"pack signed by an untrusted key", nil, []string{"release", "import", untrusted}, 1, "pack refused"},
+		{"no such pack", nil, []string{"release", "import", filepath.Join(dir, "none.zip")}, 1, "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
