@@ -15,6 +15,7 @@ import (
 	"github.com/moltfleet/molt/config"
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -265,6 +266,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer removeDaemonFile(d.o.Home)
 	if c := d.o.Control; c != nil {
+		faults.Point("agent/before-ready")
 		if err := c.Ready(); err != nil {
 			d.log.Warn("control: ready", zap.Error(err))
 		}

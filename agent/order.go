@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/protocol"
 )
@@ -41,6 +42,7 @@ func (d *Daemon) RunOrder(ctx context.Context, o Order) error {
 		}
 	}
 	log.Info("upgrade order", zap.String("pack_url", o.PackURL), zap.String("pack_file", o.PackFile), zap.Bool("revert", o.Revert))
+	faults.Point("agent/order-received")
 	inner := o
 	inner.Progress = report
 	if err := d.o.Updater.Prepare(ctx, inner); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/internal/faults"
 )
 
 // ReplaceExecutable installs the program at src as target, keeping the
@@ -24,6 +25,7 @@ func ReplaceExecutable(target, src, oldSave string) error {
 	if err := replaceExecutable(target, src, oldSave, sum); err != nil {
 		return err
 	}
+	faults.Point("supervisor/replace-committed")
 	return atomicfile.SyncDir(filepath.Dir(target))
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/moltfleet/molt/internal/faults"
 )
 
 // replaceExecutable is the rename-based replacement for systems
@@ -20,6 +22,7 @@ func replaceExecutable(target, src, oldSave string, sum []byte) error {
 		os.Remove(np)
 		return fmt.Errorf("prepare %s: %w", target, err)
 	}
+	faults.Point("supervisor/replace-prepared")
 	_ = os.Remove(oldSave)
 	if err := os.Rename(target, oldSave); err != nil {
 		os.Remove(np)

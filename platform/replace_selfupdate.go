@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/minio/selfupdate"
+
+	"github.com/moltfleet/molt/internal/faults"
 )
 
 // replaceExecutable uses minio/selfupdate: PrepareAndCheckBinary writes
@@ -35,6 +37,7 @@ func replaceExecutable(target, src, oldSave string, sum []byte) error {
 		os.Remove(newPath(target))
 		return fmt.Errorf("sync new executable: %w", err)
 	}
+	faults.Point("supervisor/replace-prepared")
 	if err := selfupdate.CommitBinary(opts); err != nil {
 		if rerr := selfupdate.RollbackError(err); rerr != nil {
 			return fmt.Errorf("replace %s: %w (and restoring the old file failed: %v)", target, err, rerr)

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 )
@@ -269,6 +270,7 @@ func (s *Server) schedule(ctx context.Context) error {
 				return err
 			}
 			if started {
+				faults.Point("server/schedule-between")
 				inprog++
 				if a.St.Cluster != "" {
 					busyClusters[a.St.Cluster] = true
@@ -323,6 +325,7 @@ func (s *Server) start(ctx context.Context, a *agentRec, d *depRec) (bool, error
 		}
 		from := a.St.Version
 		w.then(func() { d.From = from })
+		faults.Point("server/schedule-uncommitted")
 		return w.setState(d, protocol.StateRequested, "")
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/supervisor/control"
 	"github.com/moltfleet/molt/updater/pack"
@@ -174,6 +175,7 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		env := append(withoutEnv(os.Environ(), EnvHandoff), EnvHandoff+"="+string(b))
 		s.log.Info("restarting in place into the new supervisor", zap.String("to", to), zap.Int("agent_pid", a.pid()))
 		_ = s.log.Sync()
+		faults.Point("supervisor/before-exec")
 		err = platform.ExecSelf(s.cfg.Executable, s.cfg.Args, env)
 	}
 	if errors.Is(err, platform.ErrNotSupported) {

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/platform"
 )
 
@@ -360,6 +361,7 @@ func (s *Supervisor) afterExit(a *agent) time.Duration {
 	}
 	switch code {
 	case exitUpgrade:
+		faults.Point("supervisor/saw-exit-11")
 		if act, err := s.h.ReadActive(); err == nil && act.Current != a.version {
 			s.log.Info("agent switched versions; starting the one active.json names", zap.String("to", act.Current))
 			return 0

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -67,6 +68,7 @@ func (s *Supervisor) commit(version string) bool {
 	if err != nil || t == nil {
 		return false
 	}
+	faults.Point("supervisor/before-commit")
 	act.Trial = nil
 	s.writeActive(act)
 	r := home.Result{

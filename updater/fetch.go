@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -437,6 +438,7 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 			d.have += int64(n)
 			d.f.Done = d.have
 			d.pw.add(int64(n))
+			faults.Point("agent/mid-download")
 			if d.unflushed += int64(n); d.unflushed >= flushEvery {
 				d.unflushed = 0
 				d.flush.poke()

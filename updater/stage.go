@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -139,10 +140,12 @@ func (u *Updater) stage(st *UpgradeState, files map[string]pack.Artifact) error 
 		marker.Files[name] = files[role].SHA256
 	}
 	u.checkpoint("staging-filled")
+	faults.Point("agent/mid-staging")
 	if err := os.Rename(tmp, vdir); err != nil {
 		return err
 	}
 	u.checkpoint("staging-renamed")
+	faults.Point("agent/before-valid")
 	// WriteJSON syncs .valid and then its directory, which also makes the
 	// entries of the files moved in before it durable (the same directory
 	// inode, renamed). Should the rename of the directory itself be lost,
@@ -156,5 +159,6 @@ func (u *Updater) stage(st *UpgradeState, files map[string]pack.Artifact) error 
 		return err
 	}
 	u.checkpoint("valid-written")
+	faults.Point("agent/after-valid")
 	return removeAll(u.cacheDir(v))
 }

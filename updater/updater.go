@@ -18,6 +18,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/updater/pack"
@@ -462,6 +463,7 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 		return err
 	}
 	u.checkpoint("verified")
+	faults.Point("agent/after-download")
 	if err := u.stage(st, files); err != nil {
 		if platform.IsNoSpace(err) {
 			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
@@ -574,6 +576,7 @@ func (u *Updater) Switch(orderID string) error {
 			return fmt.Errorf("switch %s: %w for %s", st.Version, ErrTrialInProgress, a.Trial.Version)
 		}
 		u.checkpoint("before-switch")
+		faults.Point("agent/before-switch")
 		next := home.Active{
 			Current:  st.Version,
 			Previous: a.Current,
@@ -584,6 +587,7 @@ func (u *Updater) Switch(orderID string) error {
 		}
 		u.log.Info("switched", zap.String("order", orderID), zap.String("version", st.Version), zap.String("previous", a.Current))
 		u.checkpoint("switched")
+		faults.Point("agent/after-switch")
 	}
 	st.Phase = PhaseSwitched
 	return u.saveState(&st)

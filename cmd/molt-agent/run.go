@@ -16,6 +16,7 @@ import (
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/supervisor/control"
 	"github.com/moltfleet/molt/updater"
 	"github.com/moltfleet/molt/updater/pack"
@@ -145,6 +146,7 @@ func runDaemon(ctx context.Context, h home.Home, configPath, logFile string, o a
 	err = d.Run(ctx)
 	switch {
 	case errors.Is(err, agent.ErrSwitched):
+		faults.Point("agent/before-exit-11")
 		return cli.Exit(control.ExitUpgrade, nil)
 	case err != nil:
 		log.Error("agent stopped", zap.Error(err))
