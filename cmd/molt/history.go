@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +18,7 @@ func newHistoryCmd() *cobra.Command {
 	var f apiclient.DeploymentFilter
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "history [--agent ID] [--run ID]",
+		Use:   "history [--agent ID] [--run ID] [--state S]",
 		Short: "The upgrade history: deployments, newest first",
 		Long: `The upgrade history lists deployments of runs, repairs and activation
 upgrades, newest first. "molt history show DEPLOYMENT" prints one
@@ -28,6 +30,9 @@ with its time.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if f.Limit < 0 || f.Limit > 100000 {
 			return cli.Usage("--limit: %d is not between 1 and 100000", f.Limit)
+		}
+		if f.State != "" && !slices.Contains(protocol.DeploymentStates, f.State) {
+			return cli.Usage("--state: %q is not one of %s", f.State, strings.Join(protocol.DeploymentStates, ", "))
 		}
 		c, err := cf.client()
 		if err != nil {
@@ -44,6 +49,7 @@ with its time.`,
 	}
 	cmd.Flags().StringVar(&f.AgentID, "agent", "", "only this agent's deployments")
 	cmd.Flags().StringVar(&f.RunID, "run", "", "only this run's deployments")
+	cmd.Flags().StringVar(&f.State, "state", "", "only deployments in this state (failed, rolled_back, waiting_for_host, ...)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many deployments")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
 	cmd.AddCommand(newHistoryShowCmd(cf))

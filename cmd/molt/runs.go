@@ -37,16 +37,22 @@ deployments from starting; those in progress finish.`,
 
 func newRunsListCmd(cf *connFlags) *cobra.Command {
 	var asJSON bool
+	var status string
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--status S]",
 		Short: "List runs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch status {
+			case "", protocol.RunRunning, protocol.RunPaused, protocol.RunEndedOK, protocol.RunEndedNotOK, protocol.RunCancelled:
+			default:
+				return cli.Usage("--status: %q is not one of running, paused, ended_ok, ended_not_ok, cancelled", status)
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			rs, err := c.Runs(cmd.Context())
+			rs, err := c.RunsIn(cmd.Context(), status)
 			if err != nil {
 				return apiErr(err)
 			}
@@ -56,6 +62,7 @@ func newRunsListCmd(cf *connFlags) *cobra.Command {
 			return printRuns(cmd.OutOrStdout(), rs, time.Now())
 		},
 	}
+	cmd.Flags().StringVar(&status, "status", "", "only runs in this status: running, paused, ended_ok, ended_not_ok, cancelled")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
 	return cmd
 }

@@ -175,9 +175,16 @@ func (c *Client) CreateRun(ctx context.Context, req protocol.RunRequest) (protoc
 }
 
 // Runs lists runs, newest first.
-func (c *Client) Runs(ctx context.Context) ([]protocol.Run, error) {
+func (c *Client) Runs(ctx context.Context) ([]protocol.Run, error) { return c.RunsIn(ctx, "") }
+
+// RunsIn lists runs, newest first; status, when set, keeps only runs in it.
+func (c *Client) RunsIn(ctx context.Context, status string) ([]protocol.Run, error) {
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
+	}
 	var out protocol.Runs
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs", Role: protocol.RoleViewer}, &out)
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs", Query: q, Role: protocol.RoleViewer}, &out)
 	return out.Runs, err
 }
 
@@ -212,7 +219,9 @@ func (c *Client) RunReport(ctx context.Context, id string) (protocol.RunReport, 
 // DeploymentFilter narrows the history.
 type DeploymentFilter struct {
 	AgentID, RunID string
-	Limit          int
+	// State keeps only deployments in this state.
+	State string
+	Limit int
 }
 
 // Deployments lists deployments, newest first (the upgrade history).
@@ -223,6 +232,9 @@ func (c *Client) Deployments(ctx context.Context, f DeploymentFilter) ([]protoco
 	}
 	if f.RunID != "" {
 		q.Set("run", f.RunID)
+	}
+	if f.State != "" {
+		q.Set("state", f.State)
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))

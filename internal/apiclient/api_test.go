@@ -54,15 +54,16 @@ func TestRoutes(t *testing.T) {
 		{func() error { _, err := c.ResetSetting(ctx, "hooks.on-run-end"); return err }, "DELETE /v1/settings/hooks.on-run-end"},
 		{func() error { _, err := c.CreateRun(ctx, protocol.RunRequest{}); return err }, "POST /v1/runs"},
 		{func() error { _, err := c.Runs(ctx); return err }, "GET /v1/runs"},
+		{func() error { _, err := c.RunsIn(ctx, "paused"); return err }, "GET /v1/runs?status=paused"},
 		{func() error { _, err := c.Run(ctx, "r-1"); return err }, "GET /v1/runs/r-1"},
 		{func() error { _, err := c.RunAction(ctx, "r-1", "pause"); return err }, "POST /v1/runs/r-1/pause"},
 		{func() error { _, err := c.RunAction(ctx, "r-1", "resume"); return err }, "POST /v1/runs/r-1/resume"},
 		{func() error { _, err := c.RunAction(ctx, "r-1", "cancel"); return err }, "POST /v1/runs/r-1/cancel"},
 		{func() error { _, err := c.RunReport(ctx, "r-1"); return err }, "GET /v1/runs/r-1/report"},
 		{func() error {
-			_, err := c.Deployments(ctx, DeploymentFilter{AgentID: "a-1", RunID: "r-1", Limit: 5})
+			_, err := c.Deployments(ctx, DeploymentFilter{AgentID: "a-1", RunID: "r-1", State: "failed", Limit: 5})
 			return err
-		}, "GET /v1/deployments?agent=a-1&limit=5&run=r-1"},
+		}, "GET /v1/deployments?agent=a-1&limit=5&run=r-1&state=failed"},
 		{func() error { _, err := c.Deployment(ctx, "d-1"); return err }, "GET /v1/deployments/d-1"},
 		{func() error { _, err := c.SkipDeployment(ctx, "d-1"); return err }, "POST /v1/deployments/d-1/skip"},
 		{func() error {
