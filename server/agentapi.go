@@ -275,9 +275,6 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollResponse) error {
 	st := a.St
 	family := st.OSFamily
-	if s.settingLocked("activation-upgrade."+family) != "true" {
-		return nil
-	}
 	if s.settingLocked("version."+st.Platform) == "none" {
 		return nil
 	}
@@ -287,7 +284,15 @@ func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollRespon
 	}
 	reason := ""
 	goos, _, _ := strings.Cut(st.Platform, "/")
+	off := s.settingLocked("activation-upgrade."+family) != "true"
 	switch {
+	case off && target == "":
+		// No release for its platform: there was nothing to skip.
+		return nil
+	case off:
+		// Recorded, so an operator who sees an old agent enroll learns why
+		// it was not upgraded and which setting would change that.
+		reason = fmt.Sprintf("upgrade on activation is off for %s agents (activation-upgrade.%s)", family, family)
 	case !activationOS[goos]:
 		reason = "platform not supported: upgrade on activation does not support " + st.Platform + "; upgrade it by hand"
 	case target == "":

@@ -165,7 +165,7 @@ func TestActivationUpgrade(t *testing.T) {
 		{"disk", func(r *protocol.EnrollRequest) { r.FreeDiskBytes = 10 << 20 }, "skipped", "not enough disk"},
 		{"no pack", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "aix/ppc64", "unix" }, "skipped", "no pack for its platform"},
 		{"os not supported", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "plan9/amd64", "unix" }, "skipped", "platform not supported"},
-		{"family off", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "windows/amd64", "windows" }, "", ""},
+		{"family off", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "windows/amd64", "windows" }, "skipped", "upgrade on activation is off for windows agents"},
 		{"at target", func(r *protocol.EnrollRequest) { r.Version = "2.0.0" }, "", ""},
 	}
 	for _, tc := range cases {
