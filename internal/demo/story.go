@@ -270,14 +270,22 @@ func (d *demo) broken(ctx context.Context) error {
 	if code != 3 {
 		return fmt.Errorf("the run to the broken %s: molt upgrade exit %d, want 3 (ended not OK)", BadVersion, code)
 	}
-	runs, err := d.client.Runs(ctx)
+	// The run is the one of the latest deployment of a host it included.
+	var first *host
+	for _, h := range d.hosts {
+		if h.supervised {
+			first = h
+			break
+		}
+	}
+	deps, err := d.client.Deployments(ctx, apiclient.DeploymentFilter{AgentID: first.id, Limit: 1})
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
-		return errors.New("no run listed")
+	if len(deps) == 0 || deps[0].RunID == "" {
+		return fmt.Errorf("no run in the history of %s", first.name)
 	}
-	d.badRun = runs[0].ID
+	d.badRun = deps[0].RunID
 	rep, err := d.client.RunReport(ctx, d.badRun)
 	if err != nil {
 		return err
@@ -322,8 +330,20 @@ func (d *demo) tables(ctx context.Context) error {
 	if _, err := d.cli(ctx, nil, "agents", "list"); err != nil {
 		return err
 	}
+	d.say("host-a and host-b run %s: %s is the newest release, but it rolled back on them. host-c, with no\n"+
+		"supervisor, is manual_upgrade_required: no run upgrades it unless its scope is \"all\".", NewVersion, BadVersion)
 	_, err := d.cli(ctx, nil, "history")
 	return err
+}
+
+// hostHome is the home of the named host ("" if there is none).
+func hostHome(hosts []*host, name string) string {
+	for _, h := range hosts {
+		if h.name == name {
+			return h.home
+		}
+	}
+	return ""
 }
 
 // nextSteps prints how to start the kept setup again and what to try.
@@ -348,8 +368,10 @@ func (d *demo) nextSteps() {
 		fmt.Fprintf(&b, "  molt runs report %s\n", d.badRun)
 	}
 	fmt.Fprintf(&b, "  molt events --since all\n  molt events --follow        # and in another terminal:\n")
-	fmt.Fprintf(&b, "  molt upgrade --target %s --all --scope all --yes --wait   # host-c too, without a safety net\n", NewVersion)
-	fmt.Fprintf(&b, "  molt upgrade --target %s --all --yes --wait               # a revert\n", OldVersion)
+	fmt.Fprintf(&b, "  molt upgrade --target %s --all --yes --wait               # a revert; the supervisors follow\n", OldVersion)
+	fmt.Fprintf(&b, "  molt upgrade --target %s --all --scope all --yes --wait   # host-c too: with no supervisor its agent\n", NewVersion)
+	fmt.Fprintf(&b, "      # switches and exits (11); start %s run --home %s to finish\n",
+		filepath.Join("versions", NewVersion, "molt-agent"+exe), hostHome(d.hosts, "host-c"))
 	fmt.Fprintf(&b, "\nRemove it with: rm -rf %s", d.dir)
 	d.say("%s", b.String())
 }

@@ -1,0 +1,295 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestFindModuleRoot(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, text string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("repo/go.mod", "// molt\nmodule github.com/moltfleet/molt\n\ngo 1.26\n")
+	write("repo/internal/x/keep", "")
+	write("repo/vendored/go.mod", "module example.com/other\n")
+	write("repo/vendored/sub/keep", "")
+	write("quoted/go.mod", "module \"github.com/moltfleet/molt\"\n")
+	write("elsewhere/go.mod", "module github.com/moltfleet/moltx\n")
+	write("nomodule/go.mod", "go 1.26\n")
+	for _, tc := range []struct {
+		name, from, want string
+	}{
+		{"at the root", "repo", "repo"},
+		{"below the root", "repo/internal/x", "repo"},
+		{"past another module", "repo/vendored/sub", "repo"},
+		{"quoted module path", "quoted", "quoted"},
+		{"another module", "elsewhere", ""},
+		{"no module line", "nomodule", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FindModuleRoot(filepath.Join(dir, tc.from))
+			if tc.want == "" {
+				if !errors.Is(err, ErrNotInRepository) {
+					t.Fatalf("FindModuleRoot = %q, %v; want ErrNotInRepository", got, err)
+				}
+				return
+			}
+			if err != nil || got != filepath.Join(dir, tc.want) {
+				t.Fatalf("FindModuleRoot = %q, %v; want %q", got, err, filepath.Join(dir, tc.want))
+			}
+		})
+	}
+}
+
+func TestCleanEnv(t *testing.T) {
+	got := cleanEnv([]string{"PATH=/bin", "MOLT_SERVER=https://prod:8443", "molt_token=x", "HOME=/root", "XMOLT_A=1"})
+	want := []string{"PATH=/bin", "HOME=/root", "XMOLT_A=1"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("cleanEnv (-want +got):\n%s", d)
+	}
+}
+
+func TestQuoteArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agents", "list"}, "agents list"},
+		{[]string{"upgrade", "--text", "demo: to 1.1.0"}, `upgrade --text "demo: to 1.1.0"`},
+		{[]string{"x", ""}, `x ""`},
+	} {
+		if got := quoteArgs(tc.args); got != tc.want {
+			t.Errorf("quoteArgs(%q) = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestTailerPrintsCompleteLines(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	tl := newTailer(&out, &sync.Mutex{})
+	tl.watch("host-a", filepath.Join(dir, "*.log"))
+	log := filepath.Join(dir, "agent.log")
+	if err := os.WriteFile(log, []byte("one\ntw"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl.poll()
+	f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("o\nthree\n")
+	f.Close()
+	tl.poll()
+	tl.poll()
+	want := "    [host-a/agent.log] one\n    [host-a/agent.log] two\n    [host-a/agent.log] three\n"
+	if d := cmp.Diff(want, out.String()); d != "" {
+		t.Fatalf("tailer output (-want +got):\n%s", d)
+	}
+}
+
+func TestNextStepsNameTheKeptSetup(t *testing.T) {
+	var out bytes.Buffer
+	d := &demo{out: &out, dir: "/d", molt: "/d/bin/molt", data: "/d/server", addr: "127.0.0.1:9", badRun: "r-2",
+		keys:  keys{pub: "/d/keys/molt.pub"},
+		hosts: []*host{{name: "host-a", home: "/d/homes/host-a", supervised: true}, {name: "host-c", home: "/d/homes/host-c"}}}
+	d.nextSteps()
+	for _, want := range []string{
+		filepath.FromSlash("/d/bin/molt") + " serve --dev --data /d/server --listen 127.0.0.1:9 --trusted-key /d/keys/molt.pub",
+		filepath.Join("/d/homes/host-a", "bin", "molt-supervisor"+exeSuffix()) + " run --home /d/homes/host-a",
+		filepath.Join("/d/homes/host-c", "versions", OldVersion, "molt-agent"+exeSuffix()) + " run --home /d/homes/host-c",
+		"export MOLT_SERVER=https://127.0.0.1:9 MOLT_CA=" + filepath.Join("/d/server", "tls", "ca.pem") + " MOLT_TOKEN_FILE=" + filepath.Join("/d/server", "admin.token"),
+		"molt agents list", "molt history", "molt runs report r-2", "molt events --since all",
+		"rm -rf /d",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("next steps lack %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// syncBuffer collects what the demo and its child processes print.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func needLong(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the whole demo (skipped with -short)")
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("the demo's test drives Unix processes")
+	}
+}
+
+// TestDemo runs the whole demo as "molt demo" does and checks its story
+// from the output: what a user reads is what the test reads.
+func TestDemo(t *testing.T) {
+	needLong(t)
+	parent := t.TempDir()
+	var out syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	err := Run(ctx, Options{Dir: parent, Stdout: &out, Stderr: &out})
+	text := out.String()
+	t.Logf("the demo took %s", time.Since(start).Round(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, text)
+	}
+
+	// 1. Three agents enroll at the old version.
+	for _, h := range []string{"host-a", "host-b", "host-c"} {
+		if !regexp.MustCompile(`enrolled ` + h + ` as a-\w+: \S+ ` + regexp.QuoteMeta(OldVersion) + `,`).MatchString(text) {
+			t.Errorf("%s did not enroll at %s", h, OldVersion)
+		}
+	}
+	// 2. The run to the new version ends OK with both supervised agents,
+	// host-c left out, and the supervisors upgraded themselves.
+	if !strings.Contains(text, "host-c)  not supervised") {
+		t.Errorf("the plan does not show host-c left out as not supervised")
+	}
+	if !regexp.MustCompile(`run r-\d+ ended_ok: succeeded 2\n`).MatchString(text) {
+		t.Errorf("the run to %s did not end ok with 2 succeeded", NewVersion)
+	}
+	for _, h := range []string{"host-a", "host-b"} {
+		re := regexp.MustCompile(`(?m)^  ` + h + ` +1\.0\.0 -> 1\.1\.0 +1\.0\.0 -> 1\.1\.0$`)
+		if !re.MatchString(text) {
+			t.Errorf("%s: agent and supervisor not shown going 1.0.0 -> 1.1.0", h)
+		}
+	}
+	// 3. The broken run: both deployments rolled back, with a reason.
+	report := section(text, "$ molt runs report", "$ molt history show")
+	rolled := regexp.MustCompile(`(?m)^d-\d+ .* upgrade +1\.1\.0 +1\.2\.0 +rolled_back .*  version 1\.2\.0 failed \d+ times`).FindAllString(report, -1)
+	if len(rolled) != 2 {
+		t.Errorf("molt runs report shows %d rolled_back deployments with a reason, want 2:\n%s", len(rolled), report)
+	}
+	if !strings.Contains(text, "run r-2 ended_not_ok: rolled_back 2") {
+		t.Errorf("the broken run did not end not OK with 2 rolled back")
+	}
+	// 4. The agents table at the end: the supervised agents on the new
+	// version, host-c untouched.
+	final := section(text, "== 4.", "$ molt history")
+	for h, v := range map[string]string{"host-a": NewVersion, "host-b": NewVersion, "host-c": OldVersion} {
+		re := regexp.MustCompile(`(?m)^a-\w+ +` + h + ` +\S+ +` + regexp.QuoteMeta(v) + ` +online `)
+		if !re.MatchString(final) {
+			t.Errorf("final agents list: %s is not online at %s:\n%s", h, v, final)
+		}
+	}
+	if !strings.Contains(section(text, "$ molt history\n", "Everything the demo"), "succeeded") {
+		t.Errorf("the history does not show the succeeded deployments")
+	}
+	if !strings.Contains(text, "Everything the demo started has stopped.") || !strings.Contains(text, "Removed ") {
+		t.Errorf("the demo does not say it stopped everything and removed its directory")
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", text)
+	}
+	checkNothingLeft(t, parent)
+}
+
+// TestDemoInterrupted cancels the demo once its agents run, as a ^C does,
+// and checks that it stops everything and removes its directory.
+func TestDemoInterrupted(t *testing.T) {
+	needLong(t)
+	parent := t.TempDir()
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil && !strings.Contains(out.String(), "enrolled host-c") {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+	}()
+	err := Run(ctx, Options{Dir: parent, Stdout: &out, Stderr: &out})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Interrupted: stopping everything") {
+		t.Errorf("the demo does not say it was interrupted:\n%s", out.String())
+	}
+	checkNothingLeft(t, parent)
+}
+
+// checkNothingLeft fails if the demo left its directory under parent or a
+// process running from it.
+func checkNothingLeft(t *testing.T, parent string) {
+	t.Helper()
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind: %s", filepath.Join(parent, e.Name()))
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte(parent)) {
+			t.Errorf("still running: pid %s: %s", filepath.Base(p), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		}
+		if stat, err := os.ReadFile(filepath.Join(p, "stat")); err == nil {
+			// Field 4, after the parenthesized command name, is the ppid.
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+				f := strings.Fields(string(stat[i+1:]))
+				if len(f) > 2 && f[2] == strconv.Itoa(os.Getpid()) && f[0] != "Z" {
+					t.Errorf("a child of the test still runs: pid %s: %s", filepath.Base(p), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+				}
+			}
+		}
+	}
+}
+
+// section returns the text from the first from to the next to after it.
+func section(text, from, to string) string {
+	i := strings.Index(text, from)
+	if i < 0 {
+		return ""
+	}
+	rest := text[i:]
+	if j := strings.Index(rest[len(from):], to); j >= 0 {
+		return rest[:len(from)+j]
+	}
+	return rest
+}
