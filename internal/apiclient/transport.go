@@ -99,9 +99,6 @@ func New(o Options) (*Client, error) {
 	}, nil
 }
 
-// Server is the base URL the client talks to.
-func (c *Client) Server() string { return c.base.String() }
-
 // ParseServer checks a server URL and returns it without a trailing slash.
 func ParseServer(s string) (*url.URL, error) {
 	if strings.TrimSpace(s) == "" {
