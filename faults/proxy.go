@@ -139,10 +139,12 @@ func (p *Proxy) copy(dst, src net.Conn, toClient bool) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			// Counted before the write, so that a client that has its
+			// bytes sees them in Stats.
+			p.count(int64(n), toClient)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
-			p.count(int64(n), toClient)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {

@@ -70,10 +70,12 @@ func TestProxyTripCutsMidBody(t *testing.T) {
 	p := startProxy(t, strings.TrimPrefix(bigServer(t).URL, "http://"))
 	p.TripAt(1<<20, 0)
 	n, err := get(p)
-	if err == nil || n >= body || n < 256<<10 { // a reset drops what was in flight
-		t.Fatalf("first fetch: %d bytes, %v; want a cut near 1 MiB", n, err)
+	if err == nil || n >= body {
+		t.Fatalf("first fetch: %d bytes, %v; want a cut", n, err)
 	}
-	if st := p.Stats(); st.Cuts != 1 || st.TripsLeft != 0 {
+	// What reached the client is less (a reset drops what was in
+	// flight); what the proxy carried is the threshold and a piece.
+	if st := p.Stats(); st.Cuts != 1 || st.TripsLeft != 0 || st.BytesDown < 1<<20 || st.BytesDown > 1<<20+32<<10 {
 		t.Fatalf("stats %+v", st)
 	}
 	if n, err := get(p); err != nil || n != body {
