@@ -63,11 +63,10 @@ type Options struct {
 // Client talks to one server with one token. Its methods are safe for
 // concurrent use.
 type Client struct {
-	base    *url.URL
-	token   string
-	hc      *http.Client
-	stream  *http.Client
-	timeout time.Duration
+	base   *url.URL
+	token  string
+	hc     *http.Client
+	stream *http.Client
 }
 
 // New checks o and builds a client. It does not contact the server.
@@ -84,18 +83,16 @@ func New(o Options) (*Client, error) {
 		}
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = tc
-		t.ResponseHeaderTimeout = 0
 		rt = t
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
 	}
 	return &Client{
-		base:    base,
-		token:   o.Token,
-		hc:      &http.Client{Transport: rt, Timeout: o.Timeout},
-		stream:  &http.Client{Transport: rt},
-		timeout: o.Timeout,
+		base:   base,
+		token:  o.Token,
+		hc:     &http.Client{Transport: rt, Timeout: o.Timeout},
+		stream: &http.Client{Transport: rt},
 	}, nil
 }
 
