@@ -374,6 +374,22 @@ func TestSchedulerRules(t *testing.T) {
 			},
 		},
 		{
+			name:   "revoking an agent cancels its open deployment so the run can end",
+			agents: map[string]func(*protocol.EnrollRequest){"gone": nil},
+			req:    protocol.RunRequest{Selection: protocol.Selection{All: true}, Target: "2.0.0"},
+			check: func(t *testing.T, w *world) {
+				w.e.schedule()
+				w.e.must("POST", "/v1/agents/"+w.agents["gone"].id+"/revoke", protocol.RoleAdmin, nil, nil)
+				w.e.schedule()
+				if d := state(w, "gone"); d.State != protocol.StateCancelled || d.Reason != "agent revoked" {
+					t.Fatalf("%s %q", d.State, d.Reason)
+				}
+				if r := w.e.run(w.run.ID); r.Status != protocol.RunEndedNotOK {
+					t.Fatalf("run %s", r.Status)
+				}
+			},
+		},
+		{
 			name:   "cancel ends deployments not started",
 			agents: map[string]func(*protocol.EnrollRequest){"k1": nil, "k2": nil},
 			req:    protocol.RunRequest{Selection: protocol.Selection{All: true}, Target: "2.0.0", MaxConcurrent: 1},
