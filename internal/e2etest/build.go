@@ -19,6 +19,10 @@ import (
 
 const modulePath = "github.com/moltfleet/molt"
 
+// BuildTags are the build tags of every binary the harness builds (e.g.
+// "faults" for the crash points). Set it in TestMain, before any build.
+var BuildTags string
+
 // cache is what this test process built: one entry per version (and per
 // test-agent mode), made once and shared by every test.
 var cache struct {
@@ -139,6 +143,9 @@ func goBuild(out, version string, extraX []string, pkgs ...string) error {
 		ld += " -X " + x
 	}
 	args := append([]string{"build", "-o", out, "-ldflags", ld}, pkgs...)
+	if BuildTags != "" {
+		args = append([]string{"build", "-tags", BuildTags}, args[1:]...)
+	}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

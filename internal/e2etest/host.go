@@ -39,6 +39,12 @@ type HostOptions struct {
 	// stop_grace 5s.
 	ReadyTimeout, Watch, StopGrace string
 	CrashBudget                    int
+	// ServerURL replaces the server's URL in agent.yaml (a proxy in
+	// front of it); the server's CA still applies.
+	ServerURL string
+	// Env is added to the environment of the host's process (and so of
+	// the agents a supervisor starts).
+	Env []string
 }
 
 // Host is one agent home and the process that runs it (its supervisor, or
@@ -101,8 +107,12 @@ func (s *Server) NewHost(o HostOptions) *Host {
 func (h *Host) config() string {
 	pub, _ := Key(h.tb)
 	var b strings.Builder
+	url := h.srv.URL()
+	if h.o.ServerURL != "" {
+		url = h.o.ServerURL
+	}
 	fmt.Fprintf(&b, "server: %s\nca_file: %s\ntrusted_keys: [%s]\nname: %s\nlog_level: debug\n",
-		h.srv.URL(), h.srv.CAFile(), pub, h.o.Name)
+		url, h.srv.CAFile(), pub, h.o.Name)
 	if h.o.EnrollToken != "" {
 		fmt.Fprintf(&b, "enrollment_token: %q\n", h.o.EnrollToken)
 	}
@@ -144,7 +154,11 @@ func (h *Host) Start() {
 	}
 	log := filepath.Join(filepath.Dir(h.Dir), fmt.Sprintf("%s-%s-%d.log", h.Name, what, h.n))
 	h.logs = append(h.logs, log)
-	p, err := startProc(log, nil, argv...)
+	var env []string
+	if len(h.o.Env) > 0 {
+		env = append(cleanEnv(), h.o.Env...)
+	}
+	p, err := startProc(log, env, argv...)
 	if err != nil {
 		h.tb.Fatalf("host %s: %v", h.Name, err)
 	}
