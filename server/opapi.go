@@ -446,6 +446,8 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			exclude(a, "no pack for platform "+a.St.Platform)
 		case req.Scope == protocol.ScopeSupervised && !a.St.Supervised:
 			exclude(a, "not supervised (scope supervised): upgrade it by hand or use scope all")
+		case s.settingLocked("agents.min-auto-upgrade-version") != "" && semver.Less(a.St.Version, s.settingLocked("agents.min-auto-upgrade-version")):
+			exclude(a, s.tooOld(a))
 		case s.open[a.ID] != nil:
 			d := s.open[a.ID]
 			exclude(a, fmt.Sprintf("already in deployment %s (%s)", depID(d.ID), d.Kind))

@@ -231,6 +231,13 @@ func TestSchedulerRules(t *testing.T) {
 				if got := w.e.run(w.run.ID).Excluded; len(got) != 1 {
 					t.Fatalf("exclusion not stored: %+v", got)
 				}
+				// Agents below the minimum for automatic upgrades are left out too.
+				w.e.must("PUT", "/v1/settings/agents.min-auto-upgrade-version", protocol.RoleAdmin, protocol.SettingRequest{Value: "1.5.0"}, nil)
+				var dry protocol.Run
+				w.e.must("POST", "/v1/runs", protocol.RoleOperator, protocol.RunRequest{Selection: protocol.Selection{All: true}, Target: "2.0.0", Scope: protocol.ScopeAll, DryRun: true}, &dry)
+				if len(dry.Excluded) != 2 || !strings.Contains(dry.Excluded[0].Reason+dry.Excluded[1].Reason, "manual upgrade required") {
+					t.Fatalf("too-old agents not excluded: %+v", dry.Excluded)
+				}
 			},
 		},
 		{
