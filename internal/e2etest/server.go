@@ -214,11 +214,12 @@ func (s *Server) MoltCmd(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// Molt runs the operator CLI against this server (60 s at most) and
-// returns what it printed, whatever its exit code.
+// Molt runs the operator CLI against this server (3 minutes at most, for
+// molt upgrade --wait) and returns what it printed, whatever its exit
+// code.
 func (s *Server) Molt(args ...string) Result {
 	s.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := s.MoltCmd(ctx, args...)
 	var out, errb bytes.Buffer
