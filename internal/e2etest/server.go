@@ -32,6 +32,8 @@ type ServerOptions struct {
 	OfflineAfter string
 	// Settings are more settings to set after the start (key -> value).
 	Settings map[string]string
+	// Env is added to molt serve's environment, at every start.
+	Env []string
 }
 
 // Server is a `molt serve --dev` process on a free loopback port, with its
@@ -109,7 +111,11 @@ func (s *Server) Start() {
 	log := filepath.Join(s.Dir, fmt.Sprintf("serve-%d.log", s.n))
 	s.logs = append(s.logs, log)
 	s.mu.Unlock()
-	p, err := startProc(log, nil, filepath.Join(s.bin, exe("molt")), "serve", "--dev", "--data", s.Data,
+	var env []string
+	if len(s.o.Env) > 0 {
+		env = append(cleanEnv(), s.o.Env...)
+	}
+	p, err := startProc(log, env, filepath.Join(s.bin, exe("molt")), "serve", "--dev", "--data", s.Data,
 		"--listen", s.Addr, "--trusted-key", pub, "--log-level", "debug")
 	if err != nil {
 		tb.Fatal(err)
