@@ -1,0 +1,222 @@
+//go:build linux
+
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/protocol"
+)
+
+// newFleet starts a server (srvEnv added to its environment) with the new
+// version's pack imported, and n supervised hosts at the old version
+// (hostEnv added to their supervisors' environment, and so their
+// agents'), enrolled and seen online. serverURL, when not nil, gives the
+// URL the hosts use (a proxy in front of the server).
+func newFleet(t *testing.T, n int, srvEnv, hostEnv []string, serverURL func(*e2etest.Server) string) *fleet {
+	t.Helper()
+	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, Env: srvEnv})
+	srv.Import(e2etest.Pack(t, e2etest.PackOptions{Version: newVersion}))
+	tok := srv.EnrollToken(n)
+	f := &fleet{t: t, srv: srv, restarts: map[string]int{}}
+	url := ""
+	if serverURL != nil {
+		url = serverURL(srv)
+	}
+	for i := range n {
+		h := srv.NewHost(e2etest.HostOptions{Name: fmt.Sprintf("h%d", i+1), Version: oldVersion, Supervised: true,
+			EnrollToken: tok, Env: hostEnv, ServerURL: url})
+		h.Start()
+		f.hosts = append(f.hosts, h)
+	}
+	for _, h := range f.hosts {
+		f.ids = append(f.ids, h.WaitEnrolled(60*time.Second))
+	}
+	e2etest.Eventually(t, 60*time.Second, "every host online at "+oldVersion, func() (bool, string) {
+		var ags []protocol.Agent
+		if !tryJSON(srv, &ags, "agents", "list") {
+			return false, "molt agents list failed"
+		}
+		on := 0
+		for _, a := range ags {
+			if a.Version == oldVersion && a.Status == protocol.AgentOnline {
+				on++
+			}
+		}
+		return on == n, fmt.Sprintf("%+v", ags)
+	})
+	return f
+}
+
+// upgrade runs an upgrade of every host to the new version while the
+// hosts' invariants are watched, keeps the fleet alive until the host and
+// the server agree on the outcome, and asserts recovery: fired (when not
+// "") exists (the point was reached and the process killed), an agent ran
+// on the old or the new version throughout (short gaps aside), active.json
+// never named a version without .valid, the server's records match each
+// host, and nothing acknowledged was lost. It returns a line saying what
+// happened.
+func (f *fleet) upgrade(fired string) string {
+	t := f.t
+	t.Helper()
+	for _, h := range f.hosts {
+		f.watchers = append(f.watchers, watch(h.Home))
+	}
+	start := time.Now()
+	runID := f.startRun()
+	if s, ok := snapshot(f.srv); ok {
+		f.first, f.last = s, s
+	}
+	var truths []truth
+	deadline := start.Add(converge)
+	lastSnap := time.Now()
+	for {
+		f.keepAlive()
+		if time.Since(lastSnap) > time.Second {
+			if s, ok := snapshot(f.srv); ok {
+				f.last = s
+				if f.first.runs == nil {
+					f.first = s
+				}
+			}
+			lastSnap = time.Now()
+		}
+		if runID == "" {
+			runID = f.findRun()
+		}
+		var done bool
+		truths, done = f.truths(runID)
+		_, err := os.Stat(fired)
+		if done && (fired == "" || err == nil) {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, h := range f.hosts {
+				h.DumpLogs()
+			}
+			t.Fatalf("no recovery within %s: run %q, point fired: %v, hosts: %v", converge, runID, err == nil, truths)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	took := time.Since(start)
+
+	var gaps []string
+	for i, w := range f.watchers {
+		violations, versions, gap, checks := w.finish()
+		for _, v := range violations {
+			t.Errorf("%s: %s", f.hosts[i].Name, v)
+		}
+		if checks < 100 {
+			t.Errorf("%s: active.json was checked only %d times", f.hosts[i].Name, checks)
+		}
+		if gap > maxGap {
+			t.Errorf("%s: no agent ran for %s (at most %s allowed)", f.hosts[i].Name, gap.Round(time.Millisecond), maxGap)
+		}
+		for _, v := range versions {
+			if v != oldVersion && v != newVersion {
+				t.Errorf("%s: an agent of version %s ran", f.hosts[i].Name, v)
+			}
+		}
+		gaps = append(gaps, gap.Round(100*time.Millisecond).String())
+	}
+	final, ok := snapshot(f.srv)
+	if !ok {
+		t.Fatal("cannot read the server's records at the end")
+	}
+	for _, l := range lost(f.first, final) {
+		t.Errorf("acknowledged right after the run started, gone at the end: %s", l)
+	}
+	for _, l := range lost(f.last, final) {
+		t.Errorf("acknowledged before the last kill, gone at the end: %s", l)
+	}
+	var states []string
+	for _, tr := range truths {
+		states = append(states, tr.state+"@"+tr.running)
+	}
+	var restarts []string
+	for k, n := range f.restarts {
+		restarts = append(restarts, fmt.Sprintf("%s×%d", k, n))
+	}
+	return fmt.Sprintf("%s in %.0fs; longest without agent %s; restarted by the test: %s",
+		strings.Join(states, ","), took.Seconds(), strings.Join(gaps, ","), strings.Join(restarts, ",")+orNone(len(restarts)))
+}
+
+func orNone(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return ""
+}
+
+// startRun asks for the upgrade; a server killed while it schedules may
+// not answer, and the run is then found (or asked for again) later.
+func (f *fleet) startRun() string {
+	r := f.srv.Molt("upgrade", "--target", newVersion, "--agents", strings.Join(f.ids, ","),
+		"--max-concurrent", "2", "--text", "fault injection", "--yes", "--json")
+	var run protocol.Run
+	if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &run) == nil && run.ID != "" {
+		return run.ID
+	}
+	f.t.Logf("molt upgrade did not answer (the server may have died): %s", r)
+	return ""
+}
+
+// findRun finds the run after a server restart; if the server lost it
+// (never acknowledged), it asks again.
+func (f *fleet) findRun() string {
+	if !f.srv.Running() {
+		return ""
+	}
+	var runs []protocol.Run
+	if !tryJSON(f.srv, &runs, "runs", "list") {
+		return ""
+	}
+	if len(runs) > 0 {
+		return runs[0].ID
+	}
+	return f.startRun()
+}
+
+// truths reads each host and the server's view; done when the run ended
+// and every host is consistent.
+func (f *fleet) truths(runID string) ([]truth, bool) {
+	out := make([]truth, len(f.hosts))
+	for i, h := range f.hosts {
+		out[i].running = runningVersion(h.Home)
+		if a, err := h.Home.ReadActive(); err == nil {
+			out[i].current, out[i].trial = a.Current, a.Trial != nil
+		}
+	}
+	if runID == "" || !f.srv.Running() {
+		return out, false
+	}
+	var rep protocol.RunReport
+	if !tryJSON(f.srv, &rep, "runs", "report", runID) {
+		return out, false
+	}
+	var ags []protocol.Agent
+	if !tryJSON(f.srv, &ags, "agents", "list") {
+		return out, false
+	}
+	done := rep.Run.Status == protocol.RunEndedOK || rep.Run.Status == protocol.RunEndedNotOK
+	for i, id := range f.ids {
+		for _, a := range ags {
+			if a.ID == id {
+				out[i].reported = a.Version
+			}
+		}
+		for _, d := range rep.Deployments {
+			if d.AgentID == id {
+				out[i].state = d.State
+			}
+		}
+		done = done && out[i].consistent()
+	}
+	return out, done
+}
