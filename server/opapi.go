@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -915,6 +913,3 @@ func (s *Server) handleDeploymentSkip(w http.ResponseWriter, r *http.Request, c 
 	writeJSON(w, 200, dd)
 	return nil
 }
-
-var _ = errors.Is
-var _ = sql.ErrNoRows

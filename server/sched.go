@@ -30,17 +30,13 @@ type writer struct {
 // mirrored changes and publishes events. Call with s.mu held.
 func (s *Server) change(ctx context.Context, fn func(w *writer) error) error {
 	w := &writer{s: s, now: s.clock.Now()}
-	var evs int
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
 		w.tx = tx
-		err := fn(w)
-		evs = len(w.after)
-		return err
+		return fn(w)
 	})
 	if err != nil {
 		return err
 	}
-	_ = evs
 	for _, f := range w.after {
 		f()
 	}

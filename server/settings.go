@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -249,5 +248,3 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, key string, 
 	writeJSON(w, 200, s.settingView(key))
 	return nil
 }
-
-var _ = sql.ErrNoRows
