@@ -10,7 +10,9 @@
 #
 # Knobs: MOLT_BENCH_AGENTS (10000), MOLT_BENCH_POLL_SECONDS (30),
 # MOLT_BENCH_SECONDS (60), MOLT_BENCH_RUN_AGENTS (1000),
-# MOLT_BENCH_MAX_CONCURRENT (100). Needs a file descriptor limit above the
+# MOLT_BENCH_MAX_CONCURRENT (100), MOLT_BENCH_HTTP2=1 (one HTTP/2 connection
+# per agent instead of HTTP/1.1), MOLT_BENCH_MEMORY_LIMIT_MB (--memory-limit),
+# MOLT_BENCH_DEBUG_LISTEN=ADDR and MOLT_BENCH_HEAP_OUT=FILE (heap profile). Needs a file descriptor limit above the
 # agent count (ulimit -n).
 set -eu
 cd "$(dirname "$0")/.."

@@ -132,6 +132,16 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	agents := enrollMany(t, ctx, p, n, "1.0.0")
 	t.Logf("enrolled %d agents in %s (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
 	cli := p.benchClient(n + 10)
+	h2 := os.Getenv("MOLT_BENCH_HTTP2") != ""
+	clientFor := func() *http.Client {
+		if !h2 {
+			return cli
+		}
+		// One HTTP/2 connection per agent, as agents on separate hosts have.
+		tr := p.cli.Transport.(*http.Transport).Clone()
+		tr.ForceAttemptHTTP2 = true
+		return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	}
 	var mu sync.Mutex
 	var lat []time.Duration
 	var errs, count atomic.Int64
@@ -147,6 +157,7 @@ func TestBenchCheckinCapacity(t *testing.T) {
 			case <-ctx.Done():
 				return
 			}
+			cli := clientFor()
 			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true,"labels":{"bench":"1"}}}`, a.st.Fingerprint))
 			for ctx.Err() == nil {
 				req, _ := http.NewRequestWithContext(ctx, "POST", p.url+"/v1/agent/checkin", strings.NewReader(string(body)))
@@ -203,8 +214,12 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Printf("BENCH checkin agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
-		n, poll, elapsed.Round(time.Second), count.Load(), float64(count.Load())/elapsed.Seconds(), bucketQuantile(h0, h1, 0.99),
+	proto := "http/1.1"
+	if h2 {
+		proto = "h2"
+	}
+	fmt.Printf("BENCH checkin proto=%s agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
+		proto, n, poll, elapsed.Round(time.Second), count.Load(), float64(count.Load())/elapsed.Seconds(), bucketQuantile(h0, h1, 0.99),
 		percentile(lat, 0.50).Round(time.Microsecond), percentile(lat, 0.99).Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
 		errs.Load(), rss0/1024, rss/1024, float64(rss-rss0)/1024/float64(n)*1000)
 }
