@@ -149,6 +149,14 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(opt.DataDir, "packs"), 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	// Imports and removals interrupted by a crash leave their temporary
+	// directories behind; nothing refers to them.
+	for _, pat := range []string{".incoming-*", ".removed-*"} {
+		left, _ := filepath.Glob(filepath.Join(opt.DataDir, "packs", pat))
+		for _, d := range left {
+			_ = os.RemoveAll(d)
+		}
+	}
 	st, err := OpenStore(ctx, filepath.Join(opt.DataDir, "molt.db"))
 	if err != nil {
 		return nil, err
