@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater/pack"
@@ -178,6 +179,16 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 	if err := os.Rename(tmp, dst); err != nil {
 		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
 	}
+	// The files are durable before the release is recorded: a release row
+	// never points at a directory a power loss took away.
+	if err := syncTree(dst); err != nil {
+		_ = os.RemoveAll(dst)
+		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
+	}
+	if err := atomicfile.SyncDir(packs); err != nil {
+		_ = os.RemoveAll(dst)
+		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
+	}
 	rel := protocol.Release{Version: m.Version, Released: m.Released, Floor: m.Floor, Platforms: m.Platforms(), Size: size}
 	err = s.change(ctx, func(w *writer) error {
 		rel.Imported = w.now
@@ -308,6 +319,17 @@ func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ c
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// syncTree fsyncs every directory under root (the files were synced as
+// they were written).
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		return atomicfile.SyncDir(p)
+	})
 }
 
 func contains(ss []string, v string) bool {
