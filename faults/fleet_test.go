@@ -75,7 +75,7 @@ func (f *fleet) upgrade(fired string) string {
 	}
 	var truths []truth
 	deadline := start.Add(converge)
-	lastSnap := time.Now()
+	lastSnap, lastLog := time.Now(), time.Now()
 	for {
 		f.keepAlive()
 		if time.Since(lastSnap) > time.Second {
@@ -96,6 +96,10 @@ func (f *fleet) upgrade(fired string) string {
 		if done && (fired == "" || err == nil) {
 			break
 		}
+		if time.Since(lastLog) > 5*time.Second {
+			t.Logf("after %s: run %q, hosts: %v", time.Since(start).Round(time.Second), runID, truths)
+			lastLog = time.Now()
+		}
 		if time.Now().After(deadline) {
 			for _, h := range f.hosts {
 				h.DumpLogs()
@@ -105,6 +109,11 @@ func (f *fleet) upgrade(fired string) string {
 		time.Sleep(200 * time.Millisecond)
 	}
 	took := time.Since(start)
+	if os.Getenv("FAULTS_LOGS") != "" {
+		for _, h := range f.hosts {
+			h.DumpLogs()
+		}
+	}
 
 	var gaps []string
 	for i, w := range f.watchers {

@@ -50,6 +50,7 @@ var points = []point{
 	{name: "supervisor/before-exec", proc: "supervisor"},
 	{name: "server/schedule-uncommitted", proc: "server", hosts: 2},
 	{name: "server/schedule-between", proc: "server", hosts: 2},
+	{name: "server/report-acked", proc: "server"},
 }
 
 // pointCall finds the crash points in molt's source.

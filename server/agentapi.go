@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater/pack"
@@ -709,6 +710,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 		return err
 	}
 	writeJSON(w, 200, protocol.ReportResponse{State: d.State})
+	faults.PointAfterFlush("server/report-acked", w)
 	return nil
 }
 

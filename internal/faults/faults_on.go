@@ -4,6 +4,7 @@ package faults
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -94,15 +95,17 @@ func Point(name string) {
 	kill()
 }
 
-// PointAfterFlush flushes w (an http.ResponseWriter, so the client has
-// its answer) and is then Point(name).
+// PointAfterFlush flushes w (an http.ResponseWriter) so that the client
+// has its answer, and is then Point(name).
 func PointAfterFlush(name string, w any) {
 	loadOnce.Do(load)
 	if target.name != name {
 		return
 	}
-	if f, ok := w.(interface{ Flush() }); ok {
-		f.Flush()
+	// The controller also finds the Flush of a writer wrapped by
+	// middleware (Unwrap).
+	if rw, ok := w.(http.ResponseWriter); ok {
+		_ = http.NewResponseController(rw).Flush()
 	}
 	Point(name)
 }
