@@ -345,3 +345,17 @@ func TestServeWithoutCertificateSaysWhatToConfigure(t *testing.T) {
 		t.Fatalf("exit %d (%v): %s", cmd.ProcessState.ExitCode(), err, out)
 	}
 }
+
+func TestSecondServerOnOneDataDirectoryIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs molt serve")
+	}
+	data := t.TempDir()
+	p := startProc(t, data, "127.0.0.1:0")
+	defer p.stop()
+	cmd := exec.Command(p.bin, "serve", "--dev", "--data", data, "--listen", "127.0.0.1:0")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "in use by another molt serve") {
+		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/server"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -160,6 +161,12 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// Two servers on one data directory would both schedule the same runs.
+	lock, err := platform.LockProcess(filepath.Join(c.Data, "serve.lock"))
+	if err != nil {
+		return cli.Exit(1, fmt.Errorf("data directory %s is in use by another molt serve: %w", c.Data, err))
+	}
+	defer lock.Unlock()
 	if dev {
 		d, err := server.EnsureDevTLS(c.Data, time.Now())
 		if err != nil {
