@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -182,24 +181,46 @@ func makeKey(dir string) (keys, error) {
 	return k, nil
 }
 
-// makePacks signs one pack per version and returns their paths by version.
-func makePacks(bin, out string, k keys, now time.Time) (map[string]string, error) {
+// makePacks signs one pack per version with "molt pack build", two at a
+// time, and returns their paths by version. The release tool runs as its
+// own process: a pack is tens of megabytes to hash and compress, which an
+// instrumented test binary (-race) would take a minute over.
+func makePacks(ctx context.Context, molt, bin, out string, k keys, env []string) (map[string]string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	packs := map[string]string{}
-	for _, v := range []string{OldVersion, NewVersion, BadVersion} {
-		p := filepath.Join(out, "molt-"+v+".zip")
-		err := pack.Build(pack.BuildOptions{
-			Version: v, BinDir: filepath.Join(bin, v), Key: k.secret, Out: p, Released: now,
-			// The broken agent is a test program: it does not answer
-			// "version --json" as molt-agent does.
-			SkipVersionCheck: v == BadVersion,
+	versions := []string{OldVersion, NewVersion, BadVersion}
+	paths := make([]string, len(versions))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for i, v := range versions {
+		paths[i] = filepath.Join(out, "molt-"+v+".zip")
+		g.Go(func() error {
+			args := []string{"pack", "build", "--version", v, "--bin-dir", filepath.Join(bin, v), "--key", k.sec, "--out", paths[i]}
+			if v == BadVersion {
+				// The broken agent is a test program: it does not answer
+				// "version --json" as molt-agent does.
+				args = append(args, "--skip-version-check")
+			}
+			cmd := exec.CommandContext(ctx, molt, args...)
+			cmd.Env = env
+			var b bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &b, &b
+			if err := cmd.Run(); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("molt pack build %s: %w\n%s", v, err, bytes.TrimSpace(b.Bytes()))
+			}
+			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("pack %s: %w", v, err)
-		}
-		packs[v] = p
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	packs := map[string]string{}
+	for i, v := range versions {
+		packs[v] = paths[i]
 	}
 	return packs, nil
 }

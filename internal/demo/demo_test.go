@@ -167,7 +167,7 @@ func TestDemo(t *testing.T) {
 	start := time.Now()
 	err := Run(ctx, Options{Dir: parent, Stdout: &out, Stderr: &out})
 	text := out.String()
-	t.Logf("the demo took %s", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("the demo took %s; %s", time.Since(start).Round(100*time.Millisecond), buildLine(text))
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, text)
 	}
@@ -236,7 +236,9 @@ func TestDemoInterrupted(t *testing.T) {
 		}
 		cancel()
 	}()
+	start := time.Now()
 	err := Run(ctx, Options{Dir: parent, Stdout: &out, Stderr: &out})
+	t.Logf("interrupted and stopped after %s; %s", time.Since(start).Round(100*time.Millisecond), buildLine(out.String()))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled\n%s", err, out.String())
 	}
@@ -292,4 +294,12 @@ func section(text, from, to string) string {
 		return rest[:len(from)+j]
 	}
 	return rest
+}
+
+// buildLine is the demo's line saying how long the build took.
+func buildLine(text string) string {
+	if m := regexp.MustCompile(`built \d+ binaries in \S+`).FindString(text); m != "" {
+		return m
+	}
+	return "no build line"
 }

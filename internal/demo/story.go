@@ -43,13 +43,13 @@ func (d *demo) build(ctx context.Context) error {
 		return err
 	}
 	d.keys = k
-	packs, err := makePacks(d.bin, filepath.Join(d.dir, "packs"), k, time.Now())
+	packs, err := makePacks(ctx, d.molt, d.bin, filepath.Join(d.dir, "packs"), k, d.env)
 	if err != nil {
 		return err
 	}
 	d.packs = packs
 	d.say("signing key %s (secret key %s, mode 0600)", k.pub, k.sec)
-	d.say("signed packs %s, %s, %s in %s", filepath.Base(packs[OldVersion]), filepath.Base(packs[NewVersion]),
+	d.say("signed packs (molt pack build) %s, %s, %s in %s", filepath.Base(packs[OldVersion]), filepath.Base(packs[NewVersion]),
 		filepath.Base(packs[BadVersion]), filepath.Dir(packs[OldVersion]))
 	return os.MkdirAll(filepath.Join(d.dir, "logs"), 0o700)
 }
