@@ -180,7 +180,9 @@ func (a *ckAgent) checkinOpts() CheckinOptions {
 func (a *ckAgent) run(t *testing.T, o CheckinOptions, timeout time.Duration, until func() bool) error {
 	t.Helper()
 	a.ck = NewCheckin(o)
-	d, err := New(Options{Home: a.home, Config: a.cfg, Updater: a.upd, Orders: a.ck, Version: "1.4.0",
+	// Supervised: the trials these tests lay out are a supervisor's to end
+	// (an unsupervised start commits its own trial).
+	d, err := New(Options{Home: a.home, Config: a.cfg, Updater: a.upd, Orders: a.ck, Version: "1.4.0", Control: newFakeControl(),
 		Fingerprint: func() (string, error) { return "fp-1", nil }, Poll: 10 * time.Millisecond, SwitchGrace: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

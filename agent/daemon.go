@@ -260,6 +260,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.loadIdentity(); err != nil {
 		return err
 	}
+	if d.o.Control == nil {
+		d.commitUnwatchedTrial()
+	}
 	d.finishTrial()
 	if err := writeDaemonFile(d.o.Home, d.daemonInfo()); err != nil {
 		return fmt.Errorf("state/daemon.json: %w", err)
@@ -360,6 +363,34 @@ func (d *Daemon) loadIdentity() error {
 	d.identity = id
 	d.mu.Unlock()
 	return nil
+}
+
+// commitUnwatchedTrial commits a trial of the running version when no
+// supervisor runs the agent: nothing else would ever commit it or roll it
+// back, its deployment would never end, and a trial left open refuses the
+// next upgrade. That this version started is all an unsupervised host can
+// know; result.json says that it was not watched.
+func (d *Daemon) commitUnwatchedTrial() {
+	a, err := d.o.Home.ReadActive()
+	if err != nil || a.Trial == nil || a.Trial.Version != d.o.Version || a.Current != d.o.Version {
+		return
+	}
+	r := home.Result{
+		Outcome: home.OutcomeCommitted, Version: a.Current, Previous: a.Previous, Order: a.Trial.Order, At: d.o.Now().UTC(),
+		Reason: "not supervised: committed when it started, without a trial watch",
+	}
+	// result.json first: a crash in between leaves the trial open and
+	// the next start commits it again, with the same result.
+	if err := d.o.Home.WriteResult(r); err != nil {
+		d.log.Warn("commit the unwatched trial: state/result.json", zap.Error(err))
+		return
+	}
+	a.Trial = nil
+	if err := d.o.Home.WriteActive(a); err != nil {
+		d.log.Warn("commit the unwatched trial: state/active.json", zap.Error(err))
+		return
+	}
+	d.log.Info("trial committed without a supervisor", zap.String("previous", a.Previous), zap.String("order", r.Order))
 }
 
 // finishTrial closes the books on a switched order whose trial has ended

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -410,5 +411,53 @@ func TestDaemonRunsWithoutFingerprint(t *testing.T) {
 	}
 	if id, err := ReadIdentity(h); err != nil || id.Fingerprint != "" {
 		t.Errorf("identity %+v, %v; want one without a fingerprint", id, err)
+	}
+}
+
+func TestUnsupervisedStartCommitsItsTrial(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		supervised bool
+		trial      string
+		committed  bool
+	}{
+		{"unsupervised, trial of this version", false, "1.0.0", true},
+		{"supervised: the supervisor watches", true, "1.0.0", false},
+		{"unsupervised, trial of another version", false, "1.1.0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ctl *fakeControl
+			if tc.supervised {
+				ctl = newFakeControl()
+			}
+			d, h := newTestDaemon(t, ctl, &fakeUpdater{}, nil)
+			act := home.Active{Current: tc.trial, Previous: "0.9.0", Trial: &home.Trial{Version: tc.trial, Order: "d-7"}}
+			if err := h.WriteActive(act); err != nil {
+				t.Fatal(err)
+			}
+			cancel, done := runDaemon(t, d)
+			waitFor(t, "daemon.json", func() bool { _, err := os.Stat(filepath.Join(h.StateDir(), "daemon.json")); return err == nil })
+			cancel()
+			if err := result(t, done); err != nil {
+				t.Fatal(err)
+			}
+			got, err := h.ReadActive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ok, _ := h.ReadResult()
+			if !tc.committed {
+				if got.Trial == nil || ok {
+					t.Fatalf("trial touched: %+v, result %+v", got, r)
+				}
+				return
+			}
+			if got.Trial != nil || got.Current != "1.0.0" || got.Previous != "0.9.0" {
+				t.Fatalf("active.json: %+v", got)
+			}
+			if !ok || r.Outcome != home.OutcomeCommitted || r.Version != "1.0.0" || r.Previous != "0.9.0" || r.Order != "d-7" || !strings.Contains(r.Reason, "not supervised") {
+				t.Fatalf("result.json: %+v", r)
+			}
+		})
 	}
 }
