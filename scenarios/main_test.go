@@ -90,7 +90,7 @@ func (f *fleet) waitAgent(id, v string, supervised bool) protocol.Agent {
 // exit code and the final run it printed.
 func (f *fleet) upgradeWait(args ...string) (int, protocol.Run) {
 	f.t.Helper()
-	r := f.srv.Molt(append(args, "--yes", "--wait", "--json", "--interval", "300ms")...)
+	r := f.srv.Molt(append(append([]string{"upgrade"}, args...), "--yes", "--wait", "--json", "--interval", "300ms")...)
 	var run protocol.Run
 	if err := json.Unmarshal([]byte(r.Stdout), &run); err != nil || run.ID == "" {
 		f.t.Fatalf("molt upgrade --wait: no run in its output (%v)\n%s", err, r)

@@ -334,7 +334,7 @@ func (s *Server) DeployReport(id string) protocol.DeploymentReport {
 // then not checked: use Molt for that).
 func (s *Server) Upgrade(args ...string) protocol.Run {
 	s.tb.Helper()
-	r := s.Molt(append(args, "--yes", "--json")...)
+	r := s.Molt(append(append([]string{"upgrade"}, args...), "--yes", "--json")...)
 	var run protocol.Run
 	if err := json.Unmarshal([]byte(r.Stdout), &run); err != nil || run.ID == "" {
 		s.tb.Fatalf("molt upgrade: no run in its output (%v)\n%s", err, r)
