@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -131,6 +132,14 @@ func buildAll(ctx context.Context, root string, ts []target, env []string) error
 			}
 			cmd := exec.CommandContext(ctx, gocmd, "build", "-ldflags", ld, "-o", t.out, t.pkg)
 			cmd.Dir = root
+			// Interrupted, go build stops its compilers and linker itself.
+			cmd.Cancel = func() error {
+				if runtime.GOOS == "windows" {
+					return cmd.Process.Kill()
+				}
+				return cmd.Process.Signal(os.Interrupt)
+			}
+			cmd.WaitDelay = 5 * time.Second
 			cmd.Env = env
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out

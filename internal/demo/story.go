@@ -55,41 +55,50 @@ func (d *demo) build(ctx context.Context) error {
 }
 
 func (d *demo) startServer(ctx context.Context) error {
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	d.addr = addr
 	log := filepath.Join(d.dir, "logs", "server.log")
 	if d.tail != nil {
 		d.tail.watch("server", log)
 	}
-	d.server, err = d.ps.start("molt serve", log, "", d.molt, "serve", "--dev", "--data", d.data, "--listen", addr,
-		"--trusted-key", d.keys.pub, "--log-level", d.o.LogLevel)
-	if err != nil {
-		return err
-	}
 	tokenFile := filepath.Join(d.data, "admin.token")
 	caFile := filepath.Join(d.data, "tls", "ca.pem")
-	err = d.waitFor(ctx, 30*time.Second, "molt serve answers", func() (bool, error) {
-		tok, err := os.ReadFile(tokenFile)
+	for attempt := 1; ; attempt++ {
+		addr, err := freeAddr()
 		if err != nil {
-			return false, err
+			return err
 		}
-		if _, err := os.Stat(caFile); err != nil {
-			return false, err
+		d.addr = addr
+		d.server, err = d.ps.start("molt serve", log, "", d.molt, "serve", "--dev", "--data", d.data, "--listen", addr,
+			"--trusted-key", d.keys.pub, "--log-level", d.o.LogLevel)
+		if err != nil {
+			return err
 		}
-		if d.client == nil {
-			c, err := apiclient.New(apiclient.Options{Server: d.url(), Token: strings.TrimSpace(string(tok)), CAFile: caFile, Timeout: 10 * time.Second})
+		d.client = nil
+		err = d.waitFor(ctx, 30*time.Second, "molt serve answers", func() (bool, error) {
+			tok, err := os.ReadFile(tokenFile)
 			if err != nil {
 				return false, err
 			}
-			d.client = c
+			if _, err := os.Stat(caFile); err != nil {
+				return false, err
+			}
+			if d.client == nil {
+				c, err := apiclient.New(apiclient.Options{Server: d.url(), Token: strings.TrimSpace(string(tok)), CAFile: caFile, Timeout: 10 * time.Second})
+				if err != nil {
+					return false, err
+				}
+				d.client = c
+			}
+			_, err = d.client.ServerInfo(ctx)
+			return err == nil, err
+		})
+		if err == nil {
+			break
 		}
-		_, err = d.client.ServerInfo(ctx)
-		return err == nil, err
-	})
-	if err != nil {
+		// The free port was free when it was picked; another program may
+		// have taken it since.
+		if attempt < 3 && d.server.exited() && strings.Contains(tailOf(log, 5), "address already in use") {
+			continue
+		}
 		return err
 	}
 	if _, err := d.client.SetSetting(ctx, "agents.poll-seconds", fmt.Sprint(pollSeconds)); err != nil {
