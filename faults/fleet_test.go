@@ -74,7 +74,11 @@ func (f *fleet) upgrade(fired string) string {
 		f.first, f.last = s, s
 	}
 	var truths []truth
-	deadline := start.Add(converge)
+	limit := converge
+	if f.converge > 0 {
+		limit = f.converge
+	}
+	deadline := start.Add(limit)
 	lastSnap, lastLog := time.Now(), time.Now()
 	for {
 		f.keepAlive()
@@ -104,7 +108,7 @@ func (f *fleet) upgrade(fired string) string {
 			for _, h := range f.hosts {
 				h.DumpLogs()
 			}
-			t.Fatalf("no recovery within %s: run %q, point fired: %v, hosts: %v", converge, runID, err == nil, truths)
+			t.Fatalf("no recovery within %s: run %q, point fired: %v, hosts: %v", limit, runID, err == nil, truths)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -145,8 +149,17 @@ func (f *fleet) upgrade(fired string) string {
 		t.Errorf("acknowledged before the last kill, gone at the end: %s", l)
 	}
 	var states []string
-	for _, tr := range truths {
-		states = append(states, tr.state+"@"+tr.running)
+	for i, tr := range truths {
+		if f.mustSucceed && tr.state != protocol.StateSucceeded {
+			t.Errorf("%s: deployment %s, want succeeded", f.hosts[i].Name, tr.state)
+		}
+		// The service binary is always a whole program of one of the
+		// two versions, whatever happened to its replacement.
+		sv := f.hosts[i].SupervisorVersion()
+		if sv != oldVersion && sv != newVersion {
+			t.Errorf("%s: bin/molt-supervisor version --json says %q", f.hosts[i].Name, sv)
+		}
+		states = append(states, fmt.Sprintf("%s@%s (supervisor %s)", tr.state, tr.running, sv))
 	}
 	var restarts []string
 	for k, n := range f.restarts {

@@ -177,8 +177,10 @@ func (p *Proxy) count(n int64, toClient bool) {
 	}
 }
 
-// CutAll closes every open connection at once (with a reset, as a
-// crashed peer or a dropped route looks to the other end).
+// CutAll closes every open connection at once. The close is an orderly
+// one: what the proxy passed on still reaches the client, then the
+// connection ends in the middle of its response (a peer that went away),
+// so the proxy's byte count is what the client got.
 func (p *Proxy) CutAll() {
 	p.mu.Lock()
 	conns := make([]net.Conn, 0, len(p.conns))
@@ -190,7 +192,7 @@ func (p *Proxy) CutAll() {
 	}
 	p.mu.Unlock()
 	for _, c := range conns {
-		reset(c)
+		c.Close()
 	}
 }
 

@@ -248,6 +248,10 @@ type fleet struct {
 	restarts map[string]int // "server", host name -> restarts
 	last     acked          // the newest snapshot taken while the server was up
 	first    acked          // taken right after the run was acknowledged
+	// converge bounds the recovery (default: the constant converge).
+	converge time.Duration
+	// mustSucceed: only succeeded deployments count as recovered.
+	mustSucceed bool
 }
 
 // keepAlive restarts what died.
