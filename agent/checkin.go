@@ -306,9 +306,10 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 
 // selfUpgradeWait is how long a committed trial result is held back from
 // the server while the supervisor's self-upgrade, which follows the
-// commit, has not yet added its outcome to state/result.json: the server
-// records the supervisor's upgrade from the result that ends the
-// deployment.
+// commit, has not yet added its outcome to state/result.json, so that the
+// check-in ending the deployment usually carries it. A self-upgrade that
+// takes longer is not lost: the server records the supervisor's outcome
+// from whichever later check-in carries it.
 const selfUpgradeWait = 20 * time.Second
 
 // adjustStatus corrects what the daemon's status cannot know by itself

@@ -573,9 +573,13 @@ func (s *Server) succeed(wr *writer, a *agentRec, d *depRec) error {
 	return wr.setState(d, protocol.StateSucceeded, "")
 }
 
-// supervisorEvent records the supervisor's self-upgrade the first time a
-// trial result carries it (it may come with the commit or on a later
-// check-in, after the supervisor restarted itself).
+// supervisorEvent records the supervisor's self-upgrade (713, or 714 when
+// it failed) whenever a trial result carries it: with the commit that ends
+// the deployment, or on any later check-in once the supervisor restarted
+// itself, even long after the deployment ended. It is recorded once per
+// deployment: the marker is the server step "server: supervisor" of the
+// DEPLOY report, keyed by the supervisor's own timestamp, so neither a
+// repeated check-in nor a server restart records it twice.
 func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) error {
 	if cur == nil || cur.Supervisor == nil {
 		return nil
@@ -584,14 +588,44 @@ func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) e
 		return nil
 	}
 	sr := cur.Supervisor
-	dep, _ := parseID(cur.OrderID, "d-")
-	if sr.Upgraded {
-		return wr.event(event{ID: protocol.EvSupervisorUpgraded, Agent: a.ID, Dep: dep, Msg: fmt.Sprintf("supervisor upgraded %s -> %s", sr.From, sr.To), Fields: map[string]string{"from": sr.From, "to": sr.To}})
-	}
-	if sr.Reason == "" {
+	if !sr.Upgraded && sr.Reason == "" {
 		return nil
 	}
-	return wr.event(event{ID: protocol.EvSupervisorFailed, Agent: a.ID, Dep: dep, Msg: "supervisor self-upgrade failed: " + sr.Reason, Fields: map[string]string{"reason": sr.Reason}})
+	dep, _ := parseID(cur.OrderID, "d-")
+	var run int64
+	if dep != 0 {
+		// Only a deployment of this agent is marked; an order id the agent
+		// made up names nothing.
+		err := wr.tx.QueryRow(`SELECT run_id FROM deployments WHERE id = ? AND agent_id = ?`, dep, a.ID).Scan(&run)
+		if errors.Is(err, sql.ErrNoRows) {
+			dep = 0
+		} else if err != nil {
+			return err
+		}
+	}
+	detail := fmt.Sprintf("supervisor %s -> %s upgraded", sr.From, sr.To)
+	if !sr.Upgraded {
+		detail = fmt.Sprintf("supervisor %s -> %s not upgraded: %s", sr.From, sr.To, sr.Reason)
+	}
+	if dep != 0 {
+		at := sr.At
+		if at.IsZero() {
+			at = cur.At
+		}
+		res, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(at), "server: supervisor", detail)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return nil // recorded before
+		}
+	}
+	if sr.Upgraded {
+		return wr.event(event{ID: protocol.EvSupervisorUpgraded, Agent: a.ID, Run: run, Dep: dep, Msg: fmt.Sprintf("supervisor upgraded %s -> %s", sr.From, sr.To), Fields: map[string]string{"from": sr.From, "to": sr.To}})
+	}
+	return wr.event(event{ID: protocol.EvSupervisorFailed, Agent: a.ID, Run: run, Dep: dep, Msg: "supervisor self-upgrade failed: " + sr.Reason, Fields: map[string]string{"reason": sr.Reason}})
 }
 
 func (s *Server) rollBack(wr *writer, d *depRec, reason, logs string) error {
