@@ -59,8 +59,8 @@ var netCases = []netCase{
 	},
 	{
 		name: "flap-five-times",
-		trips: []netTrip{{file: 0, at: 0.3, down: 2 * time.Second}, {file: 0, at: 0.6, down: 2 * time.Second},
-			{file: 0, at: 0.9, down: 2 * time.Second}, {file: 1, at: 0.45, down: 2 * time.Second}, {file: 1, at: 0.9, down: 2 * time.Second}},
+		trips: []netTrip{{file: 0, at: 0.35, down: 2 * time.Second}, {file: 0, at: 0.65, down: 2 * time.Second},
+			{file: 0, at: 0.95, down: 2 * time.Second}, {file: 1, at: 0.45, down: 2 * time.Second}, {file: 1, at: 0.9, down: 2 * time.Second}},
 		downFor: 10 * time.Second, converge: 3 * time.Minute,
 	},
 }
