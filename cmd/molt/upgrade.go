@@ -265,7 +265,7 @@ func runExit(r protocol.Run) error {
 	case protocol.RunPaused:
 		return cli.Exit(exitRunPaused, fmt.Errorf("run %s paused: %s; resume it with: molt runs resume %s", r.ID, dash(r.Reason), r.ID))
 	default:
-		return cli.Exit(exitRunNotOK, fmt.Errorf("run %s ended %s: see molt runs report %s", r.ID, r.Status, r.ID))
+		return cli.Exit(exitRunNotOK, fmt.Errorf("run %s did not end OK (%s): see molt runs report %s", r.ID, r.Status, r.ID))
 	}
 }
 
