@@ -291,7 +291,7 @@ func (c *Checkin) once(ctx context.Context, d *Daemon, log *zap.Logger, wait *ti
 		}
 		return err
 	}
-	if p := resp.Settings.PollSeconds; p > 0 && p <= 600 {
+	if p := resp.Settings.PollSeconds; p > 0 && p <= protocol.MaxPollSeconds {
 		*wait = time.Duration(p) * time.Second
 	}
 	repeated := false
@@ -372,7 +372,7 @@ func (c *Checkin) enroll(ctx context.Context, d *Daemon, log *zap.Logger, wait *
 	if err := d.SetEnrolled(resp.AgentID, resp.Credential); err != nil {
 		return err
 	}
-	if p := resp.Settings.PollSeconds; p > 0 && p <= 600 {
+	if p := resp.Settings.PollSeconds; p > 0 && p <= protocol.MaxPollSeconds {
 		*wait = time.Duration(p) * time.Second
 	}
 	switch resp.Activation {

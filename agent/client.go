@@ -154,11 +154,15 @@ func (c *Client) Enroll(ctx context.Context, req protocol.EnrollRequest) (protoc
 	return out, nil
 }
 
-// Checkin sends the agent's status and waits for orders: the server holds
-// the request up to wait (its poll_seconds).
+// Checkin sends the agent's status and waits for orders. It tells the
+// server to hold the request at most wait (the poll_seconds it announced
+// last) and gives up after wait plus a margin: the deadline comes from
+// what the server was told, never from a fixed transport timeout.
 func (c *Client) Checkin(ctx context.Context, credential string, req protocol.CheckinRequest, wait time.Duration) (protocol.CheckinResponse, error) {
 	var out protocol.CheckinResponse
-	ctx, cancel := context.WithTimeout(ctx, wait+pollMargin)
+	wait = min(max(wait, time.Second), protocol.MaxPollSeconds*time.Second)
+	req.WaitSeconds = int(wait / time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.WaitSeconds)*time.Second+pollMargin)
 	defer cancel()
 	if err := c.post(ctx, "/v1/agent/checkin", credential, req, &out); err != nil {
 		return out, fmt.Errorf("check-in: %w", err)

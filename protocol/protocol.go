@@ -28,6 +28,9 @@ const (
 	MaxHolds        = 32      // holds in one status
 	MaxRunAgents    = 100000  // agent ids in one selection
 	DefaultPollWait = 60 * time.Second
+	// MaxPollSeconds bounds the agents.poll-seconds setting and a
+	// check-in's wait_seconds.
+	MaxPollSeconds = 600
 )
 
 // Header names.
@@ -199,6 +202,13 @@ type SupervisorResult struct {
 // (about 60 s) passes; the agent adds jitter before the next one.
 type CheckinRequest struct {
 	Status Status `json:"status"`
+	// WaitSeconds is the longest the agent waits for the answer (1 to
+	// MaxPollSeconds; its own deadline adds a margin). The server holds the
+	// request for the smaller of it and agents.poll-seconds, so a raised
+	// setting never outlasts an agent's deadline: the agent learns the new
+	// setting from the answer and waits that long from the next check-in
+	// on. 0 (agents that do not send it) counts as DefaultPollWait.
+	WaitSeconds int `json:"wait_seconds,omitempty"`
 }
 
 // CheckinResponse carries the orders for the agent, oldest first.
@@ -210,8 +220,9 @@ type CheckinResponse struct {
 
 // AgentSettings are server-side settings the agent follows.
 type AgentSettings struct {
-	// PollSeconds is the long-poll wait the server uses; the agent's HTTP
-	// timeout must exceed it.
+	// PollSeconds is agents.poll-seconds: the long-poll wait the server
+	// uses when the agent's wait_seconds allows it. The agent sends it as
+	// wait_seconds from then on and sets its deadline above it.
 	PollSeconds int `json:"poll_seconds"`
 }
 

@@ -377,6 +377,9 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 	if err := checkStatus(&req.Status); err != nil {
 		return err
 	}
+	if req.WaitSeconds < 0 || req.WaitSeconds > protocol.MaxPollSeconds {
+		return badRequest("wait_seconds %d is not between 0 and %d", req.WaitSeconds, protocol.MaxPollSeconds)
+	}
 	ctx := r.Context()
 	base := s.baseURL(r)
 	a := c.Agent
@@ -399,7 +402,7 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 	s.met.observeCheckin(time.Since(start))
 	if wake != nil {
 		held := time.Now()
-		t := time.NewTimer(poll)
+		t := time.NewTimer(holdFor(poll, req.WaitSeconds))
 		select {
 		case <-wake:
 		case <-t.C:
@@ -423,6 +426,17 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	writeJSON(w, 200, protocol.CheckinResponse{Orders: orders, Settings: protocol.AgentSettings{PollSeconds: int(poll / time.Second)}, ServerTime: s.clock.Now()})
 	return nil
+}
+
+// holdFor is how long an idle check-in is held: the poll wait, but never
+// longer than the agent said it waits (wait_seconds; agents that do not
+// send it wait DefaultPollWait plus a margin).
+func holdFor(poll time.Duration, waitSeconds int) time.Duration {
+	agent := protocol.DefaultPollWait
+	if waitSeconds > 0 {
+		agent = time.Duration(waitSeconds) * time.Second
+	}
+	return min(poll, agent)
 }
 
 // checkin records a check-in's status and moves the agent's deployment on

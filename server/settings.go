@@ -66,7 +66,7 @@ func checkSetting(key, value string) error {
 			return badRequest("%s: %q is not a positive duration like 90s, 30m or 720h", key, value)
 		}
 	case "agents.poll-seconds":
-		return checkInt(key, value, 1, 600)
+		return checkInt(key, value, 1, protocol.MaxPollSeconds)
 	case "repair.max-concurrent":
 		return checkInt(key, value, 1, 10000)
 	case "agents.min-free-disk-mb":
