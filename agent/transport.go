@@ -35,10 +35,10 @@ func NewHTTPClient(cfg *config.Config, credential func() string) (*http.Client, 
 		tlsConf.RootCAs = pool
 	}
 	base := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   15 * time.Second,
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: 15 * time.Second,
 		// The ceiling for every request: a check-in may be held up to
 		// MaxPollSeconds. Each request has its own, shorter deadline from
 		// its context (a check-in: the wait it announced plus a margin).
