@@ -2,6 +2,7 @@ package server
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -156,8 +158,47 @@ func (e *env) must(method, path, role string, body, out any) {
 }
 
 // makePack builds a signed pack (tar.gz) of version for platforms.
+// makePack makes a signed pack as molt pack build writes it: a zip.
 func makePack(t testing.TB, sk pack.SecretKey, version, floor string, platforms ...string) []byte {
 	t.Helper()
+	files := packFiles(sk, version, floor, platforms...)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write(files[name])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// makeTarPack makes the same pack as a tar.gz of its directory.
+func makeTarPack(t testing.TB, sk pack.SecretKey, version, floor string, platforms ...string) []byte {
+	t.Helper()
+	files := packFiles(sk, version, floor, platforms...)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, b := range files {
+		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		_, _ = tw.Write(b)
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func packFiles(sk pack.SecretKey, version, floor string, platforms ...string) map[string][]byte {
 	m := pack.Manifest{Version: version, Released: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Floor: floor, Artifacts: map[string]map[string]pack.Artifact{}}
 	files := map[string][]byte{}
 	for _, p := range platforms {
@@ -174,16 +215,7 @@ func makePack(t testing.TB, sk pack.SecretKey, version, floor string, platforms 
 	man, _ := json.Marshal(m)
 	files[pack.ManifestName] = man
 	files[pack.SignatureName] = pack.Sign(sk, man, time.Now())
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, b := range files {
-		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
-		_, _ = tw.Write(b)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return files
 }
 
 func (e *env) importPack(version, floor string, platforms ...string) {

@@ -90,6 +90,7 @@ func FuzzEnrollTokenCreate(f *testing.F) {
 
 func FuzzReleaseImport(f *testing.F) {
 	f.Add(makePack(f, testKeySecret(), "3.0.0", "", "linux/amd64"))
+	f.Add(makeTarPack(f, testKeySecret(), "3.0.1", "", "linux/amd64"))
 	fuzzRoute(f, http.MethodPost, "/v1/releases", adminToken)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -143,8 +144,43 @@ func (s *Server) handleReleaseImport(w http.ResponseWriter, r *http.Request, _ c
 	return nil
 }
 
-// ImportPack verifies a pack (a tar, optionally gzip, of a pack directory)
-// and adds it as a release: data/packs/<version>/.
+// zipMagic starts every zip file (a local file header).
+var zipMagic = []byte("PK\x03\x04")
+
+// extractZipPack spools a zip pack (what molt pack build writes) into
+// packs, verifies its signature and entries against keys and extracts it
+// into dir, every artifact checked against the manifest while it is
+// written.
+func extractZipPack(body io.Reader, packs, dir string, keys []pack.Key) error {
+	r, err := pack.Spool(body, packs, protocol.MaxPackSize)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, pack.ErrBadPack) || errors.Is(err, pack.ErrTooLarge) || errors.Is(err, pack.ErrUnsafePath) || errors.Is(err, pack.ErrBadManifest) {
+			return packRejected("pack: %v", err)
+		}
+		return err
+	}
+	defer r.Close()
+	if _, err := r.Verify(keys); err != nil {
+		return packRejected("pack refused: %v", err)
+	}
+	if err := r.Extract(dir); err != nil {
+		if errors.Is(err, pack.ErrBadPack) || errors.Is(err, pack.ErrSizeMismatch) || errors.Is(err, pack.ErrHashMismatch) {
+			return packRejected("pack refused: %v", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// ImportPack verifies a pack and adds it as a release:
+// data/packs/<version>/. The pack is the zip molt pack build writes, sent
+// as is; a tar (optionally gzip) of an unpacked pack directory is accepted
+// too. Either way the same checks run on the extracted directory before
+// the release is recorded.
 func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Release, error) {
 	packs := filepath.Join(s.opt.DataDir, "packs")
 	tmp, err := os.MkdirTemp(packs, ".incoming-")
@@ -162,7 +198,13 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 	if len(s.opt.TrustedKeys) == 0 {
 		return reject(packRejected("pack refused: the server trusts no signing key: start molt serve with --trusted-key FILE"))
 	}
-	if err := extractPack(body, tmp); err != nil {
+	br := bufio.NewReader(body)
+	if magic, _ := br.Peek(len(zipMagic)); bytes.Equal(magic, zipMagic) {
+		err = extractZipPack(br, packs, tmp, s.opt.TrustedKeys)
+	} else {
+		err = extractPack(br, tmp)
+	}
+	if err != nil {
 		return reject(err)
 	}
 	m, size, err := verifyPackDir(tmp, s.opt.TrustedKeys)

@@ -151,7 +151,7 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	}
 	// Imports and removals interrupted by a crash leave their temporary
 	// directories behind; nothing refers to them.
-	for _, pat := range []string{".incoming-*", ".removed-*"} {
+	for _, pat := range []string{".incoming-*", ".removed-*", ".pack-upload-*"} {
 		left, _ := filepath.Glob(filepath.Join(opt.DataDir, "packs", pat))
 		for _, d := range left {
 			_ = os.RemoveAll(d)

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +11,6 @@ import (
 
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/protocol"
-	"github.com/moltfleet/molt/updater/pack"
 )
 
 func newReleaseCmd() *cobra.Command {
@@ -58,12 +54,9 @@ func newReleaseImportCmd(cf *connFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			body, err := packUpload(f, st.Size())
-			if err != nil {
-				return cli.Exit(1, fmt.Errorf("pack %s: %w", args[0], err))
-			}
-			defer body.Close()
-			r, err := c.ImportRelease(cmd.Context(), io.LimitReader(body, protocol.MaxPackSize))
+			// The pack goes up as it is: the server reads the zip molt pack
+			// build writes and checks it all.
+			r, err := c.ImportRelease(cmd.Context(), io.LimitReader(f, protocol.MaxPackSize))
 			if err != nil {
 				return apiErr(fmt.Errorf("import %s: %w", args[0], err))
 			}
@@ -76,65 +69,6 @@ func newReleaseImportCmd(cf *connFlags) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the release as JSON")
 	return cmd
-}
-
-// maxPackEntries bounds the files of a pack read here.
-const maxPackEntries = 1000
-
-// packUpload returns the body to upload for a pack file. The server takes
-// a tar archive of the pack; a pack file from "molt pack build" is a zip,
-// so its entries are streamed as a tar, unchanged and in order. A tar
-// (or tar.gz) pack is sent as it is.
-func packUpload(f *os.File, size int64) (io.ReadCloser, error) {
-	var magic [4]byte
-	if _, err := f.ReadAt(magic[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	if string(magic[:]) != "PK\x03\x04" {
-		return io.NopCloser(f), nil
-	}
-	zr, err := zip.NewReader(f, size)
-	if err != nil {
-		return nil, fmt.Errorf("not a readable zip: %w", err)
-	}
-	if len(zr.File) > maxPackEntries {
-		return nil, fmt.Errorf("more than %d files", maxPackEntries)
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(zipToTar(zr, pw))
-	}()
-	return pr, nil
-}
-
-func zipToTar(zr *zip.Reader, w io.Writer) error {
-	tw := tar.NewWriter(w)
-	for _, zf := range zr.File {
-		if zf.FileInfo().IsDir() {
-			continue
-		}
-		if !zf.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", zf.Name)
-		}
-		if zf.UncompressedSize64 > pack.MaxArtifactSize {
-			return fmt.Errorf("%s is larger than %d bytes", zf.Name, int64(pack.MaxArtifactSize))
-		}
-		hdr := &tar.Header{Name: zf.Name, Mode: int64(zf.Mode().Perm()), Size: int64(zf.UncompressedSize64),
-			ModTime: zf.Modified, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			return fmt.Errorf("%s: %w", zf.Name, err)
-		}
-		_, err = io.Copy(tw, io.LimitReader(rc, hdr.Size+1))
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", zf.Name, err)
-		}
-	}
-	return tw.Close()
 }
 
 func newReleaseListCmd(cf *connFlags) *cobra.Command {

@@ -1,66 +1,89 @@
 package main
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"bytes"
-	"io"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server"
+	"github.com/moltfleet/molt/updater/pack"
 )
 
-func TestPackUploadZipToTar(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "p.zip")
-	f, _ := os.Create(p)
-	zw := zip.NewWriter(f)
-	files := []struct{ name, body string }{
-		{"manifest.json", `{"version":"1.0.0"}`},
-		{"manifest.json.sig", "sig"},
-		{"linux_amd64/molt-agent", string(bytes.Repeat([]byte("x"), 100000))},
+// TestReleaseImportZipAsIs: a pack from molt pack build goes up unchanged
+// and a real server (in-process, over HTTPS) imports it; a pack the
+// server refuses exits 1 with its reason.
+func TestReleaseImportZipAsIs(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
+	keys := filepath.Join(dir, "keys")
+	if _, errOut, code := runPack(t, "pack", "keygen", "--out", keys, "--no-passphrase"); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, errOut)
 	}
-	for _, fl := range files {
-		w, _ := zw.Create(fl.name)
-		w.Write([]byte(fl.body))
+	zipPath := filepath.Join(dir, "molt-1.5.0.pack")
+	if _, errOut, code := runPack(t, "pack", "build", "--version", "1.5.0", "--bin-dir", fakeDist(t), "--skip-version-check",
+		"--key", filepath.Join(keys, "molt.key"), "--out", zipPath); code != 0 {
+		t.Fatalf("pack build: exit %d: %s", code, errOut)
 	}
-	zw.Close()
-	f.Close()
-
-	f, _ = os.Open(p)
-	defer f.Close()
-	st, _ := f.Stat()
-	body, err := packUpload(f, st.Size())
+	trusted, err := pack.LoadTrustedKeys([]string{filepath.Join(keys, "molt.pub")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer body.Close()
-	tr := tar.NewReader(body)
-	for _, want := range files {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		if h.Name != want.name || string(b) != want.body || h.Typeflag != tar.TypeReg {
-			t.Fatalf("entry %s (%d bytes), want %s", h.Name, len(b), want.name)
-		}
-	}
-	if _, err := tr.Next(); err != io.EOF {
-		t.Fatalf("after the last entry: %v", err)
-	}
-}
-
-func TestPackUploadTarAsIs(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "p.tar")
-	os.WriteFile(p, []byte("not a zip"), 0o644)
-	f, _ := os.Open(p)
-	defer f.Close()
-	body, err := packUpload(f, 9)
+	ctx := context.Background()
+	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), TrustedKeys: trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(body)
-	if string(b) != "not a zip" {
-		t.Fatalf("body %q", b)
+	defer srv.Close()
+	hs := httptest.NewTLSServer(srv.Handler())
+	defer hs.Close()
+	tok, err := srv.CreateToken(ctx, protocol.RoleAdmin, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envToken, tok.Secret)
+	conn := []string{"--server", hs.URL, "--ca", ca}
+
+	out, errOut, code := runPack(t, append([]string{"release", "import", zipPath, "--json"}, conn...)...)
+	if code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errOut)
+	}
+	var rel protocol.Release
+	if err := json.Unmarshal([]byte(out), &rel); err != nil || rel.Version != "1.5.0" || len(rel.Platforms) == 0 {
+		t.Fatalf("import --json: %v %q", err, out)
+	}
+	// The server keeps exactly the signed manifest that was built.
+	r, err := pack.Open(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	kept, err := os.ReadFile(filepath.Join(dir, "data", "packs", "1.5.0", pack.ManifestName))
+	if err != nil || string(kept) != string(r.ManifestBytes()) {
+		t.Fatalf("manifest on the server differs from the pack's: %v", err)
+	}
+
+	// Another key: the server's reason reaches the operator.
+	otherKeys := filepath.Join(dir, "other")
+	if _, errOut, code := runPack(t, "pack", "keygen", "--out", otherKeys, "--no-passphrase"); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, errOut)
+	}
+	other := filepath.Join(dir, "molt-1.6.0.pack")
+	if _, errOut, code := runPack(t, "pack", "build", "--version", "1.6.0", "--bin-dir", fakeDist(t), "--skip-version-check",
+		"--key", filepath.Join(otherKeys, "molt.key"), "--out", other); code != 0 {
+		t.Fatalf("pack build: exit %d: %s", code, errOut)
+	}
+	_, errOut, code = runPack(t, append([]string{"release", "import", other}, conn...)...)
+	if code != 1 || !strings.Contains(errOut, "pack refused") {
+		t.Fatalf("untrusted pack: exit %d: %s", code, errOut)
 	}
 }
