@@ -1,13 +1,10 @@
 //go:build unix
 
-// Package scenarios runs the seed scenarios of molt's reference documents
-// with real processes: molt serve, supervisors and agents built at several
-// versions, in temporary homes on loopback, driven through the molt CLI
-// the way an operator does (see docs/scenarios.md).
 package scenarios
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -29,6 +26,14 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// The scenarios mostly wait for check-ins and trials, not for the CPU:
+	// unless told otherwise, run four at once rather than one per core.
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "4")
+	}
 	os.Exit(e2etest.Main(m))
 }
 

@@ -370,8 +370,14 @@ func TestScenario06Repair(t *testing.T) {
 		d := srv.DeployReport(repair.ID).Deployment
 		return d.State == protocol.StateSucceeded, d.State
 	})
-	if text := srv.OK("history", "--agent", id).Stdout; !strings.Contains(strings.ToUpper(text), "REPAIR") {
-		t.Errorf("molt history shows no repair entry:\n%s", text)
+	text := srv.OK("history", "--agent", id).Stdout
+	entry := false
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		entry = entry || (len(f) > 0 && f[0] == repair.ID && slices.Contains(f, protocol.KindRepair) && slices.Contains(f, protocol.StateSucceeded))
+	}
+	if !entry {
+		t.Errorf("molt history shows no succeeded repair entry %s:\n%s", repair.ID, text)
 	}
 	ids := e2etest.IDs(e2etest.OfAgent(srv.Events(), id))
 	i := slices.Index(ids, protocol.EvRepairScheduled)
