@@ -148,6 +148,7 @@ func (f *fleet) upgrade(fired string) string {
 	for _, l := range lost(f.last, final) {
 		t.Errorf("acknowledged before the last kill, gone at the end: %s", l)
 	}
+	f.checkSteps(runID)
 	var states []string
 	for i, tr := range truths {
 		if f.mustSucceed && tr.state != protocol.StateSucceeded {
@@ -241,4 +242,33 @@ func (f *fleet) truths(runID string) ([]truth, bool) {
 		done = done && out[i].consistent()
 	}
 	return out, done
+}
+
+// checkSteps: the DEPLOY report of each succeeded deployment records its
+// commit, a crash of either side notwithstanding. (Steps a crash kept the
+// agent from reporting are not required; the ones the server
+// acknowledged are checked by lost.)
+func (f *fleet) checkSteps(runID string) {
+	t := f.t
+	t.Helper()
+	var rep protocol.RunReport
+	if !tryJSON(f.srv, &rep, "runs", "report", runID) {
+		t.Fatalf("molt runs report %s failed at the end", runID)
+	}
+	for _, d := range rep.Deployments {
+		if d.State != protocol.StateSucceeded {
+			continue
+		}
+		var dr protocol.DeploymentReport
+		if !tryJSON(f.srv, &dr, "history", "show", d.ID) {
+			t.Fatalf("molt history show %s failed at the end", d.ID)
+		}
+		commit := false
+		for _, s := range dr.Steps {
+			commit = commit || s.Name == "commit"
+		}
+		if !commit {
+			t.Errorf("deployment %s succeeded without a commit step in its DEPLOY report: %+v", d.ID, dr.Steps)
+		}
+	}
 }

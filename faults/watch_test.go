@@ -163,12 +163,13 @@ type acked struct {
 	events map[int64]protocol.Event
 	runs   map[string]bool
 	deps   map[string]string
+	steps  map[string]bool // deployment id, step name, time, detail
 }
 
 // snapshot reads what the server acknowledged; ok is false when it could
 // not (the server is down).
 func snapshot(s *e2etest.Server) (acked, bool) {
-	a := acked{events: map[int64]protocol.Event{}, runs: map[string]bool{}, deps: map[string]string{}}
+	a := acked{events: map[int64]protocol.Event{}, runs: map[string]bool{}, deps: map[string]string{}, steps: map[string]bool{}}
 	r := s.Molt("events", "--since", "all", "--json")
 	if r.Code != 0 {
 		return a, false
@@ -192,8 +193,19 @@ func snapshot(s *e2etest.Server) (acked, bool) {
 	}
 	for _, d := range deps {
 		a.deps[d.ID] = d.State
+		var dr protocol.DeploymentReport
+		if !tryJSON(s, &dr, "history", "show", d.ID) {
+			return a, false
+		}
+		for _, st := range dr.Steps {
+			a.steps[stepKey(d.ID, st)] = true
+		}
 	}
 	return a, true
+}
+
+func stepKey(dep string, s protocol.Step) string {
+	return fmt.Sprintf("%s %s at %s: %s", dep, s.Name, s.At.UTC().Format(time.RFC3339Nano), s.Detail)
 }
 
 // tryJSON runs molt ARGS --json and decodes it; false if molt failed.
@@ -203,8 +215,8 @@ func tryJSON(s *e2etest.Server, v any, args ...string) bool {
 }
 
 // lost lists what before has and after does not: events (by sequence,
-// with the same id and time), runs, deployments, and deployments whose
-// state went back.
+// with the same id and time), runs, deployments and their DEPLOY report
+// steps, and deployments whose state went back.
 func lost(before, after acked) []string {
 	var out []string
 	for seq, e := range before.events {
@@ -223,6 +235,11 @@ func lost(before, after acked) []string {
 			return 100
 		}
 		return protocol.PhaseRank(s)
+	}
+	for k := range before.steps {
+		if !after.steps[k] {
+			out = append(out, "step of deployment "+k)
+		}
 	}
 	for id, st := range before.deps {
 		now, ok := after.deps[id]
