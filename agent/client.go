@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,7 +131,8 @@ func NewClient(o ClientOptions) (*Client, error) {
 			MaxIdleConnsPerHost:   2,
 			IdleConnTimeout:       5 * time.Minute,
 			ExpectContinueTimeout: time.Second,
-			ForceAttemptHTTP2:     true,
+			// HTTP/1.1, as NewHTTPClient: see there.
+			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 		}
 		hc = &http.Client{Transport: t}
 	}

@@ -45,7 +45,11 @@ func NewHTTPClient(cfg *config.Config, credential func() string) (*http.Client, 
 		ResponseHeaderTimeout: protocol.MaxPollSeconds*time.Second + pollMargin,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConnsPerHost:   2,
-		ForceAttemptHTTP2:     true,
+		// HTTP/1.1: the server parks an idle HTTP/1.1 check-in without a
+		// goroutine or buffers and cannot do so for an HTTP/2 stream, so
+		// one agent costs it far less memory this way (docs/server.md,
+		// Capacity). A non-nil empty map turns HTTP/2 off.
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
 	var origin *url.URL
 	if cfg.Server != "" {

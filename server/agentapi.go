@@ -389,29 +389,32 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 		return err
 	}
 	orders := s.ordersFor(a, base)
-	var wake chan struct{}
+	var wt *waiter
 	if len(orders) == 0 {
 		if old, ok := s.waiters[a.ID]; ok {
-			close(old)
+			old.release()
 		}
-		wake = make(chan struct{})
-		s.waiters[a.ID] = wake
+		wt = &waiter{ch: make(chan struct{})}
+		s.waiters[a.ID] = wt
 	}
 	poll := s.pollWait()
 	s.mu.Unlock()
 	s.met.observeCheckin(time.Since(start))
-	if wake != nil {
+	if wt != nil && s.park(w, r, wt, a, base, poll, holdFor(poll, req.WaitSeconds)) {
+		return nil
+	}
+	if wt != nil {
 		held := time.Now()
 		t := time.NewTimer(holdFor(poll, req.WaitSeconds))
 		select {
-		case <-wake:
+		case <-wt.ch:
 		case <-t.C:
 		case <-s.closing:
 		case <-ctx.Done():
 		}
 		t.Stop()
 		s.mu.Lock()
-		if s.waiters[a.ID] == wake {
+		if s.waiters[a.ID] == wt {
 			delete(s.waiters, a.ID)
 		}
 		orders = s.ordersFor(a, base)

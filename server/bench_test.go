@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moltfleet/molt/agent"
+	"github.com/moltfleet/molt/config"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -131,20 +136,27 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	start := time.Now()
 	agents := enrollMany(t, ctx, p, n, "1.0.0")
 	t.Logf("enrolled %d agents in %s (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
-	cli := p.benchClient(n + 10)
 	h2 := os.Getenv("MOLT_BENCH_HTTP2") != ""
-	clientFor := func() *http.Client {
-		if !h2 {
-			return cli
+	ca := filepath.Join(data, "tls", "ca.pem")
+	clientFor := func(a *procAgent) *http.Client {
+		if h2 {
+			// For comparison: one HTTP/2 connection per agent.
+			tr := p.cli.Transport.(*http.Transport).Clone()
+			tr.ForceAttemptHTTP2 = true
+			return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
 		}
-		// One HTTP/2 connection per agent, as agents on separate hosts have.
-		tr := p.cli.Transport.(*http.Transport).Clone()
-		tr.ForceAttemptHTTP2 = true
-		return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+		// Exactly the real agent's client: its transport (HTTP/1.1,
+		// keep-alive, its timeouts) and credential, one per agent.
+		hc, err := agent.NewHTTPClient(&config.Config{Server: p.url, CAFile: ca}, func() string { return a.cred })
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return hc
 	}
 	var mu sync.Mutex
 	var lat []time.Duration
-	var errs, count atomic.Int64
+	var errs, count, newConns atomic.Int64
 	var measuring atomic.Bool
 	var wg sync.WaitGroup
 	for _, a := range agents {
@@ -157,11 +169,26 @@ func TestBenchCheckinCapacity(t *testing.T) {
 			case <-ctx.Done():
 				return
 			}
-			cli := clientFor()
-			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true,"labels":{"bench":"1"}}}`, a.st.Fingerprint))
+			cli := clientFor(a)
+			if cli == nil {
+				return
+			}
+			// What the agent sends (agent.Client.Checkin): its status and
+			// the wait it learned.
+			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true,"labels":{"bench":"1"}},"wait_seconds":%d}`, a.st.Fingerprint, int(poll/time.Second)))
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, "POST", p.url+"/v1/agent/checkin", strings.NewReader(string(body)))
-				req.Header.Set("Authorization", "Bearer "+a.cred)
+				// Counts check-ins that needed a new connection: kept-alive
+				// connections are the agents' normal case.
+				tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+					if !ci.Reused && measuring.Load() {
+						newConns.Add(1)
+					}
+				}})
+				req, _ := http.NewRequestWithContext(tctx, "POST", p.url+"/v1/agent/checkin", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if h2 {
+					req.Header.Set("Authorization", "Bearer "+a.cred)
+				}
 				t0 := time.Now()
 				resp, err := cli.Do(req)
 				if err != nil {
@@ -218,10 +245,10 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	if h2 {
 		proto = "h2"
 	}
-	fmt.Printf("BENCH checkin proto=%s agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
+	fmt.Printf("BENCH checkin proto=%s agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d new_connections=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
 		proto, n, poll, elapsed.Round(time.Second), count.Load(), float64(count.Load())/elapsed.Seconds(), bucketQuantile(h0, h1, 0.99),
 		percentile(lat, 0.50).Round(time.Microsecond), percentile(lat, 0.99).Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
-		errs.Load(), rss0/1024, rss/1024, float64(rss-rss0)/1024/float64(n)*1000)
+		errs.Load(), newConns.Load(), rss0/1024, rss/1024, float64(rss-rss0)/1024/float64(n)*1000)
 }
 
 // checkinBuckets reads the server's cumulative check-in histogram.

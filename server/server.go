@@ -69,13 +69,18 @@ type Server struct {
 	open     map[string]*depRec // agent id -> its one open (not ended) deployment
 	runs     map[int64]*runRec  // runs not ended
 	cleanups map[string][]cleanupRec
-	waiters  map[string]chan struct{} // agent id -> wakes its long poll
+	waiters  map[string]*waiter // agent id -> its long poll
 	settings map[string]string
 	releases map[string]releaseRec
 
 	kick    chan struct{}
 	closing chan struct{}
 	closed  sync.Once
+
+	// resumed hands connections of answered parked polls back to the
+	// http.Server; parking counts answers being written.
+	resumed *resumedListener
+	parking sync.WaitGroup
 
 	events *eventHub
 	hooks  *hookRunner
@@ -164,10 +169,10 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	s := &Server{
 		opt: opt, st: st, log: opt.Log, clock: opt.Clock,
 		agents: map[string]*agentRec{}, byCred: map[string]string{}, open: map[string]*depRec{},
-		runs: map[int64]*runRec{}, cleanups: map[string][]cleanupRec{}, waiters: map[string]chan struct{}{},
+		runs: map[int64]*runRec{}, cleanups: map[string][]cleanupRec{}, waiters: map[string]*waiter{},
 		settings: map[string]string{}, releases: map[string]releaseRec{},
 		kick: make(chan struct{}, 1), closing: make(chan struct{}),
-		events: newEventHub(), met: newMetrics(),
+		events: newEventHub(), met: newMetrics(), resumed: newResumedListener(),
 	}
 	s.hooks = newHookRunner(s, opt.HookWorkers)
 	if err := s.load(ctx); err != nil {
@@ -205,6 +210,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.Shutdown()
 			s.flushSeen(context.Background())
 			wg.Wait()
+			s.parking.Wait()
 			return nil
 		case <-t.C:
 			s.Schedule(ctx)
@@ -220,7 +226,20 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Shutdown releases every long poll (they answer with no orders) and makes
 // new requests answer 503. Call it before http.Server.Shutdown.
-func (s *Server) Shutdown() { s.closed.Do(func() { close(s.closing) }) }
+func (s *Server) Shutdown() {
+	s.closed.Do(func() {
+		close(s.closing)
+		// Held polls see closing; parked ones are answered here.
+		s.mu.Lock()
+		for id, w := range s.waiters {
+			if w.park != nil {
+				w.release()
+				delete(s.waiters, id)
+			}
+		}
+		s.mu.Unlock()
+	})
+}
 
 func (s *Server) wake() {
 	select {
@@ -231,8 +250,8 @@ func (s *Server) wake() {
 
 // notify wakes agent id's long poll. Call with s.mu held.
 func (s *Server) notify(id string) {
-	if ch, ok := s.waiters[id]; ok {
-		close(ch)
+	if w, ok := s.waiters[id]; ok {
+		w.release()
 		delete(s.waiters, id)
 	}
 }

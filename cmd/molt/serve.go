@@ -227,6 +227,15 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		return err
 	})
 	g.Go(func() error {
+		// Connections of answered idle check-ins come back here (see
+		// server.Server.Resumed).
+		err := hs.Serve(srv.Resumed())
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
 		select {
 		case <-ctx.Done():
 		case <-gctx.Done():
