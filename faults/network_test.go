@@ -73,6 +73,8 @@ func TestNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes (skipped with -short)")
 	}
+	// Beside the other suite: the network cases mostly wait.
+	t.Parallel()
 	bin := e2etest.Binaries(t, newVersion)
 	e2etest.Binaries(t, oldVersion)
 	e2etest.Pack(t, e2etest.PackOptions{Version: newVersion})

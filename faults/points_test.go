@@ -225,6 +225,8 @@ func TestCrashPoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes (skipped with -short)")
 	}
+	// Beside the other suite: the network cases mostly wait.
+	t.Parallel()
 	// Built once before the cases run in parallel.
 	e2etest.Binaries(t, oldVersion)
 	pack := e2etest.Pack(t, e2etest.PackOptions{Version: newVersion})
