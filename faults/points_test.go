@@ -28,13 +28,16 @@ type point struct {
 	newOnly bool
 	// hosts is how many hosts the case runs (0: one).
 	hosts int
+	// resumes: the next process must resume the download; the bytes
+	// through the proxy in front of the server must show it.
+	resumes bool
 }
 
 // points is every crash point in the code (TestPointsInCode keeps the two
 // in step) with the process that passes it. docs/faults.md describes each.
 var points = []point{
 	{name: "agent/order-received", proc: "agent"},
-	{name: "agent/mid-download", proc: "agent", hit: 8},
+	{name: "agent/mid-download", proc: "agent", hit: 44, resumes: true}, // 11 MiB into molt-agent
 	{name: "agent/after-download", proc: "agent"},
 	{name: "agent/mid-staging", proc: "agent"},
 	{name: "agent/before-valid", proc: "agent"},
@@ -262,6 +265,40 @@ func crashCase(t *testing.T, p point, pack string) string {
 	} else {
 		hostEnv = env
 	}
-	f := newFleet(t, max(p.hosts, 1), srvEnv, hostEnv, nil)
-	return f.upgrade(fired)
+	// Every host talks to the server through a proxy that counts the
+	// bytes it receives.
+	var px *Proxy
+	f := newFleet(t, max(p.hosts, 1), srvEnv, hostEnv, func(s *e2etest.Server) string {
+		px = startProxy(t, s.Addr)
+		return "https://" + px.Addr()
+	})
+	base := px.Stats().BytesDown
+	detail := f.upgrade(fired)
+	got := px.Stats().BytesDown - base
+	size := artifactBytes(t)
+	if limit := size + slack + killLoss; p.resumes && got > limit {
+		t.Errorf("the agent received %d bytes for %d bytes of artifacts, more than %d: the download started over", got, size, limit)
+	}
+	return fmt.Sprintf("%s; received %.1f MiB", detail, float64(got)/(1<<20))
+}
+
+// killLoss is what a killed agent may have received and not yet written:
+// its HTTP/2 stream window (4 MiB in Go's client) and the socket buffers
+// (about 5 MiB measured on loopback). The mid-download point kills 11 MiB
+// into molt-agent, so a download that started over would exceed it.
+const killLoss = 7 << 20
+
+// artifactBytes is the size of the new version's molt-agent and
+// molt-supervisor, the files an upgrade downloads.
+func artifactBytes(t *testing.T) int64 {
+	bin := e2etest.Binaries(t, newVersion)
+	var n int64
+	for _, f := range []string{"molt-agent", "molt-supervisor"} {
+		st, err := os.Stat(filepath.Join(bin, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
 }
