@@ -21,6 +21,7 @@
 //
 //	s := e2etest.StartServer(tb, e2etest.ServerOptions{Version: "1.1.0", Settings: map[string]string{...}})
 //	s.Kill9(); s.Start(); s.Stop(); s.Restart()  // same port and data directory
+//	s.Running()                              // false once it died (a service manager would start it)
 //	s.URL(), s.CAFile(), s.TokenFile(), s.Env()
 //	s.Molt(args...) Result                   // the CLI as an operator runs it (MOLT_SERVER, MOLT_CA, MOLT_TOKEN_FILE)
 //	s.OK(args...)                            // fails the test unless exit 0
@@ -37,6 +38,8 @@
 //
 //	h := s.NewHost(e2etest.HostOptions{Name: "a", Version: "1.0.0", Supervised: true, EnrollToken: tok})
 //	h.Start()            // bin/molt-supervisor run --home H, or versions/<current>/molt-agent run
+//	HostOptions{Env, ServerURL}, ServerOptions{Env}  // extra environment (MOLT_FAULT), a proxy's URL
+//	e2etest.BuildTags = "faults"                     // in TestMain: build every binary with these tags
 //	h.Stop(); h.Kill9(); h.KillAgent(); h.Running(); h.WaitExit(d) int
 //	h.WaitEnrolled(d) id; h.ID(); h.PreEnroll(token) id   // enrolled, never connected
 //	h.Active(), h.Current(), h.Result(), h.Versions(), h.SupervisorVersion(), h.LogFiles()
