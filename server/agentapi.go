@@ -188,7 +188,7 @@ func (s *Server) upgradeStatus(a *agentRec) string {
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) error {
-	req, err := decodeJSON[protocol.EnrollRequest](r.Body)
+	req, err := decodeAgentJSON[protocol.EnrollRequest](r.Body)
 	if err != nil {
 		return err
 	}
@@ -370,7 +370,7 @@ func (s *Server) ordersFor(a *agentRec, base string) []protocol.Order {
 
 func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller) error {
 	start := time.Now()
-	req, err := decodeJSON[protocol.CheckinRequest](r.Body)
+	req, err := decodeAgentJSON[protocol.CheckinRequest](r.Body)
 	if err != nil {
 		return err
 	}
@@ -670,7 +670,7 @@ func (s *Server) fail(wr *writer, d *depRec, reason string) error {
 }
 
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) error {
-	req, err := decodeJSON[protocol.ReportRequest](r.Body)
+	req, err := decodeAgentJSON[protocol.ReportRequest](r.Body)
 	if err != nil {
 		return err
 	}

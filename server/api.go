@@ -232,11 +232,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads one JSON object of type T from r, refusing unknown
-// fields and trailing data.
-func decodeJSON[T any](r io.Reader) (T, error) {
+// fields and trailing data: an operator's typo is an error, not a default.
+func decodeJSON[T any](r io.Reader) (T, error) { return decodeBody[T](r, true) }
+
+// decodeAgentJSON is decodeJSON for the agent protocol, which accepts
+// fields it does not know: agents are upgraded after their server, and a
+// newer agent may send what an older server has not heard of. The fields
+// this server knows are still checked.
+func decodeAgentJSON[T any](r io.Reader) (T, error) { return decodeBody[T](r, false) }
+
+func decodeBody[T any](r io.Reader, strict bool) (T, error) {
 	var v T
 	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(&v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -138,8 +139,18 @@ func TestEnrollment(t *testing.T) {
 	if code, pe := e.do("POST", "/v1/agent/enroll", "", r, nil); code != http.StatusUpgradeRequired || pe.Code != protocol.CodeProtocol {
 		t.Errorf("old protocol: %d %+v", code, pe)
 	}
-	if code, pe := e.do("POST", "/v1/agent/enroll", "", []byte(`{"name":"x","unknown":1}`), nil); code != 400 || !strings.Contains(pe.Error, "unknown") {
-		t.Errorf("unknown field: %d %+v", code, pe)
+	// A newer agent may send fields this server does not know: accepted.
+	newer := req
+	newer.EnrollmentToken = e.enroll
+	newer.Fingerprint = "f-newer"
+	b, _ := json.Marshal(newer)
+	b = append(b[:len(b)-1], []byte(`,"field_of_a_newer_agent":{"x":1}}`)...)
+	if code, pe := e.do("POST", "/v1/agent/enroll", "", b, nil); code != 200 {
+		t.Errorf("enroll with a field of a newer agent: %d %+v", code, pe)
+	}
+	// An operator's unknown field is a typo: refused, naming it.
+	if code, pe := e.do("PUT", "/v1/settings/activation-upgrade.linux", e.tokens[protocol.RoleAdmin], []byte(`{"valeu":"true"}`), nil); code != 400 || !strings.Contains(pe.Error, "valeu") {
+		t.Errorf("operator request with an unknown field: %d %+v", code, pe)
 	}
 	if code, pe := e.do("POST", "/v1/agent/enroll", "", bytes.Repeat([]byte(" "), protocol.MaxBodySize+10), nil); code != 413 || pe.Code != protocol.CodeTooLarge {
 		t.Errorf("huge body: %d %+v", code, pe)
