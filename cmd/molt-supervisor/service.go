@@ -84,6 +84,19 @@ func (f *serviceFlags) spec(strict bool) (platform.ServiceSpec, home.Home, error
 	return spec, h, nil
 }
 
+// open resolves the flags and asks newService for the service they name.
+func (f *serviceFlags) open(newService newServiceFunc, strict bool) (platform.ServiceSpec, home.Home, serviceControl, error) {
+	spec, h, err := f.spec(strict)
+	if err != nil {
+		return spec, h, nil, err
+	}
+	svc, err := newService(spec)
+	if err != nil {
+		return spec, h, nil, serviceErr(err)
+	}
+	return spec, h, svc, nil
+}
+
 // newServiceCmds builds install, uninstall, start, stop, restart and status.
 func newServiceCmds(newService newServiceFunc) []*cobra.Command {
 	return []*cobra.Command{
@@ -129,13 +142,9 @@ it was running.` + nameHelp,
   molt-supervisor install --replace`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, h, err := f.spec(true)
+			spec, h, svc, err := f.open(newService, true)
 			if err != nil {
 				return err
-			}
-			svc, err := newService(spec)
-			if err != nil {
-				return serviceErr(err)
 			}
 			out := cmd.OutOrStdout()
 			if err := placeSupervisor(out, h); err != nil {
@@ -236,13 +245,9 @@ first) and removes it from the service manager. The home itself is left
 as it is. Uninstalling what is not installed says so and succeeds.` + nameHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, err := f.spec(false)
+			spec, _, svc, err := f.open(newService, false)
 			if err != nil {
 				return err
-			}
-			svc, err := newService(spec)
-			if err != nil {
-				return serviceErr(err)
 			}
 			out := cmd.OutOrStdout()
 			err = svc.Uninstall()
@@ -271,13 +276,9 @@ func newServiceActionCmd(newService newServiceFunc, use, short string, action se
 		Long:  short + " of a home through the host's service manager." + nameHelp,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, err := f.spec(false)
+			spec, _, svc, err := f.open(newService, false)
 			if err != nil {
 				return err
-			}
-			svc, err := newService(spec)
-			if err != nil {
-				return serviceErr(err)
 			}
 			return action(cmd.OutOrStdout(), svc, spec)
 		},
@@ -287,58 +288,64 @@ func newServiceActionCmd(newService newServiceFunc, use, short string, action se
 }
 
 func serviceStart(out io.Writer, svc serviceControl, spec platform.ServiceSpec) error {
-	st, err := svc.Status()
-	if err != nil {
-		return serviceErr(err)
-	}
-	switch st {
-	case platform.ServiceNotInstalled:
-		return cli.Exit(1, fmt.Errorf("service %s is not installed; install it with: molt-supervisor install --home %s", spec.Name, spec.Home))
-	case platform.ServiceRunning:
-		fmt.Fprintf(out, "service %s is already running\n", spec.Name)
-		return nil
-	}
-	if err := svc.Start(); err != nil {
-		return serviceErr(err)
-	}
-	fmt.Fprintf(out, "started service %s\n", spec.Name)
-	return nil
+	return transition{
+		hint:    "; install it with: molt-supervisor install --home " + spec.Home,
+		settled: platform.ServiceRunning,
+		already: "already running",
+		act:     svc.Start,
+		done:    "started",
+	}.run(out, svc, spec)
 }
 
 func serviceStop(out io.Writer, svc serviceControl, spec platform.ServiceSpec) error {
-	st, err := svc.Status()
-	if err != nil {
-		return serviceErr(err)
-	}
-	switch st {
-	case platform.ServiceNotInstalled:
-		return cli.Exit(1, fmt.Errorf("service %s is not installed", spec.Name))
-	case platform.ServiceStopped:
-		fmt.Fprintf(out, "service %s is not running\n", spec.Name)
-		return nil
-	}
-	if err := svc.Stop(); err != nil {
-		return serviceErr(err)
-	}
-	fmt.Fprintf(out, "stopped service %s\n", spec.Name)
-	return nil
+	return transition{
+		settled: platform.ServiceStopped,
+		already: "not running",
+		act:     svc.Stop,
+		done:    "stopped",
+	}.run(out, svc, spec)
 }
 
 func serviceRestart(out io.Writer, svc serviceControl, spec platform.ServiceSpec) error {
+	return transition{
+		settled:   platform.ServiceStopped,
+		onSettled: func() error { return serviceStart(out, svc, spec) },
+		act:       svc.Restart,
+		done:      "restarted",
+	}.run(out, svc, spec)
+}
+
+// transition is start, stop or restart. The state is asked first so that
+// a service not installed gets a clear error and one already where the
+// command would take it is told so instead of being changed.
+type transition struct {
+	hint      string                // added to "service X is not installed"
+	settled   platform.ServiceState // the state in which act is not called
+	already   string                // says so in that state ("already running")
+	onSettled func() error          // or acts so instead of act
+	act       func() error
+	done      string // past tense of the command, for its one line of output
+}
+
+func (t transition) run(out io.Writer, svc serviceControl, spec platform.ServiceSpec) error {
 	st, err := svc.Status()
 	if err != nil {
 		return serviceErr(err)
 	}
 	switch st {
 	case platform.ServiceNotInstalled:
-		return cli.Exit(1, fmt.Errorf("service %s is not installed", spec.Name))
-	case platform.ServiceStopped:
-		return serviceStart(out, svc, spec)
+		return cli.Exit(1, fmt.Errorf("service %s is not installed%s", spec.Name, t.hint))
+	case t.settled:
+		if t.onSettled != nil {
+			return t.onSettled()
+		}
+		fmt.Fprintf(out, "service %s is %s\n", spec.Name, t.already)
+		return nil
 	}
-	if err := svc.Restart(); err != nil {
+	if err := t.act(); err != nil {
 		return serviceErr(err)
 	}
-	fmt.Fprintf(out, "restarted service %s\n", spec.Name)
+	fmt.Fprintf(out, "%s service %s\n", t.done, spec.Name)
 	return nil
 }
 
@@ -367,13 +374,9 @@ init scripts answer), 1 when the service manager cannot be asked.` + nameHelp,
   molt-supervisor status --home /srv/b/molt --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, err := f.spec(false)
+			spec, _, svc, err := f.open(newService, false)
 			if err != nil {
 				return err
-			}
-			svc, err := newService(spec)
-			if err != nil {
-				return serviceErr(err)
 			}
 			st, err := svc.Status()
 			if err != nil {
