@@ -296,14 +296,10 @@ func (u *Updater) Prepare(ctx context.Context, o Order) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	unlock, err := u.lockHome()
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return u.locked(func() error { return u.prepareLocked(ctx, o) })
+}
 
+func (u *Updater) prepareLocked(ctx context.Context, o Order) error {
 	st, err := u.loadState()
 	if err != nil {
 		return err
@@ -540,85 +536,61 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // write. It refuses a version without .valid. Idempotent: after a crash
 // it finishes the bookkeeping of a switch already written.
 func (u *Updater) Switch(orderID string) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	unlock, err := u.lockHome()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := u.loadState()
-	if err != nil {
-		return err
-	}
-	if st.Order != orderID || orderID == "" {
-		return fmt.Errorf("switch %q: %w (upgrade.json has %q)", orderID, ErrUnknownOrder, st.Order)
-	}
-	switch st.Phase {
-	case PhaseSwitched, PhaseDone:
-		return nil
-	case PhaseStaged:
-	default:
-		return fmt.Errorf("switch %s: %w (phase %s)", st.Version, ErrNotStaged, st.Phase)
-	}
-	if !u.home.IsValid(st.Version) {
-		return fmt.Errorf("switch %s: %w", st.Version, ErrNotValid)
-	}
-	a, err := u.home.ReadActive()
-	if err != nil && !errors.Is(err, home.ErrNoActive) {
-		return fmt.Errorf("switch %s: %w", st.Version, err)
-	}
-	if a.Current != st.Version || a.Trial == nil || a.Trial.Order != orderID {
-		switch {
-		case a.Current == st.Version:
-			return fmt.Errorf("switch %s: %w", st.Version, ErrAlreadyRunning)
-		case a.Trial != nil:
-			return fmt.Errorf("switch %s: %w for %s", st.Version, ErrTrialInProgress, a.Trial.Version)
+	return u.withOrder("switch", orderID, func(st *UpgradeState) error {
+		switch st.Phase {
+		case PhaseSwitched, PhaseDone:
+			return nil
+		case PhaseStaged:
+		default:
+			return fmt.Errorf("switch %s: %w (phase %s)", st.Version, ErrNotStaged, st.Phase)
 		}
-		u.checkpoint("before-switch")
-		faults.Point("agent/before-switch")
-		next := home.Active{
-			Current:  st.Version,
-			Previous: a.Current,
-			Trial:    &home.Trial{Version: st.Version, Switched: u.now().UTC(), Order: orderID},
+		if !u.home.IsValid(st.Version) {
+			return fmt.Errorf("switch %s: %w", st.Version, ErrNotValid)
 		}
-		if err := u.home.WriteActive(next); err != nil {
-			return fmt.Errorf("switch %s: write active.json: %w", st.Version, err)
+		a, err := u.home.ReadActive()
+		if err != nil && !errors.Is(err, home.ErrNoActive) {
+			return fmt.Errorf("switch %s: %w", st.Version, err)
 		}
-		u.log.Info("switched", zap.String("order", orderID), zap.String("version", st.Version), zap.String("previous", a.Current))
-		u.checkpoint("switched")
-		faults.Point("agent/after-switch")
-	}
-	st.Phase = PhaseSwitched
-	return u.saveState(&st)
+		if a.Current != st.Version || a.Trial == nil || a.Trial.Order != orderID {
+			switch {
+			case a.Current == st.Version:
+				return fmt.Errorf("switch %s: %w", st.Version, ErrAlreadyRunning)
+			case a.Trial != nil:
+				return fmt.Errorf("switch %s: %w for %s", st.Version, ErrTrialInProgress, a.Trial.Version)
+			}
+			u.checkpoint("before-switch")
+			faults.Point("agent/before-switch")
+			next := home.Active{
+				Current:  st.Version,
+				Previous: a.Current,
+				Trial:    &home.Trial{Version: st.Version, Switched: u.now().UTC(), Order: orderID},
+			}
+			if err := u.home.WriteActive(next); err != nil {
+				return fmt.Errorf("switch %s: write active.json: %w", st.Version, err)
+			}
+			u.log.Info("switched", zap.String("order", orderID), zap.String("version", st.Version), zap.String("previous", a.Current))
+			u.checkpoint("switched")
+			faults.Point("agent/after-switch")
+		}
+		st.Phase = PhaseSwitched
+		return u.saveState(st)
+	})
 }
 
 // Finish marks a switched order done (the agent calls it once the trial's
 // outcome is known) and drops its cache.
 func (u *Updater) Finish(orderID string) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	unlock, err := u.lockHome()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := u.loadState()
-	if err != nil {
-		return err
-	}
-	if st.Order != orderID || orderID == "" {
-		return fmt.Errorf("finish %q: %w", orderID, ErrUnknownOrder)
-	}
-	if st.Phase == PhaseDone {
-		return nil
-	}
-	if st.Phase != PhaseSwitched {
-		return fmt.Errorf("finish %s: %w (phase %s)", orderID, ErrNotStaged, st.Phase)
-	}
-	_ = removeAll(u.cacheDir(st.Version))
-	st.Phase = PhaseDone
-	return u.saveState(&st)
+	return u.withOrder("finish", orderID, func(st *UpgradeState) error {
+		if st.Phase == PhaseDone {
+			return nil
+		}
+		if st.Phase != PhaseSwitched {
+			return fmt.Errorf("finish %s: %w (phase %s)", orderID, ErrNotStaged, st.Phase)
+		}
+		_ = removeAll(u.cacheDir(st.Version))
+		st.Phase = PhaseDone
+		return u.saveState(st)
+	})
 }
 
 // Abort drops an order that has not been switched: its cache and staging
@@ -626,6 +598,25 @@ func (u *Updater) Finish(orderID string) error {
 // Cleanup). Aborting an unknown or already aborted order is an error and a
 // no-op respectively.
 func (u *Updater) Abort(orderID string) error {
+	return u.withOrder("abort", orderID, func(st *UpgradeState) error {
+		switch st.Phase {
+		case PhaseAborted:
+			return nil
+		case PhaseSwitched, PhaseDone:
+			return fmt.Errorf("abort %s: %w", orderID, ErrAlreadySwitched)
+		}
+		if pack.ValidVersion(st.Version) {
+			if err := errors.Join(removeAll(u.cacheDir(st.Version)), removeAll(u.stagingDir(st.Version))); err != nil {
+				return fmt.Errorf("abort %s: %w", orderID, err)
+			}
+		}
+		st.Phase = PhaseAborted
+		return u.saveState(st)
+	})
+}
+
+// locked runs fn under the updater's mutex and the home's lock.
+func (u *Updater) locked(fn func() error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	unlock, err := u.lockHome()
@@ -633,26 +624,23 @@ func (u *Updater) Abort(orderID string) error {
 		return err
 	}
 	defer unlock()
-	st, err := u.loadState()
-	if err != nil {
-		return err
-	}
-	if st.Order != orderID || orderID == "" {
-		return fmt.Errorf("abort %q: %w", orderID, ErrUnknownOrder)
-	}
-	switch st.Phase {
-	case PhaseAborted:
-		return nil
-	case PhaseSwitched, PhaseDone:
-		return fmt.Errorf("abort %s: %w", orderID, ErrAlreadySwitched)
-	}
-	if pack.ValidVersion(st.Version) {
-		if err := errors.Join(removeAll(u.cacheDir(st.Version)), removeAll(u.stagingDir(st.Version))); err != nil {
-			return fmt.Errorf("abort %s: %w", orderID, err)
+	return fn()
+}
+
+// withOrder runs fn, locked, on the state in state/upgrade.json, which
+// must be orderID's: a step of any other order is ErrUnknownOrder. verb
+// names the step in errors.
+func (u *Updater) withOrder(verb, orderID string, fn func(st *UpgradeState) error) error {
+	return u.locked(func() error {
+		st, err := u.loadState()
+		if err != nil {
+			return err
 		}
-	}
-	st.Phase = PhaseAborted
-	return u.saveState(&st)
+		if st.Order != orderID || orderID == "" {
+			return fmt.Errorf("%s %q: %w (upgrade.json has %q)", verb, orderID, ErrUnknownOrder, st.Order)
+		}
+		return fn(&st)
+	})
 }
 
 // lockHome takes state/upgrade.lock so that two processes (the daemon
