@@ -137,7 +137,11 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	agents := enrollMany(t, ctx, p, n, "1.0.0")
 	t.Logf("enrolled %d agents in %s (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
 	h2 := os.Getenv("MOLT_BENCH_HTTP2") != ""
-	ca := filepath.Join(data, "tls", "ca.pem")
+	// The agents trust the server's CA as system roots: a ca_file per
+	// agent would copy the system pool 10,000 times in this one process
+	// (hundreds of MB and GC work that would show up as check-in latency),
+	// where each real agent has one.
+	t.Setenv("SSL_CERT_FILE", filepath.Join(data, "tls", "ca.pem"))
 	clientFor := func(a *procAgent) *http.Client {
 		if h2 {
 			// For comparison: one HTTP/2 connection per agent.
@@ -147,7 +151,7 @@ func TestBenchCheckinCapacity(t *testing.T) {
 		}
 		// Exactly the real agent's client: its transport (HTTP/1.1,
 		// keep-alive, its timeouts) and credential, one per agent.
-		hc, err := agent.NewHTTPClient(&config.Config{Server: p.url, CAFile: ca}, func() string { return a.cred })
+		hc, err := agent.NewHTTPClient(&config.Config{Server: p.url}, func() string { return a.cred })
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -229,6 +233,7 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	elapsed := time.Since(mstart)
 	h1 := p.checkinBuckets(t)
 	rss := rssKB(p.cmd.Process.Pid)
+	genRSS := rssKB(os.Getpid())
 	if a := os.Getenv("MOLT_BENCH_DEBUG_LISTEN"); a != "" {
 		if resp, err := http.Get("http://" + a + "/debug/pprof/heap"); err == nil {
 			f, _ := os.Create(os.Getenv("MOLT_BENCH_HEAP_OUT"))
@@ -245,10 +250,10 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	if h2 {
 		proto = "h2"
 	}
-	fmt.Printf("BENCH checkin proto=%s agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d new_connections=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB\n",
+	fmt.Printf("BENCH checkin proto=%s agents=%d poll=%s measured=%s checkins=%d rate=%.0f/s server_p99<=%s client p50=%s p99=%s max=%s errors=%d new_connections=%d rss_start=%dMB rss=%dMB rss_per_1000_agents=%.1fMB loadgen_rss=%dMB\n",
 		proto, n, poll, elapsed.Round(time.Second), count.Load(), float64(count.Load())/elapsed.Seconds(), bucketQuantile(h0, h1, 0.99),
 		percentile(lat, 0.50).Round(time.Microsecond), percentile(lat, 0.99).Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
-		errs.Load(), newConns.Load(), rss0/1024, rss/1024, float64(rss-rss0)/1024/float64(n)*1000)
+		errs.Load(), newConns.Load(), rss0/1024, rss/1024, float64(rss-rss0)/1024/float64(n)*1000, genRSS/1024)
 }
 
 // checkinBuckets reads the server's cumulative check-in histogram.
