@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -10,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltfleet/molt/internal/apiclient"
-	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -43,18 +43,9 @@ func newAgentsListCmd(cf *connFlags) *cobra.Command {
   molt agents list --json | jq -r '.[] | select(.upgrade_status != "up_to_date") | .id'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			as, err := c.Agents(cmd.Context(), f)
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(as))
-			}
-			return printAgents(cmd.OutOrStdout(), as, time.Now())
+			return listAndPrint(cmd, cf, asJSON, func(c *apiclient.Client, ctx context.Context) ([]protocol.Agent, error) {
+				return c.Agents(ctx, f)
+			}, printAgents)
 		},
 	}
 	cmd.Flags().StringVar(&f.Platform, "platform", "", "only agents of this platform (goos/goarch)")
@@ -93,28 +84,7 @@ func upgradeStatus(a protocol.Agent) string {
 }
 
 func newAgentsShowCmd(cf *connFlags) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one agent: versions, status, labels, holds, last trial result",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			a, err := c.Agent(cmd.Context(), args[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				return cli.PrintJSON(cmd.OutOrStdout(), a)
-			}
-			return printAgent(cmd.OutOrStdout(), a, time.Now())
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	return cmd
+	return newShowCmd(cf, "show ID", "Show one agent: versions, status, labels, holds, last trial result", (*apiclient.Client).Agent, printAgent)
 }
 
 func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
@@ -203,20 +173,5 @@ func fmtBytes(n int64) string {
 }
 
 func newAgentsRevokeCmd(cf *connFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an agent's credential (it must enroll again to come back)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.RevokeAgent(cmd.Context(), args[0]); err != nil {
-				return apiErr(err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked agent %s\n", args[0])
-			return err
-		},
-	}
+	return newRevokeCmd(cf, "agent", "Revoke an agent's credential (it must enroll again to come back)", (*apiclient.Client).RevokeAgent)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/protocol"
 )
@@ -76,28 +77,7 @@ func newEnrollTokenCreateCmd(cf *connFlags) *cobra.Command {
 }
 
 func newEnrollTokenListCmd(cf *connFlags) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List enrollment tokens (never their secrets)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			ts, err := c.EnrollTokens(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(ts))
-			}
-			return printEnrollTokens(cmd.OutOrStdout(), ts, time.Now())
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
-	return cmd
+	return newListCmd(cf, "List enrollment tokens (never their secrets)", (*apiclient.Client).EnrollTokens, printEnrollTokens)
 }
 
 func printEnrollTokens(w io.Writer, ts []protocol.EnrollToken, now time.Time) error {
@@ -120,20 +100,5 @@ func printEnrollTokens(w io.Writer, ts []protocol.EnrollToken, now time.Time) er
 }
 
 func newEnrollTokenRevokeCmd(cf *connFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an enrollment token (enrolled agents keep their credentials)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.RevokeEnrollToken(cmd.Context(), args[0]); err != nil {
-				return apiErr(err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked enrollment token %s\n", args[0])
-			return err
-		},
-	}
+	return newRevokeCmd(cf, "enrollment token", "Revoke an enrollment token (enrolled agents keep their credentials)", (*apiclient.Client).RevokeEnrollToken)
 }

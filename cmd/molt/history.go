@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -34,18 +35,11 @@ with its time.`,
 		if f.State != "" && !slices.Contains(protocol.DeploymentStates, f.State) {
 			return cli.Usage("--state: %q is not one of %s", f.State, strings.Join(protocol.DeploymentStates, ", "))
 		}
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		ds, err := c.Deployments(cmd.Context(), f)
-		if err != nil {
-			return apiErr(err)
-		}
-		if asJSON {
-			return cli.PrintJSON(cmd.OutOrStdout(), nonNil(ds))
-		}
-		return printDeployments(cmd.OutOrStdout(), ds, time.Now(), true)
+		return listAndPrint(cmd, cf, asJSON, func(c *apiclient.Client, ctx context.Context) ([]protocol.Deployment, error) {
+			return c.Deployments(ctx, f)
+		}, func(w io.Writer, ds []protocol.Deployment, now time.Time) error {
+			return printDeployments(w, ds, now, true)
+		})
 	}
 	cmd.Flags().StringVar(&f.AgentID, "agent", "", "only this agent's deployments")
 	cmd.Flags().StringVar(&f.RunID, "run", "", "only this run's deployments")
@@ -57,29 +51,12 @@ with its time.`,
 }
 
 func newHistoryShowCmd(cf *connFlags) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "show DEPLOYMENT",
-		Short: "The DEPLOY report of one deployment: each step with its time",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			rep, err := c.Deployment(cmd.Context(), args[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				rep.Steps = nonNil(rep.Steps)
-				return cli.PrintJSON(cmd.OutOrStdout(), rep)
-			}
-			return printDeployReport(cmd.OutOrStdout(), rep, time.Now())
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	return cmd
+	return newShowCmd(cf, "show DEPLOYMENT", "The DEPLOY report of one deployment: each step with its time",
+		func(c *apiclient.Client, ctx context.Context, id string) (protocol.DeploymentReport, error) {
+			rep, err := c.Deployment(ctx, id)
+			rep.Steps = nonNil(rep.Steps)
+			return rep, err
+		}, printDeployReport)
 }
 
 func printDeployReport(w io.Writer, rep protocol.DeploymentReport, now time.Time) error {

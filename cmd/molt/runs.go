@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/protocol"
 )
@@ -48,18 +50,9 @@ func newRunsListCmd(cf *connFlags) *cobra.Command {
 			default:
 				return cli.Usage("--status: %q is not one of running, paused, ended_ok, ended_not_ok, cancelled", status)
 			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			rs, err := c.RunsIn(cmd.Context(), status)
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(rs))
-			}
-			return printRuns(cmd.OutOrStdout(), rs, time.Now())
+			return listAndPrint(cmd, cf, asJSON, func(c *apiclient.Client, ctx context.Context) ([]protocol.Run, error) {
+				return c.RunsIn(ctx, status)
+			}, printRuns)
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only runs in this status: running, paused, ended_ok, ended_not_ok, cancelled")
@@ -109,28 +102,7 @@ func endedCount(counts map[string]int) int {
 }
 
 func newRunsShowCmd(cf *connFlags) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a run: its settings, plan, exclusions and counts per state",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			r, err := c.Run(cmd.Context(), args[0])
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				return cli.PrintJSON(cmd.OutOrStdout(), r)
-			}
-			return printRun(cmd.OutOrStdout(), r, time.Now())
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	return cmd
+	return newShowCmd(cf, "show ID", "Show a run: its settings, plan, exclusions and counts per state", (*apiclient.Client).Run, printRun)
 }
 
 func printRun(w io.Writer, r protocol.Run, now time.Time) error {

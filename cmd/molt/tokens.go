@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/protocol"
 )
@@ -64,28 +65,7 @@ func newTokenCreateCmd(cf *connFlags) *cobra.Command {
 }
 
 func newTokenListCmd(cf *connFlags) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List API tokens (never their secrets)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			ts, err := c.Tokens(cmd.Context())
-			if err != nil {
-				return apiErr(err)
-			}
-			if asJSON {
-				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(ts))
-			}
-			return printTokens(cmd.OutOrStdout(), ts, time.Now())
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
-	return cmd
+	return newListCmd(cf, "List API tokens (never their secrets)", (*apiclient.Client).Tokens, printTokens)
 }
 
 func printTokens(w io.Writer, ts []protocol.Token, now time.Time) error {
@@ -102,28 +82,5 @@ func printTokens(w io.Writer, ts []protocol.Token, now time.Time) error {
 }
 
 func newTokenRevokeCmd(cf *connFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an API token at once",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.RevokeToken(cmd.Context(), args[0]); err != nil {
-				return apiErr(err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", args[0])
-			return err
-		},
-	}
-}
-
-// nonNil makes an empty listing print as [] rather than null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
+	return newRevokeCmd(cf, "token", "Revoke an API token at once", (*apiclient.Client).RevokeToken)
 }
