@@ -3,7 +3,11 @@
 # agents in long polls, check-in latency without the wait, server RSS) and a
 # run over many simulated agents (time to complete, peak in progress).
 # Every agent is a goroutine speaking HTTPS to a real molt serve process on
-# loopback, one keep-alive connection each.
+# loopback with the real agent's HTTP client (agent.NewHTTPClient, HTTP/1.1),
+# one client and one keep-alive connection each. The BENCH line prints
+# check-ins/s, client p50/p99 (without the long-poll wait), the server's
+# p99 from its histogram, check-ins that needed a new connection, and the
+# server's RSS.
 #
 #   scripts/bench-server.sh                       # 10,000 agents, run of 1,000 at 100
 #   MOLT_BENCH_AGENTS=20000 scripts/bench-server.sh
