@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -18,36 +20,35 @@ import (
 func TestCLIErrors(t *testing.T) {
 	needBuild(t)
 	dir := t.TempDir()
-	srv := newServer(t, build.newBin, filepath.Join(dir, "server"))
-	srv.start()
+	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, KeepDefaults: true})
 
 	var viewer protocol.TokenCreated
-	srv.json(&viewer, "token", "create", "--role", "viewer", "--name", "e2e-viewer")
+	srv.JSON(&viewer, "token", "create", "--role", "viewer", "--name", "e2e-viewer")
 	viewerFile := filepath.Join(dir, "viewer.token")
 	os.WriteFile(viewerFile, []byte(viewer.Secret+"\n"), 0o600)
 	var tokens []protocol.Token
-	srv.json(&tokens, "token", "list")
+	srv.JSON(&tokens, "token", "list")
 	if len(tokens) < 2 {
 		t.Fatalf("token list: %+v", tokens)
 	}
 	for _, tok := range tokens {
-		if strings.Contains(srv.ok("token", "list").stdout, viewer.Secret) || tok.ID == "" {
+		if strings.Contains(srv.OK("token", "list").Stdout, viewer.Secret) || tok.ID == "" {
 			t.Fatalf("token list shows a secret or an empty id: %+v", tok)
 		}
 	}
 
 	// A pack signed by a key the server does not trust.
-	molt := filepath.Join(build.newBin, "molt")
+	molt := moltBin(t)
 	if out, err := exec.Command(molt, "pack", "keygen", "--out", filepath.Join(dir, "other"), "--no-passphrase").CombinedOutput(); err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
 	untrusted := filepath.Join(dir, "untrusted.zip")
-	if out, err := exec.Command(molt, "pack", "build", "--version", newVersion, "--bin-dir", filepath.Dir(build.newBin),
+	if out, err := exec.Command(molt, "pack", "build", "--version", newVersion, "--bin-dir", filepath.Dir(e2etest.Binaries(t, newVersion)),
 		"--key", filepath.Join(dir, "other", "molt.key"), "--out", untrusted).CombinedOutput(); err != nil {
 		t.Fatalf("pack build: %v\n%s", err, out)
 	}
 
-	down := freeAddr(t)
+	down := e2etest.FreeAddr(t)
 	tests := []struct {
 		name   string
 		env    []string
@@ -69,8 +70,7 @@ func TestCLIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(filepath.Join(build.newBin, "molt"), tt.args...)
-			cmd.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile(), "XDG_CONFIG_HOME="+dir)
+			cmd := srv.MoltCmd(context.Background(), tt.args...)
 			cmd.Env = append(cmd.Env, tt.env...)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr

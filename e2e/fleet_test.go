@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 )
@@ -30,84 +31,84 @@ import (
 func TestFleet(t *testing.T) {
 	needBuild(t)
 	dir := t.TempDir()
-	srv := newServer(t, build.newBin, filepath.Join(dir, "server"))
-	srv.start()
+	goodPack, badPack := packs(t)
+	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, KeepDefaults: true})
 
 	// The operator's first steps: the admin token from the data
 	// directory works, the release is imported, policy is set.
 	var poll protocol.Setting
-	srv.json(&poll, "settings", "get", "agents.poll-seconds")
+	srv.JSON(&poll, "settings", "get", "agents.poll-seconds")
 	if poll.Key != "agents.poll-seconds" || !poll.Default {
 		t.Fatalf("settings get: %+v", poll)
 	}
-	srv.ok("release", "import", build.pack)
+	srv.OK("release", "import", goodPack)
 	var releases []protocol.Release
-	srv.json(&releases, "release", "list")
+	srv.JSON(&releases, "release", "list")
 	if len(releases) != 1 || releases[0].Version != newVersion {
 		t.Fatalf("release list: %+v", releases)
 	}
 	// Version control per platform: a key with a "/" in it.
 	pin := "version." + runtime.GOOS + "/" + runtime.GOARCH
-	srv.ok("settings", "set", pin, newVersion)
-	if got := strings.TrimSpace(srv.ok("settings", "get", pin).stdout); got != newVersion {
+	srv.OK("settings", "set", pin, newVersion)
+	if got := strings.TrimSpace(srv.OK("settings", "get", pin).Stdout); got != newVersion {
 		t.Fatalf("settings get %s: %q", pin, got)
 	}
-	srv.ok("settings", "reset", pin)
-	srv.ok("settings", "set", "agents.poll-seconds", "2")
-	srv.ok("settings", "set", "agents.offline-after", "5s")
-	srv.ok("settings", "set", "activation-upgrade.linux", "true")
+	srv.OK("settings", "reset", pin)
+	srv.OK("settings", "set", "agents.poll-seconds", "2")
+	srv.OK("settings", "set", "agents.offline-after", "5s")
+	srv.OK("settings", "set", "activation-upgrade.linux", "true")
 	hookOut := filepath.Join(dir, "run-end.env")
 	hook := filepath.Join(dir, "on-run-end.sh")
 	if err := os.WriteFile(hook, []byte("#!/bin/sh\nenv | grep '^MOLT_' | sort > "+hookOut+".tmp && mv "+hookOut+".tmp "+hookOut+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv.ok("settings", "set", "hooks.on-run-end", hook)
+	srv.OK("settings", "set", "hooks.on-run-end", hook)
 	var et protocol.EnrollTokenCreated
-	srv.json(&et, "enroll-token", "create", "--uses", "10", "--expires", "1h")
+	srv.JSON(&et, "enroll-token", "create", "--uses", "10", "--expires", "1h")
 	if et.Secret == "" {
 		t.Fatalf("enroll token: %+v", et)
 	}
 
 	// 1. Upgrade on activation: an agent enrolling with the old version
 	// is upgraded to the platform's target at once.
-	a := installHost(t, dir, "a", agentConfig(srv, "a", et.Secret, map[string]string{"wave": "first"}))
-	a.start()
-	eventually(t, 60*time.Second, "agent a upgraded on activation", func() (bool, string) {
+	a := srv.NewHost(e2etest.HostOptions{Name: "a", Version: oldVersion, Supervised: true, EnrollToken: et.Secret, Labels: map[string]string{"wave": "first"}})
+	a.Start()
+	e2etest.Eventually(t, 60*time.Second, "agent a upgraded on activation", func() (bool, string) {
 		var ags []protocol.Agent
-		srv.json(&ags, "agents", "list")
+		srv.JSON(&ags, "agents", "list")
 		return len(ags) == 1 && ags[0].Version == newVersion && ags[0].UpgradeStatus == protocol.UpgradeUpToDate, fmt.Sprintf("%+v", ags)
 	})
-	aID := a.identity()
+	aID := a.ID()
 	var aDeps []protocol.Deployment
-	srv.json(&aDeps, "history", "--agent", aID)
+	srv.JSON(&aDeps, "history", "--agent", aID)
 	if len(aDeps) != 1 || aDeps[0].Kind != protocol.KindActivation {
 		t.Fatalf("history of a: %+v", aDeps)
 	}
-	eventually(t, 30*time.Second, "the activation deployment succeeded", func() (bool, string) {
+	e2etest.Eventually(t, 30*time.Second, "the activation deployment succeeded", func() (bool, string) {
 		var rep protocol.DeploymentReport
-		srv.json(&rep, "history", "show", aDeps[0].ID)
+		srv.JSON(&rep, "history", "show", aDeps[0].ID)
 		return rep.Deployment.State == protocol.StateSucceeded, fmt.Sprintf("%+v", rep)
 	})
 	checkDeployReport(t, srv, aDeps[0].ID)
-	eventually(t, 30*time.Second, "a's supervisor upgraded itself", func() (bool, string) {
-		v := a.supervisorVersion()
+	e2etest.Eventually(t, 30*time.Second, "a's supervisor upgraded itself", func() (bool, string) {
+		v := a.SupervisorVersion()
 		return v == newVersion, v
 	})
 	checkEvents(t, srv, aID, 264, 706)
 
 	// 2. Agents that enroll while activation upgrade is off stay on the
 	// old version and are shown as upgrade recommended.
-	srv.ok("settings", "set", "activation-upgrade.linux", "false")
-	hosts := map[string]*host{}
+	srv.OK("settings", "set", "activation-upgrade.linux", "false")
+	hosts := map[string]*e2etest.Host{}
 	for _, n := range []string{"b", "c", "d"} {
-		h := installHost(t, dir, n, agentConfig(srv, n, et.Secret, map[string]string{"wave": "second"}))
-		h.start()
+		h := srv.NewHost(e2etest.HostOptions{Name: n, Version: oldVersion, Supervised: true, EnrollToken: et.Secret, Labels: map[string]string{"wave": "second"}})
+		h.Start()
 		hosts[n] = h
 	}
 	ids := map[string]string{}
-	eventually(t, 30*time.Second, "b, c, d enrolled on the old version", func() (bool, string) {
+	e2etest.Eventually(t, 30*time.Second, "b, c, d enrolled on the old version", func() (bool, string) {
 		var ags []protocol.Agent
-		srv.json(&ags, "agents", "list", "--version", oldVersion)
+		srv.JSON(&ags, "agents", "list", "--version", oldVersion)
 		for _, ag := range ags {
 			ids[ag.Name] = ag.ID
 			if ag.UpgradeStatus != protocol.UpgradeRecommended || ag.Status != protocol.AgentOnline {
@@ -118,22 +119,21 @@ func TestFleet(t *testing.T) {
 	})
 
 	// 3. d goes offline before the run.
-	hosts["d"].stop()
-	eventually(t, 30*time.Second, "d shown offline", func() (bool, string) {
+	hosts["d"].Stop()
+	e2etest.Eventually(t, 30*time.Second, "d shown offline", func() (bool, string) {
 		var ag protocol.Agent
-		srv.json(&ag, "agents", "show", ids["d"])
+		srv.JSON(&ag, "agents", "show", ids["d"])
 		return ag.Status == protocol.AgentOffline, ag.Status
 	})
 
 	// Without a terminal and without --yes, molt upgrade refuses.
-	r := srv.molt("upgrade", "--target", newVersion, "--all")
-	if r.code != 2 || !strings.Contains(r.stderr, "pass --yes") || !strings.Contains(r.stdout, "linux/amd64") {
+	r := srv.Molt("upgrade", "--target", newVersion, "--all")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "pass --yes") || !strings.Contains(r.Stdout, "linux/amd64") {
 		t.Fatalf("upgrade without --yes and without a terminal: %s", r)
 	}
 
 	// An operator follows the event log through everything that comes.
-	follow := exec.Command(filepath.Join(build.newBin, "molt"), "events", "--follow", "--json", "--since", "1s")
-	follow.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
+	follow := srv.MoltCmd(context.Background(), "events", "--follow", "--json", "--since", "1s")
 	var followOut, followErr syncBuffer
 	follow.Stdout, follow.Stderr = &followOut, &followErr
 	if err := follow.Start(); err != nil {
@@ -147,10 +147,9 @@ func TestFleet(t *testing.T) {
 
 	// 4. The run, followed by molt upgrade --wait in the background the
 	// whole time, through the server's kill and restart.
-	up := exec.Command(filepath.Join(build.newBin, "molt"), "upgrade", "--target", newVersion,
+	up := srv.MoltCmd(context.Background(), "upgrade", "--target", newVersion,
 		"--label", "wave=second", "--max-concurrent", "1", "--text", "e2e wave 2",
 		"--yes", "--wait", "--json", "--interval", "300ms")
-	up.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
 	var upOut, upErr syncBuffer
 	up.Stdout, up.Stderr = &upOut, &upErr
 	if err := up.Start(); err != nil {
@@ -161,15 +160,15 @@ func TestFleet(t *testing.T) {
 	t.Cleanup(func() { up.Process.Kill() })
 
 	var runID string
-	eventually(t, 30*time.Second, "a deployment of the run in progress", func() (bool, string) {
+	e2etest.Eventually(t, 30*time.Second, "a deployment of the run in progress", func() (bool, string) {
 		var runs []protocol.Run
-		srv.json(&runs, "runs", "list")
+		srv.JSON(&runs, "runs", "list")
 		if len(runs) == 0 {
 			return false, "no run"
 		}
 		runID = runs[0].ID
 		var rep protocol.RunReport
-		srv.json(&rep, "runs", "report", runID)
+		srv.JSON(&rep, "runs", "report", runID)
 		inProgress := 0
 		for _, d := range rep.Deployments {
 			if protocol.InProgress(d.State) {
@@ -184,17 +183,17 @@ func TestFleet(t *testing.T) {
 
 	// What the server acknowledged before the kill.
 	before := snapshot(t, srv)
-	t.Logf("kill -9 of the server with the run at %s", srv.ok("runs", "show", runID).stdout)
-	srv.kill9()
+	t.Logf("kill -9 of the server with the run at %s", srv.OK("runs", "show", runID).Stdout)
+	srv.Kill9()
 	time.Sleep(500 * time.Millisecond)
-	srv.start()
+	srv.Start()
 	after := snapshot(t, srv)
 	checkNothingLost(t, before, after)
 
 	// b and c finish; d waits for its host.
-	eventually(t, 90*time.Second, "b and c upgraded, d waiting for its host", func() (bool, string) {
+	e2etest.Eventually(t, 90*time.Second, "b and c upgraded, d waiting for its host", func() (bool, string) {
 		var rep protocol.RunReport
-		srv.json(&rep, "runs", "report", runID)
+		srv.JSON(&rep, "runs", "report", runID)
 		states := map[string]string{}
 		for _, d := range rep.Deployments {
 			states[d.AgentID] = d.State
@@ -210,14 +209,14 @@ func TestFleet(t *testing.T) {
 
 	// 5. d comes back and is upgraded; the run ends OK and molt upgrade
 	// --wait, which followed it through the restart, exits 0.
-	hosts["d"].start()
+	hosts["d"].Start()
 	select {
 	case err := <-upDone:
 		if err != nil {
-			t.Fatalf("molt upgrade --wait: %v\nstdout:\n%s\nstderr:\n%s\n%s", err, upOut.String(), upErr.String(), hosts["d"].dump())
+			t.Fatalf("molt upgrade --wait: %v\nstdout:\n%s\nstderr:\n%s", err, upOut.String(), upErr.String())
 		}
 	case <-time.After(90 * time.Second):
-		t.Fatalf("molt upgrade --wait still waiting\nstdout:\n%s\nstderr:\n%s\n%s", upOut.String(), upErr.String(), hosts["d"].dump())
+		t.Fatalf("molt upgrade --wait still waiting\nstdout:\n%s\nstderr:\n%s", upOut.String(), upErr.String())
 	}
 	var final protocol.Run
 	if err := json.Unmarshal([]byte(upOut.String()), &final); err != nil {
@@ -226,14 +225,14 @@ func TestFleet(t *testing.T) {
 	if final.ID != runID || final.Status != protocol.RunEndedOK || final.Counts[protocol.StateSucceeded] != 3 || final.Total != 3 {
 		t.Fatalf("run as molt upgrade --wait saw it end: %+v", final)
 	}
-	if !strings.Contains(upErr.String(), "cannot connect to the server at "+srv.addr) {
+	if !strings.Contains(upErr.String(), "cannot connect to the server at "+srv.Addr) {
 		t.Errorf("molt upgrade --wait did not say it lost the server:\n%s", upErr.String())
 	}
 
 	// The follower saw the run end after the restart, and every event in
 	// between: none twice, none missing.
 	var followed []protocol.Event
-	eventually(t, 20*time.Second, "molt events --follow saw the run end", func() (bool, string) {
+	e2etest.Eventually(t, 20*time.Second, "molt events --follow saw the run end", func() (bool, string) {
 		followed = followed[:0]
 		ended := false
 		for _, line := range strings.Split(followOut.String(), "\n") {
@@ -253,7 +252,7 @@ func TestFleet(t *testing.T) {
 		seen[e.Seq] = true
 	}
 	first, last := followed[0].Seq, followed[len(followed)-1].Seq
-	for _, e := range events(t, srv) {
+	for _, e := range srv.Events() {
 		if e.Seq >= first && e.Seq <= last && !seen[e.Seq] {
 			t.Errorf("molt events --follow missed event %d (%d %s)", e.Seq, e.ID, e.Name)
 		}
@@ -261,7 +260,7 @@ func TestFleet(t *testing.T) {
 
 	// 6. What an operator sees afterwards.
 	var ags []protocol.Agent
-	srv.json(&ags, "agents", "list")
+	srv.JSON(&ags, "agents", "list")
 	if len(ags) != 4 {
 		t.Fatalf("%d agents, want 4: %+v", len(ags), ags)
 	}
@@ -271,7 +270,7 @@ func TestFleet(t *testing.T) {
 		}
 	}
 	var rep protocol.RunReport
-	srv.json(&rep, "runs", "report", runID)
+	srv.JSON(&rep, "runs", "report", runID)
 	if rep.Run.Status != protocol.RunEndedOK || len(rep.Deployments) != 3 {
 		t.Fatalf("run report: %+v", rep)
 	}
@@ -282,7 +281,7 @@ func TestFleet(t *testing.T) {
 		checkDeployReport(t, srv, d.ID)
 	}
 	checkRunEvents(t, srv, runID, 800, 803)
-	eventually(t, 20*time.Second, "the run-end hook ran", func() (bool, string) {
+	e2etest.Eventually(t, 20*time.Second, "the run-end hook ran", func() (bool, string) {
 		b, err := os.ReadFile(hookOut)
 		env := string(b)
 		return err == nil && strings.Contains(env, "MOLT_RUN_ID="+runID) && strings.Contains(env, "MOLT_RUN_STATUS=ENDED_OK") &&
@@ -290,19 +289,19 @@ func TestFleet(t *testing.T) {
 	})
 	for _, n := range []string{"b", "c", "d"} {
 		n := n
-		eventually(t, 30*time.Second, n+" cleaned up after its upgrade", func() (bool, string) {
+		e2etest.Eventually(t, 30*time.Second, n+" cleaned up after its upgrade", func() (bool, string) {
 			return hasEvent(t, srv, ids[n], 712), "no cleanup_done event"
 		})
 		checkEvents(t, srv, ids[n], 264, 706, 711, 713)
-		if v := hosts[n].supervisorVersion(); v != newVersion {
+		if v := hosts[n].SupervisorVersion(); v != newVersion {
 			t.Errorf("%s: bin/molt-supervisor is %q, want %s", n, v, newVersion)
 		}
 	}
-	t.Logf("molt runs report %s:\n%s", runID, srv.ok("runs", "report", runID).stdout)
-	t.Logf("molt history show %s:\n%s", rep.Deployments[0].ID, srv.ok("history", "show", rep.Deployments[0].ID).stdout)
-	t.Logf("molt agents list:\n%s", srv.ok("agents", "list").stdout)
+	t.Logf("molt runs report %s:\n%s", runID, srv.OK("runs", "report", runID).Stdout)
+	t.Logf("molt history show %s:\n%s", rep.Deployments[0].ID, srv.OK("history", "show", rep.Deployments[0].ID).Stdout)
+	t.Logf("molt agents list:\n%s", srv.OK("agents", "list").Stdout)
 	t.Logf("molt upgrade --wait, stderr:\n%s", upErr.String())
-	text := srv.ok("runs", "show", runID).stdout
+	text := srv.OK("runs", "show", runID).Stdout
 	if !strings.Contains(text, "ended_ok") || !strings.Contains(text, "e2e wave 2") || !strings.Contains(text, "succeeded 3") {
 		t.Errorf("molt runs show:\n%s", text)
 	}
@@ -310,36 +309,36 @@ func TestFleet(t *testing.T) {
 	// 7. A bad release: its agent crashes at start. The supervisor rolls
 	// it back, the operator sees rolled_back with the reason, and
 	// molt upgrade --wait exits 3.
-	srv.ok("release", "import", build.badPack)
+	srv.OK("release", "import", badPack)
 	// This time on a terminal: confirmed with "y", the progress is one
 	// line redrawn in place.
 	badArgs := []string{"upgrade", "--target", badVersion, "--agents", aID, "--wait", "--interval", "300ms"}
 	if !onTerminal(t, srv, "y\n", 3, badArgs, "Start upgrading 1 agent(s)? [y/N]", "\r\x1b[K[", "ended_not_ok: rolled_back 1") {
-		if r := srv.molt(append(badArgs, "--yes")...); r.code != 3 {
-			t.Fatalf("upgrade to the crashing %s: %s\n%s", badVersion, r, a.dump())
+		if r := srv.Molt(append(badArgs, "--yes")...); r.Code != 3 {
+			t.Fatalf("upgrade to the crashing %s: %s", badVersion, r)
 		}
 	}
 	var runs []protocol.Run
-	srv.json(&runs, "runs", "list")
+	srv.JSON(&runs, "runs", "list")
 	bad := runs[0]
 	if bad.Target != badVersion || bad.Status != protocol.RunEndedNotOK || bad.Counts[protocol.StateRolledBack] != 1 {
-		t.Fatalf("the bad run: %+v\n%s", bad, a.dump())
+		t.Fatalf("the bad run: %+v", bad)
 	}
 	var badRep protocol.RunReport
-	srv.json(&badRep, "runs", "report", bad.ID)
+	srv.JSON(&badRep, "runs", "report", bad.ID)
 	if len(badRep.Deployments) != 1 || badRep.Deployments[0].State != protocol.StateRolledBack || badRep.Deployments[0].Reason == "" {
 		t.Fatalf("bad run report: %+v", badRep.Deployments)
 	}
 	t.Logf("rolled back: %s", badRep.Deployments[0].Reason)
 	var aNow protocol.Agent
-	srv.json(&aNow, "agents", "show", aID)
+	srv.JSON(&aNow, "agents", "show", aID)
 	if aNow.Version != newVersion || aNow.LastResult == nil || aNow.LastResult.Outcome != protocol.TrialRolledBack || aNow.LastResult.Version != badVersion {
 		t.Fatalf("agent a after the rollback: %+v %+v", aNow, aNow.LastResult)
 	}
 	checkEvents(t, srv, aID, 708)
 	names := map[string]bool{}
 	var badDeploy protocol.DeploymentReport
-	srv.json(&badDeploy, "history", "show", badRep.Deployments[0].ID)
+	srv.JSON(&badDeploy, "history", "show", badRep.Deployments[0].ID)
 	for _, s := range badDeploy.Steps {
 		names[s.Name] = true
 	}
@@ -356,20 +355,20 @@ func TestFleet(t *testing.T) {
 // onTerminal runs molt on a pseudo-terminal (script(1)), types answer,
 // and checks the exit code and what the terminal showed. It returns false
 // when it cannot (no script(1)).
-func onTerminal(t *testing.T, srv *server, answer string, wantCode int, args []string, want ...string) bool {
+func onTerminal(t *testing.T, srv *e2etest.Server, answer string, wantCode int, args []string, want ...string) bool {
 	t.Helper()
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Log("terminal step skipped: no script(1)")
 		return false
 	}
-	line := filepath.Join(build.newBin, "molt")
+	line := moltBin(t)
 	for _, a := range args {
 		line += " '" + a + "'"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
-	cmd.Env = append(os.Environ(), "MOLT_SERVER="+srv.url(), "MOLT_CA="+srv.caFile(), "MOLT_TOKEN_FILE="+srv.tokenFile())
+	cmd.Env = srv.Env()
 	cmd.Stdin = strings.NewReader(answer)
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -389,7 +388,7 @@ func onTerminal(t *testing.T, srv *server, answer string, wantCode int, args []s
 
 // cloneOnAnotherMachine copies h's home and runs the copy in a mount
 // namespace with another /etc/machine-id.
-func cloneOnAnotherMachine(t *testing.T, srv *server, dir string, h *host, id string) {
+func cloneOnAnotherMachine(t *testing.T, srv *e2etest.Server, dir string, h *e2etest.Host, id string) {
 	t.Helper()
 	if os.Getuid() != 0 || runtime.GOOS != "linux" {
 		t.Log("clone step skipped: needs root on Linux for a mount namespace")
@@ -403,34 +402,29 @@ func cloneOnAnotherMachine(t *testing.T, srv *server, dir string, h *host, id st
 		t.Log("clone step skipped: no /etc/machine-id to replace")
 		return
 	}
-	h.stop()
-	clone := &host{t: t, name: "clone", home: filepath.Join(dir, "clone")}
-	if out, err := exec.Command("cp", "-a", h.home, clone.home).CombinedOutput(); err != nil {
-		t.Fatalf("copy the home: %v\n%s", err, out)
-	}
-	h.start()
 	mid := filepath.Join(dir, "other-machine-id")
 	os.WriteFile(mid, []byte("0123456789abcdef0123456789abcdef\n"), 0o444)
-	clone.wrap = []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount --bind "$0" /etc/machine-id && exec "$@"`, mid}
-	t.Cleanup(clone.stop)
-	clone.start()
-	_, origFP := h.identityFingerprint()
-	eventually(t, 30*time.Second, "the clone enrolled as a new agent", func() (bool, string) {
-		cid, cfp := clone.identityFingerprint()
+	h.Stop()
+	clone := h.Clone("clone", "unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$0" /etc/machine-id && exec "$@"`, mid)
+	h.Start()
+	clone.Start()
+	origFP := h.Fingerprint()
+	e2etest.Eventually(t, 30*time.Second, "the clone enrolled as a new agent", func() (bool, string) {
+		cid, cfp := clone.ID(), clone.Fingerprint()
 		return cid != "" && cid != id && cfp != "" && cfp != origFP, cid
 	})
-	cloneID := clone.identity()
-	eventually(t, 30*time.Second, "b and its clone both online, each with its own id", func() (bool, string) {
+	cloneID := clone.ID()
+	e2etest.Eventually(t, 30*time.Second, "b and its clone both online, each with its own id", func() (bool, string) {
 		var ags []protocol.Agent
-		srv.json(&ags, "agents", "list")
+		srv.JSON(&ags, "agents", "list")
 		online := map[string]bool{}
 		for _, ag := range ags {
 			online[ag.ID] = ag.Status == protocol.AgentOnline
 		}
 		return online[id] && online[cloneID] && len(ags) == 5, fmt.Sprintf("%+v", ags)
 	})
-	if bid, _ := h.identityFingerprint(); bid != id {
+	if bid := h.ID(); bid != id {
 		t.Errorf("b's identity changed to %s", bid)
 	}
 	checkEvents(t, srv, cloneID, 900)
@@ -457,10 +451,10 @@ func (s *syncBuffer) String() string {
 
 // checkDeployReport asserts the DEPLOY report has the agent's steps, each
 // with a time, in order.
-func checkDeployReport(t *testing.T, srv *server, id string) {
+func checkDeployReport(t *testing.T, srv *e2etest.Server, id string) {
 	t.Helper()
 	var rep protocol.DeploymentReport
-	srv.json(&rep, "history", "show", id)
+	srv.JSON(&rep, "history", "show", id)
 	var names []string
 	var last time.Time
 	for _, s := range rep.Steps {
@@ -478,17 +472,17 @@ func checkDeployReport(t *testing.T, srv *server, id string) {
 			t.Errorf("deployment %s: no %q step in the DEPLOY report %v", id, want, names)
 		}
 	}
-	text := srv.ok("history", "show", id).stdout
+	text := srv.OK("history", "show", id).Stdout
 	if !strings.Contains(text, "STEP") || !strings.Contains(text, "succeeded") {
 		t.Errorf("molt history show %s:\n%s", id, text)
 	}
 }
 
 // checkEvents asserts the agent's events include the given ids.
-func checkEvents(t *testing.T, srv *server, agentID string, want ...int) {
+func checkEvents(t *testing.T, srv *e2etest.Server, agentID string, want ...int) {
 	t.Helper()
 	seen := map[int]bool{}
-	for _, e := range events(t, srv) {
+	for _, e := range srv.Events() {
 		if e.AgentID == agentID {
 			seen[e.ID] = true
 		}
@@ -501,10 +495,10 @@ func checkEvents(t *testing.T, srv *server, agentID string, want ...int) {
 }
 
 // checkRunEvents asserts the run's events include the given ids.
-func checkRunEvents(t *testing.T, srv *server, runID string, want ...int) {
+func checkRunEvents(t *testing.T, srv *e2etest.Server, runID string, want ...int) {
 	t.Helper()
 	seen := map[int]bool{}
-	for _, e := range events(t, srv) {
+	for _, e := range srv.Events() {
 		if e.RunID == runID {
 			seen[e.ID] = true
 		}
@@ -516,30 +510,13 @@ func checkRunEvents(t *testing.T, srv *server, runID string, want ...int) {
 	}
 }
 
-func hasEvent(t *testing.T, srv *server, agentID string, id int) bool {
-	for _, e := range events(t, srv) {
+func hasEvent(t *testing.T, srv *e2etest.Server, agentID string, id int) bool {
+	for _, e := range srv.Events() {
 		if e.AgentID == agentID && e.ID == id {
 			return true
 		}
 	}
 	return false
-}
-
-func events(t *testing.T, srv *server) []protocol.Event {
-	t.Helper()
-	r := srv.ok("events", "--since", "all", "--json")
-	var evs []protocol.Event
-	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		if line == "" {
-			continue
-		}
-		var e protocol.Event
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("molt events --json line %q: %v", line, err)
-		}
-		evs = append(evs, e)
-	}
-	return evs
 }
 
 // state is what the server has acknowledged, as the CLI shows it.
@@ -550,13 +527,13 @@ type state struct {
 	deployments []protocol.Deployment
 }
 
-func snapshot(t *testing.T, srv *server) state {
+func snapshot(t *testing.T, srv *e2etest.Server) state {
 	t.Helper()
 	var s state
-	s.events = events(t, srv)
-	srv.json(&s.agents, "agents", "list", "--inactive")
-	srv.json(&s.runs, "runs", "list")
-	srv.json(&s.deployments, "history", "--limit", "1000")
+	s.events = srv.Events()
+	s.agents = srv.Agents()
+	s.runs = srv.Runs()
+	s.deployments = srv.History()
 	return s
 }
 

@@ -39,6 +39,9 @@
 //	h := s.NewHost(e2etest.HostOptions{Name: "a", Version: "1.0.0", Supervised: true, EnrollToken: tok})
 //	h.Start()            // bin/molt-supervisor run --home H, or versions/<current>/molt-agent run
 //	HostOptions{Env, ServerURL}, ServerOptions{Env}  // extra environment (MOLT_FAULT), a proxy's URL
+//	HostOptions{Wrap}, h.Clone(name, wrap...)        // run under unshare(1); a copy of the home, identity included
+//	ServerOptions{KeepDefaults: true}                // no settings applied at the start
+//	h.Fingerprint()                                  // the machine fingerprint of the home's identity
 //	e2etest.BuildTags = "faults"                     // in TestMain: build every binary with these tags
 //	h.Stop(); h.Kill9(); h.KillAgent(); h.Running(); h.WaitExit(d) int
 //	h.WaitEnrolled(d) id; h.ID(); h.PreEnroll(token) id   // enrolled, never connected

@@ -45,6 +45,9 @@ type HostOptions struct {
 	// Env is added to the environment of the host's process (and so of
 	// the agents a supervisor starts).
 	Env []string
+	// Wrap runs the host's process under another command, which ends by
+	// running its arguments (unshare(1) for a mount namespace).
+	Wrap []string
 }
 
 // Host is one agent home and the process that runs it (its supervisor, or
@@ -152,6 +155,7 @@ func (h *Host) Start() {
 		what = "agent"
 		argv = []string{h.Home.AgentBinary(h.Current()), "run", "--home", h.Dir}
 	}
+	argv = append(append([]string(nil), h.o.Wrap...), argv...)
 	log := filepath.Join(filepath.Dir(h.Dir), fmt.Sprintf("%s-%s-%d.log", h.Name, what, h.n))
 	h.logs = append(h.logs, log)
 	var env []string
@@ -256,6 +260,16 @@ func (h *Host) ID() string {
 	return id.ID
 }
 
+// Fingerprint is the machine fingerprint the home's identity was made on
+// ("" before enrollment).
+func (h *Host) Fingerprint() string {
+	id, err := agent.ReadIdentity(h.Home)
+	if err != nil || !id.Enrolled() {
+		return ""
+	}
+	return id.Fingerprint
+}
+
 // WaitEnrolled waits until the home holds a server-issued identity and
 // returns its agent id.
 func (h *Host) WaitEnrolled(d time.Duration) string {
@@ -307,6 +321,29 @@ func supervisorVersionIf(ok bool, v string) string {
 		return v
 	}
 	return ""
+}
+
+// Clone copies the home as it is now, identity included (cp -a, as an
+// image of the machine would), to a new host named name that runs wrapped
+// in wrap (see HostOptions.Wrap). The clone is not started; it is stopped
+// when the test ends.
+func (h *Host) Clone(name string, wrap ...string) *Host {
+	tb := h.tb
+	tb.Helper()
+	o := h.o
+	o.Name, o.Wrap = name, wrap
+	dir := filepath.Join(filepath.Dir(h.Dir), name)
+	if out, err := exec.Command("cp", "-a", h.Dir, dir).CombinedOutput(); err != nil {
+		tb.Fatalf("copy the home of %s: %v\n%s", h.Name, err, out)
+	}
+	c := &Host{tb: tb, o: o, srv: h.srv, Name: name, Home: home.New(dir), Dir: dir}
+	tb.Cleanup(func() {
+		c.Stop()
+		if tb.Failed() {
+			c.DumpLogs()
+		}
+	})
+	return c
 }
 
 // Active reads state/active.json.

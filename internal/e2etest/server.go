@@ -34,6 +34,10 @@ type ServerOptions struct {
 	Settings map[string]string
 	// Env is added to molt serve's environment, at every start.
 	Env []string
+	// KeepDefaults leaves every setting as a new server has it:
+	// PollSeconds, OfflineAfter and Settings are not applied (for a test
+	// that looks at the defaults and sets what it needs itself).
+	KeepDefaults bool
 }
 
 // Server is a `molt serve --dev` process on a free loopback port, with its
@@ -72,6 +76,9 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 		}
 	})
 	s.Start()
+	if o.KeepDefaults {
+		return s
+	}
 	s.OK("settings", "set", "agents.poll-seconds", fmt.Sprint(o.PollSeconds))
 	s.OK("settings", "set", "agents.offline-after", o.OfflineAfter)
 	for k, v := range o.Settings {
