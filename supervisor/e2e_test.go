@@ -14,12 +14,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/e2etest"
 )
 
 // Binaries built once per test run (TestMain).
@@ -65,41 +65,19 @@ func TestMain(m *testing.M) {
 }
 
 func buildAll() error {
-	type job struct{ out, pkg, version, mode string }
-	var jobs []job
+	var builds []e2etest.Build
 	for _, v := range supervisorVersions {
 		out := filepath.Join(binDir, "molt-supervisor-"+v)
 		supervisor[v] = out
-		jobs = append(jobs, job{out, "github.com/moltfleet/molt/cmd/molt-supervisor", v, ""})
+		builds = append(builds, e2etest.Build{Out: out, Pkg: "github.com/moltfleet/molt/cmd/molt-supervisor", Version: v})
 	}
 	for i, b := range agentBuilds {
 		v, mode, _ := strings.Cut(b, " ")
 		out := filepath.Join(binDir, fmt.Sprintf("testagent-%d", i))
 		agents[b] = out
-		jobs = append(jobs, job{out, "github.com/moltfleet/molt/testdata/testagent", v, mode})
+		builds = append(builds, e2etest.Build{Out: out, Pkg: "github.com/moltfleet/molt/testdata/testagent", Version: v, Mode: mode})
 	}
-	sem := make(chan struct{}, 2)
-	errs := make(chan error, len(jobs))
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ld := "-X github.com/moltfleet/molt/internal/buildinfo.Version=" + j.version
-			if j.mode != "" {
-				ld += " -X main.mode=" + j.mode
-			}
-			cmd := exec.Command("go", "build", "-ldflags", ld, "-o", j.out, j.pkg)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("build %s %s: %v\n%s", j.pkg, j.version, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return e2etest.BuildAll(builds...)
 }
 
 // testHome is one agent home with a supervisor installed in bin/.

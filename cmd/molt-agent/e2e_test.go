@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/moltfleet/molt/agent"
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -67,35 +67,14 @@ func TestMain(m *testing.M) {
 }
 
 func buildE2E() error {
-	type job struct{ out, pkg, version, mode string }
-	var jobs []job
+	var builds []e2etest.Build
 	for _, v := range []string{"1.0.0", "1.1.0"} {
-		jobs = append(jobs,
-			job{filepath.Join(binDir(v), "molt-agent"), modPath + "/cmd/molt-agent", v, ""},
-			job{filepath.Join(binDir(v), "molt-supervisor"), modPath + "/cmd/molt-supervisor", v, ""})
+		builds = append(builds,
+			e2etest.Build{Out: filepath.Join(binDir(v), "molt-agent"), Pkg: modPath + "/cmd/molt-agent", Version: v},
+			e2etest.Build{Out: filepath.Join(binDir(v), "molt-supervisor"), Pkg: modPath + "/cmd/molt-supervisor", Version: v})
 	}
-	jobs = append(jobs, job{filepath.Join(binDir("1.2.0"), "molt-agent"), modPath + "/testdata/testagent", "1.2.0", "crash-at-start"})
-	sem := make(chan struct{}, 2)
-	errs := make(chan error, len(jobs))
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ld := "-X " + modPath + "/internal/buildinfo.Version=" + j.version
-			if j.mode != "" {
-				ld += " -X main.mode=" + j.mode
-			}
-			if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", j.out, j.pkg).CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("build %s %s: %v\n%s", j.pkg, j.version, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	builds = append(builds, e2etest.Build{Out: filepath.Join(binDir("1.2.0"), "molt-agent"), Pkg: modPath + "/testdata/testagent", Version: "1.2.0", Mode: "crash-at-start"})
+	if err := e2etest.BuildAll(builds...); err != nil {
 		return err
 	}
 	// 1.2.0 ships the 1.1.0 supervisor beside its crashing agent.
