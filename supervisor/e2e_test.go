@@ -48,20 +48,10 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "molt-supervisor-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	if err := buildAll(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(e2etest.MainBuilt(m, "molt-supervisor-test", func(dir string) error {
+		binDir = dir
+		return buildAll()
+	}))
 }
 
 func buildAll() error {

@@ -50,20 +50,10 @@ func TestMain(m *testing.M) {
 	if runtime.GOOS == "windows" || testing.Short() {
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "molt-agent-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	e2eDir = dir
-	if err := buildE2E(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(e2etest.MainBuilt(m, "molt-agent-e2e", func(dir string) error {
+		e2eDir = dir
+		return buildE2E()
+	}))
 }
 
 func buildE2E() error {

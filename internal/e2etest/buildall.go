@@ -1,8 +1,10 @@
 package e2etest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -39,4 +41,23 @@ func BuildAll(bs ...Build) error {
 		})
 	}
 	return g.Wait()
+}
+
+// MainBuilt is Main for a package that builds into a directory of its own
+// before any test runs: it makes a temporary directory (pattern as for
+// os.MkdirTemp), calls build with it, runs the tests and removes the
+// directory. A failed build fails the package with its error. Call it
+// from TestMain: os.Exit(e2etest.MainBuilt(m, "x-test", build)).
+func MainBuilt(m *testing.M, pattern string, build func(dir string) error) int {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }

@@ -15,6 +15,8 @@
 //	e2etest.Key(tb)                          // pub, sec key files (pack.GenerateKey, unencrypted)
 //	e2etest.Pack(tb, e2etest.PackOptions{Version: "1.1.0"})  // signed pack (pack.Build)
 //	e2etest.Pack(tb, e2etest.PackOptions{Version: "1.2.0", AgentMode: "crash-at-start"})
+//	e2etest.BuildAll(e2etest.Build{Out, Pkg, Version, Mode}...)  // binaries at paths of a TestMain's own
+//	e2etest.MainBuilt(m, "x-test", func(dir string) error)    // TestMain: build into dir, run, remove dir
 //
 // The server (`molt serve --dev` on 127.0.0.1 and a free port, trusting
 // Key; agents.poll-seconds 2 and agents.offline-after 5s unless told):
