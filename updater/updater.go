@@ -20,6 +20,7 @@ import (
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/internal/sleep"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -195,7 +196,7 @@ func New(o Options) *Updater {
 		home: o.Home, keys: o.Keys, platform: o.Platform, client: o.HTTPClient,
 		log: o.Logger, now: o.Now, freeSpace: o.FreeSpace, reserve: o.ReserveBytes,
 		progress: o.Progress, retry: o.Retry, stall: o.StallTimeout,
-		checkpoint: func(string) {}, sleep: sleepCtx,
+		checkpoint: func(string) {}, sleep: sleep.For,
 	}
 	if u.platform == "" {
 		u.platform = buildinfo.Platform()
@@ -234,17 +235,6 @@ func New(o Options) *Updater {
 		u.stall = time.Minute
 	}
 	return u
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 const maxOrderID = 128

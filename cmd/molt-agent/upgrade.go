@@ -21,6 +21,7 @@ import (
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/internal/sleep"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/updater"
 	"github.com/moltfleet/molt/updater/pack"
@@ -199,7 +200,7 @@ func (o upgradeOptions) throughDaemon(ctx context.Context, out io.Writer, h home
 			}
 			break // claimed at the last moment
 		}
-		if err := sleepCtx(ctx, o.poll); err != nil {
+		if err := sleep.For(ctx, o.poll); err != nil {
 			return o.detached(out, err)
 		}
 	}
@@ -260,7 +261,7 @@ func (o upgradeOptions) waitTrial(ctx context.Context, out io.Writer, h home.Hom
 			}
 			return cli.Exit(1, fmt.Errorf("rolled back to %s: %s (logs: %s)", r.Previous, r.Reason, r.Logs))
 		}
-		if err := sleepCtx(ctx, o.poll); err != nil {
+		if err := sleep.For(ctx, o.poll); err != nil {
 			return fmt.Errorf("waiting for the trial: %w (it goes on; see molt-agent status)", err)
 		}
 	}
@@ -269,17 +270,6 @@ func (o upgradeOptions) waitTrial(ctx context.Context, out io.Writer, h home.Hom
 func supervisorRunning(h home.Home) bool {
 	r := collectStatus(h)
 	return r.Supervisor != nil && r.Supervisor.Running
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // progressPrinter prints each new step once and download progress in

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/internal/sleep"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -85,7 +86,7 @@ func followEvents(ctx context.Context, c eventsAPI, since time.Time, follow bool
 				fmt.Fprintf(warn, "molt: %v; retrying\n", err)
 				down = true
 			}
-			if err := sleepCtx(ctx, backoff); err != nil {
+			if err := sleep.For(ctx, backoff); err != nil {
 				return nil
 			}
 			backoff = min(backoff*2, 15*time.Second)
@@ -112,21 +113,10 @@ func followEvents(ctx context.Context, c eventsAPI, since time.Time, follow bool
 		}
 		// A server that does not hold the request must not be hammered.
 		if len(evs.Events) == 0 && time.Since(start) < time.Second {
-			if err := sleepCtx(ctx, time.Second); err != nil {
+			if err := sleep.For(ctx, time.Second); err != nil {
 				return nil
 			}
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

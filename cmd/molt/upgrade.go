@@ -15,6 +15,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/internal/sleep"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -280,7 +281,7 @@ func waitRun(ctx context.Context, c runsAPI, run protocol.Run, every time.Durati
 			v.done()
 			return run, nil
 		}
-		if err := sleepCtx(ctx, every); err != nil {
+		if err := sleep.For(ctx, every); err != nil {
 			v.done()
 			return run, err
 		}
