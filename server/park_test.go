@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -227,4 +228,45 @@ func x509Pool(t *testing.T, caPEM []byte) *x509.CertPool {
 		t.Fatal("no CA certificate")
 	}
 	return pool
+}
+
+// TestParkPipelined: a check-in followed at once by more data on the same
+// connection cannot be parked (what follows cannot be handed back to
+// net/http): it is answered at once and the connection closed.
+func TestParkPipelined(t *testing.T) {
+	e := newEnv(t)
+	a := e.newAgent("pipe", "1.0.0")
+	key, _ := testKey()
+	s, err := New(context.Background(), Options{DataDir: t.TempDir(), TrustedKeys: []pack.Key{key}, PollWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.agents, s.byCred = e.s.agents, e.s.byCred
+	url, ca := parkServer(t, s)
+	caPEM, _ := os.ReadFile(ca)
+	conn, err := tls.Dial("tcp", url[len("https://"):], &tls.Config{RootCAs: x509Pool(t, caPEM), NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body, _ := json.Marshal(protocol.CheckinRequest{Status: a.st})
+	req := fmt.Sprintf("POST /v1/agent/checkin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", a.cred, len(body), body)
+	if _, err := conn.Write([]byte(req + "GET /v1/server HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer at once: %v", err)
+	}
+	var out protocol.CheckinResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the connection carried on after a pipelined check-in")
+	}
 }
