@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -134,7 +132,7 @@ func TestFleet(t *testing.T) {
 
 	// An operator follows the event log through everything that comes.
 	follow := srv.MoltCmd(context.Background(), "events", "--follow", "--json", "--since", "1s")
-	var followOut, followErr syncBuffer
+	var followOut, followErr e2etest.Buffer
 	follow.Stdout, follow.Stderr = &followOut, &followErr
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -150,7 +148,7 @@ func TestFleet(t *testing.T) {
 	up := srv.MoltCmd(context.Background(), "upgrade", "--target", newVersion,
 		"--label", "wave=second", "--max-concurrent", "1", "--text", "e2e wave 2",
 		"--yes", "--wait", "--json", "--interval", "300ms")
-	var upOut, upErr syncBuffer
+	var upOut, upErr e2etest.Buffer
 	up.Stdout, up.Stderr = &upOut, &upErr
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
@@ -429,24 +427,6 @@ func cloneOnAnotherMachine(t *testing.T, srv *e2etest.Server, dir string, h *e2e
 	}
 	checkEvents(t, srv, cloneID, 900)
 	t.Logf("b (%s) copied to another machine enrolled as %s", id, cloneID)
-}
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // checkDeployReport asserts the DEPLOY report has the agent's steps, each

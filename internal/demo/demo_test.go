@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/moltfleet/molt/internal/e2etest"
 )
 
 func TestFindModuleRoot(t *testing.T) {
@@ -128,24 +130,6 @@ func TestNextStepsNameTheKeptSetup(t *testing.T) {
 	}
 }
 
-// syncBuffer collects what the demo and its child processes print.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func needLong(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
@@ -161,7 +145,7 @@ func needLong(t *testing.T) {
 func TestDemo(t *testing.T) {
 	needLong(t)
 	parent := t.TempDir()
-	var out syncBuffer
+	var out e2etest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -227,7 +211,7 @@ func TestDemo(t *testing.T) {
 func TestDemoInterrupted(t *testing.T) {
 	needLong(t)
 	parent := t.TempDir()
-	var out syncBuffer
+	var out e2etest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
