@@ -132,7 +132,7 @@ func (f *fleet) upgrade(fired string) string {
 			t.Errorf("%s: no agent ran for %s (at most %s allowed)", f.hosts[i].Name, gap.Round(time.Millisecond), maxGap)
 		}
 		for _, v := range versions {
-			if v != oldVersion && v != newVersion {
+			if v != oldVersion && v != f.targetVersion() {
 				t.Errorf("%s: an agent of version %s ran", f.hosts[i].Name, v)
 			}
 		}
@@ -157,7 +157,7 @@ func (f *fleet) upgrade(fired string) string {
 		// The service binary is always a whole program of one of the
 		// two versions, whatever happened to its replacement.
 		sv := f.hosts[i].SupervisorVersion()
-		if sv != oldVersion && sv != newVersion {
+		if sv != oldVersion && sv != newVersion && sv != f.targetVersion() {
 			t.Errorf("%s: bin/molt-supervisor version --json says %q", f.hosts[i].Name, sv)
 		}
 		states = append(states, fmt.Sprintf("%s@%s (supervisor %s)", tr.state, tr.running, sv))
@@ -180,7 +180,7 @@ func orNone(n int) string {
 // startRun asks for the upgrade; a server killed while it schedules may
 // not answer, and the run is then found (or asked for again) later.
 func (f *fleet) startRun() string {
-	r := f.srv.Molt("upgrade", "--target", newVersion, "--agents", strings.Join(f.ids, ","),
+	r := f.srv.Molt("upgrade", "--target", f.targetVersion(), "--agents", strings.Join(f.ids, ","),
 		"--max-concurrent", "2", "--text", "fault injection", "--yes", "--json")
 	var run protocol.Run
 	if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &run) == nil && run.ID != "" {
@@ -211,6 +211,7 @@ func (f *fleet) findRun() string {
 func (f *fleet) truths(runID string) ([]truth, bool) {
 	out := make([]truth, len(f.hosts))
 	for i, h := range f.hosts {
+		out[i].target = f.targetVersion()
 		out[i].running = runningVersion(h.Home)
 		if a, err := h.Home.ReadActive(); err == nil {
 			out[i].current, out[i].trial = a.Current, a.Trial != nil
@@ -245,7 +246,8 @@ func (f *fleet) truths(runID string) ([]truth, bool) {
 }
 
 // checkSteps: the DEPLOY report of each succeeded deployment records its
-// commit, a crash of either side notwithstanding. (Steps a crash kept the
+// commit, and a rolled-back one its reason, a crash of either side
+// notwithstanding. (Steps a crash kept the
 // agent from reporting are not required; the ones the server
 // acknowledged are checked by lost.)
 func (f *fleet) checkSteps(runID string) {
@@ -256,6 +258,9 @@ func (f *fleet) checkSteps(runID string) {
 		t.Fatalf("molt runs report %s failed at the end", runID)
 	}
 	for _, d := range rep.Deployments {
+		if d.State == protocol.StateRolledBack && d.Reason == "" {
+			t.Errorf("deployment %s rolled back without the agent's reason", d.ID)
+		}
 		if d.State != protocol.StateSucceeded {
 			continue
 		}

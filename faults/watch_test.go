@@ -269,6 +269,15 @@ type fleet struct {
 	converge time.Duration
 	// mustSucceed: only succeeded deployments count as recovered.
 	mustSucceed bool
+	// target is the run's version (default newVersion).
+	target string
+}
+
+func (f *fleet) targetVersion() string {
+	if f.target != "" {
+		return f.target
+	}
+	return newVersion
 }
 
 // keepAlive restarts what died.
@@ -291,6 +300,7 @@ func (f *fleet) keepAlive() {
 type truth struct {
 	running, current, reported, state string
 	trial                             bool
+	target                            string
 }
 
 func (t truth) String() string {
@@ -301,7 +311,7 @@ func (t truth) String() string {
 // consistent: the host runs the old or the new version, active.json and
 // the server agree with it, and the deployment's end matches it.
 func (t truth) consistent() bool {
-	if t.running != oldVersion && t.running != newVersion {
+	if t.running != oldVersion && t.running != t.target {
 		return false
 	}
 	if t.current != t.running || t.trial || t.reported != t.running {
@@ -309,7 +319,7 @@ func (t truth) consistent() bool {
 	}
 	switch t.state {
 	case protocol.StateSucceeded:
-		return t.running == newVersion
+		return t.running == t.target
 	case protocol.StateRolledBack, protocol.StateFailed:
 		return t.running == oldVersion
 	}

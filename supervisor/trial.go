@@ -123,6 +123,7 @@ func (s *Supervisor) rollback(act home.Active, reason string) {
 	// result.json first: an agent that finds active.json rolled back
 	// reports result.json, so it must already say why.
 	s.writeResult(r)
+	faults.Point("supervisor/mid-rollback")
 	s.writeActive(next)
 }
 
