@@ -160,6 +160,7 @@ func fmtLabels(l map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
+// fmtBytes shows a byte count for people.
 func fmtBytes(n int64) string {
 	switch {
 	case n >= 1<<30:

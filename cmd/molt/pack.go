@@ -187,19 +187,6 @@ func (s *packSize) Set(v string) error {
 	return nil
 }
 
-// fmtPackBytes shows a byte count for people.
-func fmtPackBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // packFailed turns a refusal into exit code 1 with the pack's name in front.
 func packFailed(file string, err error) error {
 	return cli.Exit(packExitFailed, fmt.Errorf("%s: %w", file, err))

@@ -89,7 +89,7 @@ half-written pack behind.`,
 				})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "built %s: molt %s, %d platforms (%s), %s, signed by key %s\n",
-				opts.Out, m.Version, len(m.Artifacts), strings.Join(m.Platforms(), ", "), fmtPackBytes(st.Size()), sk.ID())
+				opts.Out, m.Version, len(m.Artifacts), strings.Join(m.Platforms(), ", "), fmtBytes(st.Size()), sk.ID())
 			return nil
 		},
 	}

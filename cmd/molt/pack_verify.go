@@ -171,7 +171,7 @@ the manifest. It needs no key and checks no signature or hash: use
 func printInspection(cmd *cobra.Command, in *packInspection) {
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	defer w.Flush()
-	fmt.Fprintf(w, "pack:\t%s (%s)\n", in.File, fmtPackBytes(in.Size))
+	fmt.Fprintf(w, "pack:\t%s (%s)\n", in.File, fmtBytes(in.Size))
 	if in.Signature.Error != "" {
 		fmt.Fprintf(w, "signature:\tunreadable: %s\n", in.Signature.Error)
 	} else {
@@ -200,7 +200,7 @@ func printInspection(cmd *cobra.Command, in *packInspection) {
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p, role, a.Path, fmtPackBytes(a.Size), a.SHA256)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p, role, a.Path, fmtBytes(a.Size), a.SHA256)
 		}
 	}
 	if len(in.Missing) > 0 {
