@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/internal/smallfile"
 	"github.com/moltfleet/molt/platform"
 )
 
@@ -170,17 +170,9 @@ func (s *Holds) List() ([]Hold, error) {
 
 func readHold(path string) (Hold, error) {
 	var h Hold
-	f, err := os.Open(path)
+	b, err := smallfile.Read(path, maxHoldSize)
 	if err != nil {
 		return h, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxHoldSize+1))
-	if err != nil {
-		return h, err
-	}
-	if len(b) > maxHoldSize {
-		return h, errors.New("hold file too large")
 	}
 	err = json.Unmarshal(b, &h)
 	return h, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/internal/smallfile"
 	"github.com/moltfleet/molt/platform"
 )
 
@@ -64,20 +65,14 @@ func FingerprintOf(machineID string) string {
 // ReadIdentity reads state/identity.json.
 func ReadIdentity(h home.Home) (Identity, error) {
 	var id Identity
-	f, err := os.Open(h.IdentityPath())
-	if errors.Is(err, fs.ErrNotExist) {
+	b, err := smallfile.Read(h.IdentityPath(), maxIdentitySize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return id, ErrNoIdentity
-	}
-	if err != nil {
+	case errors.Is(err, smallfile.ErrTooLarge):
+		return id, fmt.Errorf("%w: %v", ErrBadIdentity, err)
+	case err != nil:
 		return id, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxIdentitySize+1))
-	if err != nil {
-		return id, err
-	}
-	if len(b) > maxIdentitySize {
-		return id, fmt.Errorf("%w: larger than %d bytes", ErrBadIdentity, maxIdentitySize)
 	}
 	if err := json.Unmarshal(b, &id); err != nil {
 		return id, fmt.Errorf("%w: %v", ErrBadIdentity, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/internal/smallfile"
 )
 
 // Environment variables the operator CLI reads.
@@ -153,7 +154,7 @@ func resolveConn(f *connFlags, getenv func(string) string) (conn, error) {
 		[2]string{getenv(envToken), envToken}, [2]string{prefixFile(getenv(envTokenFile)), envTokenFile},
 		[2]string{file.Token, path}, [2]string{prefixFile(expandHome(file.TokenFile)), path})
 	if name, ok := strings.CutPrefix(tok, "\x00file:"); ok {
-		b, err := readBounded(name)
+		b, err := smallfile.Read(name, maxTokenFile)
 		if err != nil {
 			return c, cli.Exit(2, fmt.Errorf("token file (%s): %w", c.From["token"], err))
 		}
@@ -196,25 +197,9 @@ func expandHome(p string) string {
 	return p
 }
 
-func readBounded(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxTokenFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxTokenFile)
-	}
-	return b, nil
-}
-
 func readCLIFile(path string) (cliFile, error) {
 	var c cliFile
-	b, err := readBounded(path)
+	b, err := smallfile.Read(path, maxTokenFile)
 	if err != nil {
 		return c, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/internal/smallfile"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -85,7 +85,7 @@ func (p *packPassphrase) flags(cmd *cobra.Command) {
 // get returns the passphrase; confirm asks twice at a prompt (new keys).
 func (p *packPassphrase) get(cmd *cobra.Command, prompt string, confirm bool) (string, error) {
 	if p.file != "" {
-		b, err := readSmallFile(p.file, 4096)
+		b, err := smallfile.Read(p.file, 4096)
 		if err != nil {
 			return "", cli.Usage("--passphrase-file: %v", err)
 		}
@@ -144,22 +144,6 @@ func (p *packPassphrase) loadSecretKey(cmd *cobra.Command, path string) (pack.Se
 		return sk, cli.Exit(packExitUsage, err)
 	}
 	return sk, nil
-}
-
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 // packSize is a byte count flag that takes 2147483648, 2GiB, 512MiB, 64KiB.

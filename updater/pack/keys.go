@@ -9,12 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"aead.dev/minisign"
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/moltfleet/molt/internal/smallfile"
 )
 
 // Limits on key material read from files or configuration.
@@ -110,7 +111,7 @@ func loadKey(spec string) (Key, error) {
 		}
 		return k, nil
 	}
-	b, err := readBounded(s, maxPublicKeyFile)
+	b, err := smallfile.Read(s, maxPublicKeyFile)
 	if err != nil {
 		return Key{}, fmt.Errorf("trusted key %s: %w", s, err)
 	}
@@ -138,22 +139,6 @@ func abbrev(s string) string {
 		return s[:20] + "..."
 	}
 	return s
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }
 
 // SecretKey is a minisign secret (signing) key.
@@ -353,7 +338,7 @@ func ParseSecretKey(text []byte, passphrase string) (SecretKey, error) {
 // LoadSecretKey reads a secret key file. passphrase is called only when
 // the key is encrypted.
 func LoadSecretKey(path string, passphrase func() (string, error)) (SecretKey, error) {
-	b, err := readBounded(path, maxSecretKeyFile)
+	b, err := smallfile.Read(path, maxSecretKeyFile)
 	if err != nil {
 		return SecretKey{}, fmt.Errorf("secret key: %w", err)
 	}
