@@ -29,24 +29,19 @@ func escKey(key string) string {
 
 // ServerInfo returns the server's version and the caller's role.
 func (c *Client) ServerInfo(ctx context.Context) (protocol.ServerInfo, error) {
-	var out protocol.ServerInfo
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/server", Role: protocol.RoleViewer}, &out)
-	return out, err
+	return do[protocol.ServerInfo](ctx, c, Request{Method: http.MethodGet, Path: "/v1/server", Role: protocol.RoleViewer})
 }
 
 // ----- tokens -----
 
 // CreateToken makes an API token; its secret is in the answer only.
 func (c *Client) CreateToken(ctx context.Context, req protocol.TokenRequest) (protocol.TokenCreated, error) {
-	var out protocol.TokenCreated
-	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/tokens", Body: req, Role: protocol.RoleAdmin}, &out)
-	return out, err
+	return do[protocol.TokenCreated](ctx, c, Request{Method: http.MethodPost, Path: "/v1/tokens", Body: req, Role: protocol.RoleAdmin})
 }
 
 // Tokens lists API tokens.
 func (c *Client) Tokens(ctx context.Context) ([]protocol.Token, error) {
-	var out protocol.Tokens
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/tokens", Role: protocol.RoleAdmin}, &out)
+	out, err := do[protocol.Tokens](ctx, c, Request{Method: http.MethodGet, Path: "/v1/tokens", Role: protocol.RoleAdmin})
 	return out.Tokens, err
 }
 
@@ -57,15 +52,12 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 
 // CreateEnrollToken makes an enrollment token.
 func (c *Client) CreateEnrollToken(ctx context.Context, req protocol.EnrollTokenRequest) (protocol.EnrollTokenCreated, error) {
-	var out protocol.EnrollTokenCreated
-	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/enroll-tokens", Body: req, Role: protocol.RoleAdmin}, &out)
-	return out, err
+	return do[protocol.EnrollTokenCreated](ctx, c, Request{Method: http.MethodPost, Path: "/v1/enroll-tokens", Body: req, Role: protocol.RoleAdmin})
 }
 
 // EnrollTokens lists enrollment tokens.
 func (c *Client) EnrollTokens(ctx context.Context) ([]protocol.EnrollToken, error) {
-	var out protocol.EnrollTokens
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/enroll-tokens", Role: protocol.RoleAdmin}, &out)
+	out, err := do[protocol.EnrollTokens](ctx, c, Request{Method: http.MethodGet, Path: "/v1/enroll-tokens", Role: protocol.RoleAdmin})
 	return out.Tokens, err
 }
 
@@ -95,16 +87,13 @@ func (c *Client) Agents(ctx context.Context, f AgentFilter) ([]protocol.Agent, e
 	if f.Inactive {
 		q.Set("inactive", "1")
 	}
-	var out protocol.Agents
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/agents", Query: q, Role: protocol.RoleViewer}, &out)
+	out, err := do[protocol.Agents](ctx, c, Request{Method: http.MethodGet, Path: "/v1/agents", Query: q, Role: protocol.RoleViewer})
 	return out.Agents, err
 }
 
 // Agent shows one agent.
 func (c *Client) Agent(ctx context.Context, id string) (protocol.Agent, error) {
-	var out protocol.Agent
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/agents/" + esc(id), Role: protocol.RoleViewer}, &out)
-	return out, err
+	return do[protocol.Agent](ctx, c, Request{Method: http.MethodGet, Path: "/v1/agents/" + esc(id), Role: protocol.RoleViewer})
 }
 
 // RevokeAgent revokes an agent's credential.
@@ -116,16 +105,13 @@ func (c *Client) RevokeAgent(ctx context.Context, id string) error {
 
 // ImportRelease uploads a pack file; the server verifies it.
 func (c *Client) ImportRelease(ctx context.Context, pack io.Reader) (protocol.Release, error) {
-	var out protocol.Release
-	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/releases", Raw: pack,
-		ContentType: "application/octet-stream", Role: protocol.RoleAdmin, NoTimeout: true}, &out)
-	return out, err
+	return do[protocol.Release](ctx, c, Request{Method: http.MethodPost, Path: "/v1/releases", Raw: pack,
+		ContentType: "application/octet-stream", Role: protocol.RoleAdmin, NoTimeout: true})
 }
 
 // Releases lists releases, newest first.
 func (c *Client) Releases(ctx context.Context) ([]protocol.Release, error) {
-	var out protocol.Releases
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/releases", Role: protocol.RoleViewer}, &out)
+	out, err := do[protocol.Releases](ctx, c, Request{Method: http.MethodGet, Path: "/v1/releases", Role: protocol.RoleViewer})
 	return out.Releases, err
 }
 
@@ -138,40 +124,31 @@ func (c *Client) RemoveRelease(ctx context.Context, version string) error {
 
 // Settings lists every setting with its value.
 func (c *Client) Settings(ctx context.Context) ([]protocol.Setting, error) {
-	var out protocol.Settings
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/settings", Role: protocol.RoleViewer}, &out)
+	out, err := do[protocol.Settings](ctx, c, Request{Method: http.MethodGet, Path: "/v1/settings", Role: protocol.RoleViewer})
 	return out.Settings, err
 }
 
 // Setting reads one setting.
 func (c *Client) Setting(ctx context.Context, key string) (protocol.Setting, error) {
-	var out protocol.Setting
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/settings/" + escKey(key), Role: protocol.RoleViewer}, &out)
-	return out, err
+	return do[protocol.Setting](ctx, c, Request{Method: http.MethodGet, Path: "/v1/settings/" + escKey(key), Role: protocol.RoleViewer})
 }
 
 // SetSetting changes one setting.
 func (c *Client) SetSetting(ctx context.Context, key, value string) (protocol.Setting, error) {
-	var out protocol.Setting
-	err := c.Do(ctx, Request{Method: http.MethodPut, Path: "/v1/settings/" + escKey(key),
-		Body: protocol.SettingRequest{Value: value}, Role: protocol.RoleAdmin}, &out)
-	return out, err
+	return do[protocol.Setting](ctx, c, Request{Method: http.MethodPut, Path: "/v1/settings/" + escKey(key),
+		Body: protocol.SettingRequest{Value: value}, Role: protocol.RoleAdmin})
 }
 
 // ResetSetting puts a setting back to its default.
 func (c *Client) ResetSetting(ctx context.Context, key string) (protocol.Setting, error) {
-	var out protocol.Setting
-	err := c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/settings/" + escKey(key), Role: protocol.RoleAdmin}, &out)
-	return out, err
+	return do[protocol.Setting](ctx, c, Request{Method: http.MethodDelete, Path: "/v1/settings/" + escKey(key), Role: protocol.RoleAdmin})
 }
 
 // ----- runs -----
 
 // CreateRun starts a run (or, with DryRun, returns its plan only).
 func (c *Client) CreateRun(ctx context.Context, req protocol.RunRequest) (protocol.Run, error) {
-	var out protocol.Run
-	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/runs", Body: req, Role: protocol.RoleOperator}, &out)
-	return out, err
+	return do[protocol.Run](ctx, c, Request{Method: http.MethodPost, Path: "/v1/runs", Body: req, Role: protocol.RoleOperator})
 }
 
 // Runs lists runs, newest first.
@@ -183,16 +160,13 @@ func (c *Client) RunsIn(ctx context.Context, status string) ([]protocol.Run, err
 	if status != "" {
 		q.Set("status", status)
 	}
-	var out protocol.Runs
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs", Query: q, Role: protocol.RoleViewer}, &out)
+	out, err := do[protocol.Runs](ctx, c, Request{Method: http.MethodGet, Path: "/v1/runs", Query: q, Role: protocol.RoleViewer})
 	return out.Runs, err
 }
 
 // Run shows one run with its counts.
 func (c *Client) Run(ctx context.Context, id string) (protocol.Run, error) {
-	var out protocol.Run
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id), Role: protocol.RoleViewer}, &out)
-	return out, err
+	return do[protocol.Run](ctx, c, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id), Role: protocol.RoleViewer})
 }
 
 // RunAction is pause, resume or cancel.
@@ -202,16 +176,12 @@ func (c *Client) RunAction(ctx context.Context, id, action string) (protocol.Run
 	default:
 		return protocol.Run{}, fmt.Errorf("unknown run action %q", action)
 	}
-	var out protocol.Run
-	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/runs/" + esc(id) + "/" + action, Role: protocol.RoleOperator}, &out)
-	return out, err
+	return do[protocol.Run](ctx, c, Request{Method: http.MethodPost, Path: "/v1/runs/" + esc(id) + "/" + action, Role: protocol.RoleOperator})
 }
 
 // RunReport is the run and every deployment with its end.
 func (c *Client) RunReport(ctx context.Context, id string) (protocol.RunReport, error) {
-	var out protocol.RunReport
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id) + "/report", Role: protocol.RoleViewer}, &out)
-	return out, err
+	return do[protocol.RunReport](ctx, c, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id) + "/report", Role: protocol.RoleViewer})
 }
 
 // ----- deployments -----
@@ -239,23 +209,18 @@ func (c *Client) Deployments(ctx context.Context, f DeploymentFilter) ([]protoco
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var out protocol.Deployments
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/deployments", Query: q, Role: protocol.RoleViewer}, &out)
+	out, err := do[protocol.Deployments](ctx, c, Request{Method: http.MethodGet, Path: "/v1/deployments", Query: q, Role: protocol.RoleViewer})
 	return out.Deployments, err
 }
 
 // Deployment is one deployment with its DEPLOY report.
 func (c *Client) Deployment(ctx context.Context, id string) (protocol.DeploymentReport, error) {
-	var out protocol.DeploymentReport
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/deployments/" + esc(id), Role: protocol.RoleViewer}, &out)
-	return out, err
+	return do[protocol.DeploymentReport](ctx, c, Request{Method: http.MethodGet, Path: "/v1/deployments/" + esc(id), Role: protocol.RoleViewer})
 }
 
 // SkipDeployment skips a deployment that has not started on its agent.
 func (c *Client) SkipDeployment(ctx context.Context, id string) (protocol.Deployment, error) {
-	var out protocol.Deployment
-	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/deployments/" + esc(id) + "/skip", Role: protocol.RoleOperator}, &out)
-	return out, err
+	return do[protocol.Deployment](ctx, c, Request{Method: http.MethodPost, Path: "/v1/deployments/" + esc(id) + "/skip", Role: protocol.RoleOperator})
 }
 
 // ----- events -----
@@ -286,7 +251,12 @@ func (c *Client) Events(ctx context.Context, q EventQuery) (protocol.Events, err
 	if q.Follow {
 		v.Set("follow", "1")
 	}
-	var out protocol.Events
-	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/events", Query: v, Role: protocol.RoleViewer, NoTimeout: q.Follow}, &out)
+	return do[protocol.Events](ctx, c, Request{Method: http.MethodGet, Path: "/v1/events", Query: v, Role: protocol.RoleViewer, NoTimeout: q.Follow})
+}
+
+// do sends r and decodes the answer into a new T.
+func do[T any](ctx context.Context, c *Client, r Request) (T, error) {
+	var out T
+	err := c.Do(ctx, r, &out)
 	return out, err
 }
