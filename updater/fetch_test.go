@@ -59,12 +59,7 @@ func TestBadRangeAnswers(t *testing.T) {
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pub, sk := newKey(t)
-			h := testHome(t, t.TempDir())
-			srv := newServer(t)
-			rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
-			base := srv.publish(rel)
-			agent := srv.path(rel, pack.RoleAgent)
+			pub, h, srv, _, base, agent := publishRelease(t, size, 100)
 			data := srv.file(agent)
 			first := true
 			srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
@@ -98,12 +93,7 @@ func TestBadRangeAnswers(t *testing.T) {
 // TestAlways416: a server that answers 416 to everything is asked a
 // bounded number of times.
 func TestAlways416(t *testing.T) {
-	pub, sk := newKey(t)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
-	base := srv.publish(rel)
-	agent := srv.path(rel, pack.RoleAgent)
+	pub, h, srv, _, base, agent := publishRelease(t, 1000, 100)
 	srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
 	})

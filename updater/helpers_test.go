@@ -391,3 +391,17 @@ func writePart(u *Updater, v, role string, b []byte) error {
 	}
 	return os.WriteFile(u.partPath(v, role), b, 0o644)
 }
+
+// publishRelease is the setup of the download tests: release 1.1.0 (an
+// agent of agentSize and a supervisor of supSize bytes) published on a
+// new test server, a home whose updater trusts its key (testOptions(h,
+// pub)), the server's URL of the release and the agent file's path on it.
+func publishRelease(t testing.TB, agentSize, supSize int) (pub pack.Key, h home.Home, srv *server, rel *release, base, agent string) {
+	t.Helper()
+	pub, sk := newKey(t)
+	h = testHome(t, t.TempDir())
+	srv = newServer(t)
+	rel = newRelease(t, sk, "1.1.0", files("1.1.0", agentSize, supSize), nil)
+	base = srv.publish(rel)
+	return pub, h, srv, rel, base, srv.path(rel, pack.RoleAgent)
+}

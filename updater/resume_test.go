@@ -27,12 +27,7 @@ func TestResumeAfterCuts(t *testing.T) {
 		{"all of them", []int64{0, 1, size / 2, size - 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pub, sk := newKey(t)
-			h := testHome(t, t.TempDir())
-			srv := newServer(t)
-			rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 1000), nil)
-			base := srv.publish(rel)
-			agent := srv.path(rel, pack.RoleAgent)
+			pub, h, srv, _, base, agent := publishRelease(t, size, 1000)
 			srv.edit(func() { srv.cuts[agent] = tc.cuts })
 
 			u := New(testOptions(h, pub))
@@ -58,12 +53,7 @@ func TestResumeAfterCuts(t *testing.T) {
 // download starts over cleanly.
 func TestResumeChangedFile(t *testing.T) {
 	const size = 300_000
-	pub, sk := newKey(t)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
-	base := srv.publish(rel)
-	agent := srv.path(rel, pack.RoleAgent)
+	pub, h, srv, _, base, agent := publishRelease(t, size, 100)
 	srv.edit(func() { srv.cuts[agent] = []int64{size / 3} })
 	u := New(testOptions(h, pub))
 	u.sleep = func(context.Context, time.Duration) error {
@@ -125,12 +115,7 @@ func TestLeftovers(t *testing.T) {
 // TestRetriesBounded: a server that always fails is asked a bounded
 // number of times, with backoff between, and the cache is kept for later.
 func TestRetriesBounded(t *testing.T) {
-	pub, sk := newKey(t)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
-	base := srv.publish(rel)
-	agent := srv.path(rel, pack.RoleAgent)
+	pub, h, srv, _, base, agent := publishRelease(t, 1000, 100)
 	srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 	})
@@ -167,12 +152,7 @@ func TestRetriesBounded(t *testing.T) {
 func TestResumeAfterKill(t *testing.T) {
 	const size = 2 << 20
 	const at = 3*copyBuffer + 1000
-	pub, sk := newKey(t)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 1000), nil)
-	base := srv.publish(rel)
-	agent := srv.path(rel, pack.RoleAgent)
+	pub, h, srv, _, base, agent := publishRelease(t, size, 1000)
 	srv.edit(func() { srv.hold[agent] = at })
 
 	cmd := helperCmd(t, "upgrade", envHome+"="+h.Dir, envURL+"="+base, envOrder+"=o",
@@ -245,12 +225,7 @@ func TestResumeAfterKill(t *testing.T) {
 // TestRetryAfter: a 503 with Retry-After is waited out as the server
 // asks, capped by the policy's maximum.
 func TestRetryAfter(t *testing.T) {
-	pub, sk := newKey(t)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	rel := newRelease(t, sk, "1.1.0", files("1.1.0", 1000, 100), nil)
-	base := srv.publish(rel)
-	agent := srv.path(rel, pack.RoleAgent)
+	pub, h, srv, _, base, agent := publishRelease(t, 1000, 100)
 	data := srv.file(agent)
 	calls := 0
 	srv.setOverride(agent, func(w http.ResponseWriter, r *http.Request) {
@@ -279,12 +254,7 @@ func TestRetryAfter(t *testing.T) {
 // closing is abandoned after the stall timeout and resumed.
 func TestStalledConnection(t *testing.T) {
 	const size = 600_000
-	pub, sk := newKey(t)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	rel := newRelease(t, sk, "1.1.0", files("1.1.0", size, 100), nil)
-	base := srv.publish(rel)
-	agent := srv.path(rel, pack.RoleAgent)
+	pub, h, srv, _, base, agent := publishRelease(t, size, 100)
 	srv.edit(func() { srv.hold[agent] = size / 2 })
 	o := testOptions(h, pub)
 	o.StallTimeout = 300 * time.Millisecond
