@@ -269,6 +269,14 @@ func (s *Server) JSON(v any, args ...string) {
 	}
 }
 
+// jsonOf is JSON into a new T.
+func jsonOf[T any](s *Server, args ...string) T {
+	s.tb.Helper()
+	var v T
+	s.JSON(&v, args...)
+	return v
+}
+
 // EnrollToken creates an enrollment token good for uses enrollments and
 // returns its secret.
 func (s *Server) EnrollToken(uses int) string {
@@ -290,50 +298,38 @@ func (s *Server) Import(packFile string) {
 // Agents is `molt agents list --inactive --json`.
 func (s *Server) Agents() []protocol.Agent {
 	s.tb.Helper()
-	var ags []protocol.Agent
-	s.JSON(&ags, "agents", "list", "--inactive")
-	return ags
+	return jsonOf[[]protocol.Agent](s, "agents", "list", "--inactive")
 }
 
 // Agent is `molt agents show ID --json`.
 func (s *Server) Agent(id string) protocol.Agent {
 	s.tb.Helper()
-	var a protocol.Agent
-	s.JSON(&a, "agents", "show", id)
-	return a
+	return jsonOf[protocol.Agent](s, "agents", "show", id)
 }
 
 // Runs is `molt runs list --json`, newest first.
 func (s *Server) Runs() []protocol.Run {
 	s.tb.Helper()
-	var rs []protocol.Run
-	s.JSON(&rs, "runs", "list")
-	return rs
+	return jsonOf[[]protocol.Run](s, "runs", "list")
 }
 
 // RunReport is `molt runs report ID --json`.
 func (s *Server) RunReport(id string) protocol.RunReport {
 	s.tb.Helper()
-	var r protocol.RunReport
-	s.JSON(&r, "runs", "report", id)
-	return r
+	return jsonOf[protocol.RunReport](s, "runs", "report", id)
 }
 
 // History is `molt history [args] --json` (e.g. "--agent", id), newest
 // first.
 func (s *Server) History(args ...string) []protocol.Deployment {
 	s.tb.Helper()
-	var ds []protocol.Deployment
-	s.JSON(&ds, append([]string{"history", "--limit", "1000"}, args...)...)
-	return ds
+	return jsonOf[[]protocol.Deployment](s, append([]string{"history", "--limit", "1000"}, args...)...)
 }
 
 // DeployReport is `molt history show ID --json`.
 func (s *Server) DeployReport(id string) protocol.DeploymentReport {
 	s.tb.Helper()
-	var r protocol.DeploymentReport
-	s.JSON(&r, "history", "show", id)
-	return r
+	return jsonOf[protocol.DeploymentReport](s, "history", "show", id)
 }
 
 // Upgrade starts a run with `molt upgrade ARGS --yes --json` and returns
