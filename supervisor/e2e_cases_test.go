@@ -233,19 +233,7 @@ func TestSelfUpgrade(t *testing.T) {
 // checks the self-upgrade; it returns the supervisor and the adopted
 // agent's ready event.
 func selfUpgraded(t *testing.T) (*testHome, *exec.Cmd, event) {
-	h := newHome(t)
-	old := h.install("1.0.0 healthy")
-	h.setActive(home.Active{Current: old})
-	sv := h.start("--watch", "500ms")
-	h.waitReady(old, 1)
-	h.copy(supervisor["2.0.0"], h.StagedSupervisor("1.1.0"))
-	v := h.upgrade("1.1.0 healthy")
-	ready := h.waitReady(v, 1)
-	h.waitFor("the supervisor's upgrade in result.json", 20*time.Second, func() bool {
-		r, _ := h.result()
-		return r.Supervisor != nil
-	})
-	r, _ := h.result()
+	h, sv, v, ready, r := upgradeWithSupervisor(t, supervisor["2.0.0"])
 	if s := r.Supervisor; !s.Upgraded || s.From != "1.0.0" || s.To != "2.0.0" {
 		t.Fatalf("result.json supervisor = %+v, want upgraded 1.0.0 -> 2.0.0", s)
 	}
@@ -270,23 +258,34 @@ func selfUpgraded(t *testing.T) (*testHome, *exec.Cmd, event) {
 	return h, sv, ready
 }
 
-// 5b. A staged supervisor that fails its selftest is not installed.
-func TestSelfUpgradeRefused(t *testing.T) {
-	t.Parallel()
+// upgradeWithSupervisor runs 1.0.0 under supervisor 1.0.0 and upgrades it
+// to 1.1.0, whose version carries staged as its supervisor; it returns
+// once result.json records what became of the supervisor's self-upgrade,
+// with the running supervisor, the new version, its agent's ready event
+// and result.json.
+func upgradeWithSupervisor(t *testing.T, staged string) (*testHome, *exec.Cmd, string, event, home.Result) {
+	t.Helper()
 	h := newHome(t)
 	old := h.install("1.0.0 healthy")
 	h.setActive(home.Active{Current: old})
 	sv := h.start("--watch", "500ms")
 	h.waitReady(old, 1)
-	// A program that says it is supervisor 3.0.0 but fails selftest.
-	h.copy(agents["3.0.0 healthy"], h.StagedSupervisor("1.1.0"))
+	h.copy(staged, h.StagedSupervisor("1.1.0"))
 	v := h.upgrade("1.1.0 healthy")
 	ready := h.waitReady(v, 1)
-	h.waitFor("the refusal in result.json", 20*time.Second, func() bool {
+	h.waitFor("the supervisor's self-upgrade in result.json", 20*time.Second, func() bool {
 		r, _ := h.result()
 		return r.Supervisor != nil
 	})
 	r, _ := h.result()
+	return h, sv, v, ready, r
+}
+
+// 5b. A staged supervisor that fails its selftest is not installed.
+func TestSelfUpgradeRefused(t *testing.T) {
+	t.Parallel()
+	// A program that says it is supervisor 3.0.0 but fails selftest.
+	h, sv, v, ready, r := upgradeWithSupervisor(t, agents["3.0.0 healthy"])
 	if s := r.Supervisor; s.Upgraded || s.To != "3.0.0" || !strings.Contains(s.Reason, "selftest failed") || !strings.Contains(s.Reason, "test double") {
 		t.Errorf("result.json supervisor = %+v, want refused for its selftest", s)
 	}
