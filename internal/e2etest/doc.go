@@ -54,6 +54,7 @@
 // Waiting and events:
 //
 //	e2etest.Eventually(tb, d, what, func() (ok bool, seen string))
+//	var out e2etest.Buffer; cmd.Stdout = &out; out.String()  // a background process's output, read while it runs
 //	e2etest.OfAgent(evs, id), OfRun(evs, id), Filter, IDs
 //	e2etest.Spans(evs, keep), MaxOverlap(spans)  // deployments in progress from 264 to 706/707/708
 //
