@@ -2,8 +2,10 @@ package platform
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -21,6 +23,12 @@ func ReplaceExecutable(target, src, oldSave string) error {
 	sum, err := fileSHA256(src)
 	if err != nil {
 		return fmt.Errorf("read new executable: %w", err)
+	}
+	// A leftover of a replacement that was killed before its swap would
+	// be truncated and rewritten, keeping its old mode: removed, the new
+	// file is created with the executable's mode.
+	if err := os.Remove(newPath(target)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove leftover %s: %w", newPath(target), err)
 	}
 	if err := replaceExecutable(target, src, oldSave, sum); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,6 +37,102 @@ func (s *Supervisor) selfUpgrade(ctx context.Context, a *agent) error {
 	if _, err := os.Stat(staged); err != nil {
 		return nil
 	}
+	to, err := stagedVersion(ctx, staged)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		s.refuse("", fmt.Sprintf("%s: version --json: %v", staged, err))
+		return nil
+	}
+	if to == s.cfg.Version {
+		return nil
+	}
+	if err := s.ownBinary(); err != nil {
+		s.refuse(to, err.Error())
+		return nil
+	}
+	return s.install(ctx, a, staged, to)
+}
+
+// resumeSelfUpgrade runs once when the supervisor starts, after its agent
+// was started: a self-upgrade that a kill -9, a crash or a power cut
+// interrupted between the commit and the swap (the new binary prepared
+// beside the old one, or not yet) is carried out as after the commit.
+// Without it the host would run the new agent under the old supervisor
+// until the next upgrade. A trial in progress is left to its commit; a
+// staged supervisor that result.json records as refused by this version
+// is not tried again until the next commit, so a bad one costs one check,
+// not one per start.
+func (s *Supervisor) resumeSelfUpgrade(ctx context.Context, a *agent, act home.Active) error {
+	if act.Trial != nil || act.Current != a.version || !s.h.IsValid(a.version) {
+		return nil
+	}
+	staged := s.h.StagedSupervisor(a.version)
+	if _, err := os.Stat(staged); err != nil {
+		return nil
+	}
+	if err := s.ownBinary(); err != nil {
+		// Run by hand from elsewhere: not this home's service, and no
+		// reason to record a refusal at every such start.
+		s.log.Debug("not checking the staged supervisor", zap.Error(err))
+		return nil
+	}
+	prior := s.refusedBefore()
+	if prior != nil && prior.To == "" {
+		s.log.Info("the staged supervisor was refused before; not checked again until the next upgrade",
+			zap.String("staged", staged), zap.String("reason", prior.Reason))
+		return nil
+	}
+	to, err := stagedVersion(ctx, staged)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		s.refuse("", fmt.Sprintf("%s: version --json: %v", staged, err))
+		return nil
+	}
+	if to == s.cfg.Version {
+		return nil
+	}
+	if prior != nil && prior.To == to {
+		s.log.Info("the staged supervisor was refused before; not checked again until the next upgrade",
+			zap.String("from", s.cfg.Version), zap.String("to", to), zap.String("reason", prior.Reason))
+		return nil
+	}
+	// A program that says another version than it runs as would
+	// otherwise be installed over itself at every start.
+	if same, err := sameContent(s.cfg.Executable, staged); err != nil || same {
+		s.log.Warn("the staged supervisor is already installed; not installing it again",
+			zap.String("to", to), zap.String("running", s.cfg.Version), zap.Error(err))
+		return nil
+	}
+	select {
+	case <-a.done:
+		// Nothing to adopt; the next start checks again.
+		return nil
+	default:
+	}
+	s.log.Info("a self-upgrade was not finished; resuming it", zap.String("from", s.cfg.Version), zap.String("to", to),
+		zap.String("agent_version", a.version))
+	return s.install(ctx, a, staged, to)
+}
+
+// refusedBefore returns result.json's supervisor outcome when it is a
+// refusal by this version, else nil.
+func (s *Supervisor) refusedBefore() *home.SupervisorResult {
+	r, ok, err := s.h.ReadResult()
+	if err != nil || !ok {
+		return nil
+	}
+	if sr := r.Supervisor; sr != nil && !sr.Upgraded && sr.From == s.cfg.Version {
+		return sr
+	}
+	return nil
+}
+
+// stagedVersion asks a staged supervisor for its version.
+func stagedVersion(ctx context.Context, staged string) (string, error) {
 	out, err := runCheck(ctx, staged, "version", "--json")
 	var info buildinfo.Info
 	if err == nil {
@@ -44,31 +141,72 @@ func (s *Supervisor) selfUpgrade(ctx context.Context, a *agent) error {
 	if err == nil && !pack.ValidVersion(info.Version) {
 		err = fmt.Errorf("version %q is not a version", info.Version)
 	}
-	if err != nil {
-		s.refuse("", fmt.Sprintf("%s: version --json: %v", staged, err))
-		return nil
-	}
-	if info.Version == s.cfg.Version {
-		return nil
-	}
-	s.log.Info("checking the staged supervisor", zap.String("from", s.cfg.Version), zap.String("to", info.Version))
-	if err := s.ownBinary(); err != nil {
-		s.refuse(info.Version, err.Error())
-		return nil
-	}
+	return info.Version, err
+}
+
+// install runs the staged supervisor's selftest, replaces the running
+// binary with it and restarts into it.
+func (s *Supervisor) install(ctx context.Context, a *agent, staged, to string) error {
+	s.log.Info("checking the staged supervisor", zap.String("from", s.cfg.Version), zap.String("to", to))
 	if out, err := runCheck(ctx, staged, "selftest", "--home", s.h.Dir); err != nil {
-		s.refuse(info.Version, fmt.Sprintf("selftest failed: %v%s", err, firstLines(out)))
+		if ctx.Err() != nil {
+			// Stopping: no verdict on the staged supervisor.
+			return nil
+		}
+		s.refuse(to, fmt.Sprintf("selftest failed: %v%s", err, firstLines(out)))
 		return nil
 	}
 	old := s.cfg.Executable + ".old"
 	if err := platform.ReplaceExecutable(s.cfg.Executable, staged, old); err != nil {
-		s.refuse(info.Version, fmt.Sprintf("install: %v", err))
+		s.refuse(to, fmt.Sprintf("install: %v", err))
 		return nil
 	}
-	s.recordSupervisor(home.SupervisorResult{From: s.cfg.Version, To: info.Version, Upgraded: true, At: s.clock.Now()})
-	s.log.Info("supervisor binary replaced", zap.String("from", s.cfg.Version), zap.String("to", info.Version),
+	s.recordSupervisor(home.SupervisorResult{From: s.cfg.Version, To: to, Upgraded: true, At: s.clock.Now()})
+	s.log.Info("supervisor binary replaced", zap.String("from", s.cfg.Version), zap.String("to", to),
 		zap.String("path", s.cfg.Executable), zap.String("old", old))
-	return s.restartSelf(a, info.Version)
+	return s.restartSelf(a, to)
+}
+
+// sameContent reports whether the files at a and b hold the same bytes.
+func sameContent(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	sa, err := fa.Stat()
+	if err != nil {
+		return false, err
+	}
+	sb, err := fb.Stat()
+	if err != nil {
+		return false, err
+	}
+	if sa.Size() != sb.Size() {
+		return false, nil
+	}
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
+			return eb == ea, nil
+		}
+		if ea != nil {
+			return false, ea
+		}
+		if eb != nil {
+			return false, eb
+		}
+	}
 }
 
 // ownBinary checks that the running program is the home's

@@ -189,6 +189,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if a == nil {
 		s.stopStale()
 	}
+	// resume: the first agent this process supervises is followed by a
+	// check for a self-upgrade that was interrupted. Not after an exec in
+	// place: that image is the upgrade.
+	resume := s.cfg.Handoff == ""
 	var delay time.Duration
 	for {
 		if a == nil {
@@ -217,7 +221,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		stopped, err := s.supervise(ctx, a)
+		stopped, err := s.supervise(ctx, a, resume)
+		resume = false
 		if stopped || err != nil {
 			return err
 		}
@@ -237,8 +242,10 @@ func (s *Supervisor) sleep(ctx context.Context, d time.Duration) bool {
 
 // supervise watches a running agent until it exits (false, nil), until
 // ctx ends and it was stopped (true, nil), or until the supervisor must
-// restart through its service manager (true, ErrRestart).
-func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
+// restart through its service manager (true, ErrRestart). With resume, a
+// self-upgrade that was interrupted is carried out first
+// (resumeSelfUpgrade), once the agent runs.
+func (s *Supervisor) supervise(ctx context.Context, a *agent, resume bool) (bool, error) {
 	act, err := s.h.ReadActive()
 	if err != nil {
 		s.log.Error("read active.json while supervising", zap.Error(err))
@@ -262,6 +269,11 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent) (bool, error) {
 			return nil
 		}
 		return s.selfUpgrade(ctx, a)
+	}
+	if resume && err == nil {
+		if stop, err := s.afterCommit(a, s.resumeSelfUpgrade(ctx, a, act), &restartPending); stop {
+			return true, err
+		}
 	}
 	for {
 		select {
