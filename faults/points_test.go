@@ -34,6 +34,9 @@ type point struct {
 	// broken runs to badVersion, whose agent crashes at start: the
 	// trial fails and is rolled back.
 	broken bool
+	// supervisor is the version bin/molt-supervisor must end at, with
+	// result.json recording the self-upgrade ("": either version).
+	supervisor string
 }
 
 // badVersion is a release whose agent crashes at start
@@ -56,7 +59,7 @@ var points = []point{
 	{name: "supervisor/saw-exit-11", proc: "supervisor"},
 	{name: "supervisor/before-commit", proc: "supervisor"},
 	{name: "supervisor/mid-rollback", proc: "supervisor", broken: true},
-	{name: "supervisor/replace-prepared", proc: "supervisor"},
+	{name: "supervisor/replace-prepared", proc: "supervisor", supervisor: newVersion},
 	{name: "supervisor/replace-committed", proc: "supervisor"},
 	{name: "supervisor/before-exec", proc: "supervisor"},
 	{name: "server/schedule-uncommitted", proc: "server", hosts: 2},
@@ -286,6 +289,22 @@ func crashCase(t *testing.T, p point, pack string) string {
 	}
 	base := px.Stats().BytesDown
 	detail := f.upgrade(fired)
+	if p.supervisor != "" {
+		// The self-upgrade killed before its swap is carried out by the
+		// restarted supervisor.
+		for _, h := range f.hosts {
+			e2etest.Eventually(t, 20*time.Second, h.Name+"'s supervisor at "+p.supervisor, func() (bool, string) {
+				v := h.SupervisorVersion()
+				r, _, err := h.Home.ReadResult()
+				if err != nil || r.Supervisor == nil {
+					return false, fmt.Sprintf("bin/molt-supervisor %s, result.json: %v, no supervisor outcome", v, err)
+				}
+				sr := r.Supervisor
+				return v == p.supervisor && sr.Upgraded && sr.To == p.supervisor,
+					fmt.Sprintf("bin/molt-supervisor %s, result.json supervisor %+v", v, *sr)
+			})
+		}
+	}
 	got := px.Stats().BytesDown - base
 	// Whatever the point, nothing downloaded and written is downloaded
 	// again: a file in the cache, the staging directory or versions/ is
