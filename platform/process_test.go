@@ -85,6 +85,9 @@ func TestReplaceExecutable(t *testing.T) {
 	must(t, os.WriteFile(target, []byte("old program"), 0o755))
 	must(t, os.WriteFile(src, []byte("new program"), 0o755))
 	must(t, os.WriteFile(old, []byte("older leftover"), 0o755))
+	// A replacement killed before its swap leaves .prog.new, here not
+	// executable: the new target must be executable all the same.
+	must(t, os.WriteFile(newPath(target), []byte("half a program, and more than the new one"), 0o644))
 	if err := ReplaceExecutable(target, src, old); err != nil {
 		t.Fatal(err)
 	}
