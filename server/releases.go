@@ -82,7 +82,8 @@ func extractPack(r io.Reader, dir string) error {
 			}
 			return err
 		}
-		_, err = io.Copy(f, tr)
+		src := &sourceReader{r: tr}
+		_, err = io.Copy(f, src)
 		if err == nil {
 			err = f.Sync()
 		}
@@ -90,10 +91,32 @@ func extractPack(r io.Reader, dir string) error {
 			err = cerr
 		}
 		if err != nil {
+			var mbe *http.MaxBytesError
+			if src.err != nil && !errors.As(src.err, &mbe) {
+				// The upload is cut or corrupt (a truncated gzip
+				// stream, a short tar entry): the pack's fault, not
+				// the server's.
+				return packRejected("pack: %s: %v", name, src.err)
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// sourceReader remembers the error of the reader it wraps, so that a copy
+// can tell a bad upload from a failing disk.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // verifyPackDir checks dir's manifest signature against keys and every
