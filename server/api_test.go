@@ -499,3 +499,33 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		t.Fatalf("%d %+v", code, pe)
 	}
 }
+
+func TestRevokeTokens(t *testing.T) {
+	e := newEnv(t)
+	var tc protocol.TokenCreated
+	e.must("POST", "/v1/tokens", protocol.RoleAdmin, protocol.TokenRequest{Role: protocol.RoleViewer, Name: "ci"}, &tc)
+	if code, _ := e.do("GET", "/v1/agents", tc.Secret, nil, nil); code != 200 {
+		t.Fatalf("new token refused: %d", code)
+	}
+	e.must("DELETE", "/v1/tokens/"+tc.Token.ID, protocol.RoleAdmin, nil, nil)
+	if code, _ := e.do("GET", "/v1/agents", tc.Secret, nil, nil); code != 401 {
+		t.Errorf("revoked token: %d, want 401", code)
+	}
+	if code, pe := e.do("DELETE", "/v1/tokens/t-999", e.tokens[protocol.RoleAdmin], nil, nil); code != 404 || !strings.Contains(pe.Error, "t-999") {
+		t.Errorf("unknown token: %d %+v", code, pe)
+	}
+	if code, pe := e.do("DELETE", "/v1/tokens/x", e.tokens[protocol.RoleAdmin], nil, nil); code != 404 || !strings.Contains(pe.Error, "ids look like t-3") {
+		t.Errorf("malformed id: %d %+v", code, pe)
+	}
+
+	var ec protocol.EnrollTokenCreated
+	e.must("POST", "/v1/enroll-tokens", protocol.RoleAdmin, protocol.EnrollTokenRequest{Uses: 5, ExpiresIn: 600}, &ec)
+	e.must("DELETE", "/v1/enroll-tokens/"+ec.Token.ID, protocol.RoleAdmin, nil, nil)
+	req := protocol.EnrollRequest{ProtocolVersion: protocol.Version, EnrollmentToken: ec.Secret, Name: "n", Platform: "linux/amd64", OSFamily: "linux", Version: "1.0.0", Fingerprint: "f-revoked"}
+	if code, pe := e.do("POST", "/v1/agent/enroll", "", req, nil); code != 401 || pe.Code != protocol.CodeEnrollToken {
+		t.Errorf("enrollment with a revoked token: %d %+v", code, pe)
+	}
+	if code, pe := e.do("DELETE", "/v1/enroll-tokens/e-999", e.tokens[protocol.RoleAdmin], nil, nil); code != 404 || !strings.Contains(pe.Error, "enrollment token e-999") {
+		t.Errorf("unknown enrollment token: %d %+v", code, pe)
+	}
+}

@@ -82,22 +82,40 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request, _ cal
 	return nil
 }
 
-func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request, c caller) error {
-	id, ok := parseID(r.PathValue("id"), "t-")
+func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
+	return s.revokeSecret(w, r, revocable{table: "tokens", prefix: "t-", noun: "token", event: protocol.EvTokenRevoked, what: "API token"})
+}
+
+// revocable names a table of secrets (API tokens, enrollment tokens) whose
+// rows are revoked by id.
+type revocable struct {
+	table, prefix, noun string
+	// event, when not zero, is recorded with the revocation.
+	event int
+	what  string
+}
+
+// revokeSecret marks the row named by the request's {id} revoked and
+// answers 204, or 404 naming the id's form.
+func (s *Server) revokeSecret(w http.ResponseWriter, r *http.Request, k revocable) error {
+	id, ok := parseID(r.PathValue("id"), k.prefix)
 	if !ok {
-		return notFound("no token %q (ids look like t-3)", r.PathValue("id"))
+		return notFound("no %s %q (ids look like %s3)", k.noun, r.PathValue("id"), k.prefix)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.change(r.Context(), func(wr *writer) error {
-		res, err := wr.exec(`UPDATE tokens SET revoked = 1 WHERE id = ?`, id)
+		res, err := wr.exec(`UPDATE `+k.table+` SET revoked = 1 WHERE id = ?`, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("no token t-%d", id)
+			return notFound("no %s %s%d", k.noun, k.prefix, id)
 		}
-		return wr.event(event{ID: protocol.EvTokenRevoked, Msg: fmt.Sprintf("API token t-%d revoked", id)})
+		if k.event == 0 {
+			return nil
+		}
+		return wr.event(event{ID: k.event, Msg: fmt.Sprintf("%s %s%d revoked", k.what, k.prefix, id)})
 	})
 	if err != nil {
 		return err
@@ -181,27 +199,7 @@ func (s *Server) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request,
 }
 
 func (s *Server) handleEnrollTokenRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
-	id, ok := parseID(r.PathValue("id"), "e-")
-	if !ok {
-		return notFound("no enrollment token %q (ids look like e-3)", r.PathValue("id"))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.change(r.Context(), func(wr *writer) error {
-		res, err := wr.exec(`UPDATE enroll_tokens SET revoked = 1 WHERE id = ?`, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("no enrollment token e-%d", id)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.revokeSecret(w, r, revocable{table: "enroll_tokens", prefix: "e-", noun: "enrollment token"})
 }
 
 // ----- agents -----
