@@ -146,6 +146,21 @@ type Result struct {
 	At       time.Time `json:"at"`
 	// Supervisor is the outcome of the supervisor's self-upgrade, if any.
 	Supervisor *SupervisorResult `json:"supervisor,omitempty"`
+	// Workload names the workload whose failure rolled the version back
+	// (empty when molt-agent failed); WorkloadLogs is where that
+	// workload's output of the failed version is kept.
+	Workload     string `json:"workload,omitempty"`
+	WorkloadLogs string `json:"workload_logs,omitempty"`
+	// Steps are the trial's steps as the supervisor saw them (each
+	// workload's start and ready, with times), for the DEPLOY report.
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Step is one timed step of a trial.
+type Step struct {
+	At     time.Time `json:"at"`
+	Name   string    `json:"name"`
+	Detail string    `json:"detail,omitempty"`
 }
 
 // SupervisorResult records a self-upgrade attempt.

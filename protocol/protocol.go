@@ -157,6 +157,32 @@ type Status struct {
 	Upgrade *UpgradeProgress `json:"upgrade,omitempty"`
 	// LastResult is the outcome of the last trial (state/result.json).
 	LastResult *TrialResult `json:"last_result,omitempty"`
+	// Workloads are the operator's workloads the supervisor runs
+	// (state/workloads.json), at most MaxWorkloads.
+	Workloads []Workload `json:"workloads,omitempty"`
+}
+
+// MaxWorkloads bounds Status.Workloads.
+const MaxWorkloads = 16
+
+// Workload states (home.Workload*).
+const (
+	WorkloadStarting  = "starting"
+	WorkloadReady     = "ready"
+	WorkloadUnhealthy = "unhealthy"
+	WorkloadCrashed   = "crashed"
+	WorkloadStopped   = "stopped"
+)
+
+// Workload is one workload as an agent reports it.
+type Workload struct {
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	State    string    `json:"state"` // starting | ready | unhealthy | crashed | stopped
+	Restarts int       `json:"restarts"`
+	LastExit string    `json:"last_exit,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Since    time.Time `json:"since"`
 }
 
 // UpgradeProgress is an order in flight on the agent.
@@ -186,6 +212,8 @@ type TrialResult struct {
 	At       time.Time `json:"at"`
 	// Supervisor is the supervisor's self-upgrade, if one was attempted.
 	Supervisor *SupervisorResult `json:"supervisor,omitempty"`
+	// Workload names the workload whose failure rolled the version back.
+	Workload string `json:"workload,omitempty"`
 }
 
 // SupervisorResult is a supervisor self-upgrade outcome.
@@ -514,6 +542,7 @@ type Agent struct {
 	LastSeen          time.Time         `json:"last_seen,omitempty"`
 	Revoked           bool              `json:"revoked,omitempty"`
 	LastResult        *TrialResult      `json:"last_result,omitempty"`
+	Workloads         []Workload        `json:"workloads,omitempty"`
 }
 
 // ----- tokens -----
