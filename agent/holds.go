@@ -21,15 +21,23 @@ import (
 )
 
 // Hold keeps the agent from switching and restarting while it is active:
-// while a command runs (Pid), until Expires, or both.
+// while a process runs (Pid), until Expires, both, or (a workload's hold
+// with neither) until its file is removed, at most MaxHoldFor after the
+// file was last written. The file is state/holds/<id>.json, written by
+// molt-agent hold or by a workload (docs/workloads.md, "the hold API").
 type Hold struct {
-	ID      string    `json:"id"`
-	Reason  string    `json:"reason"`
-	Created time.Time `json:"created"`
-	// Pid is the process the hold lives with; 0 for a hold by time only.
+	// ID is the file's name without ".json"; a file need not repeat it.
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason"`
+	// Created defaults to the file's modification time.
+	Created time.Time `json:"created,omitzero"`
+	// Pid is the process the hold lives with; 0 for none.
 	Pid int `json:"pid,omitempty"`
-	// Expires ends the hold; zero for a hold that lives with Pid only.
+	// Expires ends the hold; zero for none.
 	Expires time.Time `json:"expires,omitzero"`
+	// written is the file's modification time: a hold without a process
+	// ends at the latest MaxHoldFor after it.
+	written time.Time
 }
 
 // Limits of holds.
@@ -37,9 +45,11 @@ const (
 	MaxHoldReason = 256
 	MaxHoldFor    = 7 * 24 * time.Hour
 	// MaxHolds bounds how many holds are honoured and listed.
-	MaxHolds     = 32
-	maxHoldSize  = 4 << 10
-	holdsDirName = "holds"
+	MaxHolds    = 32
+	maxHoldSize = 4 << 10
+	// maxHoldFiles bounds the files one List reads, so a directory that
+	// a runaway workload filled cannot stall every check-in.
+	maxHoldFiles = 1024
 )
 
 // Sentinels of hold operations.
@@ -48,7 +58,10 @@ var (
 	ErrTooMany    = errors.New("too many holds")
 )
 
-var holdIDRe = regexp.MustCompile(`^[0-9a-f]{8,32}$`)
+// holdIDRe is a hold's id: molt-agent hold's are 16 hex digits, a
+// workload's are names of its own ("nightly-scan"). The first character
+// keeps ".", the temp files of the file protocol, out.
+var holdIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
 // Holds is the set of holds of one home, one file each in state/holds/.
 // Its methods are safe to call from several processes at once.
@@ -61,8 +74,11 @@ type Holds struct {
 
 // HoldsOf returns the holds of h.
 func HoldsOf(h home.Home) *Holds {
-	return &Holds{Dir: filepath.Join(h.StateDir(), holdsDirName), Now: time.Now, Alive: platform.ProcessAlive}
+	return &Holds{Dir: h.HoldsDir(), Now: time.Now, Alive: platform.ProcessAlive}
 }
+
+// ValidHoldID reports whether id may name a hold (its file <id>.json).
+func ValidHoldID(id string) bool { return holdIDRe.MatchString(id) }
 
 // CheckReason validates a hold's reason.
 func CheckReason(reason string) error {
@@ -117,20 +133,25 @@ func (s *Holds) Add(reason string, pid int, d time.Duration) (Hold, error) {
 
 func (s *Holds) path(id string) string { return filepath.Join(s.Dir, id+".json") }
 
-// Active reports whether h still holds at now.
+// active reports whether h still holds at now. A hold without a process
+// ends MaxHoldFor after its file was written at the latest, whatever it
+// says: a workload that forgot its hold must not block upgrades forever.
 func (s *Holds) active(h Hold, now time.Time) bool {
 	if !h.Expires.IsZero() && !now.Before(h.Expires) {
 		return false
 	}
-	if h.Pid > 0 && !s.Alive(h.Pid) {
-		return false
+	if h.Pid > 0 {
+		return s.Alive(h.Pid)
 	}
-	return true
+	return now.Before(h.written.Add(MaxHoldFor))
 }
 
-// List returns the active holds, oldest first, and removes the files of
-// holds that ended (expired, or their process is gone) and of unreadable
-// ones (a hold nobody can read must not block upgrades forever).
+// List returns the active holds, oldest first, at most MaxHolds, and
+// removes the files of holds that ended (expired, their process is gone,
+// or older than MaxHoldFor without a process) and of unreadable or
+// invalid ones (a hold nobody can read must not block upgrades forever).
+// Files whose names start with "." are a writer's temp files and are left
+// alone, as are names that are no hold id.
 func (s *Holds) List() ([]Hold, error) {
 	ents, err := os.ReadDir(s.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -141,16 +162,21 @@ func (s *Holds) List() ([]Hold, error) {
 	}
 	now := s.Now()
 	var out []Hold
+	read := 0
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !holdIDRe.MatchString(id) || !e.Type().IsRegular() {
 			continue
 		}
+		if read++; read > maxHoldFiles {
+			break
+		}
 		h, err := readHold(s.path(id))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil || h.ID != id || !s.active(h, now) {
+		h.ID = id
+		if err != nil || !s.active(h, now) {
 			_ = os.Remove(s.path(id))
 			continue
 		}
@@ -168,14 +194,33 @@ func (s *Holds) List() ([]Hold, error) {
 	return out, nil
 }
 
+// readHold reads and checks one hold file: a reason of one line, and
+// created and written from the file's modification time when it has none.
 func readHold(path string) (Hold, error) {
 	var h Hold
+	fi, err := os.Stat(path)
+	if err != nil {
+		return h, err
+	}
 	b, err := smallfile.Read(path, maxHoldSize)
 	if err != nil {
 		return h, err
 	}
-	err = json.Unmarshal(b, &h)
-	return h, err
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, err
+	}
+	if err := CheckReason(h.Reason); err != nil {
+		return h, err
+	}
+	h.Reason = strings.TrimSpace(h.Reason)
+	if h.Pid < 0 {
+		return h, fmt.Errorf("pid %d", h.Pid)
+	}
+	h.written = fi.ModTime()
+	if h.Created.IsZero() {
+		h.Created = h.written.UTC()
+	}
+	return h, nil
 }
 
 // Release removes the hold with this id.
