@@ -28,11 +28,14 @@ const (
 	EvRunEnded     = 803
 	EvRunCancelled = 804
 
-	EvAgentEnrolled    = 900
-	EvCloneRefused     = 901
-	EvAgentRevoked     = 902
-	EvEnrollRefused    = 903
-	EvAgentVersionSeen = 904
+	EvAgentEnrolled     = 900
+	EvCloneRefused      = 901
+	EvAgentRevoked      = 902
+	EvEnrollRefused     = 903
+	EvAgentVersionSeen  = 904
+	EvWorkloadLooping   = 905
+	EvWorkloadSick      = 906
+	EvWorkloadRecovered = 907
 
 	EvReleaseImported = 1000
 	EvReleaseRejected = 1001
@@ -84,6 +87,9 @@ var EventCatalogue = []EventInfo{
 	{EvAgentRevoked, "agent_revoked", "An agent's credential was revoked."},
 	{EvEnrollRefused, "enrollment_refused", "An enrollment was refused. Fields: reason."},
 	{EvAgentVersionSeen, "agent_version_changed", "An agent checked in with another version than before. Fields: from, to."},
+	{EvWorkloadLooping, "workload_crash_looping", "Outside a trial, a workload of the agent is crashed and was restarted since the check-in before. Recorded once until it is ready again. Fields: workload, version, restarts, last_exit, reason."},
+	{EvWorkloadSick, "workload_unhealthy", "Outside a trial, a workload of the agent turned unhealthy (its live check failed). Recorded once until it is ready again. Fields: workload, version, restarts, reason."},
+	{EvWorkloadRecovered, "workload_recovered", "A workload that was crash-looping or unhealthy is ready again. Fields: workload, version, was."},
 	{EvReleaseImported, "release_imported", "A pack was verified and imported."},
 	{EvReleaseRejected, "release_rejected", "A pack import was refused. Fields: reason."},
 	{EvReleaseRemoved, "release_removed", "A release was removed."},

@@ -384,23 +384,26 @@ const (
 
 // Deployment is one agent's upgrade.
 type Deployment struct {
-	ID        string    `json:"id"`
-	RunID     string    `json:"run_id,omitempty"`
-	AgentID   string    `json:"agent_id"`
-	AgentName string    `json:"agent_name,omitempty"`
-	Platform  string    `json:"platform"`
-	Kind      string    `json:"kind"`
-	From      string    `json:"from,omitempty"`
-	Target    string    `json:"target"`
-	Revert    bool      `json:"revert,omitempty"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	Done      int64     `json:"done,omitempty"`
-	Total     int64     `json:"total,omitempty"`
-	Created   time.Time `json:"created"`
-	Started   time.Time `json:"started,omitempty"` // when it was requested from the agent
-	Ended     time.Time `json:"ended,omitempty"`
-	Updated   time.Time `json:"updated"`
+	ID        string `json:"id"`
+	RunID     string `json:"run_id,omitempty"`
+	AgentID   string `json:"agent_id"`
+	AgentName string `json:"agent_name,omitempty"`
+	Platform  string `json:"platform"`
+	Kind      string `json:"kind"`
+	From      string `json:"from,omitempty"`
+	Target    string `json:"target"`
+	Revert    bool   `json:"revert,omitempty"`
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	// Workload names the workload whose failure rolled the upgrade back
+	// (TrialResult.Workload), empty when molt-agent failed.
+	Workload string    `json:"workload,omitempty"`
+	Done     int64     `json:"done,omitempty"`
+	Total    int64     `json:"total,omitempty"`
+	Created  time.Time `json:"created"`
+	Started  time.Time `json:"started,omitempty"` // when it was requested from the agent
+	Ended    time.Time `json:"ended,omitempty"`
+	Updated  time.Time `json:"updated"`
 }
 
 // DeploymentReport is GET /v1/deployments/{id}: the deployment and its
