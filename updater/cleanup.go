@@ -10,10 +10,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// Cleanup removes installed versions other than the current, the previous
-// and any trial version (and one staged for the in-flight order), and
-// cache files of anything but the in-flight order. It needs active.json:
-// without it nothing is known to be in use and nothing is removed. Files
+// Cleanup removes installed versions other than the current, the previous,
+// any trial version, one staged for the in-flight order and every version
+// a running workload's files come from (state/workloads.json), and cache
+// files of anything but the in-flight order. It needs active.json and a
+// readable state/workloads.json: without them nothing is known to be in
+// use and nothing is removed. The workloads' data directory data/ is
+// outside versions/ and cache/ and never touched. Files
 // that cannot be removed (a running .exe on Windows) are reported in the
 // error; everything else is still removed. removed lists home-relative
 // paths.
@@ -35,6 +38,16 @@ func (u *Updater) Cleanup() (removed []string, err error) {
 	}
 	if a.Trial != nil {
 		keep[a.Trial.Version] = true
+	}
+	// A workload that a release did not change keeps running from an
+	// older version's directory: removing it would pull its files from
+	// under it.
+	inUse, err := u.home.VersionsInUse()
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: which versions workloads run from: %w", err)
+	}
+	for _, v := range inUse {
+		keep[v] = true
 	}
 	st, err := u.loadState()
 	if err != nil {

@@ -197,6 +197,19 @@ func TestCleanup(t *testing.T) {
 	if err := h.WriteActive(home.Active{Current: "1.1.0", Previous: "1.0.0", Trial: &home.Trial{Version: "1.1.0"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A workload runs from 0.8.0 (no release since changed it); one
+	// stopped from 0.9.0 holds nothing. The data directory is no version.
+	if err := h.WriteWorkloadState(home.WorkloadState{Workloads: []home.WorkloadStatus{
+		{Name: "exporter", Version: "0.8.0", State: home.WorkloadReady},
+		{Name: "sensor", Version: "0.9.0", State: home.WorkloadStopped},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(h.DataDir("exporter"), "db")
+	os.MkdirAll(filepath.Dir(data), 0o750)
+	if err := os.WriteFile(data, []byte("state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// An order for 1.3.0 is downloading: its cache stays.
 	u := New(testOptions(h))
 	st := UpgradeState{Order: "o", Version: "1.3.0", Phase: PhaseDownloading}
@@ -209,14 +222,17 @@ func TestCleanup(t *testing.T) {
 	}
 	want := []string{
 		filepath.Join("cache", "0.9.0"), filepath.Join("cache", "stray"),
-		filepath.Join("versions", ".0.7.0.staging"), filepath.Join("versions", "0.8.0"),
+		filepath.Join("versions", ".0.7.0.staging"),
 		filepath.Join("versions", "0.9.0"), filepath.Join("versions", "1.2.0"),
 	}
 	slices.Sort(want)
 	if diff := cmp.Diff(want, removed); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
 	}
-	for _, v := range []string{"1.0.0", "1.1.0"} {
+	if b, err := os.ReadFile(data); err != nil || string(b) != "state" {
+		t.Errorf("cleanup touched data/: %q %v", b, err)
+	}
+	for _, v := range []string{"0.8.0", "1.0.0", "1.1.0"} {
 		if !h.IsValid(v) {
 			t.Errorf("cleanup removed %s", v)
 		}
@@ -227,6 +243,14 @@ func TestCleanup(t *testing.T) {
 	removed, err = u.Cleanup()
 	if err != nil || len(removed) != 0 {
 		t.Errorf("second cleanup: %v %v", removed, err)
+	}
+	// Which versions workloads run from is unknown: nothing goes.
+	installVersion(t, h, "0.5.0")
+	if err := os.WriteFile(h.WorkloadStatePath(), []byte("{garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := u.Cleanup(); err == nil || len(removed) != 0 || !h.IsValid("0.5.0") {
+		t.Errorf("cleanup with an unreadable state/workloads.json = %v, %v; want an error and nothing removed", removed, err)
 	}
 	if _, err := New(testOptions(home.Home{Dir: t.TempDir()})).Cleanup(); !errors.Is(err, home.ErrNoActive) {
 		t.Errorf("cleanup without active.json = %v, want ErrNoActive", err)
