@@ -18,6 +18,7 @@ import (
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 var (
@@ -102,7 +103,13 @@ func checkStatus(st *protocol.Status) error {
 			return badRequest("upgrade progress is negative")
 		}
 	}
+	if err := checkWorkloads(st.Workloads); err != nil {
+		return err
+	}
 	if lr := st.LastResult; lr != nil {
+		if lr.Workload != "" && !spec.ValidName(lr.Workload) {
+			return badRequest("last_result.workload %q is not a workload name (1 to 32 of a-z 0-9 _ -)", lr.Workload)
+		}
 		if lr.Outcome != protocol.TrialCommitted && lr.Outcome != protocol.TrialRolledBack {
 			return badRequest("last_result.outcome %q is not committed or rolled_back", lr.Outcome)
 		}
@@ -483,6 +490,11 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 		if err := supervisorEvent(wr, a, prev.LastResult, st.LastResult); err != nil {
 			return err
 		}
+		if !inTrial(d, st) {
+			if err := workloadEvents(wr, a, prev.Workloads, st.Workloads, st.Name); err != nil {
+				return err
+			}
+		}
 		if prev.Version != st.Version {
 			if err := wr.event(event{ID: protocol.EvAgentVersionSeen, Agent: a.ID, Msg: fmt.Sprintf("agent %s now runs %s (was %s)", st.Name, st.Version, prev.Version),
 				Fields: map[string]string{"from": prev.Version, "to": st.Version}}); err != nil {
@@ -533,7 +545,7 @@ func (s *Server) progressFromStatus(wr *writer, a *agentRec, d *depRec, st proto
 		case lr.Outcome == protocol.TrialCommitted && st.Version == d.Target:
 			return s.succeed(wr, a, d)
 		case lr.Outcome == protocol.TrialRolledBack:
-			return s.rollBack(wr, d, lr.Reason, lr.Logs)
+			return s.rollBack(wr, d, lr.Reason, lr.Logs, lr.Workload)
 		}
 	}
 	if u := st.Upgrade; u != nil && u.OrderID == depID(d.ID) {
@@ -645,13 +657,21 @@ func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) e
 	return wr.event(event{ID: protocol.EvSupervisorFailed, Agent: a.ID, Run: run, Dep: dep, Msg: "supervisor self-upgrade failed: " + sr.Reason, Fields: map[string]string{"reason": sr.Reason}})
 }
 
-func (s *Server) rollBack(wr *writer, d *depRec, reason, logs string) error {
+// rollBack ends d as rolled back with the reason as the agent sent it;
+// workload names the workload whose failure rolled it back, if one did.
+func (s *Server) rollBack(wr *writer, d *depRec, reason, logs, workload string) error {
 	if reason == "" {
 		reason = "rolled back by the supervisor"
 	}
 	f := map[string]string{"reason": reason}
 	if logs != "" {
 		f["logs"] = logs
+	}
+	if workload != "" {
+		f["workload"] = workload
+		if _, err := wr.exec(`UPDATE deployments SET workload = ? WHERE id = ?`, workload, d.ID); err != nil {
+			return err
+		}
 	}
 	if err := wr.event(event{ID: protocol.EvRolledBack, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("upgrade to %s rolled back: %s", d.Target, reason), Fields: f}); err != nil {
 		return err
@@ -747,7 +767,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 			case protocol.EndSucceeded:
 				return s.succeed(wr, a, d)
 			case protocol.EndRolledBack:
-				return s.rollBack(wr, d, e.Reason, "")
+				return s.rollBack(wr, d, e.Reason, "", "")
 			default:
 				return s.fail(wr, d, e.Reason)
 			}

@@ -90,13 +90,22 @@ func promLabel(v string) string {
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller) error {
 	type agentKey struct{ version, platform, status, upgrade string }
 	agents := map[agentKey]int{}
+	workloads := map[string]int{} // by state, of online agents
 	now := s.clock.Now()
 	s.mu.Lock()
 	for _, a := range s.agents {
 		if a.Revoked {
 			continue
 		}
-		agents[agentKey{a.St.Version, a.St.Platform, s.connStatus(a, now), s.upgradeStatus(a)}]++
+		conn := s.connStatus(a, now)
+		agents[agentKey{a.St.Version, a.St.Platform, conn, s.upgradeStatus(a)}]++
+		if conn == protocol.AgentOnline {
+			// An offline agent's last report is stale: its workloads are
+			// not counted rather than counted as they were.
+			for _, w := range a.St.Workloads {
+				workloads[w.State]++
+			}
+		}
 	}
 	runs := map[string]int{}
 	for _, rr := range s.runs {
@@ -130,6 +139,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	for _, k := range keys {
 		fmt.Fprintf(&b, "molt_agents{version=\"%s\",platform=\"%s\",status=\"%s\",upgrade_status=\"%s\"} %d\n",
 			promLabel(k.version), promLabel(k.platform), k.status, k.upgrade, agents[k])
+	}
+	b.WriteString("# HELP molt_agent_workloads Workloads reported by online agents, by state (every workload of every online agent counts once).\n# TYPE molt_agent_workloads gauge\n")
+	for _, st := range workloadStates {
+		fmt.Fprintf(&b, "molt_agent_workloads{state=\"%s\"} %d\n", st, workloads[st])
 	}
 	b.WriteString("# HELP molt_deployments Deployments by state.\n# TYPE molt_deployments gauge\n")
 	for _, st := range protocol.DeploymentStates {

@@ -213,7 +213,7 @@ func (s *Server) agentView(a *agentRec, now time.Time) protocol.Agent {
 		ProtocolVersion: st.ProtocolVersion, Status: s.connStatus(a, now), UpgradeStatus: s.upgradeStatus(a),
 		TargetVersion: s.targetFor(st.Platform), Busy: st.Busy, Holds: st.Holds, PendingReboot: st.PendingReboot,
 		FreeDiskBytes: st.FreeDiskBytes, Floor: s.floorOf(a), Enrolled: a.Enrolled, LastSeen: a.LastSeen, Revoked: a.Revoked,
-		LastResult: st.LastResult,
+		LastResult: st.LastResult, Workloads: st.Workloads,
 	}
 }
 
@@ -747,12 +747,12 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 
 // ----- deployments -----
 
-const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, done, total, created, started, ended, updated`
+const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, workload, done, total, created, started, ended, updated`
 
 func scanDeployment(sc interface{ Scan(...any) error }) (protocol.Deployment, error) {
 	var d protocol.Deployment
 	var id, run, created, started, ended, updated int64
-	err := sc.Scan(&id, &run, &d.AgentID, &d.AgentName, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &d.Done, &d.Total, &created, &started, &ended, &updated)
+	err := sc.Scan(&id, &run, &d.AgentID, &d.AgentName, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &d.Workload, &d.Done, &d.Total, &created, &started, &ended, &updated)
 	d.ID, d.RunID = depID(id), runID(run)
 	d.Created, d.Started, d.Ended, d.Updated = fromNanos(created), fromNanos(started), fromNanos(ended), fromNanos(updated)
 	return d, err

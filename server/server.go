@@ -99,6 +99,9 @@ type agentRec struct {
 	persisted   string // status JSON last written, without live fields
 	seenDirty   bool
 	lastClone   time.Time
+	// alerts are the workload alerts in force (agents.workload_alerts):
+	// workload name -> alertLooping or alertUnhealthy.
+	alerts map[string]string
 }
 
 type depRec struct {
@@ -258,15 +261,15 @@ func (s *Server) notify(id string) {
 
 func (s *Server) load(ctx context.Context) error {
 	db := s.st.w
-	rows, err := db.QueryContext(ctx, `SELECT id, cred_hash, fingerprint, enrolled, last_seen, revoked, desired, status FROM agents`)
+	rows, err := db.QueryContext(ctx, `SELECT id, cred_hash, fingerprint, enrolled, last_seen, revoked, desired, status, workload_alerts FROM agents`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		a := &agentRec{}
 		var enrolled, seen int64
-		var status string
-		if err := rows.Scan(&a.ID, &a.CredHash, &a.Fingerprint, &enrolled, &seen, &a.Revoked, &a.Desired, &status); err != nil {
+		var status, alerts string
+		if err := rows.Scan(&a.ID, &a.CredHash, &a.Fingerprint, &enrolled, &seen, &a.Revoked, &a.Desired, &status, &alerts); err != nil {
 			rows.Close()
 			return err
 		}
@@ -274,6 +277,10 @@ func (s *Server) load(ctx context.Context) error {
 		if err := jsonUnmarshal(status, &a.St); err != nil {
 			rows.Close()
 			return fmt.Errorf("agent %s: %w", a.ID, err)
+		}
+		if err := jsonUnmarshal(alerts, &a.alerts); err != nil {
+			rows.Close()
+			return fmt.Errorf("agent %s: workload alerts: %w", a.ID, err)
 		}
 		a.persisted = persistKey(a.St)
 		s.agents[a.ID] = a

@@ -130,6 +130,13 @@ var migrations = []string{
 		fields TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX events_at ON events(at);`,
+	// Workloads (docs/workloads.md): the workload whose failure rolled a
+	// deployment back, and the alerts raised about an agent's workloads
+	// (name -> crash_looping | unhealthy), so that their events are
+	// recorded on transitions only, across restarts. The workloads
+	// themselves are part of the agent's status (agents.status).
+	`ALTER TABLE deployments ADD COLUMN workload TEXT NOT NULL DEFAULT '';
+	ALTER TABLE agents ADD COLUMN workload_alerts TEXT NOT NULL DEFAULT '{}';`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies
