@@ -92,6 +92,8 @@ type Trial struct {
 	// Started is when the supervisor first started Version (zero before).
 	Started time.Time `json:"started,omitempty"`
 	Crashes int       `json:"crashes"`
+	// WorkloadCrashes counts each workload's failures in the window.
+	WorkloadCrashes map[string]int `json:"workload_crashes,omitempty"`
 	// Ready is set once the version said ready at least once.
 	Ready bool `json:"ready,omitempty"`
 	// Order names the upgrade order (deployment) that caused the switch.
