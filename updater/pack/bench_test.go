@@ -15,7 +15,7 @@ import (
 func hostBinBytes(b *testing.B) int64 {
 	var n int64
 	for _, name := range []string{"molt-agent", "molt-supervisor"} {
-		st, err := os.Stat(filepath.Join(binDir, runtime.GOOS+"_"+runtime.GOARCH, name+exeSuffix()))
+		st, err := os.Stat(filepath.Join(realBins(b), runtime.GOOS+"_"+runtime.GOARCH, name+exeSuffix()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func BenchmarkBuild(b *testing.B) {
 	out := filepath.Join(b.TempDir(), "p.zip")
 	b.SetBytes(hostBinBytes(b))
 	for b.Loop() {
-		if err := pack.Build(pack.BuildOptions{Version: testVersion, BinDir: binDir, Key: sec, Out: out, SkipVersionCheck: true}); err != nil {
+		if err := pack.Build(pack.BuildOptions{Version: testVersion, BinDir: realBins(b), Key: sec, Out: out, SkipVersionCheck: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -47,7 +47,7 @@ func BenchmarkVerifyAll(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := filepath.Join(b.TempDir(), "p.zip")
-	if err := pack.Build(pack.BuildOptions{Version: testVersion, BinDir: binDir, Key: sec, Out: out, SkipVersionCheck: true}); err != nil {
+	if err := pack.Build(pack.BuildOptions{Version: testVersion, BinDir: realBins(b), Key: sec, Out: out, SkipVersionCheck: true}); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(hostBinBytes(b))

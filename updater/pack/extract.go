@@ -50,7 +50,7 @@ func (c removeOnClose) Close() error {
 }
 
 // Extract writes a verified pack into dir as the server serves it:
-// dir/<artifact path> for every artifact stored in the pack, then
+// dir/<path> for every file stored in the pack (Manifest.Files), then
 // manifest.json.sig and manifest.json last. Every artifact is checked
 // against the manifest while it is written, and each file appears only
 // complete (temporary file, fsync, rename). Verify must have succeeded
@@ -60,15 +60,9 @@ func (r *Reader) Extract(dir string) error {
 	if m == nil {
 		return errors.New("extract: the pack has not been verified")
 	}
-	for _, plat := range m.Platforms() {
-		for _, role := range []string{RoleAgent, RoleSupervisor} {
-			a, ok := m.Artifacts[plat][role]
-			if !ok || isURL(a.Path) {
-				continue
-			}
-			if err := r.extractArtifact(a, filepath.Join(dir, filepath.FromSlash(a.Path))); err != nil {
-				return fmt.Errorf("extract %s: %w", a.Path, err)
-			}
+	for _, a := range m.Files() {
+		if err := r.extractArtifact(a, filepath.Join(dir, filepath.FromSlash(a.Path))); err != nil {
+			return fmt.Errorf("extract %s: %w", a.Path, err)
 		}
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, SignatureName), r.sig, 0o644); err != nil {

@@ -26,7 +26,13 @@ func FuzzOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	for _, c := range packtest.BadPacks(f, dir, sec) {
+	withWorkloads := dir + "/workloads.zip"
+	packtest.GoodWithWorkloads(f, withWorkloads, "1.5.0", packtest.SmallFiles(), packtest.SampleWorkloads(), sec)
+	if b, err = os.ReadFile(withWorkloads); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	for _, c := range append(packtest.BadPacks(f, dir, sec), packtest.BadWorkloadPacks(f, dir, sec)...) {
 		b, err := os.ReadFile(c.Path)
 		if err != nil {
 			f.Fatal(err)
@@ -44,17 +50,15 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, files := range m.Artifacts {
-			for _, a := range files {
-				rc, err := r.OpenArtifact(a)
-				if err != nil {
-					continue
-				}
-				n, _ := io.Copy(io.Discard, rc)
-				rc.Close()
-				if n > a.Size {
-					t.Fatalf("%s: read %d bytes, manifest says %d", a.Path, n, a.Size)
-				}
+		for _, a := range m.Files() {
+			rc, err := r.OpenArtifact(a)
+			if err != nil {
+				continue
+			}
+			n, _ := io.Copy(io.Discard, rc)
+			rc.Close()
+			if n > a.Size {
+				t.Fatalf("%s: read %d bytes, manifest says %d", a.Path, n, a.Size)
 			}
 		}
 	})

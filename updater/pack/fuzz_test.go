@@ -2,11 +2,13 @@ package pack
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
 
 func FuzzParseManifest(f *testing.F) {
+	sha := strings.Repeat("0", 64)
 	f.Add(testManifest(f))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"version":"1.0.0","artifacts":{"linux/amd64":{"agent":{"path":"../x","size":1,"sha256":""}}}}`))
@@ -14,6 +16,9 @@ func FuzzParseManifest(f *testing.F) {
 		"0000000000000000000000000000000000000000000000000000000000000000" + `"}}}} trailing`))
 	f.Add([]byte(`{"version":"1.0.0","unknown":true}`))
 	f.Add([]byte(`[1,2,3]`))
+	f.Add([]byte(`{"version":"1.0.0","artifacts":{"linux/amd64":{"agent":{"path":"linux_amd64/molt-agent","size":1,"sha256":"` + sha + `"}}},` +
+		`"workloads":{"linux/amd64":[{"spec":{"name":"w","command":"bin/w","ready":{"running":"1s"}},` +
+		`"files":[{"path":"bin/w","size":0,"sha256":"` + sha + `","mode":"0755"}]}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseManifest(b)
 		if err != nil {
@@ -31,6 +36,11 @@ func FuzzParseManifest(f *testing.F) {
 				if !isURL(a.Path) && !SafePath(a.Path) {
 					t.Fatalf("accepted path %q", a.Path)
 				}
+			}
+		}
+		for _, a := range m.Files() {
+			if !SafePath(a.Path) {
+				t.Fatalf("accepted file %q", a.Path)
 			}
 		}
 	})

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // File names inside a pack.
@@ -30,7 +32,9 @@ const (
 
 // Limits on untrusted input.
 const (
-	MaxManifestSize  = 1 << 20
+	// MaxManifestSize leaves room for workload trees: 16384 files of a
+	// few hundred bytes of JSON each.
+	MaxManifestSize  = 8 << 20
 	MaxSignatureSize = 4 << 10
 	MaxArtifactSize  = 1 << 30
 )
@@ -46,6 +50,10 @@ type Manifest struct {
 	Artifacts map[string]map[string]Artifact `json:"artifacts"`
 	// Deltas maps a platform to binary deltas from an earlier version.
 	Deltas map[string]Delta `json:"deltas,omitempty"`
+	// Workloads maps a platform of Artifacts to the workloads it runs
+	// besides molt-agent (docs/workloads.md); their files are carried at
+	// spec.PackPath. Agents that predate workloads refuse the field.
+	Workloads map[string][]spec.Workload `json:"workloads,omitempty"`
 }
 
 // Artifact is one file of a platform.
@@ -132,7 +140,71 @@ func (m *Manifest) Check() error {
 			}
 		}
 	}
+	for plat, ws := range m.Workloads {
+		if _, ok := m.Artifacts[plat]; !ok {
+			return bad("workloads for %s, which has no artifacts", plat)
+		}
+		if err := spec.CheckAll(ws); err != nil {
+			// Both sentinels hold: callers test for either.
+			return fmt.Errorf("%w: %s: %w", ErrBadManifest, plat, err)
+		}
+	}
+	// Every stored file has one place in the pack; names that differ only
+	// in case are one file on Windows and macOS.
+	seen := map[string]string{}
+	dirs := map[string]bool{}
+	for _, a := range m.Files() {
+		low := strings.ToLower(a.Path)
+		if other, dup := seen[low]; dup {
+			return bad("%q and %q are the same file in the pack", other, a.Path)
+		}
+		seen[low] = a.Path
+		for d := path.Dir(low); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for d := range dirs {
+		if f, ok := seen[d]; ok {
+			return bad("%q is both a file and a directory in the pack", f)
+		}
+	}
 	return nil
+}
+
+// Files lists every file the pack stores besides the manifest and its
+// signature: the artifacts that are not URLs and every workload file,
+// sorted by path. A pack holds exactly these.
+func (m *Manifest) Files() []Artifact {
+	var out []Artifact
+	for _, files := range m.Artifacts {
+		for _, a := range files {
+			if !isURL(a.Path) {
+				out = append(out, a)
+			}
+		}
+	}
+	for plat, ws := range m.Workloads {
+		for _, w := range ws {
+			for _, f := range w.Files {
+				out = append(out, WorkloadArtifact(plat, w.Spec.Name, f))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Artifact) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// PlatformWorkloads returns the workloads of platform ("linux/amd64"),
+// nil when it has none.
+func (m *Manifest) PlatformWorkloads(platform string) []spec.Workload {
+	return m.Workloads[platform]
+}
+
+// WorkloadArtifact is file f of workload name of platform as an artifact
+// of the pack, to download and verify like the binaries. Its size may be 0
+// (VerifyingReader accepts that).
+func WorkloadArtifact(platform, name string, f spec.File) Artifact {
+	return Artifact{Path: spec.PackPath(platform, name, f.Path), Size: f.Size, SHA256: f.SHA256}
 }
 
 func (a Artifact) check() error {

@@ -1,10 +1,13 @@
 package pack
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 func TestParseManifest(t *testing.T) {
@@ -59,6 +62,93 @@ func TestParseManifest(t *testing.T) {
 			}
 			if !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("error %v, want ErrBadManifest containing %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestManifestWorkloads(t *testing.T) {
+	sha := strings.Repeat("a", 64)
+	good := func() *Manifest {
+		return &Manifest{
+			Version: "1.5.0",
+			Artifacts: map[string]map[string]Artifact{
+				"linux/amd64": {RoleAgent: {Path: "linux_amd64/molt-agent", Size: 5, SHA256: sha}},
+			},
+			Workloads: map[string][]spec.Workload{"linux/amd64": {{
+				Spec: spec.Spec{Name: "exporter", Command: "bin/exporter", Ready: spec.Ready{Probe: spec.Probe{TCP: "127.0.0.1:9100"}}},
+				Files: []spec.File{
+					{Path: "bin/exporter", Size: 7, SHA256: sha, Mode: "0755"},
+					{Path: "conf/empty", Size: 0, SHA256: sha, Mode: "0644"},
+				},
+			}}},
+		}
+	}
+	encode := func(m *Manifest) []byte {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	m, err := ParseManifest(encode(good()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := m.PlatformWorkloads("linux/amd64")
+	if len(ws) != 1 || ws[0].Spec.Name != "exporter" || len(m.PlatformWorkloads("windows/amd64")) != 0 {
+		t.Fatalf("workloads %+v", ws)
+	}
+	a := WorkloadArtifact("linux/amd64", "exporter", ws[0].Files[1])
+	if a != (Artifact{Path: "linux_amd64/workloads/exporter/conf/empty", Size: 0, SHA256: sha}) {
+		t.Fatalf("artifact %+v", a)
+	}
+	var paths []string
+	for _, f := range m.Files() {
+		paths = append(paths, f.Path)
+	}
+	if got := strings.Join(paths, " "); got != "linux_amd64/molt-agent linux_amd64/workloads/exporter/bin/exporter linux_amd64/workloads/exporter/conf/empty" {
+		t.Fatalf("files %s", got)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		edit    func(m *Manifest)
+		err     string
+		badSpec bool
+	}{
+		{"platform without artifacts", func(m *Manifest) {
+			m.Workloads["darwin/arm64"] = m.Workloads["linux/amd64"]
+		}, "workloads for darwin/arm64, which has no artifacts", false},
+		{"command outside", func(m *Manifest) { m.Workloads["linux/amd64"][0].Spec.Command = "../x" }, `command "../x": not a clean relative path`, true},
+		{"file outside", func(m *Manifest) { m.Workloads["linux/amd64"][0].Files[1].Path = "../../x" }, `file "../../x": not a clean relative path`, true},
+		{"unknown check", func(m *Manifest) {
+			m.Workloads["linux/amd64"][0].Spec.Ready = spec.Ready{}
+		}, "ready: no check", true},
+		{"twice", func(m *Manifest) {
+			m.Workloads["linux/amd64"] = append(m.Workloads["linux/amd64"], m.Workloads["linux/amd64"][0])
+		}, `workload "exporter": named twice`, true},
+		{"command not executable", func(m *Manifest) { m.Workloads["linux/amd64"][0].Files[0].Mode = "0644" }, "is not executable", true},
+		{"collides with an artifact", func(m *Manifest) {
+			a := m.Artifacts["linux/amd64"][RoleAgent]
+			a.Path = "linux_amd64/workloads/exporter/BIN/exporter"
+			m.Artifacts["linux/amd64"][RoleAgent] = a
+		}, "are the same file in the pack", false},
+		{"artifact is a workload directory", func(m *Manifest) {
+			a := m.Artifacts["linux/amd64"][RoleAgent]
+			a.Path = "linux_amd64/workloads/exporter/bin"
+			m.Artifacts["linux/amd64"][RoleAgent] = a
+		}, "is both a file and a directory", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := good()
+			tc.edit(m)
+			_, err := ParseManifest(encode(m))
+			if !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("error %v, want ErrBadManifest containing %q", err, tc.err)
+			}
+			if errors.Is(err, spec.ErrBadSpec) != tc.badSpec {
+				t.Fatalf("errors.Is(%v, spec.ErrBadSpec) = %v", err, !tc.badSpec)
 			}
 		})
 	}

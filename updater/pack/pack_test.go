@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,35 +21,49 @@ import (
 
 const testVersion = "1.5.0"
 
-// binDir holds real molt-agent and molt-supervisor binaries of testVersion
-// for the host platform (as scripts/build.sh lays them out), built once.
-var binDir string
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
+// binDirs holds real molt-agent and molt-supervisor binaries of
+// testVersion for the host platform (as scripts/build.sh lays them out),
+// built once by the first test that needs them: tests of manifests and
+// readers do not wait for (or depend on) a build of the programs.
+var binDirs struct {
+	once sync.Once
+	dir  string
+	err  error
 }
 
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "molt-pack-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDirs.dir != "" {
+		os.RemoveAll(binDirs.dir)
 	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	host := filepath.Join(dir, runtime.GOOS+"_"+runtime.GOARCH)
-	// Stripped, as scripts/build.sh builds them: smaller packs, quicker tests.
-	cmd := exec.Command("go", "build", "-trimpath", "-o", host+string(filepath.Separator),
-		"-ldflags", "-s -w -X github.com/moltfleet/molt/internal/buildinfo.Version="+testVersion,
-		"./cmd/molt-agent", "./cmd/molt-supervisor")
-	cmd.Dir = filepath.Join("..", "..")
-	// As scripts/build.sh builds, so both share the build cache.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
-		return 1
+	os.Exit(code)
+}
+
+func realBins(t testing.TB) string {
+	t.Helper()
+	binDirs.once.Do(func() {
+		dir, err := os.MkdirTemp("", "molt-pack-test")
+		if err != nil {
+			binDirs.err = err
+			return
+		}
+		binDirs.dir = dir
+		host := filepath.Join(dir, runtime.GOOS+"_"+runtime.GOARCH)
+		// Stripped, as scripts/build.sh builds them: smaller packs, quicker tests.
+		cmd := exec.Command("go", "build", "-trimpath", "-o", host+string(filepath.Separator),
+			"-ldflags", "-s -w -X github.com/moltfleet/molt/internal/buildinfo.Version="+testVersion,
+			"./cmd/molt-agent", "./cmd/molt-supervisor")
+		cmd.Dir = filepath.Join("..", "..")
+		// As scripts/build.sh builds, so both share the build cache.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binDirs.err = fmt.Errorf("build binaries: %v\n%s", err, out)
+		}
+	})
+	if binDirs.err != nil {
+		t.Fatal(binDirs.err)
 	}
-	return m.Run()
+	return binDirs.dir
 }
 
 func newKey(t *testing.T) (pack.Key, pack.SecretKey) {
@@ -66,7 +81,7 @@ func withFakePlatform(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	host := runtime.GOOS + "_" + runtime.GOARCH
-	if err := os.CopyFS(filepath.Join(dir, host), os.DirFS(filepath.Join(binDir, host))); err != nil {
+	if err := os.CopyFS(filepath.Join(dir, host), os.DirFS(filepath.Join(realBins(t), host))); err != nil {
 		t.Fatal(err)
 	}
 	fake := "windows_arm64"
@@ -161,6 +176,7 @@ func exeSuffix() string {
 
 func TestBuildRefuses(t *testing.T) {
 	_, sec := newKey(t)
+	binDir := realBins(t)
 	host := runtime.GOOS + "_" + runtime.GOARCH
 	wrongVersion := t.TempDir()
 	if err := os.CopyFS(filepath.Join(wrongVersion, host), os.DirFS(filepath.Join(binDir, host))); err != nil {
@@ -203,7 +219,9 @@ func TestBuildRefuses(t *testing.T) {
 func TestBadPacksRefused(t *testing.T) {
 	pub, sec := newKey(t)
 	seen := map[string]string{}
-	for _, tc := range packtest.BadPacks(t, t.TempDir(), sec) {
+	cases := packtest.BadPacks(t, t.TempDir(), sec)
+	cases = append(cases, packtest.BadWorkloadPacks(t, t.TempDir(), sec)...)
+	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
 			err := verifyLikeCLI(tc, []pack.Key{pub})
 			if err == nil {
@@ -430,6 +448,38 @@ func TestSpoolAndExtract(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(out, pack.ManifestName)); !os.IsNotExist(err) {
 			t.Fatalf("manifest written for a refused pack: %v", err)
+		}
+	}
+}
+
+// TestWorkloadPackExtract: a pack with workloads verifies in full and
+// extracts every workload file, the empty one too, at its pack path.
+func TestWorkloadPackExtract(t *testing.T) {
+	pub, sec := newKey(t)
+	src := filepath.Join(t.TempDir(), "p.zip")
+	ws := packtest.SampleWorkloads()
+	packtest.GoodWithWorkloads(t, src, "1.5.0", packtest.SmallFiles(), ws, sec)
+	r, err := pack.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := r.VerifyAll([]pack.Key{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.PlatformWorkloads("linux/amd64")
+	if len(got) != 1 || len(got[0].Files) != 3 || got[0].Files[0].Path != "bin/run.sh" || got[0].Files[0].Mode != "0755" {
+		t.Fatalf("workloads %+v", got)
+	}
+	out := t.TempDir()
+	if err := r.Extract(out); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range ws["linux/amd64"][0].Files {
+		b, err := os.ReadFile(filepath.Join(out, "linux_amd64", "workloads", "exporter", filepath.FromSlash(p)))
+		if err != nil || string(b) != string(want) {
+			t.Fatalf("%s: %q, %v", p, b, err)
 		}
 	}
 }

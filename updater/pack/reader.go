@@ -10,9 +10,11 @@ import (
 	"strings"
 )
 
-// MaxEntries bounds the number of files in a pack (two per platform plus
-// the manifest and its signature need far fewer).
-const MaxEntries = 1024
+// MaxEntries bounds the number of files in a pack: the binaries need two
+// per platform, but a workload's tree (a bundled runtime) can be thousands
+// of files. The central directory's records, about 200 bytes each, stay a
+// few MB.
+const MaxEntries = 16384
 
 // DefaultMaxPackSize bounds a whole pack (compressed file and the sum of its
 // uncompressed entries) unless the caller chooses another limit.
@@ -172,8 +174,9 @@ func (r *Reader) Contains(path string) bool {
 func (r *Reader) UnverifiedManifest() (*Manifest, error) { return ParseManifest(r.manifest) }
 
 // Verify checks the manifest's signature against keys, then that the pack
-// holds exactly the files the manifest names, with the sizes it names. It
-// does not read the artifacts: their hashes are checked by OpenArtifact
+// holds exactly the files the manifest names (Manifest.Files: the binaries
+// and every workload file), with the sizes it names. It does not read the
+// artifacts: their hashes are checked by OpenArtifact
 // (or VerifyAll).
 func (r *Reader) Verify(keys []Key) (*Manifest, error) {
 	m, err := VerifyManifest(r.manifest, r.sig, keys)
@@ -189,20 +192,14 @@ func (r *Reader) Verify(keys []Key) (*Manifest, error) {
 
 func (r *Reader) checkEntries(m *Manifest) error {
 	named := map[string]bool{ManifestName: true, SignatureName: true}
-	for _, plat := range m.Platforms() {
-		for _, role := range []string{RoleAgent, RoleSupervisor} {
-			a, ok := m.Artifacts[plat][role]
-			if !ok || isURL(a.Path) {
-				continue
-			}
-			named[a.Path] = true
-			f, ok := r.files[a.Path]
-			if !ok {
-				return fmt.Errorf("%w: %s %s: %s is not in the pack", ErrBadPack, plat, role, a.Path)
-			}
-			if f.UncompressedSize64 != uint64(a.Size) {
-				return fmt.Errorf("%s: %w: manifest says %d bytes, the pack holds %d", a.Path, ErrSizeMismatch, a.Size, f.UncompressedSize64)
-			}
+	for _, a := range m.Files() {
+		named[a.Path] = true
+		f, ok := r.files[a.Path]
+		if !ok {
+			return fmt.Errorf("%w: %s is not in the pack", ErrBadPack, a.Path)
+		}
+		if f.UncompressedSize64 != uint64(a.Size) {
+			return fmt.Errorf("%s: %w: manifest says %d bytes, the pack holds %d", a.Path, ErrSizeMismatch, a.Size, f.UncompressedSize64)
 		}
 	}
 	for name := range r.files {
@@ -257,8 +254,8 @@ func (z zipErrs) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// VerifyAll is Verify plus a full read of every artifact in the pack, so
-// that each file's size and SHA-256 are checked.
+// VerifyAll is Verify plus a full read of every file in the pack (binaries
+// and workload files), so that each file's size and SHA-256 are checked.
 func (r *Reader) VerifyAll(keys []Key) (*Manifest, error) {
 	m, err := r.Verify(keys)
 	if err != nil {
@@ -271,21 +268,15 @@ func (r *Reader) VerifyAll(keys []Key) (*Manifest, error) {
 }
 
 func (r *Reader) checkArtifacts(m *Manifest) error {
-	for _, plat := range m.Platforms() {
-		for _, role := range []string{RoleAgent, RoleSupervisor} {
-			a, ok := m.Artifacts[plat][role]
-			if !ok || isURL(a.Path) {
-				continue
-			}
-			rc, err := r.OpenArtifact(a)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(io.Discard, rc)
-			rc.Close()
-			if err != nil {
-				return err
-			}
+	for _, a := range m.Files() {
+		rc, err := r.OpenArtifact(a)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
 		}
 	}
 	return nil

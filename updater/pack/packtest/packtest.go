@@ -12,11 +12,13 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // Files maps a platform ("linux/amd64") to role ("agent", "supervisor")
@@ -135,10 +137,113 @@ func WriteZip(t testing.TB, path string, entries []Entry) {
 // Good writes a valid pack of files at version, signed by sk, to path.
 func Good(t testing.TB, path, version string, files Files, sk pack.SecretKey) *pack.Manifest {
 	t.Helper()
-	m := Manifest(version, files)
-	mb := Encode(t, m)
-	WriteZip(t, path, Entries(mb, pack.Sign(sk, mb, time.Now()), files))
+	return GoodWithWorkloads(t, path, version, files, nil, sk)
+}
+
+// Workload is one workload to put in a pack: its spec and its files by
+// path inside the workload's directory.
+type Workload struct {
+	Spec  spec.Spec
+	Files map[string][]byte
+	// Modes overrides a file's mode ("0755"); by default the spec's
+	// command is "0755" and every other file "0644".
+	Modes map[string]string
+}
+
+// Workloads maps a platform ("linux/amd64") to its workloads.
+type Workloads map[string][]Workload
+
+// ShellWorkload is a workload of one shell script, bin/run.sh, whose
+// ready check passes once it has run for a second: enough for tests of
+// whatever carries, stages or runs workloads.
+func ShellWorkload(name, script string) Workload {
+	return Workload{
+		Spec: spec.Spec{
+			Name:    name,
+			Command: "bin/run.sh",
+			Ready:   spec.Ready{Probe: spec.Probe{Running: spec.Duration(time.Second)}},
+		},
+		Files: map[string][]byte{"bin/run.sh": []byte(script)},
+	}
+}
+
+// Manifest returns w as the manifest carries it, files sorted by path.
+func (w Workload) Manifest() spec.Workload {
+	out := spec.Workload{Spec: w.Spec}
+	for p, data := range w.Files {
+		mode := "0644"
+		if p == w.Spec.Command {
+			mode = "0755"
+		}
+		if m, ok := w.Modes[p]; ok {
+			mode = m
+		}
+		sum := sha256.Sum256(data)
+		out.Files = append(out.Files, spec.File{Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Mode: mode})
+	}
+	slices.SortFunc(out.Files, func(a, b spec.File) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// AddWorkloads adds ws to m (replacing what m had for their platforms).
+// It does not check them: tests of refusals add bad ones on purpose.
+func AddWorkloads(m *pack.Manifest, ws Workloads) {
+	for plat, list := range ws {
+		if m.Workloads == nil {
+			m.Workloads = map[string][]spec.Workload{}
+		}
+		m.Workloads[plat] = nil
+		for _, w := range list {
+			m.Workloads[plat] = append(m.Workloads[plat], w.Manifest())
+		}
+	}
+}
+
+// WorkloadEntries lists the zip entries of ws's files, at
+// <goos>_<goarch>/workloads/<name>/<path>.
+func WorkloadEntries(ws Workloads) []Entry {
+	var es []Entry
+	for plat, list := range ws {
+		for _, w := range list {
+			for p, data := range w.Files {
+				es = append(es, Entry{Name: spec.PackPath(plat, w.Spec.Name, p), Data: data})
+			}
+		}
+	}
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	return es
+}
+
+// GoodWithWorkloads writes a pack of files and workloads at version,
+// signed by sk, to path. The manifest is not checked, so a bad spec makes
+// a pack that readers must refuse; Signed does the same without writing.
+func GoodWithWorkloads(t testing.TB, path, version string, files Files, ws Workloads, sk pack.SecretKey) *pack.Manifest {
+	t.Helper()
+	m, entries := Signed(t, version, files, ws, sk)
+	WriteZip(t, path, entries)
 	return m
+}
+
+// Signed returns the manifest of files and workloads at version and the
+// pack's entries, the manifest signed by sk.
+func Signed(t testing.TB, version string, files Files, ws Workloads, sk pack.SecretKey) (*pack.Manifest, []Entry) {
+	t.Helper()
+	m := Manifest(version, files)
+	AddWorkloads(m, ws)
+	mb := Encode(t, m)
+	return m, append(Entries(mb, pack.Sign(sk, mb, time.Now()), files), WorkloadEntries(ws)...)
+}
+
+// ZipBytes is WriteZip into memory (a pack as an upload body).
+func ZipBytes(t testing.TB, entries []Entry) []byte {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pack.zip")
+	WriteZip(t, p, entries)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // Case is one bad pack and how a reader must refuse it.
@@ -226,7 +331,7 @@ func BadPacks(t testing.TB, dir string, sk pack.SecretKey) []Case {
 		many = append(many, Entry{Name: fmt.Sprintf("junk/%d", i), Data: []byte("x")})
 	}
 	add("too many entries", many,
-		Case{Want: pack.ErrTooLarge, Text: "entries, the limit is 1024"})
+		Case{Want: pack.ErrTooLarge, Text: fmt.Sprintf("entries, the limit is %d", pack.MaxEntries)})
 	add("duplicate entry", append(Entries(mb, sig, files), Entry{Name: agent, Data: []byte("x")}),
 		Case{Want: pack.ErrBadPack, Text: "duplicate entry"})
 	add("unexpected entry", append(Entries(mb, sig, files), Entry{Name: "linux_amd64/extra.so", Data: []byte("x")}),
@@ -246,5 +351,70 @@ func BadPacks(t testing.TB, dir string, sk pack.SecretKey) []Case {
 		t.Fatal(err)
 	}
 	cases = append(cases, Case{Name: "not a zip", Path: notZip, Want: pack.ErrBadPack, Text: "not a zip archive"})
+	return cases
+}
+
+// SampleWorkloads is one workload for linux/amd64 with a script, a
+// configuration file and an empty file (workload files may be empty).
+func SampleWorkloads() Workloads {
+	w := ShellWorkload("exporter", "#!/bin/sh\nexec sleep 1000\n")
+	w.Files["conf/default.yaml"] = []byte("listen: 127.0.0.1:9100\n")
+	w.Files["conf/empty"] = []byte{}
+	return Workloads{"linux/amd64": {w}}
+}
+
+// BadWorkloadPacks writes one pack per way a pack's workloads can be bad
+// into dir, each signed by sk: a reader trusting sk must refuse each for
+// the reason given, before it extracts or runs anything.
+func BadWorkloadPacks(t testing.TB, dir string, sk pack.SecretKey) []Case {
+	t.Helper()
+	files := SmallFiles()
+	var cases []Case
+	add := func(name string, entries []Entry, c Case) {
+		c.Name = name
+		c.Path = filepath.Join(dir, "workload-"+strings.ReplaceAll(name, " ", "-")+".zip")
+		WriteZip(t, c.Path, entries)
+		cases = append(cases, c)
+	}
+	script := spec.PackPath("linux/amd64", "exporter", "bin/run.sh")
+	_, good := Signed(t, "1.5.0", files, SampleWorkloads(), sk)
+	mutate := func(name string, data []byte) []Entry {
+		es := slices.Clone(good)
+		for i := range es {
+			if es[i].Name == name {
+				es[i].Data = data
+			}
+		}
+		return es
+	}
+	add("workload file changed", mutate(script, []byte("#!/bin/sh\nrm -rf /\n")),
+		Case{Want: pack.ErrSizeMismatch, Text: script + ": size mismatch"})
+	add("workload file flipped", mutate(script, []byte("#!/bin/sh\nexec sleep 1001\n")),
+		Case{Want: pack.ErrHashMismatch, Text: script + ": sha256 mismatch"})
+	add("unsigned workload file", append(slices.Clone(good), Entry{Name: "linux_amd64/workloads/exporter/bin/extra", Data: []byte("x")}),
+		Case{Want: pack.ErrBadPack, Text: `entry "linux_amd64/workloads/exporter/bin/extra" is not named by the manifest`})
+	var noScript []Entry
+	for _, e := range good {
+		if e.Name != script {
+			noScript = append(noScript, e)
+		}
+	}
+	add("workload file missing", noScript,
+		Case{Want: pack.ErrBadPack, Text: script + " is not in the pack"})
+	bad := func(name, text string, edit func(w *Workload)) {
+		ws := SampleWorkloads()
+		w := ws["linux/amd64"][0]
+		edit(&w)
+		ws["linux/amd64"][0] = w
+		_, es := Signed(t, "1.5.0", files, ws, sk)
+		add(name, es, Case{Want: spec.ErrBadSpec, Text: text})
+	}
+	bad("workload command outside", `command "../x": not a clean relative path`, func(w *Workload) { w.Spec.Command = "../x" })
+	bad("workload unknown check", "ready: more than one check", func(w *Workload) {
+		w.Spec.Ready = spec.Ready{Probe: spec.Probe{File: true, Running: spec.Duration(time.Second)}}
+	})
+	bad("workload command not executable", `command "bin/run.sh" is not executable`, func(w *Workload) {
+		w.Modes = map[string]string{"bin/run.sh": "0644"}
+	})
 	return cases
 }
