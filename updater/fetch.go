@@ -108,12 +108,12 @@ func (u *Updater) backoff(failures int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// fetch brings one artifact into cache/<V>/<role>.part, verified, and
-// queues on syncs its fsync and the rename to cache/<V>/<role>.
-func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, src source, role string, a pack.Artifact, syncs *errgroup.Group) error {
-	f := st.Files[role]
+// fetch brings one file into its part file in cache/<V>/, verified, and
+// queues on syncs its fsync and the rename to its cache file.
+func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, src source, it item, syncs *errgroup.Group) error {
+	f := st.Files[it.key]
 	if f.Verified {
-		if fi, err := os.Stat(u.cachePath(st.Version, role)); err == nil && fi.Size() == a.Size {
+		if fi, err := os.Stat(u.cachePath(st.Version, it.key)); err == nil && fi.Size() == it.a.Size {
 			return nil
 		}
 		f.Verified = false
@@ -124,19 +124,20 @@ func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, 
 	var err error
 	switch s := src.(type) {
 	case *packSource:
-		err = u.copyFromPack(st, role, a, s)
+		err = u.copyFromPack(st, it, s)
 	case *httpSource:
-		err = u.download(ctx, log, st, role, a, f.URL)
+		err = u.download(ctx, log, st, it, src.location(it.a))
 	default:
 		err = fmt.Errorf("unknown source %T", src)
 	}
 	if err != nil {
 		return err
 	}
-	part, done := u.partPath(st.Version, role), u.cachePath(st.Version, role)
+	key := it.key
+	part, done := u.partPath(st.Version, key), u.cachePath(st.Version, key)
 	syncs.Go(func() error {
 		if err := syncFile(part); err != nil {
-			return fmt.Errorf("%s: %w", role, err)
+			return fmt.Errorf("%s: %w", key, err)
 		}
 		// No directory sync: a lost rename leaves a part file that the
 		// next attempt hashes and completes.
@@ -170,19 +171,23 @@ func (w *progressWriter) add(n int64) {
 	}
 }
 
-func (u *Updater) copyFromPack(st *UpgradeState, role string, a pack.Artifact, s *packSource) error {
+func (u *Updater) copyFromPack(st *UpgradeState, it item, s *packSource) error {
+	a := it.a
 	rc, err := s.r.OpenArtifact(a)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	out, err := os.OpenFile(u.partPath(st.Version, role), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(u.partPath(st.Version, it.key), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	pw := &progressWriter{u: u, p: Progress{Order: st.Order, Version: st.Version, File: role, Total: a.Size}}
-	buf := make([]byte, copyBuffer)
+	pw := &progressWriter{u: u, p: Progress{Order: st.Order, Version: st.Version, File: it.key, Total: a.Size}}
+	if a.Size == 0 {
+		u.progress(pw.p)
+	}
+	buf := make([]byte, bufferFor(a.Size))
 	for {
 		n, rerr := rc.Read(buf)
 		if n > 0 {
@@ -201,12 +206,20 @@ func (u *Updater) copyFromPack(st *UpgradeState, role string, a pack.Artifact, s
 	return out.Close()
 }
 
+// bufferFor is the copy buffer for a file of size bytes: a small file of
+// a workload's tree needs no 256 KiB (one byte more than the file, so
+// that an overlong answer is seen).
+func bufferFor(size int64) int {
+	return int(max(min(size+1, copyBuffer), 4<<10))
+}
+
 // download fetches url into the part file, resuming from the bytes
 // already there.
-func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeState, role string, a pack.Artifact, url string) error {
-	d := &dl{u: u, log: log, st: st, f: st.Files[role], a: a, url: url,
-		pw: &progressWriter{u: u, p: Progress{Order: st.Order, Version: st.Version, File: role, Total: a.Size}}}
-	fh, err := os.OpenFile(u.partPath(st.Version, role), os.O_RDWR|os.O_CREATE, 0o644)
+func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeState, it item, url string) error {
+	a := it.a
+	d := &dl{u: u, log: log, st: st, f: st.Files[it.key], a: a, url: url,
+		pw: &progressWriter{u: u, p: Progress{Order: st.Order, Version: st.Version, File: it.key, Total: a.Size}}}
+	fh, err := os.OpenFile(u.partPath(st.Version, it.key), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
@@ -229,7 +242,7 @@ func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeStat
 				// The bytes came from more than one response (or an
 				// earlier process): one of them may have been another
 				// file. Start over once from a clean slate.
-				log.Warn("resumed download does not match; starting over", zap.String("file", role))
+				log.Warn("resumed download does not match; starting over", zap.String("file", it.key))
 				if err := d.reset(); err != nil {
 					return err
 				}
@@ -237,7 +250,7 @@ func (u *Updater) download(ctx context.Context, log *zap.Logger, st *UpgradeStat
 			}
 			return fmt.Errorf("%s: %w: manifest says %s, download has %s", url, pack.ErrHashMismatch, a.SHA256, sum)
 		}
-		if err := u.withRetry(ctx, "download "+role, d.attempt); err != nil {
+		if err := u.withRetry(ctx, "download "+it.key, d.attempt); err != nil {
 			return err
 		}
 	}
@@ -266,6 +279,10 @@ type dl struct {
 	flush     *flusher
 	unflushed int64
 }
+
+// saveValidatorAbove is the size from which a file's validator is written
+// to upgrade.json as soon as it arrives.
+const saveValidatorAbove = 1 << 20
 
 // flushEvery is how much is written between early write-backs.
 const flushEvery = 4 << 20
@@ -412,7 +429,7 @@ func (d *dl) attempt(ctx context.Context) (progress bool, err error) {
 	// Hashing runs beside receiving and writing: on two cores the
 	// download then costs little more than the slower of the two.
 	body := &stallReader{r: resp.Body, timer: timer, stall: d.u.stall}
-	hs := startHasher(d.h)
+	hs := startHasher(d.h, bufferFor(d.a.Size))
 	defer hs.wait()
 	for {
 		buf := hs.buffer()
@@ -503,10 +520,10 @@ type hasher struct {
 
 const hasherBuffers = 4
 
-func startHasher(h hash.Hash) *hasher {
+func startHasher(h hash.Hash, size int) *hasher {
 	hs := &hasher{h: h, in: make(chan []byte, hasherBuffers), free: make(chan []byte, hasherBuffers), done: make(chan struct{})}
 	for range hasherBuffers {
-		hs.free <- make([]byte, copyBuffer)
+		hs.free <- make([]byte, size)
 	}
 	go func() {
 		defer close(hs.done)
@@ -540,6 +557,13 @@ func (d *dl) remember(resp *http.Response) {
 		return
 	}
 	d.f.ETag, d.f.LastModified = etag, lm
+	// Each write of upgrade.json names every file: for a tree of
+	// thousands of small files, one per file would cost more than the
+	// files. A small file's part is resumed without If-Range (its hash
+	// still decides) or fetched again.
+	if d.a.Size < saveValidatorAbove {
+		return
+	}
 	if err := d.u.saveState(d.st); err != nil {
 		d.log.Warn("cannot record download validator", zap.Error(err))
 	}
@@ -590,7 +614,7 @@ func verifyFile(path string, a pack.Artifact) (bool, error) {
 		return false, nil
 	}
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, copyBuffer)); err != nil {
+	if _, err := io.CopyBuffer(h, f, make([]byte, bufferFor(a.Size))); err != nil {
 		return false, err
 	}
 	return hex.EncodeToString(h.Sum(nil)) == a.SHA256, nil

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,8 +56,10 @@ func script(version string, pad int) []byte {
 type release struct {
 	version string
 	files   packtest.Files
-	m       *pack.Manifest
-	mb, sb  []byte
+	// wfiles are the workloads' files by their path in the pack.
+	wfiles map[string][]byte
+	m      *pack.Manifest
+	mb, sb []byte
 }
 
 func newRelease(t testing.TB, sk pack.SecretKey, version string, files packtest.Files, edit func(*pack.Manifest)) *release {
@@ -71,7 +75,11 @@ func newRelease(t testing.TB, sk pack.SecretKey, version string, files packtest.
 // writePack writes r as a pack file.
 func (r *release) writePack(t testing.TB, path string) {
 	t.Helper()
-	packtest.WriteZip(t, path, packtest.Entries(r.mb, r.sb, r.files))
+	es := packtest.Entries(r.mb, r.sb, r.files)
+	for _, p := range slices.Sorted(maps.Keys(r.wfiles)) {
+		es = append(es, packtest.Entry{Name: p, Data: r.wfiles[p]})
+	}
+	packtest.WriteZip(t, path, es)
 }
 
 // artifact returns the manifest entry of role on the test platform.
@@ -147,6 +155,10 @@ func (s *server) publish(r *release) string {
 			s.files[p] = data
 			s.etags[p] = fmt.Sprintf(`"%s-%d"`, r.version, len(data))
 		}
+	}
+	for wp, data := range r.wfiles {
+		s.files[base+wp] = data
+		s.etags[base+wp] = fmt.Sprintf(`"%s-%s-%d"`, r.version, wp, len(data))
 	}
 	return s.URL + base
 }

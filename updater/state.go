@@ -13,6 +13,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/updater/pack"
 )
 
 // Phase is where an order stands in state/upgrade.json.
@@ -74,8 +75,10 @@ type FileState struct {
 	Verified     bool   `json:"verified,omitempty"`
 }
 
-// maxStateSize bounds state files read back from disk.
-const maxStateSize = 1 << 20
+// maxStateSize bounds state files read back from disk. upgrade.json and
+// .valid name every file of a manifest, which may name thousands of a
+// workload's files.
+const maxStateSize = 4 * pack.MaxManifestSize
 
 func readJSON(path string, v any) (bool, error) {
 	b, err := os.ReadFile(path)

@@ -23,6 +23,7 @@ import (
 	"github.com/moltfleet/molt/internal/sleep"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // Refusals: the order can never succeed as given.
@@ -69,6 +70,7 @@ var refusals = []error{
 	ErrNoSpace, ErrPlatformMissing, ErrBelowFloor, ErrAlreadyRunning, ErrVersionMismatch, ErrBadOrder,
 	pack.ErrUntrustedKey, pack.ErrBadSignature, pack.ErrBadManifest, pack.ErrSizeMismatch,
 	pack.ErrHashMismatch, pack.ErrTooLarge, pack.ErrBadPack, pack.ErrUnsafePath, pack.ErrBadKey,
+	spec.ErrBadSpec,
 }
 
 // IsRefusal reports whether err means the order cannot succeed as given
@@ -133,9 +135,11 @@ type Retry struct {
 type Progress struct {
 	Order   string
 	Version string
-	File    string // role: "agent" or "supervisor"
-	Done    int64
-	Total   int64
+	// File is the role ("agent", "supervisor") or, for a workload's
+	// file, "workload/<name>/<path>".
+	File  string
+	Done  int64
+	Total int64
 }
 
 // Order is one upgrade order.
@@ -264,11 +268,11 @@ func (u *Updater) State() (UpgradeState, error) {
 		return st, err
 	}
 	if st.Phase == PhaseDownloading && pack.ValidVersion(st.Version) {
-		for role, f := range st.Files {
+		for key, f := range st.Files {
 			if f.Verified {
 				continue
 			}
-			if fi, err := os.Stat(u.partPath(st.Version, role)); err == nil {
+			if fi, err := os.Stat(u.partPath(st.Version, key)); err == nil {
 				f.Done = min(fi.Size(), f.Size)
 			}
 		}
@@ -368,7 +372,7 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 	if m.Version != st.Version {
 		return fmt.Errorf("%w: the order names %s, the signed manifest %s", ErrVersionMismatch, st.Version, m.Version)
 	}
-	files, err := m.PlatformArtifacts(u.platform)
+	items, ws, err := u.items(m)
 	if err != nil {
 		return err
 	}
@@ -381,36 +385,42 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 		return err
 	}
 
-	roles := sortedRoles(files)
 	if st.Files == nil {
 		st.Files = map[string]*FileState{}
 	}
-	for _, role := range roles {
-		a := files[role]
-		f := st.Files[role]
-		if f == nil || f.SHA256 != a.SHA256 || f.Size != a.Size {
+	named := make(map[string]bool, len(items))
+	for _, it := range items {
+		named[it.key] = true
+		f := st.Files[it.key]
+		if f == nil || f.SHA256 != it.a.SHA256 || f.Size != it.a.Size {
 			// A new manifest (or the first): the validators of older
 			// bytes mean nothing for these.
 			f = &FileState{}
-			st.Files[role] = f
+			st.Files[it.key] = f
 		}
-		f.Size, f.SHA256 = a.Size, a.SHA256
-		f.URL = src.location(a)
+		f.Size, f.SHA256 = it.a.Size, it.a.SHA256
+		// A workload's file is found again from the manifest; only the
+		// binaries keep their URL in upgrade.json, which must stay small
+		// for a tree of thousands of files.
+		f.URL = ""
+		if !it.workload() {
+			f.URL = src.location(it.a)
+		}
 	}
-	for role := range st.Files {
-		if _, ok := files[role]; !ok {
-			delete(st.Files, role)
+	for key := range st.Files {
+		if !named[key] {
+			delete(st.Files, key)
 		}
 	}
 
-	if done, err := u.alreadyStaged(st, files); err != nil || done {
+	if done, err := u.alreadyStaged(st, items, ws); err != nil || done {
 		if err == nil {
 			st.Phase = PhaseStaged
 			err = u.saveState(st)
 		}
 		return err
 	}
-	if err := u.recover(st, files); err != nil {
+	if err := u.recover(st, items); err != nil {
 		return err
 	}
 	if err := u.checkSpace(st); err != nil {
@@ -421,19 +431,21 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 		return err
 	}
 	// Each file's fsync runs while the next one downloads: the disk
-	// writes back one file while the network fills the other.
+	// writes back one file while the network fills the other. A tree of
+	// small files has several fsyncs in flight at once, bounded.
 	var syncs errgroup.Group
-	for _, role := range roles {
-		err := u.fetch(ctx, log, st, src, role, files[role], &syncs)
+	syncs.SetLimit(maxSyncs)
+	for _, it := range items {
+		err := u.fetch(ctx, log, st, src, it, &syncs)
 		if err == nil {
-			u.checkpoint("downloaded-" + role)
+			u.checkpoint("downloaded-" + it.key)
 			continue
 		}
 		_ = syncs.Wait()
 		if platform.IsNoSpace(err) {
 			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
-		return fmt.Errorf("%s: %w", role, err)
+		return fmt.Errorf("%s: %w", it.key, err)
 	}
 	if err := syncs.Wait(); err != nil {
 		if platform.IsNoSpace(err) {
@@ -441,8 +453,8 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 		}
 		return err
 	}
-	for _, role := range roles {
-		st.Files[role].Verified, st.Files[role].Done = true, files[role].Size
+	for _, it := range items {
+		st.Files[it.key].Verified, st.Files[it.key].Done = true, it.a.Size
 	}
 	st.Phase = PhaseVerified
 	if err := u.saveState(st); err != nil {
@@ -450,7 +462,7 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 	}
 	u.checkpoint("verified")
 	faults.Point("agent/after-download")
-	if err := u.stage(st, files); err != nil {
+	if err := u.stage(st, items, ws); err != nil {
 		if platform.IsNoSpace(err) {
 			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
@@ -459,6 +471,9 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 	st.Phase = PhaseStaged
 	return u.saveState(st)
 }
+
+// maxSyncs bounds the fsyncs in flight while the next files download.
+const maxSyncs = 8
 
 func sortedRoles(files map[string]pack.Artifact) []string {
 	roles := make([]string, 0, len(files))
@@ -491,15 +506,16 @@ func (u *Updater) checkFloor(m *pack.Manifest) error {
 
 func (u *Updater) checkSpace(st *UpgradeState) error {
 	var need int64
-	for role, f := range st.Files {
+	for key, f := range st.Files {
 		have := int64(0)
-		if fi, err := os.Stat(u.partPath(st.Version, role)); err == nil {
+		if f.Verified {
+			have = f.Size
+		} else if fi, err := os.Stat(u.partPath(st.Version, key)); err == nil {
 			have = min(fi.Size(), f.Size)
 		}
-		if _, err := os.Stat(u.cachePath(st.Version, role)); err == nil {
-			have = f.Size
-		}
-		need += f.Size - have
+		// A file takes whole blocks: for a tree of thousands of small
+		// files that is more than the sum of their sizes.
+		need += roundBlock(f.Size) - roundBlock(have)
 	}
 	if err := os.MkdirAll(u.home.Dir, 0o755); err != nil {
 		return err
@@ -518,6 +534,11 @@ func (u *Updater) checkSpace(st *UpgradeState) error {
 	}
 	return nil
 }
+
+// fsBlock is the allocation unit assumed for the disk-space preflight.
+const fsBlock = 4 << 10
+
+func roundBlock(n int64) int64 { return (n + fsBlock - 1) / fsBlock * fsBlock }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
@@ -652,9 +673,14 @@ func (u *Updater) lockHome() (unlock func(), err error) {
 
 func (u *Updater) cacheDir(v string) string { return filepath.Join(u.home.CacheDir(), v) }
 
-// cachePath is a verified artifact, partPath the same while it arrives.
-func (u *Updater) cachePath(v, role string) string { return filepath.Join(u.cacheDir(v), role) }
-func (u *Updater) partPath(v, role string) string  { return filepath.Join(u.cacheDir(v), role+".part") }
+// cachePath is a verified file, partPath the same while it arrives; key
+// is a state key (see item).
+func (u *Updater) cachePath(v, key string) string {
+	return filepath.Join(u.cacheDir(v), cacheName(key))
+}
+func (u *Updater) partPath(v, key string) string {
+	return filepath.Join(u.cacheDir(v), cacheName(key)+".part")
+}
 func (u *Updater) stagingDir(v string) string {
 	return filepath.Join(u.home.VersionsDir(), "."+v+".staging")
 }
