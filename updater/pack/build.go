@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // ErrVersionMismatch: a binary reports another version than the pack's.
@@ -51,6 +53,10 @@ type BuildOptions struct {
 	SkipVersionCheck bool
 	// Now is the clock for the signature's timestamp (nil: time.Now).
 	Now func() time.Time
+	// Workloads is the file of the workloads' specs (docs/workloads.md);
+	// empty: BinDir/pack.yaml when it exists. Their files are the trees
+	// BinDir/<goos>_<goarch>/workloads/<name>/.
+	Workloads string
 }
 
 var platformDirRe = regexp.MustCompile(`^([a-z0-9]+)_([a-z0-9]+)$`)
@@ -86,14 +92,29 @@ func Build(opts BuildOptions) error {
 	if err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
+	// The workloads are checked, specs and trees, before anything is
+	// written.
+	workloads, err := findWorkloads(opts, plats)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
 	var total int64
+	entries := 2 // the manifest and its signature
 	for _, p := range plats {
 		for _, f := range p.files {
 			total += f.size
+			entries++
+		}
+		for _, t := range workloads[p.platform] {
+			total += t.w.TreeSize()
+			entries += len(t.w.Files)
 		}
 	}
 	if total > DefaultMaxPackSize {
-		return fmt.Errorf("build: %w: the binaries add up to %d bytes, the pack limit is %d", ErrTooLarge, total, DefaultMaxPackSize)
+		return fmt.Errorf("build: %w: the files add up to %d bytes, the pack limit is %d", ErrTooLarge, total, DefaultMaxPackSize)
+	}
+	if entries > MaxEntries {
+		return fmt.Errorf("build: %w: %d files, a pack holds at most %d", ErrTooLarge, entries, MaxEntries)
 	}
 	if !opts.SkipVersionCheck {
 		for _, p := range plats {
@@ -108,7 +129,7 @@ func Build(opts BuildOptions) error {
 		}
 	}
 	return writeAtomic(opts.Out, func(w io.Writer) error {
-		return writePack(w, plats, opts, released, now())
+		return writePack(w, plats, workloads, opts, released, now())
 	}, func(tmp string) error {
 		r, err := Open(tmp)
 		if err != nil {
@@ -208,7 +229,7 @@ func checkBinaryVersion(bin, program, version string) error {
 	return nil
 }
 
-func writePack(w io.Writer, plats []platformFiles, opts BuildOptions, released, signedAt time.Time) error {
+func writePack(w io.Writer, plats []platformFiles, workloads map[string][]workloadTree, opts BuildOptions, released, signedAt time.Time) error {
 	zw := zip.NewWriter(w)
 	m := Manifest{
 		Version:   opts.Version,
@@ -219,11 +240,26 @@ func writePack(w io.Writer, plats []platformFiles, opts BuildOptions, released, 
 	for _, p := range plats {
 		m.Artifacts[p.platform] = map[string]Artifact{}
 		for _, f := range p.files {
-			a, err := addFile(zw, f, released)
+			a, err := addFile(zw, f.name, f.src, 0o755, MaxArtifactSize, released)
 			if err != nil {
 				return err
 			}
 			m.Artifacts[p.platform][f.role] = a
+		}
+		for _, t := range workloads[p.platform] {
+			w := t.w
+			w.Files = slices.Clone(w.Files)
+			for i, f := range w.Files {
+				a, err := addFile(zw, spec.PackPath(p.platform, w.Spec.Name, f.Path), t.srcs[i], fs.FileMode(f.Perm()), spec.MaxFileSize, released)
+				if err != nil {
+					return err
+				}
+				w.Files[i].Size, w.Files[i].SHA256 = a.Size, a.SHA256
+			}
+			if m.Workloads == nil {
+				m.Workloads = map[string][]spec.Workload{}
+			}
+			m.Workloads[p.platform] = append(m.Workloads[p.platform], w)
 		}
 	}
 	mb, err := json.MarshalIndent(&m, "", "  ")
@@ -243,14 +279,16 @@ func writePack(w io.Writer, plats []platformFiles, opts BuildOptions, released, 
 	return zw.Close()
 }
 
-func addFile(zw *zip.Writer, f roleFile, mod time.Time) (Artifact, error) {
-	src, err := os.Open(f.src)
+// addFile deflates file src into the pack as name, with mode perm, and
+// returns what the manifest says of it.
+func addFile(zw *zip.Writer, name, srcPath string, perm fs.FileMode, limit int64, mod time.Time) (Artifact, error) {
+	src, err := os.Open(srcPath)
 	if err != nil {
 		return Artifact{}, err
 	}
 	defer src.Close()
-	hdr := &zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: mod}
-	hdr.SetMode(0o755)
+	hdr := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: mod}
+	hdr.SetMode(perm)
 	dst, err := zw.CreateHeader(hdr)
 	if err != nil {
 		return Artifact{}, err
@@ -258,14 +296,14 @@ func addFile(zw *zip.Writer, f roleFile, mod time.Time) (Artifact, error) {
 	h := sha256.New()
 	// The size and hash are of the bytes actually packed, even if the file
 	// changed since it was listed; the limit stops one that keeps growing.
-	n, err := io.Copy(io.MultiWriter(dst, h), io.LimitReader(src, MaxArtifactSize+1))
+	n, err := io.Copy(io.MultiWriter(dst, h), io.LimitReader(src, limit+1))
 	if err != nil {
-		return Artifact{}, fmt.Errorf("pack %s: %w", f.src, err)
+		return Artifact{}, fmt.Errorf("pack %s: %w", srcPath, err)
 	}
-	if n > MaxArtifactSize {
-		return Artifact{}, fmt.Errorf("pack %s: %w: larger than %d bytes", f.src, ErrTooLarge, MaxArtifactSize)
+	if n > limit {
+		return Artifact{}, fmt.Errorf("pack %s: %w: larger than %d bytes", srcPath, ErrTooLarge, limit)
 	}
-	return Artifact{Path: f.name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return Artifact{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func addBytes(zw *zip.Writer, name string, b []byte, mod time.Time) error {
