@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // InstallFile is one binary to install: Open streams it. When SHA256 is
@@ -27,6 +29,14 @@ type InstallFile struct {
 	SHA256 string
 }
 
+// InstallWorkload is one workload of the version to install (from a
+// pack's manifest): Open streams one of its files, which must then match
+// the file's SHA-256.
+type InstallWorkload struct {
+	Workload spec.Workload
+	Open     func(spec.File) (io.ReadCloser, error)
+}
+
 // InstallOptions describe a first installation into a home.
 type InstallOptions struct {
 	Home    home.Home
@@ -35,6 +45,10 @@ type InstallOptions struct {
 	Platform   string
 	Agent      InstallFile
 	Supervisor InstallFile
+	// Workloads are the version's workloads, staged as the updater stages
+	// them (versions/<V>/workloads/<name>/..., workloads.json) before
+	// .valid, so the supervisor's first start runs them.
+	Workloads []InstallWorkload
 	// Config is agent.yaml's content; nil writes DefaultConfig. An
 	// existing agent.yaml is never replaced.
 	Config []byte
@@ -112,6 +126,13 @@ func Install(o InstallOptions) ([]InstallStep, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	ws := make([]spec.Workload, len(o.Workloads))
+	for i, w := range o.Workloads {
+		ws[i] = w.Workload
+	}
+	if err := spec.CheckAll(ws); err != nil {
+		return nil, err
+	}
 	if o.Config != nil {
 		if _, err := config.Parse(o.Config); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -150,7 +171,11 @@ func Install(o InstallOptions) ([]InstallStep, error) {
 		if err := installVersion(o); err != nil {
 			return steps, fmt.Errorf("versions/%s: %w", v, err)
 		}
-		step(h.VersionDir(v), Wrote, "molt-agent, molt-supervisor, .valid")
+		detail := "molt-agent, molt-supervisor"
+		for _, w := range ws {
+			detail += ", workload " + w.Spec.Name
+		}
+		step(h.VersionDir(v), Wrote, detail+", .valid")
 	}
 
 	switch _, err := os.Stat(h.SupervisorBinary()); {
@@ -225,6 +250,9 @@ func installVersion(o InstallOptions) error {
 		}
 		marker.Files[f.name] = sum
 	}
+	if err := installWorkloads(o, tmp, marker.Files); err != nil {
+		return err
+	}
 	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
@@ -235,6 +263,59 @@ func installVersion(o InstallOptions) error {
 		return err
 	}
 	return atomicfile.WriteJSON(h.ValidPath(v), marker, 0o644)
+}
+
+// installWorkloads writes every workload's files under tmp/workloads/
+// with their modes, and workloads.json in the updater's format, recording
+// each in files (the .valid marker).
+func installWorkloads(o InstallOptions, tmp string, files map[string]string) error {
+	if len(o.Workloads) == 0 {
+		return nil
+	}
+	in := spec.Installed{Version: o.Version, Platform: o.Platform}
+	// The directories made for the files are synced before the version
+	// directory is renamed into place; its own sync covers only the top.
+	dirs := map[string]bool{}
+	for _, w := range o.Workloads {
+		name := w.Workload.Spec.Name
+		for _, f := range w.Workload.Files {
+			rel := "workloads/" + name + "/" + f.Path
+			dst := filepath.Join(tmp, filepath.FromSlash(rel))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			for d := filepath.Dir(dst); d != tmp && !dirs[d]; d = filepath.Dir(d) {
+				dirs[d] = true
+			}
+			src := InstallFile{SHA256: f.SHA256, Open: func() (io.ReadCloser, error) { return w.Open(f) }}
+			sum, err := writeFrom(src, dst)
+			if err != nil {
+				return fmt.Errorf("workload %s: %s: %w", name, f.Path, err)
+			}
+			if err := os.Chmod(dst, os.FileMode(f.Perm())&os.ModePerm); err != nil {
+				return err
+			}
+			files[rel] = sum
+		}
+		in.Workloads = append(in.Workloads, w.Workload)
+	}
+	for d := range dirs {
+		if err := atomicfile.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	p := filepath.Join(tmp, filepath.Base(o.Home.WorkloadsFile(o.Version)))
+	if err := atomicfile.WriteFile(p, b, 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	files[filepath.Base(p)] = hex.EncodeToString(sum[:])
+	return nil
 }
 
 func writeFrom(src InstallFile, dst string) (string, error) {

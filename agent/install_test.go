@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 func fileOf(content string) InstallFile {
@@ -138,6 +140,95 @@ func TestInstallRefusesBadInput(t *testing.T) {
 	}
 	if _, err := h.ReadActive(); !errors.Is(err, home.ErrNoActive) {
 		t.Errorf("active.json written after a failed install: %v", err)
+	}
+}
+
+// exporterWorkload is a workload of two files, one executable, whose
+// contents Open serves; bad names a file served with other content.
+func exporterWorkload(bad string) InstallWorkload {
+	content := map[string]string{"bin/exporter": "#!/bin/sh\n", "conf/default.yaml": "listen: x\n"}
+	w := spec.Workload{Spec: spec.Spec{Name: "exporter", Command: "bin/exporter", Ready: spec.Ready{Probe: spec.Probe{File: true}}}}
+	for _, p := range []string{"bin/exporter", "conf/default.yaml"} {
+		sum := sha256.Sum256([]byte(content[p]))
+		mode := "0644"
+		if strings.HasPrefix(p, "bin/") {
+			mode = "0755"
+		}
+		w.Files = append(w.Files, spec.File{Path: p, Size: int64(len(content[p])), SHA256: fmt.Sprintf("%x", sum), Mode: mode})
+	}
+	return InstallWorkload{Workload: w, Open: func(f spec.File) (io.ReadCloser, error) {
+		c := content[f.Path]
+		if f.Path == bad {
+			c = "tampered"
+		}
+		return io.NopCloser(strings.NewReader(c)), nil
+	}}
+}
+
+func TestInstallWorkloads(t *testing.T) {
+	h := home.New(filepath.Join(t.TempDir(), "home"))
+	o := installOpts(h, "1.0.0")
+	o.Workloads = []InstallWorkload{exporterWorkload("")}
+	steps, err := Install(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := steps[0].Detail; got != "molt-agent, molt-supervisor, workload exporter, .valid" {
+		t.Errorf("first step detail = %q", got)
+	}
+	for p, mode := range map[string]os.FileMode{"bin/exporter": 0o755, "conf/default.yaml": 0o644} {
+		fi, err := os.Stat(filepath.Join(h.WorkloadDir("1.0.0", "exporter"), filepath.FromSlash(p)))
+		if err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want mode %v", p, fi, err, mode)
+		}
+	}
+	b, err := os.ReadFile(h.WorkloadsFile("1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := spec.ParseInstalled(b)
+	if err != nil || in.Version != "1.0.0" || in.Platform != "linux/amd64" || len(in.Workloads) != 1 || in.Workloads[0].Spec.Name != "exporter" {
+		t.Errorf("workloads.json = %+v, %v", in, err)
+	}
+	var marker validMarker
+	vb, _ := os.ReadFile(h.ValidPath("1.0.0"))
+	if err := json.Unmarshal(vb, &marker); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"molt-agent", "workloads/exporter/bin/exporter", "workloads/exporter/conf/default.yaml", "workloads.json"} {
+		if marker.Files[k] == "" {
+			t.Errorf(".valid does not record %s: %v", k, marker.Files)
+		}
+	}
+}
+
+func TestInstallRefusesBadWorkloads(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		w    InstallWorkload
+		want error
+	}{
+		{"a file that does not match", exporterWorkload("conf/default.yaml"), pack.ErrHashMismatch},
+		{"a bad spec", func() InstallWorkload {
+			w := exporterWorkload("")
+			w.Workload.Files[0].Path = "../bin/exporter"
+			return w
+		}(), spec.ErrBadSpec},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := home.New(filepath.Join(t.TempDir(), "home"))
+			o := installOpts(h, "1.0.0")
+			o.Workloads = []InstallWorkload{tc.w}
+			if _, err := Install(o); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if h.IsValid("1.0.0") {
+				t.Error("marked valid")
+			}
+			if _, err := h.ReadActive(); !errors.Is(err, home.ErrNoActive) {
+				t.Errorf("active.json written after a failed install: %v", err)
+			}
+		})
 	}
 }
 

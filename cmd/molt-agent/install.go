@@ -19,6 +19,7 @@ import (
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // serviceTimeout bounds one molt-supervisor service command.
@@ -35,9 +36,10 @@ func newInstallCmd() *cobra.Command {
 		Short: "Install molt on this host: lay out the home and start the supervisor's service",
 		Long: `Install lays out an agent home for its first start, from the binaries
 beside this molt-agent (itself and molt-supervisor, as unpacked from a
-release) or from a signed pack (--pack, checked against --key):
+release) or from a signed pack (--pack, checked against --key, with the
+pack's workloads for this platform):
 
-  versions/<version>/molt-agent, molt-supervisor, .valid (written last)
+  versions/<version>/molt-agent, molt-supervisor, workloads (from --pack), .valid (written last)
   bin/molt-supervisor      the service executable
   state/active.json        current = <version>
   agent.yaml               copied from --config, or a commented default (mode 0600)
@@ -164,6 +166,11 @@ func fromPack(o *agent.InstallOptions, path string, keySpecs []string, cfg []byt
 			return nil, fmt.Errorf("%s: no %s for %s", path, role, o.Platform)
 		}
 		*dst = agent.InstallFile{SHA256: a.SHA256, Open: func() (io.ReadCloser, error) { return r.OpenArtifact(a) }}
+	}
+	for _, w := range m.PlatformWorkloads(o.Platform) {
+		o.Workloads = append(o.Workloads, agent.InstallWorkload{Workload: w, Open: func(f spec.File) (io.ReadCloser, error) {
+			return r.OpenArtifact(pack.WorkloadArtifact(o.Platform, w.Spec.Name, f))
+		}})
 	}
 	return func() { r.Close() }, nil
 }
