@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater/pack"
@@ -59,8 +60,18 @@ func FuzzEnroll(f *testing.F) {
 }
 
 func FuzzCheckin(f *testing.F) {
-	fuzzRoute(f, http.MethodPost, "/v1/agent/checkin", agentCred, protocol.CheckinRequest{Status: protocol.Status{ProtocolVersion: 1, Fingerprint: "fp-fuzz", Platform: "linux/amd64", OSFamily: "linux", Version: "1.0.0",
-		Upgrade: &protocol.UpgradeProgress{OrderID: "d-1", Phase: "downloading"}, LastResult: &protocol.TrialResult{Outcome: "committed", Version: "2.0.0", OrderID: "d-1"}}})
+	st := protocol.Status{ProtocolVersion: 1, Fingerprint: "fp-fuzz", Platform: "linux/amd64", OSFamily: "linux", Version: "1.0.0",
+		Upgrade: &protocol.UpgradeProgress{OrderID: "d-1", Phase: "downloading"}, LastResult: &protocol.TrialResult{Outcome: "committed", Version: "2.0.0", OrderID: "d-1"}}
+	// Workloads: a healthy one, a crash-looping one (its events), and a
+	// trial rolled back by a workload.
+	wst := st
+	wst.Upgrade = nil
+	wst.Workloads = []protocol.Workload{
+		{Name: "exporter", Version: "1.0.0", State: "ready", Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{Name: "sensor_2", Version: "1.0.0", State: "crashed", Restarts: 7, LastExit: "exit status 2", Reason: "GET http://127.0.0.1:9100/: refused"},
+	}
+	wst.LastResult = &protocol.TrialResult{Outcome: "rolled_back", Version: "2.0.0", Previous: "1.0.0", OrderID: "d-1", Workload: "exporter", Reason: "workload exporter did not pass its ready check within 30s"}
+	fuzzRoute(f, http.MethodPost, "/v1/agent/checkin", agentCred, protocol.CheckinRequest{Status: st}, protocol.CheckinRequest{Status: wst})
 }
 
 func FuzzReport(f *testing.F) {
