@@ -255,6 +255,10 @@ type PackOptions struct {
 	AgentMode string
 	// Floor is the pack's floor (optional).
 	Floor string
+	// Workloads are carried in the pack besides molt-agent (laid out and
+	// specified as for molt pack build: workloads/<name>/ trees and
+	// pack.yaml).
+	Workloads []Workload
 }
 
 // Pack returns a signed pack (zip, as `molt pack build` writes it) of
@@ -271,7 +275,7 @@ func Pack(tb testing.TB, o PackOptions) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	name := "pack-" + o.Version + "-" + sanitize(o.AgentMode) + "-" + o.Floor
+	name := "pack-" + o.Version + "-" + sanitize(o.AgentMode) + "-" + o.Floor + "-" + workloadsKey(o.Workloads)
 	p, err := once(name, func(root string) (string, error) {
 		src := filepath.Join(root, name, PlatformDir())
 		if err := os.MkdirAll(src, 0o755); err != nil {
@@ -282,6 +286,11 @@ func Pack(tb testing.TB, o PackOptions) string {
 			exe("molt-supervisor"): filepath.Join(bin, exe("molt-supervisor")),
 		} {
 			if err := copyFile(from, filepath.Join(src, dst)); err != nil {
+				return "", err
+			}
+		}
+		if len(o.Workloads) > 0 {
+			if err := layWorkloads(src, filepath.Join(root, name, "pack.yaml"), o.Workloads); err != nil {
 				return "", err
 			}
 		}

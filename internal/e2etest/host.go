@@ -48,6 +48,10 @@ type HostOptions struct {
 	// Wrap runs the host's process under another command, which ends by
 	// running its arguments (unshare(1) for a mount namespace).
 	Wrap []string
+	// Pack, when set, is a signed pack (of Version) to install from
+	// (`molt-agent install --pack P --key <Key>`) instead of the
+	// binaries: its workloads are installed with it.
+	Pack string
 }
 
 // Host is one agent home and the process that runs it (its supervisor, or
@@ -94,7 +98,12 @@ func (s *Server) NewHost(o HostOptions) *Host {
 		tb.Fatal(err)
 	}
 	bin := Binaries(tb, o.Version)
-	out, err := exec.Command(filepath.Join(bin, exe("molt-agent")), "install", "--home", dir, "--config", cfg, "--no-service").CombinedOutput()
+	args := []string{"install", "--home", dir, "--config", cfg, "--no-service"}
+	if o.Pack != "" {
+		pub, _ := Key(tb)
+		args = append(args, "--pack", o.Pack, "--key", pub)
+	}
+	out, err := exec.Command(filepath.Join(bin, exe("molt-agent")), args...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("molt-agent install %s: %v\n%s", o.Name, err, out)
 	}
