@@ -16,6 +16,12 @@
 //	e2etest.Pack(tb, e2etest.PackOptions{Version: "1.1.0"})  // signed pack (pack.Build)
 //	e2etest.Pack(tb, e2etest.PackOptions{Version: "1.2.0", AgentMode: "crash-at-start"})
 //	e2etest.BuildAll(e2etest.Build{Out, Pkg, Version, Mode}...)  // binaries at paths of a TestMain's own
+//	e2etest.Pack(tb, e2etest.PackOptions{Version: "1.1.0", Workloads: []e2etest.Workload{{Spec: s, Files: map[string]string{"exporter": e2etest.Exporter(tb, "1.1.0")}}}})
+//	                                         // a pack with workloads: trees and pack.yaml as molt pack build takes them
+//	e2etest.Exporter(tb, "1.1.0")            // examples/exporter built at that version (its -version, exporter_build_info)
+//	e2etest.WriteScript(tb, name, body)      // an executable #!/bin/sh file, e.g. a workload's busy probe
+//	e2etest.GoInstall(module, version)       // a third-party program (go install), cached in os.UserCacheDir()/molt-e2e;
+//	                                         // errors.Is(err, ErrNoModuleProxy) when the proxy cannot be reached
 //	e2etest.MainBuilt(m, "x-test", func(dir string) error)    // TestMain: build into dir, run, remove dir
 //
 // The server (`molt serve --dev` on 127.0.0.1 and a free port, trusting
@@ -50,6 +56,9 @@
 //	h.Active(), h.Current(), h.Result(), h.Versions(), h.SupervisorVersion(), h.LogFiles()
 //	h.AgentCLI(args...) Result                // versions/<current>/molt-agent ARGS --home H
 //	h.AgentPID()
+//	HostOptions{Pack: p}                      // installed with molt-agent install --pack p (its workloads too)
+//	h.WorkloadState(), h.Workload(name), h.WaitWorkload(d, name, version, state), h.DataFile(name, file)
+//	e2etest.Get(url) (code, body)             // a workload's HTTP endpoint
 //
 // Waiting and events:
 //
