@@ -123,6 +123,9 @@ type Options struct {
 	// SwitchGrace is how long Orders.Run may take to return after a switch
 	// (10 s).
 	SwitchGrace time.Duration
+	// Busy asks the workloads' busy probes while an order waits to
+	// switch (default: those of versions/<current>/workloads.json).
+	Busy BusyProber
 }
 
 // Daemon is a running molt-agent.
@@ -135,6 +138,9 @@ type Daemon struct {
 	identity Identity
 	busy     bool // holds active, as last told to the supervisor
 	holdList []Hold
+	// probeHolds are the busy probes that said busy, asked while an
+	// order waits to switch (none otherwise).
+	probeHolds []Hold
 
 	running  sync.Mutex // one order or request at a time
 	switched chan struct{}
@@ -172,7 +178,16 @@ func New(o Options) (*Daemon, error) {
 	}
 	hs := HoldsOf(o.Home)
 	hs.Now = o.Now
-	return &Daemon{o: o, log: o.Log, holds: hs, switched: make(chan struct{})}, nil
+	d := &Daemon{o: o, log: o.Log, holds: hs, switched: make(chan struct{})}
+	if d.o.Busy == nil {
+		d.o.Busy = newBusyProbes(o.Home, o.Log, o.Now, func() string {
+			if id := d.Identity(); id.Enrolled() {
+				return id.ID
+			}
+			return ""
+		})
+	}
+	return d, nil
 }
 
 // Config returns the resolved configuration. Callers must not modify it.
@@ -435,15 +450,16 @@ func (d *Daemon) watch(ctx context.Context) error {
 	}
 }
 
-// refreshHolds lists the holds and tells the supervisor when the agent
-// turns busy or idle.
+// refreshHolds lists the holds, with the busy probes' last answers, and
+// tells the supervisor when the agent turns busy or idle.
 func (d *Daemon) refreshHolds() error {
 	hs, err := d.holds.List()
 	if err != nil {
 		return err
 	}
-	busy := len(hs) > 0
 	d.mu.Lock()
+	hs = append(hs, d.probeHolds...)
+	busy := len(hs) > 0
 	changed := busy != d.busy
 	d.busy, d.holdList = busy, hs
 	d.mu.Unlock()

@@ -63,11 +63,18 @@ func (d *Daemon) RunOrder(ctx context.Context, o Order) error {
 	return nil
 }
 
-// waitIdle returns once no hold is active. It reads the holds afresh (not
-// the watcher's copy) so a hold made a moment ago is honoured.
+// waitIdle returns once no hold is active and no workload's busy probe
+// says busy. It reads the holds afresh (not the watcher's copy) so a hold
+// made a moment ago is honoured; the probes are asked every busyEvery.
 func (d *Daemon) waitIdle(ctx context.Context, report func(Progress)) error {
+	defer d.setProbeHolds(nil)
 	var last []string
+	var asked time.Time
 	for {
+		if now := d.o.Now(); asked.IsZero() || now.Sub(asked) >= busyEvery || now.Before(asked) {
+			d.setProbeHolds(d.o.Busy.Busy(ctx))
+			asked = now
+		}
 		if err := d.refreshHolds(); err != nil {
 			// An unreadable holds directory must not block upgrades
 			// forever, nor let one through a hold it cannot see: retry.
@@ -90,6 +97,13 @@ func (d *Daemon) waitIdle(ctx context.Context, report func(Progress)) error {
 		case <-t.C:
 		}
 	}
+}
+
+// setProbeHolds records the busy probes' answer for refreshHolds.
+func (d *Daemon) setProbeHolds(hs []Hold) {
+	d.mu.Lock()
+	d.probeHolds = hs
+	d.mu.Unlock()
 }
 
 // Cleanup runs a cleanup order. The home's own rule decides what stays:
