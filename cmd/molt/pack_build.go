@@ -30,14 +30,23 @@ those named by --platform. A platform directory without both binaries is an
 error. The host platform's binaries are run ("version --json") to confirm
 they are version V; other platforms cannot be run here and are not checked.
 
+Workloads (docs/workloads.md): every tree <goos>_<goarch>/workloads/<name>/
+of DIR is packed with its spec from DIR/pack.yaml (or --workloads FILE). A
+tree without a spec, a spec without its tree, a symbolic link or other
+special file, a name with ".." or a backslash, a missing or non-executable
+command and an unknown key in pack.yaml are errors. A file keeps 0755 when
+its owner may execute it, else gets 0644; on windows/* a command without
+".exe" finds the ".exe".
+
 The pack gets manifest.json (version, release time, floor, each file's size
-and SHA-256) signed by the secret key into manifest.json.sig. It is written
-to a temporary file, verified, synced and renamed: a failed build leaves no
-half-written pack behind.`,
+and SHA-256, the workloads' specs and files) signed by the secret key into
+manifest.json.sig. It is written to a temporary file, verified, synced and
+renamed: a failed build leaves no half-written pack behind.`,
 		Example: `  scripts/build.sh 1.5.0 dist linux/amd64 linux/arm64 windows/amd64
   molt pack build --version 1.5.0 --bin-dir dist --key molt.key --out molt-1.5.0.zip
   molt pack build --version 1.5.0 --bin-dir dist --key molt.key --floor 1.2.0 \
-      --platform linux/amd64 --out molt-1.5.0-linux.zip`,
+      --platform linux/amd64 --out molt-1.5.0-linux.zip
+  molt pack build --version 1.5.0 --bin-dir dist --key molt.key --workloads release/pack.yaml --out molt-1.5.0.zip`,
 		Args: packNoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct{ name, v string }{{"version", opts.Version}, {"bin-dir", opts.BinDir}, {"key", keyPath}, {"out", opts.Out}} {
@@ -88,8 +97,8 @@ half-written pack behind.`,
 					"file": opts.Out, "size": st.Size(), "key_id": sk.ID(), "manifest": m,
 				})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "built %s: molt %s, %d platforms (%s), %s, signed by key %s\n",
-				opts.Out, m.Version, len(m.Artifacts), strings.Join(m.Platforms(), ", "), fmtBytes(st.Size()), sk.ID())
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s: molt %s, %d platforms (%s)%s, %s, signed by key %s\n",
+				opts.Out, m.Version, len(m.Artifacts), strings.Join(m.Platforms(), ", "), workloadCount(m), fmtBytes(st.Size()), sk.ID())
 			return nil
 		},
 	}
@@ -101,6 +110,7 @@ half-written pack behind.`,
 	f.StringVar(&released, "released", "", "release `TIME`, RFC 3339 (default: now)")
 	f.StringVar(&opts.Out, "out", "", "pack `FILE` to write")
 	f.StringArrayVar(&platforms, "platform", nil, "only `GOOS/GOARCH` (repeatable; each must be in --bin-dir)")
+	f.StringVar(&opts.Workloads, "workloads", "", "the workloads' specs `FILE` (default: DIR/pack.yaml when it exists)")
 	f.BoolVar(&opts.SkipVersionCheck, "skip-version-check", false, "do not run the host platform's binaries to check their version")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	pass.flags(cmd)

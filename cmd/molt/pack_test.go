@@ -15,6 +15,7 @@ import (
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/updater/pack"
 	"github.com/moltfleet/molt/updater/pack/packtest"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // runPack runs the molt command tree in-process, as main does.
@@ -152,7 +153,8 @@ func TestPackCLIBadPacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]string{}
-	for _, tc := range packtest.BadPacks(t, t.TempDir(), sec) {
+	cases := append(packtest.BadPacks(t, t.TempDir(), sec), packtest.BadWorkloadPacks(t, t.TempDir(), sec)...)
+	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
 			args := []string{"pack", "verify", "--key", pubFile}
 			if tc.Platform != "" {
@@ -330,6 +332,18 @@ func TestPackInspectGolden(t *testing.T) {
 	files := packtest.SmallFiles()
 	m := packtest.Manifest("1.5.0", files)
 	m.Floor = "1.2.0"
+	exporter := packtest.Workload{
+		Spec: spec.Spec{
+			Name: "exporter", Command: "bin/exporter", Args: []string{"--listen", "127.0.0.1:9100", "--label", "two words"},
+			Ready: spec.Ready{Probe: spec.Probe{HTTP: "http://127.0.0.1:9100/metrics"}, Within: spec.Duration(30 * time.Second)},
+			Live:  &spec.Live{Probe: spec.Probe{TCP: "127.0.0.1:9100"}, Interval: spec.Duration(10 * time.Second)},
+			Busy:  &spec.Busy{Probe: spec.Probe{Command: []string{"bin/busy", "--quiet"}}},
+		},
+		Files: map[string][]byte{"bin/exporter": []byte("#!/bin/sh\n"), "bin/busy": []byte("#!/bin/sh\necho idle\n"), "conf/default.yaml": []byte("a: 1\n")},
+		Modes: map[string]string{"bin/busy": "0755"},
+	}
+	ws := packtest.Workloads{"linux/amd64": {exporter, packtest.ShellWorkload("sensor", "#!/bin/sh\nexec sleep 1000\n")}}
+	packtest.AddWorkloads(m, ws)
 	mb := packtest.Encode(t, m)
 	sig := pack.Sign(sec, mb, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	// The pack is named relative to the working directory so the output
@@ -338,7 +352,8 @@ func TestPackInspectGolden(t *testing.T) {
 	var text, js string
 	t.Run("inspect", func(t *testing.T) {
 		t.Chdir(t.TempDir())
-		packtest.WriteZip(t, "molt-1.5.0.zip", packtest.Entries(mb, sig, packtest.Files{"linux/amd64": files["linux/amd64"]}))
+		entries := packtest.Entries(mb, sig, packtest.Files{"linux/amd64": files["linux/amd64"]})
+		packtest.WriteZip(t, "molt-1.5.0.zip", append(entries, packtest.WorkloadEntries(ws)...))
 		// The manifest names windows/amd64 too, but inspect checks nothing.
 		var errOut string
 		var code int
@@ -351,4 +366,88 @@ func TestPackInspectGolden(t *testing.T) {
 	})
 	golden(t, "pack-inspect.txt", text)
 	golden(t, "pack-inspect.json", js)
+}
+
+// TestPackBuildWorkloads: molt pack build packs the workload trees with
+// their specs from pack.yaml (or --workloads), verify counts them; a bad
+// spec or tree is refused with exit 1, one line, and no pack file.
+func TestPackBuildWorkloads(t *testing.T) {
+	dir := t.TempDir()
+	pub, sec, err := pack.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, pubFile := filepath.Join(dir, "molt.key"), filepath.Join(dir, "molt.pub")
+	keyText, _ := pack.MarshalSecretKey(sec, "", pack.CostSensitive)
+	pubText, _ := pub.MarshalText()
+	if err := os.WriteFile(keyFile, keyText, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pubFile, pubText, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dist := fakeDist(t)
+	tree := filepath.Join(dist, "linux_amd64", "workloads", "exporter")
+	for p, data := range map[string]string{"bin/exporter": "#!/bin/sh\nexec sleep 1000\n", "conf/default.yaml": "a: 1\n"} {
+		p = filepath.Join(tree, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(tree, "conf", "default.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	specs := filepath.Join(dir, "specs.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(specs, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "p.zip")
+	build := func() (string, string, int) {
+		return runPack(t, "pack", "build", "--version", "1.5.0", "--bin-dir", dist, "--skip-version-check",
+			"--key", keyFile, "--workloads", specs, "--out", out)
+	}
+	write("workloads:\n  - name: exporter\n    command: bin/exporter\n    ready: {tcp: \"127.0.0.1:9100\"}\n")
+	stdout, errOut, code := build()
+	if code != 0 || !strings.Contains(stdout, "2 platforms (linux/amd64, windows/amd64), 1 workload (2 files)") {
+		t.Fatalf("build: exit %d: %s%s", code, stdout, errOut)
+	}
+	stdout, errOut, code = runPack(t, "pack", "verify", "--key", pubFile, out)
+	if code != 0 || !strings.HasPrefix(stdout, "ok: molt 1.5.0, 2 platforms, 1 workload (2 files), signed by key ") {
+		t.Fatalf("verify: exit %d: %s%s", code, stdout, errOut)
+	}
+	var res struct {
+		Workloads     int `json:"workloads"`
+		WorkloadFiles int `json:"workload_files"`
+	}
+	stdout, _, _ = runPack(t, "pack", "verify", "--json", "--key", pubFile, out)
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Workloads != 1 || res.WorkloadFiles != 2 {
+		t.Fatalf("verify --json: %s %v", stdout, err)
+	}
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"command outside", "workloads:\n  - name: exporter\n    command: ../x\n    ready: {tcp: \"127.0.0.1:9100\"}\n",
+			`command "../x": not a clean relative path`},
+		{"unknown key", "workloads:\n  - name: exporter\n    command: bin/exporter\n    redy: {tcp: \"127.0.0.1:9100\"}\n",
+			`specs.yaml: line 4: unknown key "redy"`},
+		{"no spec for the tree", "workloads: []\n", "linux_amd64/workloads/exporter has no spec in specs.yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			write(tc.yaml)
+			stdout, errOut, code := build()
+			if code != 1 || stdout != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and one line containing %q", code, stdout, errOut, tc.want)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "*p.zip*")); len(left) != 0 {
+				t.Fatalf("a refused build left %v", left)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 func newPackVerifyCmd() *cobra.Command {
@@ -28,8 +30,9 @@ by one of the --key public keys (a .pub file or an inline "RW..." key), the
 pack must hold exactly the files the manifest names, and every file's size
 and SHA-256 must match. --platform also requires a platform to be present.
 
-Prints one line, "ok: molt 1.5.0, 3 platforms, signed by key <id>", or one
-line naming the problem and exits 1.`,
+Prints one line, "ok: molt 1.5.0, 3 platforms, signed by key <id>" (with
+", 2 workloads (41 files)" after the platforms when the pack carries
+workloads), or one line naming the problem and exits 1.`,
 		Example: `  molt pack verify --key molt.pub molt-1.5.0.zip
   molt pack verify --key RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3 \
       --platform linux/amd64 --platform windows/amd64 molt-1.5.0.zip`,
@@ -50,6 +53,7 @@ line naming the problem and exits 1.`,
 					res["error"] = err.Error()
 				} else {
 					res["version"], res["platforms"], res["key_id"] = m.Version, m.Platforms(), keyID
+					res["workloads"], res["workload_files"] = countWorkloads(m)
 				}
 				if jerr := cli.PrintJSON(cmd.OutOrStdout(), res); jerr != nil {
 					return jerr
@@ -59,7 +63,7 @@ line naming the problem and exits 1.`,
 				return packFailed(file, err)
 			}
 			if !asJSON {
-				fmt.Fprintf(cmd.OutOrStdout(), "ok: molt %s, %d platforms, signed by key %s\n", m.Version, len(m.Artifacts), keyID)
+				fmt.Fprintf(cmd.OutOrStdout(), "ok: molt %s, %d platforms%s, signed by key %s\n", m.Version, len(m.Artifacts), workloadCount(m), keyID)
 			}
 			return nil
 		},
@@ -114,10 +118,11 @@ func newPackInspectCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect FILE",
-		Short: "Show a pack's manifest, platforms, files and signing key id",
+		Short: "Show a pack's manifest, platforms, files, workloads and signing key id",
 		Long: `Shows what pack FILE says about itself: version, release time, floor, each
-platform's files with size and SHA-256, and the id of the key that signed
-the manifest. It needs no key and checks no signature or hash: use
+platform's files with size and SHA-256, each platform's workloads (command,
+checks, number of files and their size; --json lists every file), and the
+id of the key that signed the manifest. It needs no key and checks no signature or hash: use
 "molt pack verify" before trusting anything shown here.`,
 		Example: `  molt pack inspect molt-1.5.0.zip
   molt pack inspect --json molt-1.5.0.zip | jq -r '.manifest.artifacts | keys[]'`,
@@ -137,11 +142,9 @@ the manifest. It needs no key and checks no signature or hash: use
 			if in.Manifest, err = r.UnverifiedManifest(); err != nil {
 				in.Error = err.Error()
 			} else {
-				for _, p := range in.Manifest.Platforms() {
-					for _, role := range []string{pack.RoleAgent, pack.RoleSupervisor} {
-						if a, ok := in.Manifest.Artifacts[p][role]; ok && !isPackURL(a.Path) && !r.Contains(a.Path) {
-							in.Missing = append(in.Missing, a.Path)
-						}
+				for _, a := range in.Manifest.Files() {
+					if !r.Contains(a.Path) {
+						in.Missing = append(in.Missing, a.Path)
 					}
 				}
 			}
@@ -203,11 +206,100 @@ func printInspection(cmd *cobra.Command, in *packInspection) {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p, role, a.Path, fmtBytes(a.Size), a.SHA256)
 		}
 	}
+	if len(m.Workloads) > 0 {
+		fmt.Fprintln(w, "\nPLATFORM\tWORKLOAD\tCOMMAND\tCHECKS\tFILES")
+		for _, p := range m.Platforms() {
+			for _, wl := range m.PlatformWorkloads(p) {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s, %s\n", p, wl.Spec.Name, commandLine(wl.Spec), checksLine(wl.Spec), plural(len(wl.Files), "file"), fmtBytes(wl.TreeSize()))
+			}
+		}
+	}
 	if len(in.Missing) > 0 {
 		fmt.Fprintf(w, "\nnot in the pack: %s\n", strings.Join(in.Missing, ", "))
 	}
 }
 
-func isPackURL(p string) bool {
-	return strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://")
+// countWorkloads counts the workloads of every platform and their files.
+func countWorkloads(m *pack.Manifest) (workloads, files int) {
+	for _, ws := range m.Workloads {
+		for _, w := range ws {
+			workloads++
+			files += len(w.Files)
+		}
+	}
+	return workloads, files
 }
+
+// workloadCount is ", 2 workloads (41 files)", or "" for a pack without.
+func workloadCount(m *pack.Manifest) string {
+	n, files := countWorkloads(m)
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %s (%s)", plural(n, "workload"), plural(files, "file"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// commandLine is the workload's command and arguments as a shell would
+// take them.
+func commandLine(s spec.Spec) string {
+	words := []string{shellWord(s.Command)}
+	for _, a := range s.Args {
+		words = append(words, shellWord(a))
+	}
+	return strings.Join(words, " ")
+}
+
+func shellWord(w string) string {
+	if w == "" || strings.ContainsFunc(w, func(r rune) bool { return r <= ' ' || strings.ContainsRune(`"'\$;&|<>()*?[]{}#~`+"`", r) }) {
+		return strconv.Quote(w)
+	}
+	return w
+}
+
+// checksLine is every check of the spec in one line: "ready http URL
+// within 30s; live tcp host:port every 10s; busy command ...".
+func checksLine(s spec.Spec) string {
+	parts := []string{"ready " + probeLine(s.Ready.Probe)}
+	if s.Ready.Within != 0 {
+		parts[0] += " within " + s.Ready.Within.D().String()
+	}
+	if s.Live != nil {
+		l := "live " + probeLine(s.Live.Probe)
+		if s.Live.Interval != 0 {
+			l += " every " + s.Live.Interval.D().String()
+		}
+		parts = append(parts, l)
+	}
+	if s.Busy != nil {
+		parts = append(parts, "busy "+probeLine(s.Busy.Probe))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func probeLine(p spec.Probe) string {
+	switch p.Kind() {
+	case spec.KindHTTP:
+		return "http " + p.HTTP
+	case spec.KindTCP:
+		return "tcp " + p.TCP
+	case spec.KindCommand:
+		words := make([]string, len(p.Command))
+		for i, w := range p.Command {
+			words[i] = shellWord(w)
+		}
+		return "command " + strings.Join(words, " ")
+	case spec.KindRunning:
+		return "running " + p.Running.D().String()
+	case spec.KindFile:
+		return "file"
+	}
+	return p.Kind()
+}
+
