@@ -302,4 +302,3 @@ func probeLine(p spec.Probe) string {
 	}
 	return p.Kind()
 }
-
