@@ -57,7 +57,7 @@ func newAgentsListCmd(cf *connFlags) *cobra.Command {
 
 func printAgents(w io.Writer, as []protocol.Agent, now time.Time) error {
 	tw := newTable(w)
-	row(tw, "ID", "NAME", "PLATFORM", "VERSION", "STATUS", "UPGRADE", "SUPERVISED", "LAST SEEN")
+	row(tw, "ID", "NAME", "PLATFORM", "VERSION", "STATUS", "UPGRADE", "SUPERVISED", "WORKLOADS", "LAST SEEN")
 	for _, a := range as {
 		sup := "no"
 		if a.Supervised {
@@ -69,9 +69,38 @@ func printAgents(w io.Writer, as []protocol.Agent, now time.Time) error {
 		} else if a.Busy || len(a.Holds) > 0 {
 			status += " (busy)"
 		}
-		row(tw, a.ID, dash(a.Name), a.Platform, a.Version, status, upgradeStatus(a), sup, fmtTime(a.LastSeen, now))
+		row(tw, clean(a.ID), dash(clean(a.Name)), clean(a.Platform), clean(a.Version), status, upgradeStatus(a), sup, workloadHealth(a.Workloads), fmtTime(a.LastSeen, now))
 	}
 	return tw.Flush()
+}
+
+// workloadHealth is the WORKLOADS column, the workloads' health at a
+// glance: "-" without workloads, "2 ready" when all are ready, else how
+// many are and the others by name, "1/2 ready, exporter crashed" (two
+// named at most, then "+3 more").
+func workloadHealth(ws []protocol.Workload) string {
+	if len(ws) == 0 {
+		return "-"
+	}
+	ready := 0
+	var others []string
+	for _, w := range ws {
+		if w.State == protocol.WorkloadReady {
+			ready++
+			continue
+		}
+		if len(others) < 2 {
+			others = append(others, clean(w.Name)+" "+clean(w.State))
+		}
+	}
+	if ready == len(ws) {
+		return fmt.Sprintf("%d ready", ready)
+	}
+	s := fmt.Sprintf("%d/%d ready, %s", ready, len(ws), strings.Join(others, ", "))
+	if n := len(ws) - ready - len(others); n > 0 {
+		s += fmt.Sprintf(", +%d more", n)
+	}
+	return s
 }
 
 // upgradeStatus shows the upgrade status with the version it points to.
@@ -84,30 +113,30 @@ func upgradeStatus(a protocol.Agent) string {
 }
 
 func newAgentsShowCmd(cf *connFlags) *cobra.Command {
-	return newShowCmd(cf, "show ID", "Show one agent: versions, status, labels, holds, last trial result", (*apiclient.Client).Agent, printAgent)
+	return newShowCmd(cf, "show ID", "Show one agent: versions, status, labels, holds, last trial result, workloads", (*apiclient.Client).Agent, printAgent)
 }
 
 func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
 	tw := newTable(w)
 	kv := func(k string, v any) { row(tw, k+":", v) }
 	kv("ID", a.ID)
-	kv("Name", dash(a.Name))
-	kv("Hostname", dash(a.Hostname))
-	kv("Platform", a.Platform+" ("+a.OSFamily+")")
-	kv("Version", a.Version)
+	kv("Name", dash(clean(a.Name)))
+	kv("Hostname", dash(clean(a.Hostname)))
+	kv("Platform", clean(a.Platform+" ("+a.OSFamily+")"))
+	kv("Version", clean(a.Version))
 	kv("Status", a.Status)
 	kv("Upgrade", upgradeStatus(a))
 	sup := "no"
 	if a.Supervised {
-		sup = "yes, supervisor " + dash(a.SupervisorVersion)
+		sup = "yes, supervisor " + dash(clean(a.SupervisorVersion))
 	}
 	kv("Supervised", sup)
 	kv("Protocol", a.ProtocolVersion)
-	kv("Labels", dash(fmtLabels(a.Labels)))
-	kv("Cluster", dash(a.Cluster))
+	kv("Labels", dash(clean(fmtLabels(a.Labels))))
+	kv("Cluster", dash(clean(a.Cluster)))
 	kv("Busy", fmt.Sprint(a.Busy))
 	if len(a.Holds) > 0 {
-		kv("Holds", strings.Join(a.Holds, "; "))
+		kv("Holds", clean(strings.Join(a.Holds, "; ")))
 	}
 	if a.PendingReboot {
 		kv("Pending reboot", "yes")
@@ -116,7 +145,7 @@ func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
 		kv("Free disk", fmtBytes(a.FreeDiskBytes))
 	}
 	if a.Floor != "" {
-		kv("Floor", a.Floor)
+		kv("Floor", clean(a.Floor))
 	}
 	kv("Enrolled", fmtTime(a.Enrolled, now))
 	kv("Last seen", fmtTime(a.LastSeen, now))
@@ -124,25 +153,44 @@ func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
 		kv("Revoked", "yes")
 	}
 	if r := a.LastResult; r != nil {
-		s := r.Outcome + " " + r.Version
+		s := clean(r.Outcome + " " + r.Version)
 		if r.Previous != "" {
-			s += " (from " + r.Previous + ")"
+			s += " (from " + clean(r.Previous) + ")"
 		}
 		s += " at " + fmtTime(r.At, now)
 		kv("Last trial", s)
+		if r.Workload != "" {
+			kv("  workload", clean(r.Workload))
+		}
 		if r.Reason != "" {
-			kv("  reason", r.Reason)
+			kv("  reason", clean(r.Reason))
 		}
 		if r.Logs != "" {
-			kv("  logs", r.Logs)
+			kv("  logs", clean(r.Logs))
 		}
 		if s := r.Supervisor; s != nil {
 			v := fmt.Sprintf("%s -> %s upgraded=%t", s.From, s.To, s.Upgraded)
 			if s.Reason != "" {
 				v += ": " + s.Reason
 			}
-			kv("  supervisor", v)
+			kv("  supervisor", clean(v))
 		}
+	}
+	// One section per workload, as the agent reported it.
+	for _, wl := range a.Workloads {
+		kv("Workload", clean(wl.Name))
+		kv("  version", clean(wl.Version))
+		kv("  state", clean(wl.State)+" since "+fmtTime(wl.Since, now))
+		kv("  restarts", wl.Restarts)
+		if wl.LastExit != "" {
+			kv("  last exit", clean(wl.LastExit))
+		}
+		if wl.Reason != "" {
+			kv("  reason", clean(wl.Reason))
+		}
+	}
+	if len(a.Workloads) == 0 {
+		kv("Workloads", "-")
 	}
 	return tw.Flush()
 }

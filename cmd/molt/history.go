@@ -69,7 +69,7 @@ func printDeployReport(w io.Writer, rep protocol.DeploymentReport, now time.Time
 	}
 	agent := d.AgentID
 	if d.AgentName != "" {
-		agent += " (" + d.AgentName + ")"
+		agent += " (" + clean(d.AgentName) + ")"
 	}
 	kv("Agent", agent)
 	kv("Platform", d.Platform)
@@ -80,8 +80,11 @@ func printDeployReport(w io.Writer, rep protocol.DeploymentReport, now time.Time
 	kv("Kind", kind)
 	kv("Version", dash(d.From)+" -> "+d.Target)
 	kv("State", d.State)
+	if d.Workload != "" {
+		kv("Workload", clean(d.Workload))
+	}
 	if d.Reason != "" {
-		kv("Reason", d.Reason)
+		kv("Reason", clean(d.Reason))
 	}
 	if d.Total > 0 && !protocol.Terminal(d.State) {
 		kv("Download", fmt.Sprintf("%s %s of %s", bar(int(d.Done>>10), int(d.Total>>10), 20), fmtBytes(d.Done), fmtBytes(d.Total)))
@@ -104,7 +107,7 @@ func printDeployReport(w io.Writer, rep protocol.DeploymentReport, now time.Time
 	tw = newTable(w)
 	row(tw, "TIME", "STEP", "DETAIL")
 	for _, s := range rep.Steps {
-		row(tw, s.At.Local().Format("2006-01-02 15:04:05.000"), s.Name, dash(s.Detail))
+		row(tw, s.At.Local().Format("2006-01-02 15:04:05.000"), clean(s.Name), dash(clean(s.Detail)))
 	}
 	return tw.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"golang.org/x/term"
 
@@ -66,6 +67,33 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// clean makes a string that came from the server (and before it from an
+// agent) safe to print: control characters (ESC starts terminal
+// sequences, CR overwrites a line, TAB breaks columns) and the bidi
+// overrides that reorder text are shown escaped (\x1b, \u202e) instead
+// of acting on the operator's terminal.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, unsafeRune) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unsafeRune(r):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 // parseSince accepts an RFC 3339 time or a duration back from now ("15m").

@@ -64,6 +64,16 @@ func TestGoldenTables(t *testing.T) {
 			UpgradeStatus: protocol.UpgradeRecommended, TargetVersion: "1.5.0", LastSeen: gAgo(3 * time.Hour), Busy: true, Holds: []string{"backup"}},
 		{ID: "a-3", Platform: "aix/ppc64", Version: "1.0.0", Status: protocol.AgentInactive, UpgradeStatus: protocol.UpgradeManualRequired},
 	}
+	agents[0].Workloads = []protocol.Workload{
+		{Name: "exporter", Version: "1.5.0", State: protocol.WorkloadReady, Since: gAgo(time.Hour)},
+		// What the agent says is shown escaped: ESC must not reach the terminal.
+		{Name: "sensor", Version: "1.4.0", State: protocol.WorkloadCrashed, Restarts: 4, LastExit: "exit status 2",
+			Reason: "GET http://127.0.0.1:9200/health: connection refused\x1b[2J", Since: gAgo(2 * time.Minute)},
+	}
+	agents[1].Workloads = []protocol.Workload{
+		{Name: "exporter", Version: "1.4.0", State: protocol.WorkloadReady, Since: gAgo(time.Hour)},
+		{Name: "backup", Version: "1.4.0", State: protocol.WorkloadReady, Since: gAgo(time.Hour)},
+	}
 	var b bytes.Buffer
 	printAgents(&b, agents, gNow)
 	golden(t, "agents-list.txt", b.String())
@@ -91,12 +101,14 @@ func TestGoldenTables(t *testing.T) {
 
 	rep := protocol.DeploymentReport{
 		Deployment: protocol.Deployment{ID: "d-12", RunID: "r-7", AgentID: "a-2", AgentName: "db-1", Platform: "windows/amd64", Kind: protocol.KindUpgrade,
-			From: "1.4.0", Target: "1.5.0", State: protocol.StateRolledBack, Reason: "crashed 3 times within the watch", Created: gAgo(time.Hour),
-			Started: gAgo(50 * time.Minute), Ended: gAgo(40 * time.Minute)},
+			From: "1.4.0", Target: "1.5.0", State: protocol.StateRolledBack, Reason: "workload exporter crashed 3 times within the watch", Created: gAgo(time.Hour),
+			Started: gAgo(50 * time.Minute), Ended: gAgo(40 * time.Minute), Workload: "exporter"},
 		Steps: []protocol.Step{
 			{At: gAgo(50 * time.Minute), Name: "requested", Detail: "upgrade to 1.5.0"},
 			{At: gAgo(49 * time.Minute), Name: "download", Detail: "agent"},
 			{At: gAgo(48 * time.Minute), Name: "switch", Detail: "active.json names 1.5.0 in trial"},
+			{At: gAgo(48*time.Minute - 2*time.Second), Name: "workload exporter started", Detail: "pid 4242"},
+			{At: gAgo(48*time.Minute - 5*time.Second), Name: "workload exporter ready", Detail: "after 3s\r"},
 			{At: gAgo(40 * time.Minute), Name: "rollback", Detail: "1.5.0 rolled back to 1.4.0"},
 		},
 	}
@@ -330,6 +342,39 @@ func TestParseSince(t *testing.T) {
 		got, err := parseSince(tt.in, gNow)
 		if tt.bad != (err != nil) || !got.Equal(tt.want) {
 			t.Errorf("parseSince(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestWorkloadHealth(t *testing.T) {
+	w := func(name, state string) protocol.Workload { return protocol.Workload{Name: name, State: state} }
+	for _, tc := range []struct {
+		ws   []protocol.Workload
+		want string
+	}{
+		{nil, "-"},
+		{[]protocol.Workload{w("a", "ready"), w("b", "ready")}, "2 ready"},
+		{[]protocol.Workload{w("a", "ready"), w("exporter", "crashed")}, "1/2 ready, exporter crashed"},
+		{[]protocol.Workload{w("a", "starting"), w("b", "unhealthy"), w("c", "stopped"), w("d", "crashed"), w("e", "ready")}, "1/5 ready, a starting, b unhealthy, +2 more"},
+		{[]protocol.Workload{w("a\x1b[2J", "ready\x07")}, `0/1 ready, a\x1b[2J ready\x07`},
+	} {
+		if got := workloadHealth(tc.ws); got != tc.want {
+			t.Errorf("workloadHealth(%v) = %q, want %q", tc.ws, got, tc.want)
+		}
+	}
+}
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain: GET http://x/ 200": "plain: GET http://x/ 200",
+		"né ✓":                     "né ✓",
+		"a\x1b[31mred":             `a\x1b[31mred`,
+		"line\rover\nnext\ttab":    `line\x0dover\x0anext\x09tab`,
+		"\u009b31m":                `\x9b31m`,
+		"abc\u202edcb":             `abc\u202edcb`,
+	} {
+		if got := clean(in); got != want {
+			t.Errorf("clean(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
