@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater"
@@ -342,10 +344,15 @@ func (c *Checkin) adjustStatus(d *Daemon, st *protocol.Status) time.Time {
 	return until
 }
 
-// localKey summarises what a check-in must not wait to tell: holds and
-// the trial result file.
+// localKey summarises what a check-in must not wait to tell: holds, the
+// trial result file and the workloads' states.
 func localKey(d *Daemon) string {
 	k := fmt.Sprint(d.Busy(), Reasons(d.Holds()))
+	if ws, err := d.Home().ReadWorkloadState(); err == nil {
+		for _, w := range ws.Workloads {
+			k += "|" + w.Name + ":" + w.State
+		}
+	}
 	if fi, err := os.Stat(d.Home().ResultPath()); err == nil {
 		k += fi.ModTime().String() + fmt.Sprint(fi.Size())
 	}
@@ -443,7 +450,12 @@ func (c *Checkin) reportTrial(ctx context.Context, d *Daemon, log *zap.Logger, c
 	default:
 		return nil
 	}
-	steps := []protocol.Step{step}
+	if r.WorkloadLogs != "" {
+		step.Detail += " (workload logs: " + r.WorkloadLogs + ")"
+	}
+	// The trial's own steps (each workload's start and ready) first, in
+	// their order, then its end.
+	steps := append(trialSteps(r.Steps), step)
 	if s := r.Supervisor; s != nil {
 		name, detail := "supervisor", fmt.Sprintf("supervisor %s -> %s", s.From, s.To)
 		if s.Upgraded {
@@ -648,4 +660,26 @@ func (c *Checkin) runOrder(ctx context.Context, d *Daemon, log *zap.Logger, o pr
 	c.retryAt[o.ID] = c.o.Now().Add(retry)
 	c.mu.Unlock()
 	return false
+}
+
+// trialSteps turns result.json's steps into report steps, bounded so
+// that the trial's end still fits in the report.
+func trialSteps(steps []home.Step) []protocol.Step {
+	steps = steps[:min(len(steps), protocol.MaxReportSteps-2)]
+	out := make([]protocol.Step, 0, len(steps)+2)
+	for _, s := range steps {
+		out = append(out, protocol.Step{At: s.At.UTC(), Name: truncate(s.Name, 64), Detail: truncate(s.Detail, 4*protocol.MaxStringLen)})
+	}
+	return out
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

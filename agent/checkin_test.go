@@ -739,3 +739,55 @@ func TestCheckUpgradeOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadsInCheckinAndTrialReport: the check-in carries the
+// workloads of state/workloads.json (bounded), the trial result names the
+// workload that failed, and the report of the trial's end carries the
+// trial's steps from result.json before the rollback.
+func TestWorkloadsInCheckinAndTrialReport(t *testing.T) {
+	srv := &ckServer{t: t}
+	a := newCkAgent(t, srv)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var ws []home.WorkloadStatus
+	for i := range protocol.MaxWorkloads + 4 {
+		ws = append(ws, home.WorkloadStatus{Name: fmt.Sprintf("w%02d", i), Version: "1.4.0", State: home.WorkloadReady, Restarts: i, Since: at})
+	}
+	ws[0] = home.WorkloadStatus{Name: "exporter", Version: "1.4.0", State: home.WorkloadCrashed, Restarts: 3,
+		LastExit: "exit status 3", Reason: strings.Repeat("r", 5000), Since: at}
+	if err := a.home.WriteWorkloadState(home.WorkloadState{Supervisor: 1, Updated: at, Workloads: ws}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.home.WriteResult(home.Result{Outcome: home.OutcomeRolledBack, Version: "1.5.0", Previous: "1.4.0",
+		Reason: "workload exporter did not pass its ready check within 30s", Order: "dep-9", At: at.Add(time.Minute),
+		Workload: "exporter", WorkloadLogs: "logs/workload-exporter-1.5.0.log",
+		Steps: []home.Step{
+			{At: at, Name: "start", Detail: "workload exporter started (pid 42)"},
+			{At: at.Add(time.Second), Name: "start", Detail: "molt-agent 1.5.0 started"},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	a.run(t, a.checkinOpts(), 10*time.Second, srv.checkedIn(1))
+	_, checkins, reports := srv.snapshot()
+	st := checkins[0].Req.Status
+	if len(st.Workloads) != protocol.MaxWorkloads {
+		t.Fatalf("check-in carries %d workloads, want %d", len(st.Workloads), protocol.MaxWorkloads)
+	}
+	w := st.Workloads[0]
+	if w.Name != "exporter" || w.State != protocol.WorkloadCrashed || w.Restarts != 3 || w.LastExit != "exit status 3" ||
+		w.Version != "1.4.0" || len(w.Reason) != protocol.MaxStringLen || !w.Since.Equal(at) {
+		t.Errorf("workload %+v (reason %d bytes)", w, len(w.Reason))
+	}
+	if lr := st.LastResult; lr == nil || lr.Workload != "exporter" {
+		t.Errorf("last_result %+v, want workload exporter", lr)
+	}
+	if names := strings.Join(stepNames(reports, "dep-9"), ","); names != "start,start,rollback" {
+		t.Fatalf("steps %s, want the trial's two starts then the rollback", names)
+	}
+	steps := reports[0].Steps
+	if steps[0].Detail != "workload exporter started (pid 42)" || !steps[0].At.Equal(at) {
+		t.Errorf("first step %+v", steps[0])
+	}
+	if !strings.Contains(steps[2].Detail, "logs/workload-exporter-1.5.0.log") {
+		t.Errorf("rollback step %q does not say where the workload's output is", steps[2].Detail)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/platform"
@@ -166,5 +167,40 @@ func (d *Daemon) Status() protocol.Status {
 	if r, ok, err := d.o.Home.ReadResult(); err == nil && ok {
 		s.LastResult = TrialResult(r)
 	}
+	if ws, err := d.o.Home.ReadWorkloadState(); err != nil {
+		d.log.Debug("state/workloads.json", zap.Error(err))
+	} else {
+		s.Workloads = Workloads(ws)
+	}
 	return s
+}
+
+// Bounds of a workload's fields in a check-in (state/workloads.json is
+// the supervisor's, but a file on disk is bounded all the same).
+const (
+	maxWorkloadName    = 32
+	maxWorkloadVersion = 64
+	maxWorkloadState   = 16
+)
+
+// Workloads converts state/workloads.json to its wire form: at most
+// protocol.MaxWorkloads, each string cut to a sane length.
+func Workloads(s home.WorkloadState) []protocol.Workload {
+	ws := s.Workloads[:min(len(s.Workloads), protocol.MaxWorkloads)]
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]protocol.Workload, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, protocol.Workload{
+			Name:     truncate(w.Name, maxWorkloadName),
+			Version:  truncate(w.Version, maxWorkloadVersion),
+			State:    truncate(w.State, maxWorkloadState),
+			Restarts: max(w.Restarts, 0),
+			LastExit: truncate(w.LastExit, protocol.MaxStringLen),
+			Reason:   truncate(w.Reason, protocol.MaxStringLen),
+			Since:    w.Since,
+		})
+	}
+	return out
 }

@@ -297,7 +297,7 @@ func (d *Daemon) removeStaleRequests() {
 func TrialResult(r home.Result) *protocol.TrialResult {
 	t := &protocol.TrialResult{
 		Outcome: r.Outcome, Version: r.Version, Previous: r.Previous, Reason: r.Reason,
-		Logs: r.Logs, OrderID: r.Order, At: r.At,
+		Logs: r.Logs, OrderID: r.Order, At: r.At, Workload: truncate(r.Workload, maxWorkloadName),
 	}
 	if s := r.Supervisor; s != nil {
 		t.Supervisor = &protocol.SupervisorResult{From: s.From, To: s.To, Upgraded: s.Upgraded, Reason: s.Reason, At: s.At}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/moltfleet/molt/home"
@@ -22,13 +23,25 @@ func NewUpdater(o updater.Options) Updater {
 		a.mu.Lock()
 		f := a.progress
 		a.mu.Unlock()
-		if f != nil {
-			f(Progress{Phase: protocol.StateDownloading, Step: "download", Detail: p.File, Done: p.Done, Total: p.Total})
+		if f == nil {
+			return
 		}
+		step := "download"
+		if strings.HasPrefix(p.File, "workload/") && p.Total < stepFileSize {
+			// A workload's tree can be thousands of small files: they
+			// move the byte counters, but a line each would crowd the
+			// report's other steps out.
+			step = ""
+		}
+		f(Progress{Phase: protocol.StateDownloading, Step: step, Detail: p.File, Done: p.Done, Total: p.Total})
 	}
 	a.u = updater.New(o)
 	return a
 }
+
+// stepFileSize is the size from which a workload's file gets lines of its
+// own in the DEPLOY report.
+const stepFileSize = 1 << 20
 
 type homeUpdater struct {
 	u    *updater.Updater
