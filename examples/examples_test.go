@@ -276,10 +276,17 @@ func TestExporter(t *testing.T) {
 
 // TestExporterFailReady is the broken release of the demo: alive, but
 // /metrics (its ready check) never answers 2xx and it never says ready.
+// Its address comes from a file in its data directory, as in the demo.
 func TestExporterFailReady(t *testing.T) {
 	t.Parallel()
 	h := newHost(t, "exporter")
-	p := start(t, h, exporterBin, "-listen", "127.0.0.1:0", "-scan-every", "0", "-fail-ready")
+	cmd := exec.Command(exporterBin, "-listen-file", "listen", "-fail-ready")
+	cmd.Env = h.env()
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "-listen-file") {
+		t.Errorf("without its listen file: %v, %q; want a failure naming -listen-file", err, out)
+	}
+	writeFile(t, filepath.Join(h.home.DataDir("exporter"), "listen"), []byte("127.0.0.1:0\n"), 0o644)
+	p := start(t, h, exporterBin, "-listen-file", "listen", "-scan-every", "0", "-fail-ready")
 	base := "http://" + p.addr(t)
 	if code, _ := get(t, base+"/metrics"); code/100 == 2 {
 		t.Errorf("/metrics with -fail-ready answers %d", code)

@@ -36,11 +36,12 @@ import (
 var version = "dev"
 
 type config struct {
-	listen    string
-	scanEvery time.Duration
-	scanFor   time.Duration
-	dataDir   string
-	failReady bool
+	listen     string
+	listenFile string
+	scanEvery  time.Duration
+	scanFor    time.Duration
+	dataDir    string
+	failReady  bool
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	var cfg config
 	var showVersion bool
 	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:9464", "address to serve /metrics and /healthz on")
+	flag.StringVar(&cfg.listenFile, "listen-file", "", "read the address to listen on from this file (relative: to the data directory), overriding -listen: per-host configuration kept across upgrades")
 	flag.DurationVar(&cfg.scanEvery, "scan-every", time.Minute, "pause between scans (0: no scans)")
 	flag.DurationVar(&cfg.scanFor, "scan-for", 10*time.Second, "how long a scan takes")
 	flag.StringVar(&cfg.dataDir, "data-dir", "", "where the state file lives (default: $MOLT_DATA_DIR, or the working directory outside molt)")
@@ -86,6 +88,13 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
+	if cfg.listenFile != "" {
+		a, err := readListenFile(cfg.listenFile, cfg.dataDir)
+		if err != nil {
+			return err
+		}
+		cfg.listen = a
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
@@ -128,6 +137,29 @@ func run(ctx context.Context, cfg config) error {
 	err = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return err
+}
+
+// readListenFile reads the address in file (one line), relative to dataDir
+// unless absolute. A pack's args are the same on every host; a file in
+// the data directory is where one host's own settings live.
+func readListenFile(file, dataDir string) (string, error) {
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(dataDir, file)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("-listen-file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return "", fmt.Errorf("-listen-file: %w", err)
+	}
+	a := strings.TrimSpace(string(b))
+	if a == "" || strings.ContainsAny(a, " \t\r\n") {
+		return "", fmt.Errorf("-listen-file %s: want one address such as 127.0.0.1:9464, got %q", file, a)
+	}
+	return a, nil
 }
 
 // stateFile, in the data directory, survives upgrades and rollbacks.
