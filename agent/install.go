@@ -381,7 +381,8 @@ func LooksLikeHome(h home.Home) bool {
 	return false
 }
 
-// Uninstall removes the home's files: everything but logs/, or everything
+// Uninstall removes the home's files: everything but logs/ and the
+// workloads' data/ (their own state and configuration), or everything
 // with purge. It refuses while an agent runs for the home. It returns the
 // home-relative names it removed.
 func Uninstall(h home.Home, purge bool) ([]string, error) {
@@ -397,8 +398,9 @@ func Uninstall(h home.Home, purge bool) ([]string, error) {
 	}
 	var removed []string
 	var errs []error
+	kept := map[string]bool{filepath.Base(h.LogsDir()): true, filepath.Base(h.DataRoot()): true}
 	for _, e := range ents {
-		if e.Name() == filepath.Base(h.LogsDir()) && !purge {
+		if kept[e.Name()] && !purge {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(h.Dir, e.Name())); err != nil {

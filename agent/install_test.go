@@ -232,12 +232,14 @@ func TestInstallRefusesBadWorkloads(t *testing.T) {
 	}
 }
 
-func TestUninstallKeepsLogs(t *testing.T) {
+func TestUninstallKeepsLogsAndData(t *testing.T) {
 	h := home.New(filepath.Join(t.TempDir(), "home"))
 	if _, err := Install(installOpts(h, "1.0.0")); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(h.LogsDir(), "agent-1.0.0.log"), []byte("log"), 0o644)
+	os.MkdirAll(h.DataDir("exporter"), 0o750)
+	os.WriteFile(filepath.Join(h.DataDir("exporter"), "db"), []byte("state"), 0o600)
 	removed, err := Uninstall(h, false)
 	if err != nil {
 		t.Fatal(err)
@@ -246,8 +248,9 @@ func TestUninstallKeepsLogs(t *testing.T) {
 	if want := []string{"agent.yaml", "bin", "cache", "state", "versions"}; !slices.Equal(removed, want) {
 		t.Errorf("removed %v, want %v", removed, want)
 	}
-	if got := tree(t, h.Dir); len(got) != 2 || got[0] != "logs/" || !strings.HasPrefix(got[1], "logs/agent-1.0.0.log ") {
-		t.Errorf("left %v", got)
+	if got := tree(t, h.Dir); len(got) != 5 || got[0] != "data/" || !strings.HasPrefix(got[2], "data/exporter/db ") ||
+		got[3] != "logs/" || !strings.HasPrefix(got[4], "logs/agent-1.0.0.log ") {
+		t.Errorf("left %v, want data/ and logs/", got)
 	}
 	if _, err := Uninstall(h, true); err == nil {
 		t.Error("uninstall of a home with only logs/ did not refuse (not a home any more)")
@@ -255,6 +258,7 @@ func TestUninstallKeepsLogs(t *testing.T) {
 
 	h2 := home.New(filepath.Join(t.TempDir(), "home"))
 	Install(installOpts(h2, "1.0.0"))
+	os.MkdirAll(h2.DataDir("exporter"), 0o750)
 	if _, err := Uninstall(h2, true); err != nil {
 		t.Fatal(err)
 	}

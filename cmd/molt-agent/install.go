@@ -204,10 +204,11 @@ func newUninstallCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "uninstall",
-		Short: "Stop and remove the supervisor's service and the home (logs are kept)",
+		Short: "Stop and remove the supervisor's service and the home (logs and workload data are kept)",
 		Long: `Uninstall stops and removes the supervisor's OS service for this home
 ("<home>/bin/molt-supervisor stop", then "uninstall"), then removes the home:
-versions, state (the identity too), cache, bin and agent.yaml. logs/ stays
+versions (the workloads' files too), state (the identity too), cache, bin and
+agent.yaml. logs/ and data/ (the workloads' own state and configuration) stay
 unless --purge is given.
 
 It refuses a directory that does not look like a molt home, and a home whose
@@ -240,14 +241,17 @@ agent still runs.`,
 			}
 			if purge {
 				say(out, "removed %s", h.Dir)
-			} else {
-				say(out, "kept %s (remove it with --purge)", h.LogsDir())
+				return nil
+			}
+			say(out, "kept %s (remove it with --purge)", h.LogsDir())
+			if _, err := os.Stat(h.DataRoot()); err == nil {
+				say(out, "kept %s, the workloads' data (remove it with --purge)", h.DataRoot())
 			}
 			return nil
 		},
 	}
 	homeFlag(cmd, &dir)
 	cmd.Flags().StringVar(&name, "name", "", "service name, as given to install (default derived from --home)")
-	cmd.Flags().BoolVar(&purge, "purge", false, "remove logs/ and the home directory too")
+	cmd.Flags().BoolVar(&purge, "purge", false, "remove logs/, the workloads' data/ and the home directory too")
 	return cmd
 }
