@@ -72,29 +72,65 @@ type target struct {
 	pkg     string // package path relative to the module root
 	version string
 	out     string
-	// mode is the testagent's behaviour (-X main.mode); empty for the
-	// real programs.
-	mode string
+	// ldflags stamp the version: molt's programs read it from
+	// internal/buildinfo, the exporter from its main.version.
+	ldflags string
 }
 
-// builds lists what the demo needs: the two good releases' agent and
-// supervisor, molt itself (one copy: the server and the CLI), and the
-// broken release: the test agent that crashes at start with a real
-// supervisor of the same version.
+// builds lists what the demo needs: molt itself (one copy: the server and
+// the CLI), and for each release its molt-agent, molt-supervisor and the
+// operator's workload, examples/exporter, in the tree "molt pack build
+// --bin-dir" reads (<goos>_<goarch>/ and <goos>_<goarch>/workloads/exporter/).
+// The broken release is built from the same sources: what breaks it is
+// its pack.yaml (packYAML).
 func builds(bin string) []target {
 	plat := platformDir()
 	exe := platform.ExeSuffix()
-	var ts []target
-	ts = append(ts, target{pkg: "./cmd/molt", version: NewVersion, out: filepath.Join(bin, "molt"+exe)})
-	for _, v := range []string{OldVersion, NewVersion} {
+	stamp := "-X " + modulePath + "/internal/buildinfo.Version="
+	ts := []target{{pkg: "./cmd/molt", version: NewVersion, out: filepath.Join(bin, "molt"+exe), ldflags: stamp + NewVersion}}
+	for _, v := range releases {
 		ts = append(ts,
-			target{pkg: "./cmd/molt-agent", version: v, out: filepath.Join(bin, v, plat, "molt-agent"+exe)},
-			target{pkg: "./cmd/molt-supervisor", version: v, out: filepath.Join(bin, v, plat, "molt-supervisor"+exe)})
+			target{pkg: "./cmd/molt-agent", version: v, out: filepath.Join(bin, v, plat, "molt-agent"+exe), ldflags: stamp + v},
+			target{pkg: "./cmd/molt-supervisor", version: v, out: filepath.Join(bin, v, plat, "molt-supervisor"+exe), ldflags: stamp + v},
+			target{pkg: "./examples/exporter", version: v, out: filepath.Join(bin, v, plat, "workloads", workloadName, "exporter"+exe), ldflags: "-X main.version=" + v})
 	}
-	ts = append(ts,
-		target{pkg: "./testdata/testagent", version: BadVersion, mode: "crash-at-start", out: filepath.Join(bin, BadVersion, plat, "molt-agent"+exe)},
-		target{pkg: "./cmd/molt-supervisor", version: BadVersion, out: filepath.Join(bin, BadVersion, plat, "molt-supervisor"+exe)})
 	return ts
+}
+
+// workloadName is the workload every release carries.
+const workloadName = "exporter"
+
+// workloadReadyWithin bounds the exporter's ready check: the broken
+// release's exporter is rolled back this long after its start.
+const workloadReadyWithin = 10 * time.Second
+
+// listenFile, in each home's data/exporter/, holds the address its
+// exporter listens on. A pack's args are the same on every host, and the
+// demo's three homes share one machine, so each gets its own port through
+// its data directory, where per-host configuration lives.
+const listenFile = "listen"
+
+// packYAML is the workload spec of release v, for "molt pack build": the
+// exporter, ready when it calls workload.Ready() (the "file" check: the
+// port differs per home, so an http check with a fixed URL cannot be
+// used). The broken release passes -fail-ready: its exporter starts and
+// listens, but never says ready.
+func packYAML(v string) string {
+	args := `[-listen-file, ` + listenFile + `, -scan-every, "0"`
+	note := "the exporter " + v + ", ready once it serves /metrics"
+	if v == BadVersion {
+		args += ", -fail-ready"
+		note = "the broken release: its exporter never becomes ready (-fail-ready)"
+	}
+	args += "]"
+	return fmt.Sprintf(`# molt demo %s: %s
+workloads:
+  - name: %s
+    command: exporter
+    args: %s
+    ready: {file: true, within: %s}
+    stop: {signal: SIGTERM, grace: %s}
+`, v, note, workloadName, args, workloadReadyWithin, stopGrace)
 }
 
 // platformDir is the directory name scripts/build.sh and pack.Build use
@@ -126,11 +162,7 @@ func buildAll(ctx context.Context, root string, ts []target, env []string) error
 	g.SetLimit(2)
 	for _, t := range ts {
 		g.Go(func() error {
-			ld := "-X " + modulePath + "/internal/buildinfo.Version=" + t.version
-			if t.mode != "" {
-				ld += " -X main.mode=" + t.mode
-			}
-			cmd := exec.CommandContext(ctx, gocmd, "build", "-ldflags", ld, "-o", t.out, t.pkg)
+			cmd := exec.CommandContext(ctx, gocmd, "build", "-ldflags", t.ldflags, "-o", t.out, t.pkg)
 			cmd.Dir = root
 			// Interrupted, go build stops its compilers and linker itself.
 			cmd.Cancel = func() error {
@@ -191,26 +223,26 @@ func makeKey(dir string) (keys, error) {
 }
 
 // makePacks signs one pack per version with "molt pack build", two at a
-// time, and returns their paths by version. The release tool runs as its
-// own process: a pack is tens of megabytes to hash and compress, which an
-// instrumented test binary (-race) would take a minute over.
+// time, and returns their paths by version. Each release's directory holds
+// its binaries, its exporter and its pack.yaml. The release tool runs as
+// its own process: a pack is tens of megabytes to hash and compress, which
+// an instrumented test binary (-race) would take a minute over.
 func makePacks(ctx context.Context, molt, bin, out string, k keys, env []string) (map[string]string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	versions := []string{OldVersion, NewVersion, BadVersion}
+	versions := releases
 	paths := make([]string, len(versions))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	for i, v := range versions {
 		paths[i] = filepath.Join(out, "molt-"+v+".zip")
 		g.Go(func() error {
-			args := []string{"pack", "build", "--version", v, "--bin-dir", filepath.Join(bin, v), "--key", k.sec, "--out", paths[i]}
-			if v == BadVersion {
-				// The broken agent is a test program: it does not answer
-				// "version --json" as molt-agent does.
-				args = append(args, "--skip-version-check")
+			spec := filepath.Join(bin, v, "pack.yaml")
+			if err := atomicfile.WriteFile(spec, []byte(packYAML(v)), 0o644); err != nil {
+				return err
 			}
+			args := []string{"pack", "build", "--version", v, "--bin-dir", filepath.Join(bin, v), "--workloads", spec, "--key", k.sec, "--out", paths[i]}
 			cmd := exec.CommandContext(ctx, molt, args...)
 			cmd.Env = env
 			var b bytes.Buffer

@@ -1,9 +1,12 @@
 // Package demo is "molt demo": on one machine, from the repository, it
-// builds two releases of molt and a broken third, signs them, starts a
-// control server and three agent homes as real processes on loopback, and
-// walks through what an operator sees: the agents enrolling, an upgrade
-// run with a concurrency limit, the supervisors upgrading themselves, a
-// broken release rolled back by the supervisors, and the resulting tables.
+// builds three releases of molt, each carrying the operator's own agent
+// (examples/exporter) as a workload, the third with a workload that never
+// becomes ready; it signs them, starts a control server and three agent
+// homes as real processes on loopback, and walks through what an operator
+// sees: the agents enrolling with their exporters running, an upgrade run
+// with a concurrency limit that upgrades the exporters too, the
+// supervisors upgrading themselves, the broken release rolled back by the
+// supervisors because of its workload, and the resulting tables.
 //
 // The operator's steps are the molt CLI itself, run as a user would type
 // it, so the demo shows the real commands and their real output.
@@ -27,13 +30,17 @@ import (
 	"github.com/moltfleet/molt/internal/apiclient"
 )
 
-// The versions the demo moves between. BadVersion's agent crashes at
-// start (testdata/testagent built in crash-at-start mode).
+// The versions the demo moves between. BadVersion's molt-agent is as
+// healthy as the others; its workload, the exporter, never becomes ready
+// (-fail-ready in its pack.yaml).
 const (
 	OldVersion = "1.0.0"
 	NewVersion = "1.1.0"
 	BadVersion = "1.2.0"
 )
+
+// releases are the versions built and packed, in order.
+var releases = []string{OldVersion, NewVersion, BadVersion}
 
 // Options configure one demo.
 type Options struct {
@@ -103,6 +110,8 @@ type host struct {
 	supervised bool
 	proc       *proc
 	id         string
+	// exporter is the address its exporter listens on (data/exporter/listen).
+	exporter string
 }
 
 // Run runs the demo to its end. Whatever it started is stopped before it

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -114,13 +118,15 @@ func TestNextStepsNameTheKeptSetup(t *testing.T) {
 	var out bytes.Buffer
 	d := &demo{out: &out, dir: "/d", molt: "/d/bin/molt", data: "/d/server", addr: "127.0.0.1:9", badRun: "r-2",
 		keys:  keys{pub: "/d/keys/molt.pub"},
-		hosts: []*host{{name: "host-a", home: "/d/homes/host-a", supervised: true}, {name: "host-c", home: "/d/homes/host-c"}}}
+		hosts: []*host{{name: "host-a", home: "/d/homes/host-a", supervised: true, exporter: "127.0.0.1:10"}, {name: "host-c", home: "/d/homes/host-c"}}}
 	d.nextSteps()
 	for _, want := range []string{
 		filepath.FromSlash("/d/bin/molt") + " serve --dev --data /d/server --listen 127.0.0.1:9 --trusted-key /d/keys/molt.pub",
 		filepath.Join("/d/homes/host-a", "bin", "molt-supervisor"+exeSuffix()) + " run --home /d/homes/host-a",
 		filepath.Join("/d/homes/host-c", "versions", OldVersion, "molt-agent"+exeSuffix()) + " run --home /d/homes/host-c",
 		"export MOLT_SERVER=https://127.0.0.1:9 MOLT_CA=" + filepath.Join("/d/server", "tls", "ca.pem") + " MOLT_TOKEN_FILE=" + filepath.Join("/d/server", "admin.token"),
+		"curl -s http://127.0.0.1:10/metrics",
+		filepath.Join("/d/homes/host-a", "logs", "workload-exporter-"+BadVersion+".log"),
 		"molt agents list", "molt history", "molt runs report r-2", "molt events --since all",
 		"rm -rf /d",
 	} {
@@ -156,14 +162,29 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, text)
 	}
 
-	// 1. Three agents enroll at the old version.
+	// 1. Three agents enroll at the old version, and the supervised
+	// hosts' exporters (installed from the pack) serve it.
 	for _, h := range []string{"host-a", "host-b", "host-c"} {
 		if !regexp.MustCompile(`enrolled ` + h + ` as a-\w+: \S+ ` + regexp.QuoteMeta(OldVersion) + `,`).MatchString(text) {
 			t.Errorf("%s did not enroll at %s", h, OldVersion)
 		}
 	}
+	exporters := map[string]string{}
+	enrolled := section(text, "== 1.", "== 2.")
+	for _, h := range []string{"host-a", "host-b"} {
+		m := exporterLine(h, OldVersion).FindStringSubmatch(enrolled)
+		if m == nil {
+			t.Errorf("%s: no exporter serving %s after the install:\n%s", h, OldVersion, enrolled)
+			continue
+		}
+		exporters[h] = m[1]
+	}
+	if exporters["host-a"] != "" && exporters["host-a"] == exporters["host-b"] {
+		t.Errorf("host-a and host-b share the exporter address %s", exporters["host-a"])
+	}
 	// 2. The run to the new version ends OK with both supervised agents,
-	// host-c left out, and the supervisors upgraded themselves.
+	// host-c left out, and the supervisors upgraded themselves; the
+	// exporters went to the new version with their agents.
 	if !strings.Contains(text, "host-c)  not supervised") {
 		t.Errorf("the plan does not show host-c left out as not supervised")
 	}
@@ -171,19 +192,30 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the run to %s did not end ok with 2 succeeded", NewVersion)
 	}
 	for _, h := range []string{"host-a", "host-b"} {
-		re := regexp.MustCompile(`(?m)^  ` + h + ` +1\.0\.0 -> 1\.1\.0 +1\.0\.0 -> 1\.1\.0$`)
+		re := regexp.MustCompile(`(?m)^  ` + h + ` +1\.0\.0 -> 1\.1\.0 +1\.0\.0 -> 1\.1\.0 +1\.0\.0 -> 1\.1\.0$`)
 		if !re.MatchString(text) {
-			t.Errorf("%s: agent and supervisor not shown going 1.0.0 -> 1.1.0", h)
+			t.Errorf("%s: agent, supervisor and exporter not shown going 1.0.0 -> 1.1.0", h)
 		}
 	}
-	// 3. The broken run: both deployments rolled back, with a reason.
+	// 3. The broken run: both deployments rolled back by the exporter,
+	// with a reason naming it, and the exporters serve the new version
+	// again on the same addresses.
 	report := section(text, "$ molt runs report", "$ molt history show")
-	rolled := regexp.MustCompile(`(?m)^d-\d+ .* upgrade +1\.1\.0 +1\.2\.0 +rolled_back .*  version 1\.2\.0 failed \d+ times`).FindAllString(report, -1)
+	rolled := regexp.MustCompile(`(?m)^d-\d+ .* upgrade +1\.1\.0 +1\.2\.0 +rolled_back .*workload exporter`).FindAllString(report, -1)
 	if len(rolled) != 2 {
-		t.Errorf("molt runs report shows %d rolled_back deployments with a reason, want 2:\n%s", len(rolled), report)
+		t.Errorf("molt runs report shows %d deployments rolled_back by workload exporter, want 2:\n%s", len(rolled), report)
 	}
 	if !strings.Contains(text, "run r-2 ended_not_ok: rolled_back 2") {
 		t.Errorf("the broken run did not end not OK with 2 rolled back")
+	}
+	afterBroken := section(text, "== 3.", "== 4.")
+	for _, h := range []string{"host-a", "host-b"} {
+		if !strings.Contains(afterBroken, h+": rolled back because of workload exporter") {
+			t.Errorf("%s: the rollback is not shown naming the workload", h)
+		}
+		if m := exporterLine(h, NewVersion).FindStringSubmatch(afterBroken); m == nil || m[1] != exporters[h] {
+			t.Errorf("%s: the exporter does not serve %s again at %s after the rollback", h, NewVersion, exporters[h])
+		}
 	}
 	// 4. The agents table at the end: the supervised agents on the new
 	// version, host-c untouched.
@@ -196,6 +228,14 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(section(text, "$ molt history\n", "Everything the demo"), "succeeded") {
 		t.Errorf("the history does not show the succeeded deployments")
+	}
+	// Nothing answers where the exporters served: the supervisors stopped
+	// them (or the demo killed them).
+	for h, addr := range exporters {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s: something still listens at the exporter's address %s", h, addr)
+		}
 	}
 	if !strings.Contains(text, "Everything the demo started has stopped.") || !strings.Contains(text, "Removed ") {
 		t.Errorf("the demo does not say it stopped everything and removed its directory")
@@ -267,6 +307,12 @@ func checkNothingLeft(t *testing.T, parent string) {
 	}
 }
 
+// exporterLine matches the demo's line for host's exporter serving v;
+// its group is the address.
+func exporterLine(host, v string) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^ *` + host + `: GET http://(127\.0\.0\.1:\d+)/metrics: exporter_build_info\{version="` + regexp.QuoteMeta(v) + `"\}$`)
+}
+
 // section returns the text from the first from to the next to after it.
 func section(text, from, to string) string {
 	i := strings.Index(text, from)
@@ -286,4 +332,42 @@ func buildLine(text string) string {
 		return m
 	}
 	return "no build line"
+}
+
+func TestExporterVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string // "" for an error
+	}{
+		{"the exporter's metrics", 200, "# HELP exporter_build_info The exporter's version.\n# TYPE exporter_build_info gauge\n" +
+			`exporter_build_info{version="1.1.0",workload_version="1.1.0"} 1` + "\nexporter_scrapes_total 3\n", "1.1.0"},
+		{"labels in another order", 200, `exporter_build_info{workload_version="1.0.0",version="1.0.0"} 1` + "\n", "1.0.0"},
+		{"not ready", 503, "not ready (-fail-ready)\n", ""},
+		{"no build info", 200, "up 1\n", ""},
+		{"a look-alike label", 200, `exporter_build_info{old_version="9.9.9"} 1` + "\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/metrics" {
+					http.NotFound(w, r)
+					return
+				}
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			got, err := exporterVersion(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("exporterVersion = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("exporterVersion = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
 }

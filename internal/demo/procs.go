@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/platform"
 )
 
@@ -20,8 +21,9 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	log  string
-	// home is set for a supervisor: its agent is found through
-	// state/agent.json if the supervisor has to be killed.
+	// home is set for a supervisor: its agent and its workloads are found
+	// through state/agent.json and state/workloads.json if the supervisor
+	// has to be killed.
 	home string
 	done chan struct{}
 	err  error // how it ended; valid once done is closed
@@ -101,6 +103,7 @@ func (ps *procs) stop(p *proc, grace time.Duration) {
 	}
 	if p.home != "" {
 		killRecordedAgent(p.home, ps.log)
+		killRecordedWorkloads(p.home, ps.log)
 	}
 	ps.log.Debug("stopped", zap.String("process", p.name), zap.Error(p.err))
 }
@@ -158,5 +161,28 @@ func killRecordedAgent(home string, log *zap.Logger) {
 		// Without its supervisor the agent stops by itself when the
 		// control channel closes; give it a moment to do so.
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// killRecordedWorkloads kills, with their process groups, the workloads
+// a supervisor recorded in state/workloads.json that still run: a
+// supervisor stopped in order stops them itself, one that had to be
+// killed leaves them running (each in its own process group, as on a
+// host). The record names each process by pid, start time and executable.
+func killRecordedWorkloads(dir string, log *zap.Logger) {
+	st, err := home.New(dir).ReadWorkloadState()
+	if err != nil {
+		return
+	}
+	for _, w := range st.Workloads {
+		rec := w.Process
+		if rec.PID <= 0 {
+			continue
+		}
+		if id, err := platform.IdentifyProcess(rec.PID); err != nil || !id.Same(rec) {
+			continue
+		}
+		log.Warn("a workload outlived its supervisor; killing it", zap.String("home", dir), zap.String("workload", w.Name), zap.Int("pid", rec.PID))
+		_ = platform.KillProcess(rec.PID)
 	}
 }

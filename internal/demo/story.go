@@ -6,14 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/internal/buildinfo"
@@ -29,9 +33,9 @@ var hostSpecs = []struct {
 
 func (d *demo) build(ctx context.Context) error {
 	start := time.Now()
-	d.say("\nBuilding molt %s, molt-agent and molt-supervisor %s and %s, and a broken %s",
-		NewVersion, OldVersion, NewVersion, BadVersion)
-	d.say("(its agent is testdata/testagent built to crash at start; its supervisor is the real one) ...")
+	d.say("\nBuilding molt %s, and three releases %s, %s and %s: each is molt-agent, molt-supervisor and", NewVersion, OldVersion, NewVersion, BadVersion)
+	d.say("the operator's own agent, examples/exporter (a small monitoring agent serving /metrics), stamped")
+	d.say("with the release's version ...")
 	env := append(append([]string(nil), d.env...), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	ts := builds(d.bin)
 	if err := buildAll(ctx, d.root, ts, env); err != nil {
@@ -51,6 +55,11 @@ func (d *demo) build(ctx context.Context) error {
 	d.say("signing key %s (secret key %s, mode 0600)", k.pub, k.sec)
 	d.say("signed packs (molt pack build) %s, %s, %s in %s", filepath.Base(packs[OldVersion]), filepath.Base(packs[NewVersion]),
 		filepath.Base(packs[BadVersion]), filepath.Dir(packs[OldVersion]))
+	d.say("\nEach pack carries the exporter as workload %q, with the spec of its pack.yaml (signed with the", workloadName)
+	d.say("rest of the manifest). %s's, the broken release:\n", BadVersion)
+	d.say("%s", indent(packYAML(BadVersion), "  "))
+	d.say("Its molt-agent is as healthy as the others; only its exporter is broken: -fail-ready makes it")
+	d.say("listen but never say ready. Each home's data/%s/%s gives its exporter its own port.", workloadName, listenFile)
 	return os.MkdirAll(filepath.Join(d.dir, "logs"), 0o700)
 }
 
@@ -137,7 +146,7 @@ supervisor:
 }
 
 func (d *demo) enroll(ctx context.Context) error {
-	d.section("1. Three agents enroll at %s", OldVersion)
+	d.section("1. Three agents enroll at %s, with their exporters", OldVersion)
 	et, err := d.client.CreateEnrollToken(ctx, protocol.EnrollTokenRequest{Name: "demo", Uses: len(hostSpecs), ExpiresIn: 3600})
 	if err != nil {
 		return fmt.Errorf("create an enrollment token: %w", err)
@@ -152,10 +161,24 @@ func (d *demo) enroll(ctx context.Context) error {
 		if err := atomicfile.WriteFile(cfg, []byte(d.agentConfig(s.name, et.Secret)), 0o600); err != nil {
 			return err
 		}
-		// The home is laid out as on a real host, from the 1.0.0 binaries
-		// beside molt-agent; the service manager is left alone.
-		if out, err := d.quiet(ctx, oldAgent, "install", "--home", h.home, "--config", cfg, "--no-service"); err != nil {
-			return fmt.Errorf("%s: molt-agent install: %w\n%s", s.name, err, out)
+		// The exporter's port is per host configuration: it lives in the
+		// workload's data directory, which no upgrade or rollback touches.
+		if h.exporter, err = freeAddr(); err != nil {
+			return err
+		}
+		data := home.New(h.home).DataDir(workloadName)
+		if err := os.MkdirAll(data, 0o750); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(data, listenFile), []byte(h.exporter+"\n"), 0o644); err != nil {
+			return err
+		}
+		// The home is laid out as on a real host, from the signed 1.0.0
+		// pack (checked against the agent.yaml's trusted key): molt-agent,
+		// molt-supervisor and the exporter. The service manager is left
+		// alone.
+		if out, err := d.quiet(ctx, oldAgent, "install", "--home", h.home, "--config", cfg, "--pack", d.packs[OldVersion], "--no-service"); err != nil {
+			return fmt.Errorf("%s: molt-agent install --pack: %w\n%s", s.name, err, out)
 		}
 		if d.tail != nil {
 			d.tail.watch(s.name, filepath.Join(h.home, "logs", "*.log"))
@@ -164,11 +187,11 @@ func (d *demo) enroll(ctx context.Context) error {
 		if s.supervised {
 			bin := filepath.Join(h.home, "bin", "molt-supervisor"+exeSuffix())
 			h.proc, err = d.ps.start(s.name, log, h.home, bin, "run", "--home", h.home)
-			d.say("%s: molt-supervisor run --home %s", s.name, h.home)
+			d.say("%s: molt-agent install --pack %s, then molt-supervisor run --home %s", s.name, filepath.Base(d.packs[OldVersion]), h.home)
 		} else {
 			bin := filepath.Join(h.home, "versions", OldVersion, "molt-agent"+exeSuffix())
 			h.proc, err = d.ps.start(s.name, log, "", bin, "run", "--home", h.home)
-			d.say("%s: molt-agent run --home %s   (no supervisor)", s.name, h.home)
+			d.say("%s: molt-agent install --pack %s, then molt-agent run --home %s   (no supervisor)", s.name, filepath.Base(d.packs[OldVersion]), h.home)
 		}
 		if err != nil {
 			return err
@@ -199,6 +222,18 @@ func (d *demo) enroll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.say("\nThe supervisors run the exporters next to their agents (host-c has no supervisor, so nothing")
+	d.say("runs its exporter). Asked on /metrics, as Prometheus would:")
+	for _, h := range d.hosts {
+		if h.supervised {
+			if err := d.showExporter(ctx, h, OldVersion, ""); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.waitWorkloadsReported(ctx, OldVersion); err != nil {
+		return err
+	}
 	if _, err := d.cli(ctx, nil, "agents", "list"); err != nil {
 		return err
 	}
@@ -213,14 +248,26 @@ func (d *demo) enroll(ctx context.Context) error {
 
 func (d *demo) upgrade(ctx context.Context) error {
 	d.section("2. An upgrade run to %s, one agent at a time", NewVersion)
+	supBefore := map[string]string{}
+	for _, h := range d.hosts {
+		if h.supervised {
+			supBefore[h.name] = d.supervisorVersion(ctx, h)
+		}
+	}
 	before := map[string]string{}
 	for _, h := range d.hosts {
 		if h.supervised {
-			before[h.name] = d.supervisorVersion(ctx, h)
+			v, err := exporterVersion(ctx, h.exporter)
+			if err != nil {
+				return fmt.Errorf("%s: exporter: %w", h.name, err)
+			}
+			before[h.name] = v
 		}
 	}
-	d.say("host-c has no supervisor, so nothing there could roll a bad version back: the run's scope\n" +
-		"\"supervised\" (the default) leaves it out, as the plan below says.")
+	d.say("The release changes the agent, the supervisor and the exporter: each supervisor stops exporter\n"+
+		"%s and starts %s's, and the trial commits only when molt-agent and the exporter are both ready.\n"+
+		"host-c has no supervisor, so nothing there could roll a bad version back: the run's scope\n"+
+		"\"supervised\" (the default) leaves it out, as the plan below says.", OldVersion, NewVersion)
 	code, err := d.cli(ctx, nil, "upgrade", "--target", NewVersion, "--all", "--max-concurrent", "1",
 		"--text", "demo: to "+NewVersion, "--yes", "--wait", "--interval", "500ms")
 	if err != nil {
@@ -230,8 +277,9 @@ func (d *demo) upgrade(ctx context.Context) error {
 		return fmt.Errorf("the run to %s did not end OK (molt upgrade exit %d)", NewVersion, code)
 	}
 	d.say("\nAfter each trial committed, the supervisor checked the new molt-supervisor (version, selftest)\n" +
-		"and replaced itself, keeping its pid and its running agent:")
+		"and replaced itself, keeping its pid, its running agent and its running exporter:")
 	agents := map[string]protocol.Agent{}
+	after := map[string]string{}
 	err = d.waitFor(ctx, 45*time.Second, "the supervisors upgrade themselves", func() (bool, error) {
 		for _, h := range d.hosts {
 			if !h.supervised {
@@ -245,6 +293,11 @@ func (d *demo) upgrade(ctx context.Context) error {
 			if a.Version != NewVersion || a.SupervisorVersion != NewVersion || d.supervisorVersion(ctx, h) != NewVersion {
 				return false, fmt.Errorf("%s: agent %s, supervisor %s", h.name, a.Version, a.SupervisorVersion)
 			}
+			v, err := exporterVersion(ctx, h.exporter)
+			if err != nil || v != NewVersion {
+				return false, fmt.Errorf("%s: exporter %q: %v", h.name, v, err)
+			}
+			after[h.name] = v
 		}
 		return true, nil
 	})
@@ -252,22 +305,25 @@ func (d *demo) upgrade(ctx context.Context) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  HOST\tAGENT\tSUPERVISOR (bin/molt-supervisor version)")
+	fmt.Fprintln(tw, "  HOST\tAGENT\tSUPERVISOR (bin/molt-supervisor version)\tEXPORTER (its /metrics)")
 	for _, h := range d.hosts {
 		if h.supervised {
-			fmt.Fprintf(tw, "  %s\t%s -> %s\t%s -> %s\n", h.name, OldVersion, agents[h.name].Version, before[h.name], d.supervisorVersion(ctx, h))
+			fmt.Fprintf(tw, "  %s\t%s -> %s\t%s -> %s\t%s -> %s\n", h.name, OldVersion, agents[h.name].Version,
+				supBefore[h.name], d.supervisorVersion(ctx, h), before[h.name], after[h.name])
 		} else {
-			fmt.Fprintf(tw, "  %s\t%s (left out)\tnone\n", h.name, OldVersion)
+			fmt.Fprintf(tw, "  %s\t%s (left out)\tnone\tnot run (no supervisor)\n", h.name, OldVersion)
 		}
 	}
 	return tw.Flush()
 }
 
 func (d *demo) broken(ctx context.Context) error {
-	d.section("3. A broken release: the agent of %s crashes at start", BadVersion)
-	d.say("Each supervisor starts %s under trial; it crashes, is restarted once (crash budget %d), crashes\n"+
-		"again, and the supervisor rolls back to %s and records why. The agent reports it; the server\n"+
-		"shows the deployment as rolled_back with that reason.", BadVersion, crashBudget, NewVersion)
+	d.section("3. A broken release: %s's exporter never becomes ready", BadVersion)
+	d.say("This is what molt is for: a release that breaks the operator's own agent. Each supervisor starts\n"+
+		"%s under trial: molt-agent %s is ready at once, but the exporter %s never passes its ready check.\n"+
+		"After %s the supervisor rolls the whole version back by itself: molt-agent and the exporter %s\n"+
+		"run again, and it records which workload failed and why. The agent reports it; the server shows\n"+
+		"the deployment as rolled_back with that reason.", BadVersion, BadVersion, BadVersion, workloadReadyWithin, NewVersion)
 	if _, err := d.cli(ctx, nil, "release", "import", d.packs[BadVersion]); err != nil {
 		return err
 	}
@@ -301,8 +357,9 @@ func (d *demo) broken(ctx context.Context) error {
 	}
 	var rolledBack string
 	for _, dep := range rep.Deployments {
-		if dep.State != protocol.StateRolledBack || dep.Reason == "" {
-			return fmt.Errorf("deployment %s of %s: %s (%s), want rolled_back with a reason", dep.ID, dep.AgentName, dep.State, dep.Reason)
+		if dep.State != protocol.StateRolledBack || dep.Workload != workloadName || !strings.Contains(dep.Reason, workloadName) {
+			return fmt.Errorf("deployment %s of %s: %s (workload %q: %s), want rolled_back by workload %s with a reason naming it",
+				dep.ID, dep.AgentName, dep.State, dep.Workload, dep.Reason, workloadName)
 		}
 		rolledBack = dep.ID
 	}
@@ -329,20 +386,111 @@ func (d *demo) broken(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.say("%s runs %s again; the failed version's logs are kept on the host: %s", h.name, a.Version, a.LastResult.Logs)
+		d.say("%s: rolled back because of workload %s; the failed version's logs are kept on the host:\n  %s",
+			h.name, a.LastResult.Workload, a.LastResult.Logs)
+		if err := d.showExporter(ctx, h, NewVersion, "  "); err != nil {
+			return err
+		}
 	}
+	d.say("\nThe operator's agent was never left broken: on every host it serves again, at %s.", NewVersion)
 	return nil
 }
 
 func (d *demo) tables(ctx context.Context) error {
 	d.section("4. The fleet afterwards")
+	if err := d.waitWorkloadsReported(ctx, NewVersion); err != nil {
+		return err
+	}
 	if _, err := d.cli(ctx, nil, "agents", "list"); err != nil {
 		return err
 	}
-	d.say("host-a and host-b run %s: %s is the newest release, but it rolled back on them. host-c, with no\n"+
-		"supervisor, is manual_upgrade_required: no run upgrades it unless its scope is \"all\".", NewVersion, BadVersion)
+	d.say("host-a and host-b run %s, agent and exporter: %s is the newest release, but it rolled back on\n"+
+		"them. host-c, with no supervisor, is manual_upgrade_required: no run upgrades it unless its scope\n"+
+		"is \"all\".", NewVersion, BadVersion)
 	_, err := d.cli(ctx, nil, "history")
 	return err
+}
+
+// showExporter waits until h's exporter answers /metrics at version v and
+// prints what it says.
+func (d *demo) showExporter(ctx context.Context, h *host, v, prefix string) error {
+	var got string
+	err := d.waitFor(ctx, readyTimeout, h.name+"'s exporter serves "+v, func() (bool, error) {
+		var err error
+		got, err = exporterVersion(ctx, h.exporter)
+		return err == nil && got == v, err
+	})
+	if err != nil {
+		return err
+	}
+	d.say("%s%s: GET http://%s/metrics: exporter_build_info{version=%q}", prefix, h.name, h.exporter, got)
+	return nil
+}
+
+// waitWorkloadsReported waits until the server shows every supervised
+// host's exporter ready at v, so the agents table shows what runs.
+func (d *demo) waitWorkloadsReported(ctx context.Context, v string) error {
+	return d.waitFor(ctx, 30*time.Second, "the agents report their exporters ready at "+v, func() (bool, error) {
+		for _, h := range d.hosts {
+			if !h.supervised {
+				continue
+			}
+			a, err := d.client.Agent(ctx, h.id)
+			if err != nil {
+				return false, err
+			}
+			ok := false
+			for _, w := range a.Workloads {
+				ok = ok || (w.Name == workloadName && w.Version == v && w.State == protocol.WorkloadReady)
+			}
+			if !ok {
+				return false, fmt.Errorf("%s: workloads %+v", h.name, a.Workloads)
+			}
+		}
+		return true, nil
+	})
+}
+
+// buildInfoRe finds the exporter's version in its /metrics.
+var buildInfoRe = regexp.MustCompile(`(?m)^exporter_build_info\{[^}]*\bversion="([^"]*)"`)
+
+// exporterVersion asks the exporter at addr for its version, as a
+// Prometheus scrape would: GET /metrics, exporter_build_info's label.
+func exporterVersion(ctx context.Context, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	m := buildInfoRe.FindSubmatch(body)
+	if m == nil {
+		return "", errors.New("GET /metrics: no exporter_build_info")
+	}
+	return string(m[1]), nil
+}
+
+// indent prefixes every non-empty line of text.
+func indent(text, prefix string) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
 // hostHome is the home of the named host ("" if there is none).
@@ -368,13 +516,22 @@ func (d *demo) nextSteps() {
 			fmt.Fprintf(&b, "  %s run --home %s\n", filepath.Join(h.home, "versions", OldVersion, "molt-agent"+exe), h.home)
 		}
 	}
+	fmt.Fprintf(&b, "\nThe supervisors start the exporters again; ask them as Prometheus would:\n\n")
+	for _, h := range d.hosts {
+		if h.supervised && h.exporter != "" {
+			fmt.Fprintf(&b, "  curl -s http://%s/metrics | grep build_info     # %s\n", h.exporter, h.name)
+		}
+	}
 	fmt.Fprintf(&b, "\nThen, as the operator:\n\n")
 	fmt.Fprintf(&b, "  export MOLT_SERVER=%s MOLT_CA=%s MOLT_TOKEN_FILE=%s\n", d.url(),
 		filepath.Join(d.data, "tls", "ca.pem"), filepath.Join(d.data, "admin.token"))
 	fmt.Fprintf(&b, "  alias molt=%s\n", d.molt)
-	fmt.Fprintf(&b, "  molt agents list\n  molt history\n")
+	fmt.Fprintf(&b, "  molt agents list            # with each host's workloads\n  molt history\n")
 	if d.badRun != "" {
 		fmt.Fprintf(&b, "  molt runs report %s\n", d.badRun)
+	}
+	if a := hostHome(d.hosts, "host-a"); a != "" {
+		fmt.Fprintf(&b, "  cat %s   # the broken exporter's output, kept\n", filepath.Join(a, "logs", home.WorkloadLogName(workloadName, BadVersion)))
 	}
 	fmt.Fprintf(&b, "  molt events --since all\n  molt events --follow        # and in another terminal:\n")
 	fmt.Fprintf(&b, "  molt upgrade --target %s --all --yes --wait               # a revert; the supervisors follow\n", OldVersion)
