@@ -18,28 +18,36 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Build, run and upgrade a small fleet on this machine, start to finish",
 		Long: `Run the whole product on this machine, from a checkout of the repository,
-in about a minute:
+in under a minute once molt is compiled:
 
-  - build molt-agent and molt-supervisor at ` + demo.OldVersion + ` and ` + demo.NewVersion + `, and a broken
-    ` + demo.BadVersion + ` whose agent crashes at start (testdata/testagent);
-  - make a signing key and three signed packs;
+  - build three releases, ` + demo.OldVersion + `, ` + demo.NewVersion + ` and ` + demo.BadVersion + `: molt-agent, molt-supervisor and
+    the operator's own agent, examples/exporter (a small monitoring agent
+    serving /metrics), each stamped with its release's version;
+  - make a signing key and three signed packs, each carrying the exporter as
+    workload "exporter" (its spec from a pack.yaml); ` + demo.BadVersion + `'s starts it with
+    -fail-ready, so it never becomes ready (its molt-agent is healthy);
   - start "molt serve --dev" on a free port of 127.0.0.1;
-  - lay out three agent homes: host-a and host-b run under molt-supervisor,
-    host-c runs molt-agent by hand with no supervisor;
+  - lay out three agent homes from the ` + demo.OldVersion + ` pack, each exporter on its own
+    port (data/exporter/listen): host-a and host-b run under molt-supervisor,
+    which runs their exporters; host-c runs molt-agent by hand with no
+    supervisor (and so no exporter);
 
 then, with the molt CLI as an operator would type it:
 
-  1. the agents enroll at ` + demo.OldVersion + `; the releases are imported;
-  2. an upgrade run to ` + demo.NewVersion + `, one agent at a time, with live progress;
-     the supervisors upgrade themselves after their agents' trials;
-  3. a run to the broken ` + demo.BadVersion + `: each supervisor rolls its agent back,
-     and the server shows the deployments rolled_back with the reason;
+  1. the agents enroll at ` + demo.OldVersion + `, their exporters serve /metrics; the releases
+     are imported;
+  2. an upgrade run to ` + demo.NewVersion + `, one agent at a time, with live progress: agent,
+     exporter and (after the trials) supervisor go to ` + demo.NewVersion + `;
+  3. a run to the broken ` + demo.BadVersion + `: its exporter never becomes ready, each supervisor
+     rolls the whole version back by itself, the server shows the deployments
+     rolled_back naming the workload, and the ` + demo.NewVersion + ` exporters serve again;
   4. the agents table and the upgrade history.
 
-Every process is stopped at the end and the temporary directory removed,
-unless --keep, which leaves it (binaries, key, packs, server data, homes,
-logs) and prints the commands to start it again and explore it. ^C stops
-everything the demo started; a second ^C kills what is still stopping.
+Every process (workloads included) is stopped at the end and the temporary
+directory removed, unless --keep, which leaves it (binaries, key, packs,
+server data, homes, logs) and prints the commands to start it again and
+explore it. ^C stops everything the demo started; a second ^C kills what is
+still stopping.
 
 It needs the go command (the one "go run" uses) and builds with the same
 flags, so a warm build cache leaves only linking to do.`,
