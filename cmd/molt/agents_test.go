@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server"
+)
+
+// TestAgentsWorkloads: an agent checks in with its workloads at a real
+// server (in-process, over HTTPS); molt agents list shows their health,
+// molt agents show each one, --json exactly what the agent sent, and a
+// control character the server passes on (a trial's reason) reaches the
+// terminal escaped.
+func TestAgentsWorkloads(t *testing.T) {
+	inUTC(t)
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
+	ctx := context.Background()
+	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), PollWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := httptest.NewTLSServer(srv.Handler())
+	defer hs.Close()
+	tok, err := srv.CreateToken(ctx, protocol.RoleViewer, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	et, err := srv.CreateEnrollToken(ctx, protocol.EnrollTokenRequest{Uses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, cred string, body, out any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", hs.URL+path, bytes.NewReader(b))
+		if cred != "" {
+			req.Header.Set("Authorization", "Bearer "+cred)
+		}
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var en protocol.EnrollResponse
+	post("/v1/agent/enroll", "", protocol.EnrollRequest{ProtocolVersion: protocol.Version, EnrollmentToken: et.Secret, Name: "web-1",
+		Platform: "linux/amd64", OSFamily: "linux", Version: "1.5.0", Supervised: true, Fingerprint: "fp"}, &en)
+	since := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	ws := []protocol.Workload{
+		{Name: "exporter", Version: "1.5.0", State: protocol.WorkloadReady, Since: since},
+		{Name: "sensor", Version: "1.4.0", State: protocol.WorkloadCrashed, Restarts: 4, LastExit: "exit status 2",
+			Reason: "GET http://127.0.0.1:9200/health: connection refused", Since: since},
+	}
+	var cr protocol.CheckinResponse
+	post("/v1/agent/checkin", en.Credential, protocol.CheckinRequest{Status: protocol.Status{ProtocolVersion: protocol.Version, Fingerprint: "fp",
+		Name: "web-1", Platform: "linux/amd64", OSFamily: "linux", Version: "1.5.0", Supervised: true, Workloads: ws,
+		LastResult: &protocol.TrialResult{Outcome: protocol.TrialRolledBack, Version: "1.6.0", Previous: "1.5.0", Workload: "sensor",
+			Reason: "workload sensor crashed\x1b[2J", At: since}}}, &cr)
+
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envToken, tok.Secret)
+	conn := []string{"--server", hs.URL, "--ca", ca}
+	run := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runPack(t, append(args, conn...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		if strings.ContainsRune(out, 0x1b) {
+			t.Fatalf("%v printed an ESC:\n%q", args, out)
+		}
+		return out
+	}
+
+	if out := run("agents", "list"); !strings.Contains(out, "WORKLOADS") || !strings.Contains(out, "1/2 ready, sensor crashed") {
+		t.Errorf("agents list:\n%s", out)
+	}
+	// Columns are compared with their padding squeezed to one space.
+	out := strings.Join(strings.Fields(strings.ReplaceAll(run("agents", "show", en.AgentID), "\n", " | ")), " ")
+	for _, want := range []string{
+		"| Workload: sensor | version: 1.4.0 | state: crashed since ", " | restarts: 4 | last exit: exit status 2 | reason: GET http://127.0.0.1:9200/health: connection refused |",
+		"| workload: sensor | reason: workload sensor crashed\\x1b[2J |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("agents show lacks %q:\n%s", want, out)
+		}
+	}
+	var list []protocol.Agent
+	if err := json.Unmarshal([]byte(run("agents", "list", "--json")), &list); err != nil || len(list) != 1 {
+		t.Fatalf("agents list --json: %v %+v", err, list)
+	}
+	if d := cmp.Diff(ws, list[0].Workloads); d != "" {
+		t.Errorf("agents list --json workloads (-sent +got):\n%s", d)
+	}
+	var one protocol.Agent
+	if err := json.Unmarshal([]byte(run("agents", "show", en.AgentID, "--json")), &one); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(ws, one.Workloads); d != "" || one.LastResult == nil || one.LastResult.Reason != "workload sensor crashed\x1b[2J" {
+		t.Errorf("agents show --json: %s %+v", d, one.LastResult)
+	}
+}
