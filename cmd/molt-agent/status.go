@@ -37,7 +37,24 @@ type statusReport struct {
 	Supervised bool                  `json:"supervised"`
 	Busy       bool                  `json:"busy"`
 	Holds      []agent.Hold          `json:"holds"`
-	Problems   []string              `json:"problems,omitempty"`
+	// Workloads are what the supervisor runs (state/workloads.json).
+	Workloads []workloadStatus `json:"workloads,omitempty"`
+	// DataDir is data/, the workloads' own state across versions (set
+	// when it exists).
+	DataDir  string   `json:"data_dir,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// workloadStatus is one workload as the supervisor last recorded it.
+type workloadStatus struct {
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	State    string    `json:"state"`
+	Pid      int       `json:"pid,omitempty"`
+	Restarts int       `json:"restarts"`
+	LastExit string    `json:"last_exit,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Since    time.Time `json:"since"`
 }
 
 // configSummary is what of agent.yaml (and the environment) matters to an
@@ -88,12 +105,14 @@ func newStatusCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the agent's identity, versions, last upgrade, holds and supervision",
+		Short: "Show the agent's identity, versions, last upgrade, holds, workloads and supervision",
 		Long: `Show what the home holds and what runs: the identity (id, enrolled or not),
 the current, previous and trial versions, every installed version and
 whether it is complete (.valid), the outcome of the last trial
 (state/result.json), the upgrade in flight (state/upgrade.json), whether an
-agent and a supervisor run for this home, and the active holds.
+agent and a supervisor run for this home, the active holds, the workloads
+the supervisor runs (state/workloads.json: version, state, pid, restarts,
+last exit and why) and the workloads' data directory.
 
 It only reads; it works while the agent runs and when nothing runs.`,
 		Example: `  molt-agent status
@@ -179,6 +198,17 @@ func collectStatus(h home.Home) statusReport {
 		r.Holds = hs
 	}
 	r.Busy = len(r.Holds) > 0
+	if ws, err := h.ReadWorkloadState(); err != nil {
+		problem("%v", err)
+	} else {
+		for _, w := range ws.Workloads {
+			r.Workloads = append(r.Workloads, workloadStatus{Name: w.Name, Version: w.Version, State: w.State,
+				Pid: w.Process.PID, Restarts: w.Restarts, LastExit: w.LastExit, Reason: w.Reason, Since: w.Since})
+		}
+	}
+	if fi, err := os.Stat(h.DataRoot()); err == nil && fi.IsDir() {
+		r.DataDir = h.DataRoot()
+	}
 	return r
 }
 
@@ -289,6 +319,13 @@ func printStatus(w io.Writer, r statusReport, loc *time.Location) {
 		if res.Outcome == home.OutcomeRolledBack && res.Logs != "" {
 			fmt.Fprintf(w, "            logs of the failed version: %s\n", res.Logs)
 		}
+		if res.Workload != "" {
+			line := "            failed workload: " + res.Workload
+			if res.WorkloadLogs != "" {
+				line += ", its output: " + res.WorkloadLogs
+			}
+			fmt.Fprintln(w, line)
+		}
 		if s := res.Supervisor; s != nil {
 			if s.Upgraded {
 				fmt.Fprintf(w, "supervisor  upgraded %s -> %s\n", s.From, s.To)
@@ -344,6 +381,30 @@ func printStatus(w io.Writer, r statusReport, loc *time.Location) {
 			until = append(until, "until "+ts(h.Expires))
 		}
 		fmt.Fprintf(w, "%s %s %q %s\n", label, h.ID, h.Reason, strings.Join(until, ", "))
+	}
+	for i, wl := range r.Workloads {
+		label := "workloads  "
+		if i > 0 {
+			label = "           "
+		}
+		line := fmt.Sprintf("%s %s %s", wl.Name, wl.Version, wl.State)
+		if wl.Pid > 0 {
+			line += fmt.Sprintf(", pid %d", wl.Pid)
+		}
+		line += fmt.Sprintf(", %d restart(s)", wl.Restarts)
+		if !wl.Since.IsZero() {
+			line += ", since " + ts(wl.Since)
+		}
+		if wl.LastExit != "" {
+			line += ", last exit: " + wl.LastExit
+		}
+		fmt.Fprintf(w, "%s %s\n", label, line)
+		if wl.Reason != "" {
+			fmt.Fprintf(w, "              %s\n", wl.Reason)
+		}
+	}
+	if r.DataDir != "" {
+		fmt.Fprintf(w, "data        %s (the workloads' own state; kept across versions, removed only by uninstall --purge)\n", r.DataDir)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "problem     %s\n", p)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/moltfleet/molt/agent"
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/cli"
+	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/updater"
 )
 
@@ -46,6 +48,7 @@ func TestPrintStatusGolden(t *testing.T) {
 				{ID: "8899aabbccddeeff", Reason: "db migration", Expires: at.Add(2 * time.Hour)},
 			},
 		}},
+		{"workloads", workloadsReport(at)},
 		{"cloned", statusReport{
 			Home:     "/srv/molt-b",
 			Identity: &identityStatus{ID: "local-abc", ThisMachine: false},
@@ -72,5 +75,76 @@ func TestPrintStatusGolden(t *testing.T) {
 				t.Errorf("status output (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// workloadsReport is a home whose last trial a workload failed, running
+// two workloads, one of them from an older version, and one busy probe.
+func workloadsReport(at time.Time) statusReport {
+	return statusReport{
+		Home:     "/opt/molt",
+		Active:   &home.Active{Current: "1.5.0", Previous: "1.4.0"},
+		Versions: []versionStatus{{"1.5.0", true, "current"}, {"1.4.0", true, "previous"}, {"1.3.0", true, ""}},
+		LastResult: &home.Result{Outcome: home.OutcomeRolledBack, Version: "1.6.0", Previous: "1.5.0",
+			Reason:   "workload exporter did not pass its ready check within 30s: GET http://127.0.0.1:9100/metrics: connection refused",
+			Logs:     "logs/agent-1.6.0.log",
+			Workload: "exporter", WorkloadLogs: "logs/workload-exporter-1.6.0.log", At: at.Add(-time.Hour)},
+		Busy:  true,
+		Holds: []agent.Hold{{ID: "nightly-scan", Reason: "scan in progress", Pid: 5150, Created: at}},
+		Workloads: []workloadStatus{
+			{Name: "exporter", Version: "1.5.0", State: home.WorkloadReady, Pid: 5150, Restarts: 0, Since: at},
+			{Name: "sensor", Version: "1.3.0", State: home.WorkloadCrashed, Restarts: 4, LastExit: "exit status 2",
+				Reason: "restart in 8s (crash backoff)", Since: at.Add(time.Minute)},
+		},
+		DataDir: "/opt/molt/data",
+	}
+}
+
+// The --json form of a status with workloads keeps its field names.
+func TestStatusJSONGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := cli.PrintJSON(&b, workloadsReport(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "status-workloads.json.golden")
+	if *update {
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if d := cmp.Diff(string(want), b.String()); d != "" {
+		t.Errorf("status --json (-want +got):\n%s", d)
+	}
+}
+
+// collectStatus reads state/workloads.json and finds data/.
+func TestCollectStatusWorkloads(t *testing.T) {
+	h := home.New(t.TempDir())
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := h.WriteActive(home.Active{Current: "1.5.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WriteWorkloadState(home.WorkloadState{Supervisor: 1, Updated: at, Workloads: []home.WorkloadStatus{
+		{Name: "exporter", Version: "1.5.0", State: home.WorkloadReady, Process: platform.ProcessIdentity{PID: 5150}, Restarts: 2, LastExit: "exit status 1", Since: at},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	r := collectStatus(h)
+	if r.DataDir != "" {
+		t.Errorf("data_dir %q without data/", r.DataDir)
+	}
+	want := []workloadStatus{{Name: "exporter", Version: "1.5.0", State: "ready", Pid: 5150, Restarts: 2, LastExit: "exit status 1", Since: at}}
+	if d := cmp.Diff(want, r.Workloads); d != "" {
+		t.Errorf("workloads (-want +got):\n%s", d)
+	}
+	if err := os.MkdirAll(h.DataDir("exporter"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if r := collectStatus(h); r.DataDir != h.DataRoot() {
+		t.Errorf("data_dir %q, want %s", r.DataDir, h.DataRoot())
 	}
 }
