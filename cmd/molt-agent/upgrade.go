@@ -259,7 +259,11 @@ func (o upgradeOptions) waitTrial(ctx context.Context, out io.Writer, h home.Hom
 				say(out, "committed: %s runs", r.Version)
 				return nil
 			}
-			return cli.Exit(1, fmt.Errorf("rolled back to %s: %s (logs: %s)", r.Previous, r.Reason, r.Logs))
+			logs := r.Logs
+			if r.WorkloadLogs != "" {
+				logs += ", workload " + r.Workload + ": " + r.WorkloadLogs
+			}
+			return cli.Exit(1, fmt.Errorf("rolled back to %s: %s (logs: %s)", r.Previous, r.Reason, logs))
 		}
 		if err := sleep.For(ctx, o.poll); err != nil {
 			return fmt.Errorf("waiting for the trial: %w (it goes on; see molt-agent status)", err)
@@ -297,6 +301,16 @@ func (p *progressPrinter) step(step, detail string) {
 }
 
 func (p *progressPrinter) download(file string, done, total int64) {
+	if rest, ok := strings.CutPrefix(file, "workload/"); ok && total < 1<<20 {
+		// A workload's tree can be thousands of small files: one line
+		// for the workload, not one per file.
+		name, _, _ := strings.Cut(rest, "/")
+		if _, seen := p.lastTenth["workload/"+name]; !seen {
+			p.lastTenth["workload/"+name] = 0
+			say(p.out, "  copy workload %s", name)
+		}
+		return
+	}
 	if total <= 0 {
 		return
 	}
