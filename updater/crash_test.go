@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // crashPoints are the updater's step boundaries, in order.
@@ -93,5 +94,47 @@ func TestCrashBetweenSteps(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCrashWithWorkloads kills a process inside a workload's download and
+// in staging: the home stays sound, nothing is valid half-staged, and the
+// next run finishes the version with every workload file, each fetched
+// once.
+func TestCrashWithWorkloads(t *testing.T) {
+	pub, sk := newKey(t)
+	ws := []testWorkload{exporter()}
+	rel := newWorkloadRelease(t, sk, "1.1.0", ws, nil)
+	for _, point := range []string{"downloaded-workload/exporter/conf/default.yaml", "verified", "staging-filled", "staging-renamed"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			h := testHome(t, t.TempDir())
+			srv := newServer(t)
+			env := []string{envHome + "=" + h.Dir, envOrder + "=o", envVersion + "=1.1.0",
+				envKey + "=" + pub.String(), envURL + "=" + srv.publish(rel)}
+			out, err := helperCmd(t, "upgrade", append(env, envCrashAt+"="+point)...).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Exited() {
+				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+			}
+			checkHomeInvariants(t, h)
+			if h.IsValid("1.1.0") {
+				t.Fatalf("1.1.0 is valid after a crash at %s", point)
+			}
+			if out, err := helperCmd(t, "upgrade", env...).CombinedOutput(); err != nil {
+				t.Fatalf("second run: %v\n%s", err, out)
+			}
+			checkHomeInvariants(t, h)
+			checkWorkloadInstalled(t, h, "1.1.0", ws)
+			for _, f := range ws[0].files {
+				p := "/1.1.0/" + spec.PackPath(testPlatform, "exporter", f.path)
+				if got := srv.servedBytes(p); got != int64(len(f.data)) {
+					t.Errorf("%s: served %d bytes for a %d-byte file", f.path, got, len(f.data))
+				}
+			}
+			if c := cacheEntries(t, h); len(c) != 0 {
+				t.Errorf("cache left: %v", c)
+			}
+		})
 	}
 }
