@@ -22,15 +22,18 @@ import (
 	"github.com/moltfleet/molt/updater/pack"
 )
 
-const maxPackEntries = 1024
-
 func packRejected(format string, args ...any) error {
 	return errf(http.StatusUnprocessableEntity, protocol.CodePackRejected, format, args...)
 }
 
-// extractPack unpacks a tar (optionally gzip) stream into dir, refusing
-// anything but regular files at safe relative paths.
-func extractPack(r io.Reader, dir string) error {
+// extractTarPack unpacks a tar (optionally gzip) of a pack directory into
+// dir under the zip's rules: the tar starts with manifest.json and
+// manifest.json.sig, whose signature is checked before anything else is
+// written; then it holds exactly the files the manifest names (binaries
+// and workload files), each no larger than the manifest says, checked
+// while it streams. Anything else (a file the manifest does not name, a
+// link, a second copy) refuses the pack; the caller removes dir.
+func extractTarPack(r io.Reader, dir string, keys []pack.Key) error {
 	br := bufio.NewReader(r)
 	var in io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -42,7 +45,11 @@ func extractPack(r io.Reader, dir string) error {
 		in = zr
 	}
 	tr := tar.NewReader(in)
-	n := 0
+	var (
+		man, sig []byte
+		want     map[string]pack.Artifact // the files still to come, once the manifest is verified
+		entries  int
+	)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -55,8 +62,9 @@ func extractPack(r io.Reader, dir string) error {
 			}
 			return packRejected("pack: not a tar archive of a pack directory: %v", err)
 		}
-		if n++; n > maxPackEntries {
-			return packRejected("pack: more than %d entries", maxPackEntries)
+		// Directory entries count too: they cost a header each.
+		if entries++; entries > 2*pack.MaxEntries {
+			return packRejected("pack: more than %d entries", 2*pack.MaxEntries)
 		}
 		name := strings.TrimPrefix(h.Name, "./")
 		if h.Typeflag == tar.TypeDir || name == "" {
@@ -68,40 +76,114 @@ func extractPack(r io.Reader, dir string) error {
 		if !pack.SafePath(name) {
 			return packRejected("pack: %s is not a safe relative path", h.Name)
 		}
-		if h.Size > pack.MaxArtifactSize {
-			return packRejected("pack: %s is larger than %d bytes", name, pack.MaxArtifactSize)
+		if want == nil {
+			var limit int64
+			var dst *[]byte
+			switch {
+			case name == pack.ManifestName && man == nil:
+				dst, limit = &man, pack.MaxManifestSize
+			case name == pack.SignatureName && sig == nil:
+				dst, limit = &sig, pack.MaxSignatureSize
+			default:
+				return packRejected("pack: %s before %s and %s: a tar must start with them (or upload the zip molt pack build writes)", name, pack.ManifestName, pack.SignatureName)
+			}
+			if h.Size > limit {
+				return packRejected("pack: %s is larger than %d bytes", name, limit)
+			}
+			src := &sourceReader{r: tr}
+			if *dst, err = io.ReadAll(io.LimitReader(src, limit)); err != nil {
+				return tarReadError(name, src, err)
+			}
+			if err := atomicfile.WriteFile(filepath.Join(dir, name), *dst, 0o644); err != nil {
+				return err
+			}
+			if man == nil || sig == nil {
+				continue
+			}
+			m, err := pack.VerifyManifest(man, sig, keys)
+			if err != nil {
+				return packRejected("pack refused: %v", err)
+			}
+			want = map[string]pack.Artifact{}
+			var total int64
+			for _, a := range m.Files() {
+				want[a.Path] = a
+				total += a.Size
+			}
+			// Sizes are signed, but still bound what this upload may
+			// expand to.
+			if total > protocol.MaxPackSize {
+				return packRejected("pack: the manifest's files add up to %d bytes, the limit is %d", total, int64(protocol.MaxPackSize))
+			}
+			continue
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			if os.IsExist(err) {
+		a, ok := want[name]
+		if !ok {
+			if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name))); err == nil {
 				return packRejected("pack: %s appears twice", name)
 			}
-			return err
+			return packRejected("pack refused: entry %q is not named by the manifest", name)
 		}
-		src := &sourceReader{r: tr}
-		_, err = io.Copy(f, src)
-		if err == nil {
-			err = f.Sync()
+		delete(want, name)
+		if h.Size != a.Size {
+			return packRejected("pack refused: %s: %v: manifest says %d bytes, the tar holds %d", name, pack.ErrSizeMismatch, a.Size, h.Size)
 		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if src.err != nil && !errors.As(src.err, &mbe) {
-				// The upload is cut or corrupt (a truncated gzip
-				// stream, a short tar entry): the pack's fault, not
-				// the server's.
-				return packRejected("pack: %s: %v", name, src.err)
-			}
+		if err := writeTarFile(tr, a, filepath.Join(dir, filepath.FromSlash(name))); err != nil {
 			return err
 		}
 	}
+	if want == nil {
+		return packRejected("pack: no %s and %s in it", pack.ManifestName, pack.SignatureName)
+	}
+	if len(want) > 0 {
+		missing := make([]string, 0, len(want))
+		for p := range want {
+			missing = append(missing, p)
+		}
+		sort.Strings(missing)
+		return packRejected("pack refused: %s is not in the pack", missing[0])
+	}
 	return nil
+}
+
+// writeTarFile writes the tar's current entry to dst, checked against a
+// (size, then SHA-256) while it streams.
+func writeTarFile(tr *tar.Reader, a pack.Artifact, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	src := &sourceReader{r: tr}
+	_, err = io.Copy(f, pack.NewVerifyingReader(src, a))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if errors.Is(err, pack.ErrSizeMismatch) || errors.Is(err, pack.ErrHashMismatch) {
+			return packRejected("pack refused: %v", err)
+		}
+		return tarReadError(a.Path, src, err)
+	}
+	return nil
+}
+
+// tarReadError tells a cut or corrupt upload (the pack's fault: a
+// truncated gzip stream, a short tar entry) from a failing disk.
+func tarReadError(name string, src *sourceReader, err error) error {
+	var mbe *http.MaxBytesError
+	if src.err != nil && !errors.As(src.err, &mbe) {
+		return packRejected("pack: %s: %v", name, src.err)
+	}
+	if src.err != nil {
+		return src.err
+	}
+	return err
 }
 
 // sourceReader remembers the error of the reader it wraps, so that a copy
@@ -120,7 +202,7 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 }
 
 // verifyPackDir checks dir's manifest signature against keys and every
-// local artifact's size and SHA-256.
+// stored file's size and SHA-256 (binaries and workload files).
 func verifyPackDir(dir string, keys []pack.Key) (*pack.Manifest, int64, error) {
 	man, err := os.ReadFile(filepath.Join(dir, pack.ManifestName))
 	if err != nil {
@@ -135,22 +217,17 @@ func verifyPackDir(dir string, keys []pack.Key) (*pack.Manifest, int64, error) {
 		return nil, 0, packRejected("pack refused: %v", err)
 	}
 	size := int64(len(man) + len(sig))
-	for _, plat := range m.Platforms() {
-		for role, a := range m.Artifacts[plat] {
-			if strings.HasPrefix(a.Path, "http://") || strings.HasPrefix(a.Path, "https://") {
-				continue
-			}
-			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(a.Path)))
-			if err != nil {
-				return nil, 0, packRejected("pack refused: %s %s: %s is missing", plat, role, a.Path)
-			}
-			_, err = io.Copy(io.Discard, pack.NewVerifyingReader(f, a))
-			f.Close()
-			if err != nil {
-				return nil, 0, packRejected("pack refused: %s %s: %v", plat, role, err)
-			}
-			size += a.Size
+	for _, a := range m.Files() {
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(a.Path)))
+		if err != nil {
+			return nil, 0, packRejected("pack refused: %s is missing", a.Path)
 		}
+		_, err = io.Copy(io.Discard, pack.NewVerifyingReader(f, a))
+		f.Close()
+		if err != nil {
+			return nil, 0, packRejected("pack refused: %v", err)
+		}
+		size += a.Size
 	}
 	return m, size, nil
 }
@@ -201,9 +278,12 @@ func extractZipPack(body io.Reader, packs, dir string, keys []pack.Key) error {
 
 // ImportPack verifies a pack and adds it as a release:
 // data/packs/<version>/. The pack is the zip molt pack build writes, sent
-// as is; a tar (optionally gzip) of an unpacked pack directory is accepted
-// too. Either way the same checks run on the extracted directory before
-// the release is recorded.
+// as is; a tar (optionally gzip) of an unpacked pack directory that starts
+// with manifest.json and manifest.json.sig is accepted too, under the same
+// rules (exactly the files the manifest names, workload files included).
+// Either way the same checks run on the extracted directory before the
+// release is recorded, and its files are served under
+// /v1/packs/<version>/<path>.
 func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Release, error) {
 	packs := filepath.Join(s.opt.DataDir, "packs")
 	tmp, err := os.MkdirTemp(packs, ".incoming-")
@@ -225,7 +305,7 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 	if magic, _ := br.Peek(len(zipMagic)); bytes.Equal(magic, zipMagic) {
 		err = extractZipPack(br, packs, tmp, s.opt.TrustedKeys)
 	} else {
-		err = extractPack(br, tmp)
+		err = extractTarPack(br, tmp, s.opt.TrustedKeys)
 	}
 	if err != nil {
 		return reject(err)
