@@ -24,8 +24,9 @@ import (
 
 // Binaries built once per test run (TestMain).
 var (
-	binDir     string
-	supervisor = map[string]string{} // version -> molt-supervisor
+	binDir       string
+	testWorkload string
+	supervisor   = map[string]string{} // version -> molt-supervisor
 	agents     = map[string]string{} // "version mode" -> testagent
 )
 
@@ -61,6 +62,8 @@ func buildAll() error {
 		supervisor[v] = out
 		builds = append(builds, e2etest.Build{Out: out, Pkg: "github.com/moltfleet/molt/cmd/molt-supervisor", Version: v})
 	}
+	testWorkload = filepath.Join(binDir, "testworkload")
+	builds = append(builds, e2etest.Build{Out: testWorkload, Pkg: "github.com/moltfleet/molt/testdata/testworkload"})
 	for i, b := range agentBuilds {
 		v, mode, _ := strings.Cut(b, " ")
 		out := filepath.Join(binDir, fmt.Sprintf("testagent-%d", i))
@@ -165,16 +168,32 @@ func tail(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// killAll kills every agent process of this home (test cleanup).
+// killAll kills every agent and workload process of this home (test
+// cleanup).
 func (h *testHome) killAll() {
-	for _, pid := range h.agentPIDs() {
+	for _, pid := range h.pids(func(string) bool { return true }) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
-// agentPIDs scans /proc for live processes running a binary of this
+// agentPIDs scans /proc for live processes running an agent of this
 // home's versions/ directory.
 func (h *testHome) agentPIDs() []int {
+	return h.pids(func(exe string) bool { return !isWorkload(exe) })
+}
+
+// workloadPIDs are the live processes running a workload's program of
+// this home.
+func (h *testHome) workloadPIDs() []int { return h.pids(isWorkload) }
+
+func isWorkload(exe string) bool {
+	sep := string(os.PathSeparator)
+	return strings.Contains(exe, sep+"workloads"+sep)
+}
+
+// pids scans /proc for live processes running a binary of this home's
+// versions/ directory that match.
+func (h *testHome) pids(match func(exe string) bool) []int {
 	prefix := h.VersionsDir() + string(os.PathSeparator)
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
@@ -184,7 +203,7 @@ func (h *testHome) agentPIDs() []int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, prefix) {
+		if err != nil || !strings.HasPrefix(exe, prefix) || !match(exe) {
 			continue
 		}
 		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {

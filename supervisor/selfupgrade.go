@@ -288,6 +288,8 @@ type handoff struct {
 	// of the agent's stdout and stderr.
 	Files   [4]uintptr    `json:"files"`
 	Backoff time.Duration `json:"backoff"`
+	// Workloads are the running workloads, adopted like the agent.
+	Workloads []workloadHandoff `json:"workloads,omitempty"`
 }
 
 // restartSelf execs the new binary in place, keeping the agent: the
@@ -298,6 +300,8 @@ type handoff struct {
 func (s *Supervisor) restartSelf(a *agent, to string) error {
 	toAgent, fromAgent := a.ch.Files()
 	files := []*os.File{toAgent, fromAgent, a.out, a.errOut}
+	workloads, wfiles := s.wl.handoff()
+	files = append(files, wfiles...)
 	var err error
 	for _, f := range files {
 		if err = platform.KeepAcrossExec(f); err != nil {
@@ -305,8 +309,9 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		}
 	}
 	if err == nil {
-		h := handoff{PID: a.pid(), ID: a.id, Version: a.version, Started: a.started, Ready: a.ready, Busy: a.busy, Backoff: s.backoff}
-		for i, f := range files {
+		h := handoff{PID: a.pid(), ID: a.id, Version: a.version, Started: a.started, Ready: a.ready, Busy: a.busy,
+			Backoff: s.backoff, Workloads: workloads}
+		for i, f := range files[:4] {
 			h.Files[i] = f.Fd()
 		}
 		b, _ := json.Marshal(h)
@@ -322,6 +327,7 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 	for _, f := range files {
 		platform.DropAcrossExec(f)
 	}
+	s.wl.resume()
 	s.log.Error("cannot restart into the new supervisor; it runs from the next service start", zap.Error(err))
 	r, _, _ := s.h.ReadResult()
 	if r.Supervisor != nil {
@@ -357,6 +363,7 @@ func (s *Supervisor) adopt(spec string) (*agent, error) {
 	s.backoff = h.Backoff
 	s.log.Info("adopted the running agent", zap.String("agent_version", a.version), zap.Int("pid", a.pid()))
 	s.follow(a)
+	s.wl.adopt(h.Workloads)
 	return a, nil
 }
 

@@ -135,6 +135,9 @@ type Supervisor struct {
 
 	logsMu sync.Mutex
 	logs   map[string]*lumberjack.Logger
+
+	// wl are the operator's workloads of the current version.
+	wl *workloadSet
 }
 
 // New checks cfg and returns a Supervisor.
@@ -149,13 +152,15 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.BackoffMax < cfg.BackoffMin {
 		return nil, fmt.Errorf("backoff maximum %s is below the minimum %s", cfg.BackoffMax, cfg.BackoffMin)
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		cfg:   cfg,
 		h:     cfg.Home,
 		log:   cfg.Log,
 		clock: cfg.Clock,
 		logs:  map[string]*lumberjack.Logger{},
-	}, nil
+	}
+	s.wl = newWorkloadSet(s)
+	return s, nil
 }
 
 // Run supervises the agent until ctx ends, then stops the agent (stop
@@ -178,6 +183,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	defer lock.Unlock()
 	defer s.closeLogs()
+	// Not reached after an exec in place, which hands the workloads over.
+	defer s.wl.close()
 	s.log.Info("supervisor running", zap.String("version", s.cfg.Version), zap.String("home", s.h.Dir), zap.Int("pid", os.Getpid()))
 	var a *agent
 	if s.cfg.Handoff != "" {
@@ -188,6 +195,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	if a == nil {
 		s.stopStale()
+		if s.wl.adopted == 0 {
+			s.wl.stopStale()
+		}
 	}
 	// resume: the first agent this process supervises is followed by a
 	// check for a self-upgrade that was interrupted. Not after an exec in
@@ -198,11 +208,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if a == nil {
 			if delay > 0 {
 				s.log.Info("starting the agent after a delay", zap.Duration("delay", delay))
-				if !s.sleep(ctx, delay) {
+				if !s.pause(ctx, delay) {
+					s.wl.stopEverything("supervisor stopping")
 					return nil
 				}
 			}
 			if ctx.Err() != nil {
+				s.wl.stopEverything("supervisor stopping")
 				return nil
 			}
 			act, err := s.prepare()
@@ -214,6 +226,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			a, err = s.start(act.Current)
 			if act.Trial != nil {
 				s.writeActive(act) // the window's start, and before a failure is counted
+			}
+			if werr := s.wl.reconcile(act.Current, act.Trial != nil); werr != nil {
+				s.log.Error("cannot read the version's workloads", zap.String("agent_version", act.Current), zap.Error(werr))
+				if act.Trial != nil {
+					if a != nil {
+						s.stopAgent(a, "rolling back")
+						a = nil
+					}
+					s.rollback(act, fmt.Sprintf("version %s: %v", act.Current, werr))
+					delay = 0
+					continue
+				}
 			}
 			if err != nil {
 				s.log.Error("cannot start the agent", zap.String("agent_version", act.Current), zap.Error(err))
@@ -231,13 +255,44 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Supervisor) sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-s.clock.After(d):
-		return true
+// pause waits d before the agent's next start, keeping the workloads
+// going meanwhile (their restarts, checks and, under a trial, their
+// verdicts). It returns false when ctx ended, and early (true) when a
+// workload rolled the trial back: the previous version starts at once.
+func (s *Supervisor) pause(ctx context.Context, d time.Duration) bool {
+	t := s.clock.After(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t:
+			return true
+		case e := <-s.wl.events:
+			act, err := s.h.ReadActive()
+			trial := err == nil && trialOf(act, act.Current) != nil
+			v := s.wl.handle(e, trial)
+			if !trial {
+				continue
+			}
+			if reason := s.judge(act.Current, v); reason != "" {
+				if act, err := s.h.ReadActive(); err == nil && trialOf(act, act.Current) != nil {
+					s.rollbackFor(act, reason, v.workload)
+					return true
+				}
+			}
+		}
 	}
+}
+
+// stopEverything stops the agent and the workloads at once.
+func (s *Supervisor) stopEverything(a *agent, why string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.wl.stopEverything(why)
+	}()
+	s.stopAgent(a, why)
+	<-done
 }
 
 // supervise watches a running agent until it exits (false, nil), until
@@ -278,7 +333,7 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent, resume bool) (bool
 	for {
 		select {
 		case <-ctx.Done():
-			s.stopAgent(a, "supervisor stopping")
+			s.stopEverything(a, "supervisor stopping")
 			return true, nil
 		case <-a.done:
 			if restartPending {
@@ -313,7 +368,7 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent, resume bool) (bool
 				trial.Ready = true
 				s.updateTrial(a.version, func(t *home.Trial) { t.Ready = true })
 			}
-			if windowOver {
+			if windowOver && s.wl.allReady() {
 				if stop, err := s.afterCommit(a, commit(), &restartPending); stop {
 					return true, err
 				}
@@ -330,10 +385,29 @@ func (s *Supervisor) supervise(ctx context.Context, a *agent, resume bool) (bool
 				s.rollback(act, fmt.Sprintf("version %s did not say ready within %s", a.version, s.cfg.ReadyTimeout))
 			}
 			return false, nil
+		case e := <-s.wl.events:
+			v := s.wl.handle(e, trial != nil)
+			if trial == nil {
+				continue
+			}
+			if reason := s.judge(a.version, v); reason != "" {
+				s.log.Warn("trial version failed in a workload", zap.String("agent_version", a.version), zap.String("workload", v.workload), zap.String("reason", reason))
+				s.stopAgent(a, "rolling back")
+				a.handled = true
+				if act, err := s.h.ReadActive(); err == nil && trialOf(act, a.version) != nil {
+					s.rollbackFor(act, reason, v.workload)
+				}
+				return false, nil
+			}
+			if windowOver && a.ready && s.wl.allReady() {
+				if stop, err := s.afterCommit(a, commit(), &restartPending); stop {
+					return true, err
+				}
+			}
 		case <-windowC:
 			windowC = nil
 			windowOver = true
-			if a.ready {
+			if a.ready && s.wl.allReady() {
 				if stop, err := s.afterCommit(a, commit(), &restartPending); stop {
 					return true, err
 				}

@@ -78,6 +78,7 @@ func (s *Supervisor) commit(version string) bool {
 		Logs:     s.agentLogRel(act.Current),
 		Order:    t.Order,
 		At:       s.clock.Now(),
+		Steps:    s.wl.steps,
 	}
 	s.writeResult(r)
 	s.log.Info("trial committed", zap.String("agent_version", act.Current), zap.String("previous", act.Previous), zap.Int("failures", t.Crashes))
@@ -93,11 +94,55 @@ func (s *Supervisor) updateTrial(version string, change func(*home.Trial)) {
 	}
 }
 
+// judge counts a workload's failure under the trial of version against
+// the crash budget and returns the reason to roll back, or "".
+func (s *Supervisor) judge(version string, v verdict) string {
+	if v.rollback != "" {
+		return v.rollback
+	}
+	if v.failure == "" {
+		return ""
+	}
+	act, err := s.h.ReadActive()
+	t := trialOf(act, version)
+	if err != nil || t == nil {
+		return ""
+	}
+	if t.WorkloadCrashes == nil {
+		t.WorkloadCrashes = map[string]int{}
+	}
+	t.WorkloadCrashes[v.workload]++
+	n := t.WorkloadCrashes[v.workload]
+	s.writeActive(act)
+	s.log.Warn("trial workload failed", zap.String("agent_version", version), zap.String("workload", v.workload),
+		zap.String("why", v.failure), zap.Int("failures", n), zap.Int("crash_budget", s.cfg.CrashBudget))
+	if n <= s.cfg.CrashBudget {
+		return ""
+	}
+	return fmt.Sprintf("workload %s failed %d times within the %s watch window, more than the crash budget of %d; last: %s",
+		v.workload, n, s.cfg.Watch, s.cfg.CrashBudget, v.failure)
+}
+
+// rollbackFor rolls back because workload failed: result.json names it
+// and where its output of the failed version is kept.
+func (s *Supervisor) rollbackFor(act home.Active, reason, workload string) {
+	s.rollbackWith(act, reason, func(r *home.Result) {
+		if workload != "" {
+			r.Workload = workload
+			r.WorkloadLogs = s.wl.logRel(workload, act.Current)
+		}
+	})
+}
+
 // rollback returns to the previous version: active.json names it (the
 // trial dropped) and result.json says why and where the failed version's
 // logs are. Without a valid previous version there is nothing to return
 // to; the trial is dropped and the failed version keeps being restarted.
 func (s *Supervisor) rollback(act home.Active, reason string) {
+	s.rollbackWith(act, reason, nil)
+}
+
+func (s *Supervisor) rollbackWith(act home.Active, reason string, more func(*home.Result)) {
 	failed := act.Current
 	var order string
 	if act.Trial != nil {
@@ -111,6 +156,10 @@ func (s *Supervisor) rollback(act home.Active, reason string) {
 		Logs:     s.agentLogRel(failed),
 		Order:    order,
 		At:       s.clock.Now(),
+		Steps:    s.wl.steps,
+	}
+	if more != nil {
+		more(&r)
 	}
 	next := home.Active{Current: act.Previous}
 	if act.Previous == "" || act.Previous == failed || !pack.ValidVersion(act.Previous) || !s.h.IsValid(act.Previous) {
