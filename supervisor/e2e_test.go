@@ -27,7 +27,7 @@ var (
 	binDir       string
 	testWorkload string
 	supervisor   = map[string]string{} // version -> molt-supervisor
-	agents     = map[string]string{} // "version mode" -> testagent
+	agents       = map[string]string{} // "version mode" -> testagent
 )
 
 // Builds every test binary needs; each is linked once.
