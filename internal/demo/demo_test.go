@@ -152,7 +152,7 @@ func TestDemo(t *testing.T) {
 	needLong(t)
 	parent := t.TempDir()
 	var out e2etest.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	start := time.Now()
 	err := Run(ctx, Options{Dir: parent, Stdout: &out, Stderr: &out})

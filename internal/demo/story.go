@@ -226,7 +226,7 @@ func (d *demo) enroll(ctx context.Context) error {
 	d.say("runs its exporter). Asked on /metrics, as Prometheus would:")
 	for _, h := range d.hosts {
 		if h.supervised {
-			if err := d.showExporter(ctx, h, OldVersion, ""); err != nil {
+			if err := d.showExporter(ctx, h, OldVersion, "  "); err != nil {
 				return err
 			}
 		}
@@ -373,6 +373,7 @@ func (d *demo) broken(ctx context.Context) error {
 		}
 	}
 	d.say("")
+	var badLog string
 	for _, h := range d.hosts {
 		if !h.supervised {
 			continue
@@ -386,13 +387,24 @@ func (d *demo) broken(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.say("%s: rolled back because of workload %s; the failed version's logs are kept on the host:\n  %s",
-			h.name, a.LastResult.Workload, a.LastResult.Logs)
+		d.say("%s: rolled back because of workload %s; the failed version's logs are kept on the host:", h.name, a.LastResult.Workload)
+		wlog := filepath.Join(h.home, "logs", home.WorkloadLogName(workloadName, BadVersion))
+		if _, err := os.Stat(wlog); err == nil {
+			d.say("  %s   (exporter %s)", wlog, BadVersion)
+			if badLog == "" {
+				badLog = wlog
+			}
+		}
+		d.say("  %s   (molt-agent %s)", a.LastResult.Logs, BadVersion)
 		if err := d.showExporter(ctx, h, NewVersion, "  "); err != nil {
 			return err
 		}
 	}
-	d.say("\nThe operator's agent was never left broken: on every host it serves again, at %s.", NewVersion)
+	if badLog != "" {
+		d.say("\nWhat exporter %s said (the end of %s):", BadVersion, filepath.Base(badLog))
+		d.say("%s", indent(tailOf(badLog, 3), "    "))
+	}
+	d.say("The operator's agent was never left broken: on every host it serves again, at %s.", NewVersion)
 	return nil
 }
 
