@@ -482,4 +482,18 @@ func TestWorkloadPackExtract(t *testing.T) {
 			t.Fatalf("%s: %q, %v", p, b, err)
 		}
 	}
+	r.Close()
+	// A key rotation keeps the workloads: every file is checked and copied.
+	pub2, sec2 := newKey(t)
+	if err := pack.Resign(src, sec2, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := pack.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if m2, err := r2.VerifyAll([]pack.Key{pub2}); err != nil || len(m2.PlatformWorkloads("linux/amd64")) != 1 {
+		t.Fatalf("re-signed pack: %v", err)
+	}
 }
