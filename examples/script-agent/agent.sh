@@ -57,11 +57,13 @@ release() {
 
 # nap sleeps in the background and waits for it: a shell runs a trap only
 # between commands, and "wait" is interrupted by a signal where a
-# foreground sleep is not.
+# foreground sleep is not. The stop signal goes to the whole process
+# group, sleep included: 2>/dev/null keeps the shell's "Terminated" about
+# it out of the log.
 nap() {
 	sleep "$1" &
 	sleeper=$!
-	wait "$sleeper"
+	wait "$sleeper" 2>/dev/null
 	sleeper=
 }
 
