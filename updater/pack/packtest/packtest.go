@@ -410,11 +410,39 @@ func BadWorkloadPacks(t testing.TB, dir string, sk pack.SecretKey) []Case {
 		add(name, es, Case{Want: spec.ErrBadSpec, Text: text})
 	}
 	bad("workload command outside", `command "../x": not a clean relative path`, func(w *Workload) { w.Spec.Command = "../x" })
-	bad("workload unknown check", "ready: more than one check", func(w *Workload) {
+	bad("workload with two ready checks", "ready: more than one check", func(w *Workload) {
 		w.Spec.Ready = spec.Ready{Probe: spec.Probe{File: true, Running: spec.Duration(time.Second)}}
 	})
 	bad("workload command not executable", `command "bin/run.sh" is not executable`, func(w *Workload) {
 		w.Modes = map[string]string{"bin/run.sh": "0644"}
+	})
+	// Manifests a builder would never write, signed by hand.
+	handSigned := func(name, text string, want error, edit func(mb []byte, m *pack.Manifest) []byte) {
+		m := Manifest("1.5.0", files)
+		AddWorkloads(m, SampleWorkloads())
+		mb := edit(Encode(t, m), m)
+		add(name, append(Entries(mb, pack.Sign(sk, mb, time.Now()), files), WorkloadEntries(SampleWorkloads())...), Case{Want: want, Text: text})
+	}
+	handSigned("workload file outside", `file "../x": not a clean relative path inside the workload`, spec.ErrBadSpec, func(_ []byte, m *pack.Manifest) []byte {
+		m.Workloads["linux/amd64"][0].Files[1].Path = "../x"
+		return Encode(t, m)
+	})
+	handSigned("workload named twice", `workload "exporter": named twice`, spec.ErrBadSpec, func(_ []byte, m *pack.Manifest) []byte {
+		m.Workloads["linux/amd64"] = append(m.Workloads["linux/amd64"], m.Workloads["linux/amd64"][0])
+		return Encode(t, m)
+	})
+	handSigned("workload spec too large", "spec is larger than 16384 bytes", spec.ErrBadSpec, func(_ []byte, m *pack.Manifest) []byte {
+		for range 8 {
+			m.Workloads["linux/amd64"][0].Spec.Args = append(m.Workloads["linux/amd64"][0].Spec.Args, strings.Repeat("a", 4000))
+		}
+		return Encode(t, m)
+	})
+	handSigned("workload unknown check", `json: unknown field "grpc"`, pack.ErrBadManifest, func(mb []byte, _ *pack.Manifest) []byte {
+		return []byte(strings.Replace(string(mb), `"running": "1s"`, `"grpc": "127.0.0.1:1"`, 1))
+	})
+	handSigned("workload for a platform without binaries", "workloads for darwin/arm64, which has no artifacts", pack.ErrBadManifest, func(_ []byte, m *pack.Manifest) []byte {
+		m.Workloads["darwin/arm64"] = m.Workloads["linux/amd64"]
+		return Encode(t, m)
 	})
 	return cases
 }
