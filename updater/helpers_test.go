@@ -100,6 +100,8 @@ type server struct {
 	held     chan string        // receives the path once it is held
 	release  chan struct{}      // closing it ends every hold
 	override map[string]http.HandlerFunc
+	// delay is waited before each answer: a network's round trip.
+	delay time.Duration
 }
 
 func newServer(t testing.TB) *server {
@@ -186,7 +188,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := s.override[p]
 	data, ok := s.files[p]
 	etag := s.etags[p]
+	delay := s.delay
 	s.mu.Unlock()
+	time.Sleep(delay)
 	if h != nil {
 		h(w, r)
 		return

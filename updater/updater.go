@@ -226,6 +226,15 @@ func New(o Options) *Updater {
 	if u.progress == nil {
 		u.progress = func(Progress) {}
 	}
+	// Small files arrive from several goroutines at once; the callback
+	// sees one call at a time.
+	report := u.progress
+	var reportMu sync.Mutex
+	u.progress = func(p Progress) {
+		reportMu.Lock()
+		defer reportMu.Unlock()
+		report(p)
+	}
 	if u.retry.Attempts <= 0 {
 		u.retry.Attempts = 6
 	}
@@ -435,17 +444,26 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 	// small files has several fsyncs in flight at once, bounded.
 	var syncs errgroup.Group
 	syncs.SetLimit(maxSyncs)
-	for _, it := range items {
-		err := u.fetch(ctx, log, st, src, it, &syncs)
-		if err == nil {
-			u.checkpoint("downloaded-" + it.key)
-			continue
-		}
+	fail := func(key string, err error) error {
 		_ = syncs.Wait()
 		if platform.IsNoSpace(err) {
 			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
-		return fmt.Errorf("%s: %w", it.key, err)
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	var small []item
+	for _, it := range items {
+		if it.workload() && it.a.Size < saveValidatorAbove {
+			small = append(small, it)
+			continue
+		}
+		if err := u.fetch(ctx, log, st, src, it, &syncs); err != nil {
+			return fail(it.key, err)
+		}
+		u.checkpoint("downloaded-" + it.key)
+	}
+	if key, err := u.fetchSmall(ctx, log, st, src, small, &syncs); err != nil {
+		return fail(key, err)
 	}
 	if err := syncs.Wait(); err != nil {
 		if platform.IsNoSpace(err) {
@@ -474,6 +492,64 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 
 // maxSyncs bounds the fsyncs in flight while the next files download.
 const maxSyncs = 8
+
+// fetchWorkers is how many small files of a workload's tree are fetched
+// at once.
+const fetchWorkers = 4
+
+// fetchSmall fetches the small files of the workloads' trees fetchWorkers
+// at a time: over a network each request costs a round trip, which
+// thousands of files would otherwise pay one after another. While they
+// run nothing writes upgrade.json (a small file's validator is not saved
+// on its own, see remember) and each touches only its own FileState, so
+// they share st. It returns the key of the file that failed first.
+func (u *Updater) fetchSmall(ctx context.Context, log *zap.Logger, st *UpgradeState, src source, its []item, syncs *errgroup.Group) (string, error) {
+	if len(its) == 0 {
+		return "", nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		failed string
+		first  error
+		wg     sync.WaitGroup
+	)
+	next := make(chan item)
+	for range min(fetchWorkers, len(its)) {
+		wg.Go(func() {
+			for it := range next {
+				if wctx.Err() != nil {
+					continue
+				}
+				if err := u.fetch(wctx, log, st, src, it, syncs); err != nil {
+					mu.Lock()
+					if first == nil {
+						first, failed = err, it.key
+					}
+					mu.Unlock()
+					cancel()
+					continue
+				}
+				u.checkpoint("downloaded-" + it.key)
+			}
+		})
+	}
+feed:
+	for _, it := range its {
+		select {
+		case next <- it:
+		case <-wctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	return failed, first
+}
 
 func sortedRoles(files map[string]pack.Artifact) []string {
 	roles := make([]string, 0, len(files))
