@@ -169,6 +169,9 @@ func findWorkloads(opts BuildOptions, plats []platformFiles) (map[string][]workl
 				}
 			}
 			if len(plist) == 0 {
+				if len(opts.Platforms) > 0 {
+					continue // its platforms are not asked for in this build
+				}
 				return nil, fmt.Errorf("%s: workload %q: no platform directory has workloads/%s/", yamlName, y.Name, y.Name)
 			}
 		} else {

@@ -257,3 +257,36 @@ func TestBuildWorkloadsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildWorkloadsPlatformSubset: a build restricted to platforms
+// without a workload's tree leaves that workload out instead of failing.
+func TestBuildWorkloadsPlatformSubset(t *testing.T) {
+	pub, sec := newKey(t)
+	dir := workloadBuildDir(t)
+	if err := os.RemoveAll(filepath.Join(dir, "windows_amd64", "workloads")); err != nil {
+		t.Fatal(err)
+	}
+	opts := buildOpts(dir, sec)
+	opts.Out = filepath.Join(dir, "p.zip")
+	opts.Platforms = []string{"windows/amd64"}
+	if err := pack.Build(opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pack.Open(opts.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := r.VerifyAll([]pack.Key{pub})
+	if err != nil || len(m.Workloads) != 0 {
+		t.Fatalf("%v, workloads %+v", err, m)
+	}
+	// Unrestricted, the same tree-less spec would be a mistake: refused.
+	if err := os.RemoveAll(filepath.Join(dir, "linux_amd64", "workloads")); err != nil {
+		t.Fatal(err)
+	}
+	opts.Platforms = nil
+	if err := pack.Build(opts); err == nil || !strings.Contains(err.Error(), `workload "exporter": no platform directory has workloads/exporter/`) {
+		t.Fatalf("spec without any tree: %v", err)
+	}
+}
