@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,46 +198,72 @@ func TestStageWorkloads(t *testing.T) {
 }
 
 // TestWorkloadDownloadResumes: a connection cut inside a workload's file
-// and a process stopped between two of its files cost no byte twice.
+// costs no byte twice, and a Prepare stopped among a workload's files
+// fetches none of those it finished again.
 func TestWorkloadDownloadResumes(t *testing.T) {
 	pub, sk := newKey(t)
 	ws := []testWorkload{exporter()}
 	rel := newWorkloadRelease(t, sk, "1.1.0", ws, nil)
-	h := testHome(t, t.TempDir())
-	srv := newServer(t)
-	base := srv.publish(rel)
-	data := "/1.1.0/" + spec.PackPath(testPlatform, "exporter", "lib/py/mod/data.bin")
-	exe := "/1.1.0/" + spec.PackPath(testPlatform, "exporter", "bin/exporter")
-	srv.edit(func() { srv.cuts[data] = []int64{100_000} })
+	path := func(f string) string { return "/1.1.0/" + spec.PackPath(testPlatform, "exporter", f) }
 
-	u := New(testOptions(h, pub))
-	ctx, cancel := context.WithCancel(context.Background())
-	u.checkpoint = func(name string) {
-		if name == "downloaded-workload/exporter/conf/empty" {
-			cancel()
+	t.Run("cut", func(t *testing.T) {
+		h := testHome(t, t.TempDir())
+		srv := newServer(t)
+		base := srv.publish(rel)
+		data := path("lib/py/mod/data.bin")
+		srv.edit(func() { srv.cuts[data] = []int64{100_000} })
+		if err := New(testOptions(h, pub)).Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	o := Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}
-	if err := u.Prepare(ctx, o); err == nil {
-		t.Fatal("Prepare went on after its context ended")
-	}
-	if st, _ := u.State(); st.Phase != PhaseDownloading {
-		t.Errorf("after the interruption: phase %s, want downloading", st.Phase)
-	}
-	u.checkpoint = func(string) {}
-	if err := u.Prepare(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	checkWorkloadInstalled(t, h, "1.1.0", ws)
-	if n := srv.requestCount(exe); n != 1 {
-		t.Errorf("bin/exporter requested %d times, want once", n)
-	}
-	if got := srv.servedBytes(data); got != 300_000 {
-		t.Errorf("data.bin: served %d bytes of 300000 (cut at 100000): something was sent twice", got)
-	}
-	if n := srv.requestCount(data); n != 2 {
-		t.Errorf("data.bin requested %d times, want 2 (one cut)", n)
-	}
+		checkWorkloadInstalled(t, h, "1.1.0", ws)
+		if got := srv.servedBytes(data); got != 300_000 {
+			t.Errorf("data.bin: served %d bytes of 300000 (cut at 100000): something was sent twice", got)
+		}
+		if n := srv.requestCount(data); n != 2 {
+			t.Errorf("data.bin requested %d times, want 2 (one cut)", n)
+		}
+	})
+
+	t.Run("stopped", func(t *testing.T) {
+		h := testHome(t, t.TempDir())
+		srv := newServer(t)
+		base := srv.publish(rel)
+		u := New(testOptions(h, pub))
+		ctx, cancel := context.WithCancel(context.Background())
+		var mu sync.Mutex
+		var done []string
+		u.checkpoint = func(name string) {
+			if f, ok := strings.CutPrefix(name, "downloaded-workload/exporter/"); ok {
+				mu.Lock()
+				done = append(done, f)
+				mu.Unlock()
+				cancel()
+			}
+		}
+		o := Order{ID: "o", Version: "1.1.0", Source: HTTPSource(base)}
+		if err := u.Prepare(ctx, o); err == nil {
+			t.Fatal("Prepare went on after its context ended")
+		}
+		if st, _ := u.State(); st.Phase != PhaseDownloading {
+			t.Errorf("after the interruption: phase %s, want downloading", st.Phase)
+		}
+		mu.Lock()
+		finished := slices.Clone(done)
+		mu.Unlock()
+		if len(finished) == 0 {
+			t.Fatal("no workload file was finished before the interruption")
+		}
+		u.checkpoint = func(string) {}
+		if err := u.Prepare(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		checkWorkloadInstalled(t, h, "1.1.0", ws)
+		for _, f := range finished {
+			if n := srv.requestCount(path(f)); n != 1 && !(n == 0 && len(rel.wfiles[spec.PackPath(testPlatform, "exporter", f)]) == 0) {
+				t.Errorf("%s, finished before the interruption, was requested %d times, want once", f, n)
+			}
+		}
+	})
 }
 
 // TestWorkloadRefusals: a workload file that is not what the signed
