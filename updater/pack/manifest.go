@@ -151,9 +151,13 @@ func (m *Manifest) Check() error {
 	}
 	// Every stored file has one place in the pack; names that differ only
 	// in case are one file on Windows and macOS.
+	files := m.Files()
+	if len(files)+2 > MaxEntries {
+		return bad("%d files, a pack holds at most %d besides its manifest and signature", len(files), MaxEntries-2)
+	}
 	seen := map[string]string{}
 	dirs := map[string]bool{}
-	for _, a := range m.Files() {
+	for _, a := range files {
 		low := strings.ToLower(a.Path)
 		if other, dup := seen[low]; dup {
 			return bad("%q and %q are the same file in the pack", other, a.Path)

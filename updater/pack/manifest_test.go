@@ -134,6 +134,15 @@ func TestManifestWorkloads(t *testing.T) {
 			a.Path = "linux_amd64/workloads/exporter/BIN/exporter"
 			m.Artifacts["linux/amd64"][RoleAgent] = a
 		}, "are the same file in the pack", false},
+		{"more files than a pack holds", func(m *Manifest) {
+			w := m.Workloads["linux/amd64"][0]
+			for i := range spec.MaxFiles - 2 {
+				w.Files = append(w.Files, spec.File{Path: "f/" + strconv.Itoa(i), Size: 1, SHA256: sha, Mode: "0644"})
+			}
+			w2 := w
+			w2.Spec.Name = "second"
+			m.Workloads["linux/amd64"] = []spec.Workload{w, w2}
+		}, "16385 files, a pack holds at most 16382", false},
 		{"artifact is a workload directory", func(m *Manifest) {
 			a := m.Artifacts["linux/amd64"][RoleAgent]
 			a.Path = "linux_amd64/workloads/exporter/bin"
