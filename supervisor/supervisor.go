@@ -247,6 +247,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		stopped, err := s.supervise(ctx, a, resume)
 		resume = false
+		if errors.Is(err, ErrRestart) {
+			// The service manager starts the new binary, which starts
+			// the workloads again.
+			s.wl.stopEverything("supervisor restarts into its new binary")
+		}
 		if stopped || err != nil {
 			return err
 		}

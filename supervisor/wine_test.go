@@ -3,8 +3,12 @@
 package supervisor_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // TestWindowsUnderWine runs the Windows build of the supervisor and of
@@ -23,23 +28,7 @@ import (
 // manager's restart.
 func TestWindowsUnderWine(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("slow: Wine")
-	}
-	wine := os.Getenv("MOLT_WINE")
-	if wine == "" {
-		wine = "/usr/lib/wine/wine64"
-	}
-	prefix := os.Getenv("WINEPREFIX")
-	if prefix == "" {
-		prefix = "/tmp/molt-wine"
-	}
-	if _, err := os.Stat(wine); err != nil {
-		t.Skipf("Wine is not installed (%v); run scripts/wine-setup.sh", err)
-	}
-	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
-		t.Skipf("Wine prefix %s is not prepared (%v); run scripts/wine-setup.sh", prefix, err)
-	}
+	wine, wineEnv := wineOrSkip(t)
 	dir := t.TempDir()
 	h := home.Home{Dir: dir}
 	exe := func(p string) string { return strings.TrimSuffix(p, ".exe") + ".exe" }
@@ -48,11 +37,7 @@ func TestWindowsUnderWine(t *testing.T) {
 		{exe(h.StagedSupervisor("1.1.0")), "github.com/moltfleet/molt/cmd/molt-supervisor", "2.0.0"},
 		{exe(h.AgentBinary("1.1.0")), "github.com/moltfleet/molt/testdata/testagent", "1.1.0"},
 	} {
-		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version="+j.version, "-o", j.out, j.pkg)
-		cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", j.pkg, err, out)
-		}
+		buildWindows(t, j.out, j.pkg, j.version)
 	}
 	if err := os.WriteFile(h.ValidPath("1.1.0"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -62,7 +47,6 @@ func TestWindowsUnderWine(t *testing.T) {
 	}
 	winHome := `Z:` + strings.ReplaceAll(dir, "/", `\`)
 	cmd := exec.Command(wine, exe(h.SupervisorBinary()), "run", "--home", winHome, "--watch", "2s", "--stop-grace", "5s")
-	wineEnv := append(os.Environ(), "WINEPREFIX="+prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
 	cmd.Env = wineEnv
 	out, err := runWithin(cmd, 2*time.Minute)
 	log, _ := os.ReadFile(filepath.Join(dir, "logs", "supervisor.log"))
@@ -113,5 +97,149 @@ func runWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 		_ = cmd.Process.Kill()
 		<-done
 		return []byte(out.String()), errors.New("still running after " + d.String())
+	}
+}
+
+// TestWorkloadUnderWine runs the Windows builds of the supervisor, the
+// test agent and the test workload under Wine: the workload .exe is
+// started in its job object and passes its ready check, an upgrade that
+// changes it stops it and starts the new one, and the supervisor's exit
+// (3, after its own upgrade) stops the workload too.
+func TestWorkloadUnderWine(t *testing.T) {
+	t.Parallel()
+	wine, wineEnv := wineOrSkip(t)
+	dir := t.TempDir()
+	h := home.Home{Dir: dir}
+	exe := func(p string) string { return strings.TrimSuffix(p, ".exe") + ".exe" }
+	port := freePort(t)
+	for _, j := range []struct{ out, pkg, version string }{
+		{exe(h.SupervisorBinary()), "github.com/moltfleet/molt/cmd/molt-supervisor", "1.0.0"},
+		{exe(h.StagedSupervisor("1.1.0")), "github.com/moltfleet/molt/cmd/molt-supervisor", "2.0.0"},
+		{exe(h.AgentBinary("1.0.0")), "github.com/moltfleet/molt/testdata/testagent", "1.0.0"},
+		{exe(h.AgentBinary("1.1.0")), "github.com/moltfleet/molt/testdata/testagent", "1.1.0"},
+		{filepath.Join(h.WorkloadDir("1.0.0", "w"), "testworkload.exe"), "github.com/moltfleet/molt/testdata/testworkload", ""},
+	} {
+		buildWindows(t, j.out, j.pkg, j.version)
+	}
+	th := &testHome{t: t, Home: h}
+	th.copy(filepath.Join(h.WorkloadDir("1.0.0", "w"), "testworkload.exe"), filepath.Join(h.WorkloadDir("1.1.0", "w"), "testworkload.exe"))
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		sp := workloadSpec(port, "-tag", v)
+		sp.Command = "testworkload.exe"
+		sp.Ready.Within = spec.Duration(60 * time.Second)
+		sp.Ready.Interval = spec.Duration(200 * time.Millisecond)
+		sp.Live = nil
+		b, err := os.ReadFile(filepath.Join(h.WorkloadDir(v, "w"), "testworkload.exe"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		th.writeInstalled(v, []spec.Workload{{Spec: sp, Files: []spec.File{{Path: "testworkload.exe", Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Mode: "0755"}}}})
+		if err := os.WriteFile(h.ValidPath(v), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.WriteActive(home.Active{Current: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	winHome := `Z:` + strings.ReplaceAll(dir, "/", `\`)
+	cmd := exec.Command(wine, exe(h.SupervisorBinary()), "run", "--home", winHome, "--watch", "2s", "--stop-grace", "5s")
+	cmd.Env = wineEnv
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	log := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", "supervisor.log"))
+		return string(b)
+	}
+	th.waitFor("workload 1.0.0 ready under Wine", 90*time.Second, func() bool { return len(th.wfind("1.0.0", "ready")) >= 1 })
+	// Switch as the agent does: active.json names 1.1.0 under trial, and
+	// the agent exits 11.
+	if err := h.WriteActive(home.Active{Current: "1.1.0", Previous: "1.0.0", Trial: &home.Trial{Version: "1.1.0", Switched: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "testagent.exit11"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("the supervisor under Wine did not exit after its upgrade\n%s\n%s", out.String(), log())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("supervisor under Wine: %v, want exit 3 after its upgrade\n%s\n%s", err, out.String(), log())
+	}
+	r, ok, err := h.ReadResult()
+	if err != nil || !ok || r.Outcome != home.OutcomeCommitted || r.Version != "1.1.0" {
+		t.Errorf("result.json = %+v (%v), want 1.1.0 committed", r, err)
+	}
+	old, started := th.wfind("1.0.0", "start"), th.wfind("1.1.0", "start")
+	if len(old) != 1 || len(started) != 1 || len(th.wfind("1.1.0", "ready")) != 1 {
+		t.Fatalf("workload events under Wine: %+v, want 1.0.0 started once, then 1.1.0 started and ready", th.wevents())
+	}
+	if !started[0].at.After(old[0].at) {
+		t.Errorf("1.1.0 started before 1.0.0")
+	}
+	for _, want := range []string{`"msg":"stopping the workload","workload":"w","workload_version":"1.0.0"`, `"msg":"workload ready","workload":"w","workload_version":"1.1.0"`} {
+		if !strings.Contains(log(), want) {
+			t.Errorf("supervisor.log lacks %s:\n%s", want, log())
+		}
+	}
+	// Every workload process ended with the supervisor: the port is free.
+	th.waitFor("the workload's port free after the supervisor's exit", 10*time.Second, func() bool {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			ln.Close()
+		}
+		return err == nil
+	})
+}
+
+// wineOrSkip returns Wine's binary and environment, or skips the test
+// (saying how to enable it) when Wine or its prepared prefix is missing;
+// in CI it fails instead.
+func wineOrSkip(t *testing.T) (string, []string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow: Wine")
+	}
+	wine := os.Getenv("MOLT_WINE")
+	if wine == "" {
+		wine = "/usr/lib/wine/wine64"
+	}
+	prefix := os.Getenv("WINEPREFIX")
+	if prefix == "" {
+		prefix = "/tmp/molt-wine"
+	}
+	skip := t.Skipf
+	if os.Getenv("CI") == "true" {
+		skip = t.Fatalf
+	}
+	if _, err := os.Stat(wine); err != nil {
+		skip("Wine is not installed (%v); run scripts/wine-setup.sh", err)
+	}
+	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
+		skip("Wine prefix %s is not prepared (%v); run scripts/wine-setup.sh", prefix, err)
+	}
+	return wine, append(os.Environ(), "WINEPREFIX="+prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
+}
+
+// buildWindows builds pkg for windows/amd64 at version into out.
+func buildWindows(t *testing.T, out, pkg, version string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version="+version, "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
 	}
 }

@@ -11,7 +11,8 @@
 // ignores stop and SIGTERM), runs=D1,D2,... (the Nth start of this version
 // in the home crashes after DN; starts beyond the list are healthy).
 //
-// In every mode that waits, SIGHUP makes it exit 11, as an agent does after
+// In every mode that waits, SIGHUP (or the file testagent.exit11 in the
+// home, where there is no SIGHUP) makes it exit 11, as an agent does after
 // it switched active.json to a staged version. It appends what it does to
 // $MOLT_HOME/testagent.events ("unixnano pid version event") so tests can
 // see starts, readiness, stops and exits from outside.
@@ -106,8 +107,17 @@ func run() int {
 		}
 		event("ready")
 	}
+	// The file testagent.exit11 in the home stands in for SIGHUP where
+	// there is none (Windows): it is polled, removed, and exit 11 follows.
+	trigger := filepath.Join(os.Getenv(control.EnvHome), "testagent.exit11")
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		select {
+		case <-poll.C:
+			if os.Remove(trigger) == nil {
+				return exit(11, "exit")
+			}
 		case <-stop:
 			if name == "ignore-stop" {
 				event("stop-ignored")
