@@ -69,9 +69,14 @@ func (i *Instance) Resume() {
 	if !i.handedOff {
 		return
 	}
-	for _, f := range []*os.File{i.out, i.errOut} {
-		platform.DropAcrossExec(f)
-		_ = f.SetReadDeadline(time.Time{})
+	for _, f := range []**os.File{&i.out, &i.errOut} {
+		nf, err := platform.Repoll(*f)
+		if err != nil {
+			i.log.Warn("read the workload's output again", zap.Error(err))
+			platform.DropAcrossExec(nf)
+		}
+		_ = nf.SetReadDeadline(time.Time{})
+		*f = nf
 	}
 	i.startPumpsLocked()
 	i.handedOff = false

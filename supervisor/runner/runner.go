@@ -338,7 +338,7 @@ func (i *Instance) wait() {
 	for i.handedOff {
 		i.pumpCond.Wait()
 	}
-	ps := i.pumps
+	ps, out, errOut := i.pumps, i.out, i.errOut
 	i.pumpMu.Unlock()
 	drained := make(chan struct{})
 	go func() {
@@ -365,8 +365,8 @@ func (i *Instance) wait() {
 	}
 	go func() {
 		<-drained
-		i.out.Close()
-		i.errOut.Close()
+		out.Close()
+		errOut.Close()
 	}()
 	_ = i.logw.Close()
 
