@@ -3,6 +3,7 @@ package pack_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -288,5 +289,49 @@ func TestBuildWorkloadsPlatformSubset(t *testing.T) {
 	opts.Platforms = nil
 	if err := pack.Build(opts); err == nil || !strings.Contains(err.Error(), `workload "exporter": no platform directory has workloads/exporter/`) {
 		t.Fatalf("spec without any tree: %v", err)
+	}
+}
+
+// TestBuildWorkloadsManyFiles: a bundled runtime of thousands of files (over
+// the 1024 entries packs were once limited to) builds, verifies and
+// extracts.
+func TestBuildWorkloadsManyFiles(t *testing.T) {
+	pub, sec := newKey(t)
+	dir := workloadBuildDir(t)
+	lib := filepath.Join(dir, "linux_amd64", "workloads", "exporter", "runtime")
+	const n = 1500
+	for i := range n {
+		d := filepath.Join(lib, fmt.Sprintf("pkg%02d", i%50))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("m%04d.py", i)), []byte(fmt.Sprintf("x = %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := buildOpts(dir, sec)
+	opts.Out = filepath.Join(dir, "p.zip")
+	if err := pack.Build(opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pack.Open(opts.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := r.VerifyAll([]pack.Key{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(m.PlatformWorkloads("linux/amd64")[0].Files); got != n+4 {
+		t.Fatalf("%d files, want %d", got, n+4)
+	}
+	out := t.TempDir()
+	if err := r.Extract(out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "linux_amd64", "workloads", "exporter", "runtime", "pkg07", "m1457.py"))
+	if err != nil || string(b) != "x = 1457\n" {
+		t.Fatalf("extracted %q, %v", b, err)
 	}
 }
