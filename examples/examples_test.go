@@ -182,7 +182,7 @@ var listenRe = regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
 func (p *proc) addr(t *testing.T) string {
 	t.Helper()
 	var a string
-	eventually(t, 5*time.Second, "the exporter says where it listens", func() (bool, string) {
+	eventually(t, 10*time.Second, "the exporter says where it listens", func() (bool, string) {
 		m := listenRe.FindStringSubmatch(p.out.String())
 		if m != nil {
 			a = m[1]
@@ -226,11 +226,12 @@ func TestExporterVersion(t *testing.T) {
 func TestExporter(t *testing.T) {
 	t.Parallel()
 	h := newHost(t, "exporter")
-	p := start(t, h, exporterBin, "-listen", "127.0.0.1:0", "-scan-every", "500ms", "-scan-for", "500ms")
+	p := start(t, h, exporterBin, "-listen", "127.0.0.1:0", "-scan-every", "700ms", "-scan-for", "700ms")
 	base := "http://" + p.addr(t)
-	if _, err := os.Stat(h.home.ReadyFile("exporter")); err != nil {
-		t.Errorf("ready file after listening: %v", err)
-	}
+	eventually(t, 10*time.Second, "the exporter says ready (the ready file)", func() (bool, string) {
+		_, err := os.Stat(h.home.ReadyFile("exporter"))
+		return err == nil, fmt.Sprint(err)
+	})
 	code, body := get(t, base+"/metrics")
 	if code != 200 || metric(body, "exporter_starts_total") != "1" || metric(body, "exporter_scrapes_total") != "1" ||
 		!strings.Contains(body, `exporter_build_info{version="1.2.3",workload_version="1.0.0"} 1`) {
@@ -240,11 +241,11 @@ func TestExporter(t *testing.T) {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
 
-	eventually(t, 5*time.Second, "the agent lists the scan's hold", func() (bool, string) {
+	eventually(t, 10*time.Second, "the agent lists the scan's hold", func() (bool, string) {
 		r := h.holds(t)
 		return len(r) == 1 && r[0] == "exporter scan", fmt.Sprint(r)
 	})
-	eventually(t, 5*time.Second, "a scan completes and releases its hold", func() (bool, string) {
+	eventually(t, 10*time.Second, "a scan completes and releases its hold", func() (bool, string) {
 		_, body := get(t, base+"/metrics")
 		return metric(body, "exporter_scans_total") != "0" && metric(body, "exporter_scan_in_progress") == "0" &&
 			len(h.holdFiles()) == 0, fmt.Sprint(h.holdFiles(), "\n", body)
@@ -261,7 +262,7 @@ func TestExporter(t *testing.T) {
 	if metric(body, "exporter_starts_total") != "2" || metric(body, "exporter_scans_total") == "0" {
 		t.Fatalf("after a restart: want starts 2 and the scans kept\n%s", body)
 	}
-	eventually(t, 5*time.Second, "a second scan holds", func() (bool, string) {
+	eventually(t, 10*time.Second, "a second scan holds", func() (bool, string) {
 		r := h.holds(t)
 		return len(r) == 1, fmt.Sprint(r)
 	})
@@ -317,22 +318,22 @@ func TestScriptAgent(t *testing.T) {
 	script, _ := filepath.Abs(filepath.Join("script-agent", "agent.sh"))
 	p := start(t, h, "/usr/bin/env", "HEARTBEAT_EVERY=1", "WORK_EVERY=1", "WORK_FOR=1", sh, script)
 
-	eventually(t, 3*time.Second, "the ready file", func() (bool, string) {
+	eventually(t, 10*time.Second, "the ready file", func() (bool, string) {
 		_, err := os.Stat(h.home.ReadyFile("script-agent"))
 		return err == nil, fmt.Sprint(err)
 	})
-	eventually(t, 4*time.Second, "the agent lists the script's hold", func() (bool, string) {
+	eventually(t, 10*time.Second, "the agent lists the script's hold", func() (bool, string) {
 		r := h.holds(t)
 		return len(r) == 1 && strings.HasPrefix(r[0], "script-agent batch"), fmt.Sprint(r)
 	})
-	eventually(t, 4*time.Second, "the batch ends and the hold is released", func() (bool, string) {
+	eventually(t, 10*time.Second, "the batch ends and the hold is released", func() (bool, string) {
 		return strings.Contains(p.out.String(), "batch 1 done") && !strings.Contains(fmt.Sprint(h.holdFiles()), "batch"),
 			fmt.Sprint(h.holdFiles())
 	})
 	if b, err := os.ReadFile(filepath.Join(h.home.DataDir("script-agent"), "heartbeat")); err != nil || len(bytes.TrimSpace(b)) == 0 {
 		t.Errorf("heartbeat in the data directory: %q, %v", b, err)
 	}
-	p.stop(t, 3*time.Second)
+	p.stop(t, 5*time.Second)
 }
 
 // TestScriptAgentStop: SIGTERM in the middle of the work releases the hold
@@ -343,11 +344,11 @@ func TestScriptAgentStop(t *testing.T) {
 	h := newHost(t, "script-agent")
 	script, _ := filepath.Abs(filepath.Join("script-agent", "agent.sh"))
 	p := start(t, h, "/usr/bin/env", "HEARTBEAT_EVERY=1", "WORK_EVERY=1", "WORK_FOR=60", sh, script)
-	eventually(t, 4*time.Second, "the script holds", func() (bool, string) {
+	eventually(t, 10*time.Second, "the script holds", func() (bool, string) {
 		r := h.holds(t)
 		return len(r) == 1, fmt.Sprint(r)
 	})
-	p.stop(t, 3*time.Second)
+	p.stop(t, 5*time.Second)
 	if f := h.holdFiles(); len(f) != 0 {
 		t.Errorf("hold files after SIGTERM: %v", f)
 	}
