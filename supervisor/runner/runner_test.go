@@ -356,11 +356,7 @@ func TestStopKillsGroupAfterGrace(t *testing.T) {
 		t.Fatalf("got %v %q, want ready", ev.Kind, ev.Reason)
 	}
 	var child int
-	b, err := os.ReadFile(childFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Sscan(string(b), &child)
+	fmt.Sscan(string(waitFile(t, childFile)), &child)
 	if !alive(child) {
 		t.Fatalf("child %d not running", child)
 	}
@@ -392,8 +388,7 @@ func TestExitKillsGroup(t *testing.T) {
 	for ev := next(t, i, 10*time.Second); ev.Kind != Exited; ev = next(t, i, 10*time.Second) {
 	}
 	var child int
-	b, _ := os.ReadFile(childFile)
-	fmt.Sscan(string(b), &child)
+	fmt.Sscan(string(waitFile(t, childFile)), &child)
 	deadline := time.Now().Add(5 * time.Second)
 	for child == 0 || alive(child) {
 		if time.Now().After(deadline) {
