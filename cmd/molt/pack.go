@@ -29,8 +29,10 @@ func newPackCmd() *cobra.Command {
 		Use:   "pack",
 		Short: "Make, sign and check release packs",
 		Long: `A pack is one version's molt-agent and molt-supervisor binaries for one or
-more platforms plus manifest.json (version, release time, floor, each file's
-size and SHA-256) and its minisign signature, in one zip file.
+more platforms, optionally the operator's workloads (their specs and files,
+see docs/workloads.md), plus manifest.json (version, release time, floor,
+each file's size and SHA-256, the workloads) and its minisign signature, in
+one zip file.
 
 Typical release:
 
