@@ -91,7 +91,7 @@ flags, so a warm build cache leaves only linking to do.`,
 	f := cmd.Flags()
 	f.BoolVar(&o.Keep, "keep", false, "keep the demo's directory and print how to start it again and explore it")
 	f.StringVar(&o.Dir, "dir", "", "make the demo's directory in `DIR` (default: the system's temporary directory)")
-	f.BoolVar(&o.Verbose, "verbose", false, "show the server's, supervisors' and agents' logs as they are written")
+	f.BoolVar(&o.Verbose, "verbose", false, "show the server's, supervisors', agents' and exporters' logs as they are written")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level of the server, supervisors and agents (debug, info, warn, error)")
 	return cmd
 }
