@@ -137,10 +137,13 @@ func (s *Server) availability(a *agentRec, d *depRec, now time.Time) string {
 		return "never connected"
 	case now.Sub(a.LastSeen) > s.durationSetting("agents.offline-after"):
 		return "offline since " + a.LastSeen.Format(time.RFC3339)
+	case len(a.St.Holds) > 0:
+		// Before Busy: an agent with holds also reports busy, and the
+		// operator must see the holds' reasons (a workload's "scan in
+		// progress"), not just "busy".
+		return "held: " + strings.Join(a.St.Holds, ", ")
 	case a.St.Busy:
 		return "busy"
-	case len(a.St.Holds) > 0:
-		return "held: " + strings.Join(a.St.Holds, ", ")
 	case a.St.Upgrade != nil && a.St.Upgrade.OrderID != depID(d.ID):
 		return "busy with order " + a.St.Upgrade.OrderID
 	}
