@@ -73,6 +73,9 @@ func loadPackYAML(file string) ([]yamlWorkload, error) {
 		if w.Name == "" {
 			return nil, fmt.Errorf("%s: workloads[%d]: no name", file, i)
 		}
+		if !spec.ValidName(w.Name) {
+			return nil, fmt.Errorf("%s: workload %q: not a workload name (1 to 32 of a-z, 0-9, _ and -, starting with a letter or digit)", file, w.Name)
+		}
 		if seen[w.Name] {
 			return nil, fmt.Errorf("%s: workload %q is named twice", file, w.Name)
 		}

@@ -222,6 +222,8 @@ func TestBuildWorkloadsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, `pack.yaml: workload "exporter": no windows_amd64/workloads/exporter/ in`},
+		{"bad name in pack.yaml", strings.Replace(packYAML, "name: exporter", "name: ../exporter", 1), nil,
+			`workload "../exporter": not a workload name`},
 		{"bad name", "", func(t *testing.T, dir string) {
 			if err := os.MkdirAll(filepath.Join(dir, "linux_amd64", "workloads", "Big"), 0o755); err != nil {
 				t.Fatal(err)
