@@ -34,13 +34,16 @@
 //	d.Busy(), d.Holds()   the holds as the watcher last saw them
 //	d.RunOrder(ctx, o)    runs one upgrade order; see below
 //	d.Cleanup(ctx, keep)  runs a cleanup order (the home keeps current, previous,
-//	                      a trial and the in-flight version whatever keep says)
+//	                      a trial, the in-flight version and the versions running
+//	                      workloads use, whatever keep says)
 //	d.Switched()          closed once an order switched; return from Run then
 //	d.Log()               the daemon's logger
 //
 // RunOrder(ctx, Order) prepares (download, verify, stage; idempotent and
 // resumable, so delivering the same order again resumes it), waits while a
-// hold is active (Order.Progress sees Step "wait" with the holds), switches
+// hold is active or a workload's busy probe says busy (Options.Busy, asked
+// every 5 s while it waits; Order.Progress sees Step "wait" with the
+// holds), switches
 // (active.json names the new version, in trial), reports Phase
 // "restarting", and returns nil. The daemon then gives Orders.Run up to
 // SwitchGrace to send its last report and return, cancels its context, and
@@ -68,7 +71,11 @@
 // # Holds
 //
 // A hold is one file in state/holds/<id>.json (Hold: reason, the pid of the
-// holding process, an expiry). One file per hold means no two writers ever
-// rewrite the same file. A hold whose process died or whose expiry passed is
-// removed by whoever lists the holds next.
+// holding process, an expiry), written by molt-agent hold or by a workload
+// (the file protocol of docs/workloads.md: named ids, id and created
+// optional, temp files starting with "." ignored). One file per hold means
+// no two writers ever rewrite the same file. A hold whose process died,
+// whose expiry passed, or that has no process and was written more than 7
+// days ago is removed by whoever lists the holds next, as is one that
+// cannot be read.
 package agent

@@ -3,6 +3,10 @@
 // switch active.json, and later clean up. The active version is never
 // touched before the switch.
 //
+// A version is the molt binaries and every file of every workload of the
+// platform (versions/<V>/workloads/<name>/<path>, with workloads.json),
+// each downloaded, verified and staged alike.
+//
 // Every step is idempotent and resumable from state/upgrade.json: a process
 // killed at any point, or a connection cut at any byte, continues where it
 // stopped when Prepare is called again with the same order. Partial
@@ -34,7 +38,8 @@
 // Refusals wrap a sentinel so callers decide with errors.Is: ErrNoSpace,
 // ErrPlatformMissing, ErrBelowFloor, ErrAlreadyRunning, ErrVersionMismatch,
 // and from package pack ErrUntrustedKey, ErrBadSignature, ErrBadManifest,
-// ErrSizeMismatch, ErrHashMismatch, ErrTooLarge, ErrBadPack. IsRefusal
+// ErrSizeMismatch, ErrHashMismatch, ErrTooLarge, ErrBadPack, and
+// spec.ErrBadSpec (a workload of the manifest fails its checks). IsRefusal
 // tells a refusal (the order can never succeed as given; its cache is
 // removed) from a transient failure (network, I/O; Prepare again resumes).
 package updater
