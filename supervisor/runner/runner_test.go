@@ -6,6 +6,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -27,8 +28,9 @@ import (
 	"github.com/moltfleet/molt/workload/spec"
 )
 
-// testWorkload is testdata/testworkload, built once by TestMain.
-var testWorkload string
+// testWorkload is testdata/testworkload and handoffHelper
+// testdata/handoff, built once by TestMain.
+var testWorkload, handoffHelper string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "runner-test")
@@ -37,10 +39,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testWorkload = filepath.Join(dir, "testworkload")
-	out, err := exec.Command("go", "build", "-o", testWorkload, "./testdata/testworkload").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build testworkload: %v\n%s", err, out)
-		os.Exit(1)
+	handoffHelper = filepath.Join(dir, "handoff")
+	for bin, pkg := range map[string]string{testWorkload: "./testdata/testworkload", handoffHelper: "./testdata/handoff"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -522,6 +527,35 @@ func checkTicks(t *testing.T, cfg Config, least int) {
 	if last < least {
 		t.Errorf("only %d ticks logged, want at least %d", last, least)
 	}
+}
+
+// TestHandoffAcrossExec runs the handoff for real: a process starts the
+// workload, hands it off and execs itself; its new image adopts it,
+// waits for it as its child and stops it.
+func TestHandoffAcrossExec(t *testing.T) {
+	cfg := install(t, spec.Spec{Args: []string{"-print-every", "5ms"},
+		Ready: spec.Ready{Probe: spec.Probe{Running: dur(50 * time.Millisecond)}, Interval: dur(20 * time.Millisecond)},
+		Live:  &spec.Live{Probe: spec.Probe{Command: []string{"/bin/true"}}, Interval: dur(50 * time.Millisecond)}})
+	w, _ := json.Marshal(cfg.Workload)
+	cmd := exec.Command(handoffHelper, cfg.Home.Dir, testVersion, string(w))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	var got struct {
+		Event
+		Ready bool
+		PID   int
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %q", err, out)
+	}
+	if got.Kind != Exited || !got.Asked || got.Reason != "signal: terminated" || !got.Ready || got.PID != cmd.Process.Pid {
+		t.Fatalf("second image saw %+v (helper pid %d)", got, cmd.Process.Pid)
+	}
+	checkTicks(t, cfg, 30)
 }
 
 // TestHandoffResume: after an exec that failed, the instance reads its
