@@ -177,11 +177,16 @@ func (u *Updater) stage(st *UpgradeState, items []item, ws []spec.Workload) erro
 	for _, it := range items {
 		dst := it.target(tmp)
 		if it.workload() {
-			for d := filepath.Dir(dst); d != tmp && !dirs[d]; d = filepath.Dir(d) {
-				dirs[d] = true
-			}
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
+			}
+			for d := filepath.Dir(dst); d != tmp && !dirs[d]; d = filepath.Dir(d) {
+				dirs[d] = true
+				// 0755 whatever the umask: the workload may run as
+				// another user than the agent.
+				if err := os.Chmod(d, 0o755); err != nil {
+					return err
+				}
 			}
 		}
 		if err := os.Rename(u.cachePath(v, it.key), dst); err != nil {

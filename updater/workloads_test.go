@@ -412,3 +412,41 @@ func BenchmarkManySmallFiles(b *testing.B) {
 		})
 	}
 }
+
+// TestWorkloadSpaceCounted: the preflight counts a workload's files in
+// whole blocks, so a tree of small files that fits by the sum of its sizes
+// but not on the disk is refused before anything is fetched.
+func TestWorkloadSpaceCounted(t *testing.T) {
+	pub, sk := newKey(t)
+	w := smallTree(100)
+	rel := newWorkloadRelease(t, sk, "1.1.0", []testWorkload{w}, nil)
+	var sum, blocks int64
+	for _, f := range w.files {
+		sum += int64(len(f.data))
+		blocks += roundBlock(int64(len(f.data)))
+	}
+	for _, a := range rel.m.Artifacts[testPlatform] {
+		sum += a.Size
+		blocks += roundBlock(a.Size)
+	}
+	for _, tc := range []struct {
+		free uint64
+		want error
+	}{
+		{uint64(sum), ErrNoSpace},
+		{uint64(blocks), nil},
+	} {
+		h := testHome(t, t.TempDir())
+		srv := newServer(t)
+		o := testOptions(h, pub)
+		o.ReserveBytes = -1
+		o.FreeSpace = func(string) (uint64, error) { return tc.free, nil }
+		err := New(o).Prepare(context.Background(), Order{ID: "o", Version: "1.1.0", Source: HTTPSource(srv.publish(rel))})
+		if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
+			t.Errorf("free %d bytes (files %d, in blocks %d): Prepare = %v, want %v", tc.free, sum, blocks, err, tc.want)
+		}
+		if tc.want != nil && srv.requestCount("/1.1.0/"+spec.PackPath(testPlatform, "tree", "bin/run")) != 0 {
+			t.Errorf("a workload file was fetched before the space was refused")
+		}
+	}
+}
