@@ -241,6 +241,21 @@ func TestPackReleaseRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The operator's workload beside them, its spec in dist/pack.yaml.
+	tree := filepath.Join(dist, host, "workloads", "exporter")
+	for p, mode := range map[string]os.FileMode{"bin/exporter": 0o755, "conf/default.yaml": 0o644} {
+		p = filepath.Join(tree, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("content of "+filepath.Base(p)+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yml := "workloads:\n  - name: exporter\n    command: bin/exporter\n    ready: {tcp: \"127.0.0.1:9100\", within: 30s}\n"
+	if err := os.WriteFile(filepath.Join(dist, "pack.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	run := func(wantCode int, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(molt, args...)
@@ -271,7 +286,10 @@ func TestPackReleaseRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "2 platforms (freebsd/arm64, "+runtime.GOOS+"/"+runtime.GOARCH+")") {
 		t.Fatalf("build says %q", out)
 	}
-	wantOK := "ok: molt 1.5.0, 2 platforms, signed by key " + pubKey[0].ID() + "\n"
+	if !strings.Contains(out, ", 1 workload (2 files), ") {
+		t.Fatalf("build says %q", out)
+	}
+	wantOK := "ok: molt 1.5.0, 2 platforms, 1 workload (2 files), signed by key " + pubKey[0].ID() + "\n"
 	if out := run(0, "pack", "verify", "--key", filepath.Join(keys, "molt.pub"), "--platform", runtime.GOOS+"/"+runtime.GOARCH, p); out != wantOK {
 		t.Fatalf("verify says %q, want %q", out, wantOK)
 	}
@@ -280,7 +298,8 @@ func TestPackReleaseRoundTrip(t *testing.T) {
 	}
 	out = run(0, "pack", "inspect", p)
 	for _, want := range []string{"version:    1.5.0", "floor:      1.2.0", "released:   2026-11-01T12:00:00Z",
-		"NOT CHECKED", host + "/molt-agent", "freebsd_arm64/molt-supervisor", pubKey[0].ID()} {
+		"NOT CHECKED", host + "/molt-agent", "freebsd_arm64/molt-supervisor", pubKey[0].ID(),
+		"exporter  bin/exporter  ready tcp 127.0.0.1:9100 within 30s  2 files, 44 B"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
