@@ -320,10 +320,11 @@ func (d *demo) upgrade(ctx context.Context) error {
 func (d *demo) broken(ctx context.Context) error {
 	d.section("3. A broken release: %s's exporter never becomes ready", BadVersion)
 	d.say("This is what molt is for: a release that breaks the operator's own agent. Each supervisor starts\n"+
-		"%s under trial: molt-agent %s is ready at once, but the exporter %s never passes its ready check.\n"+
-		"After %s the supervisor rolls the whole version back by itself: molt-agent and the exporter %s\n"+
-		"run again, and it records which workload failed and why. The agent reports it; the server shows\n"+
-		"the deployment as rolled_back with that reason.", BadVersion, BadVersion, BadVersion, workloadReadyWithin, NewVersion)
+		"%s under trial: molt-agent %s starts and checks in as usual (\"server: watching\" below), but\n"+
+		"exporter %s never passes its ready check. After %s the supervisor rolls the whole version back\n"+
+		"by itself: molt-agent and exporter %s run again, and it records which workload failed and why.\n"+
+		"The agent reports it; the server shows the deployment as rolled_back with that reason.",
+		BadVersion, BadVersion, BadVersion, workloadReadyWithin, NewVersion)
 	if _, err := d.cli(ctx, nil, "release", "import", d.packs[BadVersion]); err != nil {
 		return err
 	}
