@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -19,8 +20,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/platform"
 )
 
 func TestFindModuleRoot(t *testing.T) {
@@ -296,10 +300,10 @@ func checkNothingLeft(t *testing.T, parent string) {
 			t.Errorf("still running: pid %s: %s", filepath.Base(p), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
 		}
 		if stat, err := os.ReadFile(filepath.Join(p, "stat")); err == nil {
-			// Field 4, after the parenthesized command name, is the ppid.
+			// After the parenthesized command name: state, ppid, pgrp.
 			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
 				f := strings.Fields(string(stat[i+1:]))
-				if len(f) > 2 && f[2] == strconv.Itoa(os.Getpid()) && f[0] != "Z" {
+				if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) && f[0] != "Z" {
 					t.Errorf("a child of the test still runs: pid %s: %s", filepath.Base(p), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
 				}
 			}
@@ -370,4 +374,96 @@ func TestExporterVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKillRecordedWorkloads starts a "workload" that leads its own
+// process group with a child of its own, as the supervisor starts them,
+// records it in state/workloads.json, and checks that the demo's clean-up
+// kills the group, and that a record naming another process (a reused
+// pid) is left alone.
+func TestKillRecordedWorkloads(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("process groups: Unix")
+	}
+	start := func() *exec.Cmd {
+		t.Helper()
+		// The shell's child sleep is in the group and must die with it.
+		cmd := exec.Command("/bin/sh", "-c", "sleep 60 & wait")
+		platform.PrepareChild(cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = platform.KillProcess(cmd.Process.Pid); _ = cmd.Wait() })
+		return cmd
+	}
+	target, other := start(), start()
+	id := func(cmd *exec.Cmd) platform.ProcessIdentity {
+		t.Helper()
+		for range 100 {
+			if p, err := platform.IdentifyProcess(cmd.Process.Pid); err == nil && p.Exe != "" {
+				return p
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("cannot identify pid %d", cmd.Process.Pid)
+		return platform.ProcessIdentity{}
+	}
+	reused := id(other)
+	reused.Start += 1_000_000 // the same pid, another process
+	h := home.New(t.TempDir())
+	err := h.WriteWorkloadState(home.WorkloadState{Workloads: []home.WorkloadStatus{
+		{Name: "exporter", Version: "1.1.0", State: home.WorkloadReady, Process: id(target)},
+		{Name: "other", Version: "1.1.0", State: home.WorkloadReady, Process: reused},
+		{Name: "stopped", Version: "1.1.0", State: home.WorkloadStopped},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS == "linux" {
+		for i := 0; len(groupMembers(target.Process.Pid)) < 2; i++ {
+			if i == 100 {
+				t.Fatalf("the workload's group never had its two processes: %v", groupMembers(target.Process.Pid))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	killRecordedWorkloads(h.Dir, zap.NewNop())
+	done := make(chan error, 1)
+	go func() { done <- target.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the recorded workload still runs")
+	}
+	if !platform.ProcessAlive(other.Process.Pid) {
+		t.Error("a process whose identity differs from the record was killed")
+	}
+	if runtime.GOOS == "linux" {
+		// The group's other member, the sleep, went with its leader.
+		time.Sleep(100 * time.Millisecond)
+		if m := groupMembers(target.Process.Pid); len(m) > 0 {
+			t.Errorf("processes of the workload's group outlived its kill: %v", m)
+		}
+	}
+}
+
+// groupMembers lists the live (not zombie) processes of process group
+// pgid (Linux).
+func groupMembers(pgid int) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// After the parenthesized command name: state, ppid, pgrp.
+		if i := bytes.LastIndexByte(b, ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+				out = append(out, filepath.Base(filepath.Dir(p)))
+			}
+		}
+	}
+	return out
 }
