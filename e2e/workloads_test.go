@@ -270,8 +270,9 @@ func TestWorkloadRollback(t *testing.T) {
 	h.WaitWorkload(30*time.Second, "exporter", wlV2, home.WorkloadReady)
 	waitMetric(t, addr, `exporter_build_info{version="`+wlV2+`"`)
 	res, ok := h.Result()
-	if !ok || res.Outcome != home.OutcomeRolledBack || res.Workload != "exporter" {
-		t.Errorf("result.json: %+v", res)
+	if !ok || res.Outcome != home.OutcomeRolledBack || res.Workload != "exporter" ||
+		!strings.Contains(res.WorkloadLogs, home.WorkloadLogName("exporter", wlV3)) {
+		t.Errorf("result.json: outcome %s, workload %q, workload_logs %q", res.Outcome, res.Workload, res.WorkloadLogs)
 	}
 	// The failed version's output is kept on the host.
 	failedLog := filepath.Join(h.Home.LogsDir(), home.WorkloadLogName("exporter", wlV3))
@@ -435,7 +436,10 @@ const (
 // reached, except in CI, where that fails it.
 func nodeExporter(t *testing.T, version string) string {
 	t.Helper()
-	b, err := e2etest.GoInstall(nodeExporterModule, version)
+	// Stamped as Prometheus' release build stamps it, so that
+	// node_exporter_build_info says which version serves.
+	b, err := e2etest.GoInstall(nodeExporterModule, version,
+		"-X github.com/prometheus/common/version.Version="+strings.TrimPrefix(version, "v"))
 	switch {
 	case errors.Is(err, e2etest.ErrNoModuleProxy) && os.Getenv("CI") != "true":
 		t.Skipf("node_exporter test skipped: %v", err)

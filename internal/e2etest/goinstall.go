@@ -1,6 +1,8 @@
 package e2etest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -28,19 +30,26 @@ type GoInstalled struct {
 }
 
 // GoInstall builds a program nobody here wrote from the Go module proxy,
-// `go install module@version` with the test's own toolchain
-// (runtime.GOROOT()/bin/go, CGO_ENABLED=0), into
-// os.UserCacheDir()/molt-e2e/<name>-<version>/, and returns it. A binary
-// built there by an earlier run is reused, so reruns are fast; the
-// directory appears only complete (built beside it, then renamed).
-func GoInstall(module, version string) (GoInstalled, error) {
+// `go install [-ldflags LDFLAGS] module@version` with the test's own
+// toolchain (runtime.GOROOT()/bin/go, CGO_ENABLED=0), into
+// os.UserCacheDir()/molt-e2e/<name>-<version>[-<ldflags digest>]/, and
+// returns it. A binary built there by an earlier run is reused, so reruns
+// are fast; the directory appears only complete (built beside it, then
+// renamed). ldflags stamps what the project's own release build would
+// (e.g. "-X github.com/prometheus/common/version.Version=1.12.1").
+func GoInstall(module, version, ldflags string) (GoInstalled, error) {
 	start := time.Now()
 	name := path.Base(module)
 	cacheRoot, err := os.UserCacheDir()
 	if err != nil {
 		return GoInstalled{}, err
 	}
-	dir := filepath.Join(cacheRoot, "molt-e2e", sanitize(name+"-"+version))
+	key := name + "-" + version
+	if ldflags != "" {
+		sum := sha256.Sum256([]byte(ldflags))
+		key += "-" + hex.EncodeToString(sum[:4])
+	}
+	dir := filepath.Join(cacheRoot, "molt-e2e", sanitize(key))
 	bin := filepath.Join(dir, exe(name))
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o100 != 0 {
 		return GoInstalled{Path: bin, Cached: true, Took: time.Since(start)}, nil
@@ -55,12 +64,16 @@ func GoInstall(module, version string) (GoInstalled, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return GoInstalled{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+sanitize(name+"-"+version)+"-")
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+sanitize(key)+"-")
 	if err != nil {
 		return GoInstalled{}, err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.Command(goBin, "install", module+"@"+version)
+	args := []string{"install"}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
+	cmd := exec.Command(goBin, append(args, module+"@"+version)...)
 	// Outside molt's module: go install pkg@version ignores the current
 	// module anyway, and a neutral directory keeps any go.work out.
 	cmd.Dir = tmp
