@@ -67,8 +67,10 @@ type Options struct {
 	Log *zap.Logger
 }
 
-// Timing of the hosts' supervisors: a short watch keeps the demo quick; a
-// crash budget of 1 shows one restart before the rollback.
+// Timing of the hosts' supervisors: a short watch keeps the demo quick.
+// The broken release fails by its workload's ready check (within
+// workloadReadyWithin), not by crashes; a crash budget of 1 keeps a crash
+// of anything under trial from dragging on.
 const (
 	trialWatch   = 3 * time.Second
 	readyTimeout = 20 * time.Second
