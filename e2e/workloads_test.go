@@ -362,6 +362,20 @@ if [ -e "$f" ]; then echo "busy: $(cat "$f")"; else echo idle; fi
 		t.Fatal(err)
 	}
 	waitHeld(t, srv, h, id, wlV3, agentBusyReason, true, func() { os.Remove(flag) })
+
+	// Two upgrades later the exporter still runs from 1.0.0: the cleanup
+	// after each success kept the version a running workload uses.
+	e2etest.Eventually(t, 30*time.Second, "the cleanups after both upgrades done", func() (bool, string) {
+		n := len(e2etest.Filter(e2etest.OfAgent(srv.Events(), id), func(e protocol.Event) bool { return e.ID == protocol.EvCleanupDone }))
+		return n == 2, fmt.Sprintf("%d cleanup_done", n)
+	})
+	if !h.Home.IsValid(wlV1) {
+		t.Errorf("the cleanup removed versions/%s, which the running exporter uses (versions: %v)", wlV1, h.Versions())
+	}
+	if w, _ := h.Workload("exporter"); w.Process.PID != first.Process.PID || w.Version != wlV1 || w.State != home.WorkloadReady {
+		t.Errorf("after two upgrades and their cleanups: %+v, at the start %+v", w, first)
+	}
+	waitMetric(t, addr, `exporter_build_info{version="`+wlV1+`"`)
 	t.Logf("TestWorkloadBusy: %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -395,14 +409,16 @@ func waitHeld(t *testing.T, srv *e2etest.Server, h *e2etest.Host, id, target, wa
 		if !probe {
 			return d.State == protocol.StateWaitingForHost && strings.Contains(d.Reason, want), fmt.Sprintf("%s %q", d.State, d.Reason)
 		}
-		var steps []string
+		var steps []string // what the agent said it waits for
 		for _, s := range srv.DeployReport(d.ID).Steps {
-			steps = append(steps, s.Name+": "+s.Detail)
+			if s.Name == "wait" {
+				steps = append(steps, s.Detail)
+			}
 		}
 		ag := srv.Agent(id)
 		held := strings.Contains(strings.Join(ag.Holds, ", "), want) && strings.Contains(strings.Join(steps, "\n"), want)
 		return (d.State == protocol.StateStaged || d.State == protocol.StateWaitingForHost) && held,
-			fmt.Sprintf("%s %q, agent holds %v, steps %v", d.State, d.Reason, ag.Holds, steps)
+			fmt.Sprintf("%s %q, agent holds %v, wait steps %q", d.State, d.Reason, ag.Holds, steps)
 	}
 	var seen string
 	e2etest.Eventually(t, 60*time.Second, "the deployment waits for the host: "+want, func() (bool, string) {
