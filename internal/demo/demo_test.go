@@ -213,9 +213,15 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the broken run did not end not OK with 2 rolled back")
 	}
 	afterBroken := section(text, "== 3.", "== 4.")
+	if !strings.Contains(afterBroken, "exporter: -fail-ready: /metrics will never answer") {
+		t.Errorf("the end of the broken exporter's log is not shown")
+	}
 	for _, h := range []string{"host-a", "host-b"} {
 		if !strings.Contains(afterBroken, h+": rolled back because of workload exporter") {
 			t.Errorf("%s: the rollback is not shown naming the workload", h)
+		}
+		if !regexp.MustCompile(`(?m)^  \S+/homes/` + h + `/logs/workload-exporter-1\.2\.0\.log   \(exporter 1\.2\.0\)$`).MatchString(afterBroken) {
+			t.Errorf("%s: the failed exporter's log, named by result.json, is not shown", h)
 		}
 		if m := exporterLine(h, NewVersion).FindStringSubmatch(afterBroken); m == nil || m[1] != exporters[h] {
 			t.Errorf("%s: the exporter does not serve %s again at %s after the rollback", h, NewVersion, exporters[h])

@@ -388,12 +388,12 @@ func (d *demo) broken(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.say("%s: rolled back because of workload %s; the failed version's logs are kept on the host:", h.name, a.LastResult.Workload)
-		wlog := filepath.Join(h.home, "logs", home.WorkloadLogName(workloadName, BadVersion))
-		if _, err := os.Stat(wlog); err == nil {
-			d.say("  %s   (exporter %s)", wlog, BadVersion)
+		d.say("%s: rolled back because of workload %s; the failed version's logs are kept on the host\n"+
+			"(state/result.json names them):", h.name, a.LastResult.Workload)
+		if r, ok, err := home.New(h.home).ReadResult(); err == nil && ok && r.WorkloadLogs != "" {
+			d.say("  %s   (exporter %s)", r.WorkloadLogs, BadVersion)
 			if badLog == "" {
-				badLog = wlog
+				badLog = r.WorkloadLogs
 			}
 		}
 		d.say("  %s   (molt-agent %s)", a.LastResult.Logs, BadVersion)
