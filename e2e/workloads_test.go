@@ -217,7 +217,7 @@ func TestWorkloadRollback(t *testing.T) {
 	srv.Import(p2)
 	srv.Import(p3)
 	h, id := installedHost(t, srv, "w-rollback", wlV1, p1, "exporter")
-	waitMetric(t, addr, `exporter_starts_total 1`)
+	startsBefore := exporterStarts(t, waitMetric(t, addr, `exporter_starts_total`))
 
 	// The operator's file in the workload's data directory.
 	keep := h.DataFile("exporter", "conf/keep.txt")
@@ -243,7 +243,11 @@ func TestWorkloadRollback(t *testing.T) {
 	}
 	h.WaitWorkload(30*time.Second, "exporter", wlV2, home.WorkloadReady)
 	waitMetric(t, addr, `exporter_build_info{version="`+wlV2+`"`)
-	waitMetric(t, addr, `exporter_starts_total 2`)
+	// The exporter counts its starts in its data directory: a counter
+	// that goes on proves the new version found the old one's state.
+	if n := exporterStarts(t, waitMetric(t, addr, `exporter_starts_total`)); n <= startsBefore {
+		t.Errorf("exporter_starts_total %d after the upgrade, %d before: the data directory was not kept", n, startsBefore)
+	}
 	e2etest.Eventually(t, 30*time.Second, "cleanup done after the upgrade", func() (bool, string) {
 		return hasEvent(t, srv, id, protocol.EvCleanupDone), "no cleanup_done"
 	})
@@ -291,6 +295,20 @@ func TestWorkloadRollback(t *testing.T) {
 // agentBusyReason is how the agent names a busy probe that said busy
 // (agent.BusyReason).
 const agentBusyReason = "workload exporter is busy"
+
+var startsRe = regexp.MustCompile(`(?m)^exporter_starts_total (\d+)$`)
+
+// exporterStarts reads exporter_starts_total from a /metrics body.
+func exporterStarts(t *testing.T, body string) int {
+	t.Helper()
+	m := startsRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no exporter_starts_total in:\n%s", body)
+	}
+	var n int
+	fmt.Sscan(m[1], &n)
+	return n
+}
 
 // checkWorkloadSteps asserts deployment id's DEPLOY report has the
 // trial's steps of workload name ("workload exporter start", "... ready"),
