@@ -18,9 +18,9 @@ import (
 	"github.com/moltfleet/molt/workload/spec"
 )
 
-// Busy probes: a workload whose spec has a "busy" check is asked, while
-// the agent waits to switch, whether it does work that must not be
-// interrupted (docs/workloads.md, "Busy: the hold API"). A busy answer is
+// Busy probes: a workload whose spec has a "busy" check is asked, every
+// 15 s and every 5 s while the agent waits to switch, whether it does
+// work that must not be interrupted (docs/workloads.md, "Busy: the hold API"). A busy answer is
 // a hold like a file's; a probe that fails or answers neither busy nor
 // idle counts as idle, so a broken probe cannot block upgrades forever.
 
@@ -29,6 +29,10 @@ const (
 	// busyEvery is how often the probes are asked while the agent waits;
 	// the last answers count in between.
 	busyEvery = 5 * time.Second
+	// busyWatchEvery is how often they are asked while no order runs:
+	// a busy answer then makes the server hold its order back
+	// (waiting_for_host), like a hold file.
+	busyWatchEvery = 15 * time.Second
 	// maxBusyProbe bounds one probe whatever its spec's timeout says.
 	maxBusyProbe = 30 * time.Second
 	// maxWorkloadsFile bounds versions/<v>/workloads.json when read.

@@ -230,3 +230,31 @@ func TestRunOrderWaitsForBusyProbe(t *testing.T) {
 		t.Errorf("steps %v: no release", details)
 	}
 }
+
+// TestBusyProbeWithoutOrder: the busy probes are asked while no order
+// runs too, so a busy workload shows in the status (and the server holds
+// its order back as waiting_for_host), and its end clears it.
+func TestBusyProbeWithoutOrder(t *testing.T) {
+	fb := &fakeBusy{holds: []Hold{{ID: busyHoldPrefix + "exporter", Reason: BusyReason("exporter")}}}
+	idle := ordersFunc(func(ctx context.Context, d *Daemon) error {
+		<-ctx.Done()
+		return nil
+	})
+	d, _ := newTestDaemon(t, newFakeControl(), &fakeUpdater{}, idle)
+	d.o.Busy = fb
+	var clock sync.Mutex
+	now := time.Now()
+	d.o.Now = func() time.Time {
+		clock.Lock()
+		defer clock.Unlock()
+		now = now.Add(busyWatchEvery)
+		return now
+	}
+	runDaemon(t, d)
+	waitFor(t, "the busy probe's hold in the status", func() bool {
+		st := d.Status()
+		return st.Busy && slices.Contains(st.Holds, BusyReason("exporter"))
+	})
+	fb.set(nil)
+	waitFor(t, "idle once the probe says so", func() bool { return !d.Status().Busy })
+}

@@ -753,7 +753,9 @@ func TestWorkloadsInCheckinAndTrialReport(t *testing.T) {
 		ws = append(ws, home.WorkloadStatus{Name: fmt.Sprintf("w%02d", i), Version: "1.4.0", State: home.WorkloadReady, Restarts: i, Since: at})
 	}
 	ws[0] = home.WorkloadStatus{Name: "exporter", Version: "1.4.0", State: home.WorkloadCrashed, Restarts: 3,
-		LastExit: "exit status 3", Reason: strings.Repeat("r", 5000), Since: at}
+		LastExit: "exit status 3", Reason: "\x1b]0;owned\a" + strings.Repeat("r", 5000), Since: at}
+	// What the server would refuse is left out rather than sent.
+	ws[1].Name, ws[2].State, ws[3].Version = "../x", "exploded", "1.4.0/../.."
 	if err := a.home.WriteWorkloadState(home.WorkloadState{Supervisor: 1, Updated: at, Workloads: ws}); err != nil {
 		t.Fatal(err)
 	}
@@ -774,8 +776,13 @@ func TestWorkloadsInCheckinAndTrialReport(t *testing.T) {
 	}
 	w := st.Workloads[0]
 	if w.Name != "exporter" || w.State != protocol.WorkloadCrashed || w.Restarts != 3 || w.LastExit != "exit status 3" ||
-		w.Version != "1.4.0" || len(w.Reason) != protocol.MaxStringLen || !w.Since.Equal(at) {
+		w.Version != "1.4.0" || len(w.Reason) != 1024 || !strings.HasPrefix(w.Reason, " ]0;owned rrr") || !w.Since.Equal(at) {
 		t.Errorf("workload %+v (reason %d bytes)", w, len(w.Reason))
+	}
+	for _, w := range st.Workloads {
+		if w.Name == "../x" || w.State == "exploded" || w.Version != "1.4.0" {
+			t.Errorf("a malformed entry was sent: %+v", w)
+		}
 	}
 	if lr := st.LastResult; lr == nil || lr.Workload != "exporter" {
 		t.Errorf("last_result %+v, want workload exporter", lr)

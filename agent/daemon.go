@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -432,11 +433,24 @@ func (d *Daemon) finishTrial() {
 		zap.String("outcome", outcome), zap.String("running", d.o.Version))
 }
 
-// watch polls the holds and the trial until ctx ends.
+// watch polls the holds and the trial until ctx ends, and asks the
+// workloads' busy probes every busyWatchEvery, so that a busy workload
+// keeps a deployment waiting for the host before any order reaches it.
 func (d *Daemon) watch(ctx context.Context) error {
 	t := time.NewTicker(d.o.Poll)
 	defer t.Stop()
+	var asked time.Time
+	var asking atomic.Bool
 	for {
+		// A probe may take its timeout: it is asked beside the loop, one
+		// round at a time.
+		if now := d.o.Now(); (asked.IsZero() || now.Sub(asked) >= busyWatchEvery || now.Before(asked)) && asking.CompareAndSwap(false, true) {
+			asked = now
+			go func() {
+				defer asking.Store(false)
+				d.setProbeHolds(d.o.Busy.Busy(ctx))
+			}()
+		}
 		if err := d.refreshHolds(); err != nil {
 			d.log.Warn("holds", zap.Error(err))
 		}

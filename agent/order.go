@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -15,6 +18,8 @@ import (
 	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // RunOrder runs one upgrade order: prepare (idempotent, resumable), wait
@@ -175,32 +180,51 @@ func (d *Daemon) Status() protocol.Status {
 	return s
 }
 
-// Bounds of a workload's fields in a check-in (state/workloads.json is
-// the supervisor's, but a file on disk is bounded all the same).
+// Bounds of a workload's fields in a check-in, as the server takes them.
 const (
-	maxWorkloadName    = 32
-	maxWorkloadVersion = 64
-	maxWorkloadState   = 16
+	maxWorkloadLastExit = 256
+	maxWorkloadReason   = 1024
 )
 
 // Workloads converts state/workloads.json to its wire form: at most
-// protocol.MaxWorkloads, each string cut to a sane length.
+// protocol.MaxWorkloads. state/workloads.json is the supervisor's, but the
+// server refuses a whole check-in over one bad field, so what it would
+// refuse is left out here (an entry with a malformed name, version or
+// state) or made printable and cut (a reason or exit carrying a
+// workload's own words).
 func Workloads(s home.WorkloadState) []protocol.Workload {
-	ws := s.Workloads[:min(len(s.Workloads), protocol.MaxWorkloads)]
-	if len(ws) == 0 {
-		return nil
-	}
-	out := make([]protocol.Workload, 0, len(ws))
-	for _, w := range ws {
+	var out []protocol.Workload
+	for _, w := range s.Workloads {
+		if len(out) == protocol.MaxWorkloads {
+			break
+		}
+		if !spec.ValidName(w.Name) || !pack.ValidVersion(w.Version) || !slices.Contains(workloadStates, w.State) {
+			continue
+		}
 		out = append(out, protocol.Workload{
-			Name:     truncate(w.Name, maxWorkloadName),
-			Version:  truncate(w.Version, maxWorkloadVersion),
-			State:    truncate(w.State, maxWorkloadState),
+			Name:     w.Name,
+			Version:  w.Version,
+			State:    w.State,
 			Restarts: max(w.Restarts, 0),
-			LastExit: truncate(w.LastExit, protocol.MaxStringLen),
-			Reason:   truncate(w.Reason, protocol.MaxStringLen),
+			LastExit: printable(w.LastExit, maxWorkloadLastExit),
+			Reason:   printable(w.Reason, maxWorkloadReason),
 			Since:    w.Since,
 		})
 	}
 	return out
+}
+
+var workloadStates = []string{protocol.WorkloadStarting, protocol.WorkloadReady, protocol.WorkloadUnhealthy,
+	protocol.WorkloadCrashed, protocol.WorkloadStopped}
+
+// printable replaces control and bidirectional-override characters (and
+// invalid UTF-8) with a space and cuts s to at most n bytes.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return ' '
+		}
+		return r
+	}, s)
+	return truncate(s, n)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/workload/spec"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -297,7 +298,10 @@ func (d *Daemon) removeStaleRequests() {
 func TrialResult(r home.Result) *protocol.TrialResult {
 	t := &protocol.TrialResult{
 		Outcome: r.Outcome, Version: r.Version, Previous: r.Previous, Reason: r.Reason,
-		Logs: r.Logs, OrderID: r.Order, At: r.At, Workload: truncate(r.Workload, maxWorkloadName),
+		Logs: r.Logs, OrderID: r.Order, At: r.At,
+	}
+	if spec.ValidName(r.Workload) {
+		t.Workload = r.Workload
 	}
 	if s := r.Supervisor; s != nil {
 		t.Supervisor = &protocol.SupervisorResult{From: s.From, To: s.To, Upgraded: s.Upgraded, Reason: s.Reason, At: s.At}

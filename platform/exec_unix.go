@@ -7,6 +7,9 @@ import (
 	"syscall"
 )
 
+// CanExecSelf reports whether ExecSelf can work here.
+const CanExecSelf = true
+
 // ExecSelf replaces the running program with path (same pid, open files
 // without close-on-exec kept). It returns only on failure.
 func ExecSelf(path string, args, env []string) error {

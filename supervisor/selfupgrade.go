@@ -298,6 +298,11 @@ type handoff struct {
 // errRestartPending: the caller stops the agent (once it is not busy) and
 // Run returns ErrRestart.
 func (s *Supervisor) restartSelf(a *agent, to string) error {
+	if !platform.CanExecSelf {
+		// Nothing to hand over: the workloads keep their output readers
+		// until they are stopped with the agent.
+		return errRestartPending
+	}
 	toAgent, fromAgent := a.ch.Files()
 	files := []*os.File{toAgent, fromAgent, a.out, a.errOut}
 	workloads, wfiles := s.wl.handoff()

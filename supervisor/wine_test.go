@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/workload/spec"
 )
 
@@ -85,6 +86,9 @@ func TestWindowsUnderWine(t *testing.T) {
 func runWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// wineserver inherits the output pipe and outlives the program while
+	// another Wine test runs: do not wait for it to close the pipe.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -145,8 +149,9 @@ func TestWorkloadUnderWine(t *testing.T) {
 	winHome := `Z:` + strings.ReplaceAll(dir, "/", `\`)
 	cmd := exec.Command(wine, exe(h.SupervisorBinary()), "run", "--home", winHome, "--watch", "2s", "--stop-grace", "5s")
 	cmd.Env = wineEnv
-	var out strings.Builder
+	var out e2etest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second // see runWithin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
