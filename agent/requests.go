@@ -20,8 +20,8 @@ import (
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/protocol"
-	"github.com/moltfleet/molt/workload/spec"
 	"github.com/moltfleet/molt/updater/pack"
+	"github.com/moltfleet/molt/workload/spec"
 )
 
 // DaemonInfo is state/daemon.json: present while a daemon runs.
