@@ -26,6 +26,7 @@ import (
 var (
 	binDir       string
 	testWorkload string
+	exporter     string // examples/exporter
 	supervisor   = map[string]string{} // version -> molt-supervisor
 	agents       = map[string]string{} // "version mode" -> testagent
 )
@@ -63,7 +64,9 @@ func buildAll() error {
 		builds = append(builds, e2etest.Build{Out: out, Pkg: "github.com/moltfleet/molt/cmd/molt-supervisor", Version: v})
 	}
 	testWorkload = filepath.Join(binDir, "testworkload")
-	builds = append(builds, e2etest.Build{Out: testWorkload, Pkg: "github.com/moltfleet/molt/testdata/testworkload"})
+	exporter = filepath.Join(binDir, "exporter")
+	builds = append(builds, e2etest.Build{Out: testWorkload, Pkg: "github.com/moltfleet/molt/testdata/testworkload"},
+		e2etest.Build{Out: exporter, Pkg: "github.com/moltfleet/molt/examples/exporter"})
 	for i, b := range agentBuilds {
 		v, mode, _ := strings.Cut(b, " ")
 		out := filepath.Join(binDir, fmt.Sprintf("testagent-%d", i))

@@ -61,14 +61,21 @@ func (h *testHome) installWorkload(v string, sp spec.Spec) {
 // versions/<v>/ and returns its entry of workloads.json.
 func (h *testHome) installedWorkload(v string, sp spec.Spec) spec.Workload {
 	h.t.Helper()
-	dst := filepath.Join(h.WorkloadDir(v, sp.Name), "testworkload")
-	h.copy(testWorkload, dst)
+	return h.installedProgram(v, sp, testWorkload)
+}
+
+// installedProgram copies program as sp's command into versions/<v>/ and
+// returns its entry of workloads.json.
+func (h *testHome) installedProgram(v string, sp spec.Spec, program string) spec.Workload {
+	h.t.Helper()
+	dst := filepath.Join(h.WorkloadDir(v, sp.Name), sp.Command)
+	h.copy(program, dst)
 	b, err := os.ReadFile(dst)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	sum := sha256.Sum256(b)
-	w := spec.Workload{Spec: sp, Files: []spec.File{{Path: "testworkload", Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Mode: "0755"}}}
+	w := spec.Workload{Spec: sp, Files: []spec.File{{Path: sp.Command, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Mode: "0755"}}}
 	if err := w.Check(); err != nil {
 		h.t.Fatal(err)
 	}

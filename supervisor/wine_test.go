@@ -155,11 +155,15 @@ func TestWorkloadUnderWine(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		<-exited
 	})
 	log := func() string {
 		b, _ := os.ReadFile(filepath.Join(dir, "logs", "supervisor.log"))
@@ -174,15 +178,14 @@ func TestWorkloadUnderWine(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "testagent.exit11"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	select {
-	case err = <-done:
+	case <-exited:
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("the supervisor under Wine did not exit after its upgrade\n%s\n%s", out.String(), log())
 	}
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-		t.Fatalf("supervisor under Wine: %v, want exit 3 after its upgrade\n%s\n%s", err, out.String(), log())
+	if !errors.As(waitErr, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("supervisor under Wine: %v, want exit 3 after its upgrade\n%s\n%s", waitErr, out.String(), log())
 	}
 	r, ok, err := h.ReadResult()
 	if err != nil || !ok || r.Outcome != home.OutcomeCommitted || r.Version != "1.1.0" {

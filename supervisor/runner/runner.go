@@ -99,6 +99,9 @@ var (
 	ErrAdopt = errors.New("adopt")
 )
 
+// firstReadyPause is the pause after the first failed ready check.
+const firstReadyPause = 5 * time.Millisecond
+
 // drainWait bounds the wait for the output after the process exited: a
 // process that escaped the group can hold the pipes open.
 const drainWait = 2 * time.Second
@@ -419,6 +422,10 @@ func (i *Instance) readyCheck(ctx context.Context) bool {
 	r := i.spec.Ready
 	deadline := i.started.Add(r.Within.D())
 	t := i.target()
+	// The first tries come quickly and the pauses double up to Interval:
+	// a workload that starts in 30 ms is seen ready in about that, not
+	// at the next Interval.
+	pause := min(firstReadyPause, r.Interval.D())
 	for {
 		err := probe.Check(ctx, r.Probe, t)
 		if ctx.Err() != nil {
@@ -437,9 +444,10 @@ func (i *Instance) readyCheck(ctx context.Context) bool {
 			i.send(ctx, Event{Kind: NotReady, At: i.now(), Reason: reason})
 			return false
 		}
-		if !sleep(ctx, min(r.Interval.D(), left)) {
+		if !sleep(ctx, min(pause, left)) {
 			return false
 		}
+		pause = min(2*pause, r.Interval.D())
 	}
 }
 
