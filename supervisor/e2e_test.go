@@ -26,7 +26,7 @@ import (
 var (
 	binDir       string
 	testWorkload string
-	exporter     string // examples/exporter
+	exporter     string                // examples/exporter
 	supervisor   = map[string]string{} // version -> molt-supervisor
 	agents       = map[string]string{} // "version mode" -> testagent
 )
