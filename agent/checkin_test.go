@@ -784,7 +784,7 @@ func TestWorkloadsInCheckinAndTrialReport(t *testing.T) {
 			t.Errorf("a malformed entry was sent: %+v", w)
 		}
 	}
-	if lr := st.LastResult; lr == nil || lr.Workload != "exporter" {
+	if lr := st.LastResult; lr == nil || lr.Workload != "exporter" || lr.WorkloadLogs != "logs/workload-exporter-1.5.0.log" {
 		t.Errorf("last_result %+v, want workload exporter", lr)
 	}
 	if names := strings.Join(stepNames(reports, "dep-9"), ","); names != "start,start,rollback" {

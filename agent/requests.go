@@ -301,7 +301,7 @@ func TrialResult(r home.Result) *protocol.TrialResult {
 		Logs: r.Logs, OrderID: r.Order, At: r.At,
 	}
 	if spec.ValidName(r.Workload) {
-		t.Workload = r.Workload
+		t.Workload, t.WorkloadLogs = r.Workload, printable(r.WorkloadLogs, maxWorkloadReason)
 	}
 	if s := r.Supervisor; s != nil {
 		t.Supervisor = &protocol.SupervisorResult{From: s.From, To: s.To, Upgraded: s.Upgraded, Reason: s.Reason, At: s.At}

@@ -212,8 +212,10 @@ type TrialResult struct {
 	At       time.Time `json:"at"`
 	// Supervisor is the supervisor's self-upgrade, if one was attempted.
 	Supervisor *SupervisorResult `json:"supervisor,omitempty"`
-	// Workload names the workload whose failure rolled the version back.
-	Workload string `json:"workload,omitempty"`
+	// Workload names the workload whose failure rolled the version back;
+	// WorkloadLogs is where its output of the failed version is kept.
+	Workload     string `json:"workload,omitempty"`
+	WorkloadLogs string `json:"workload_logs,omitempty"`
 }
 
 // SupervisorResult is a supervisor self-upgrade outcome.

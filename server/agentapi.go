@@ -113,8 +113,11 @@ func checkStatus(st *protocol.Status) error {
 		if lr.Outcome != protocol.TrialCommitted && lr.Outcome != protocol.TrialRolledBack {
 			return badRequest("last_result.outcome %q is not committed or rolled_back", lr.Outcome)
 		}
-		if len(lr.Reason) > 4096 || len(lr.Logs) > 4096 {
+		if len(lr.Reason) > 4096 || len(lr.Logs) > 4096 || len(lr.WorkloadLogs) > 4096 {
 			return badRequest("last_result: reason or logs longer than 4096 bytes")
+		}
+		if hasControl(lr.WorkloadLogs) {
+			return badRequest("last_result.workload_logs contains a control character")
 		}
 	}
 	return nil

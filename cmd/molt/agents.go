@@ -168,6 +168,9 @@ func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
 		if r.Logs != "" {
 			kv("  logs", clean(r.Logs))
 		}
+		if r.WorkloadLogs != "" {
+			kv("  workload logs", clean(r.WorkloadLogs))
+		}
 		if s := r.Supervisor; s != nil {
 			v := fmt.Sprintf("%s -> %s upgraded=%t", s.From, s.To, s.Upgraded)
 			if s.Reason != "" {

@@ -76,7 +76,7 @@ func TestAgentsWorkloads(t *testing.T) {
 	post("/v1/agent/checkin", en.Credential, protocol.CheckinRequest{Status: protocol.Status{ProtocolVersion: protocol.Version, Fingerprint: "fp",
 		Name: "web-1", Platform: "linux/amd64", OSFamily: "linux", Version: "1.5.0", Supervised: true, Workloads: ws,
 		LastResult: &protocol.TrialResult{Outcome: protocol.TrialRolledBack, Version: "1.6.0", Previous: "1.5.0", Workload: "sensor",
-			Reason: "workload sensor crashed\x1b[2J", At: since}}}, &cr)
+			WorkloadLogs: "/opt/molt/logs/workload-sensor-1.6.0.log", Reason: "workload sensor crashed\x1b[2J", At: since}}}, &cr)
 
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
@@ -104,6 +104,7 @@ func TestAgentsWorkloads(t *testing.T) {
 	for _, want := range []string{
 		"| Workload: sensor | version: 1.4.0 | state: crashed since ", " | restarts: 4 | last exit: exit status 2 | reason: GET http://127.0.0.1:9200/health: connection refused |",
 		"| workload: sensor | reason: workload sensor crashed\\x1b[2J |",
+		"| workload logs: /opt/molt/logs/workload-sensor-1.6.0.log |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("agents show lacks %q:\n%s", want, out)
