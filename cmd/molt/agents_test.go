@@ -25,7 +25,6 @@ import (
 // control character the server passes on (a trial's reason) reaches the
 // terminal escaped.
 func TestAgentsWorkloads(t *testing.T) {
-	inUTC(t)
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
 	ctx := context.Background()
