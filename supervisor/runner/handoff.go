@@ -111,7 +111,7 @@ func Adopt(cfg Config, h Handoff) (*Instance, error) {
 	}
 	// The previous image may have reaped it after the handoff: never
 	// take a pid that is not the same process any more.
-	if cur, err := platform.IdentifyProcess(h.Process.PID); err != nil || !cur.Same(h.Process) {
+	if cur, err := platform.IdentifyProcess(h.Process.PID); err != nil || !sameWorkload(cur, h.Process) {
 		closeAll()
 		return nil, bad("%s no longer runs", h.Process)
 	}

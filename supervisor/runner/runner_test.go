@@ -667,10 +667,11 @@ func TestStopStale(t *testing.T) {
 	t.Run("another process with the pid", func(t *testing.T) {
 		cmd, child := startStale(t)
 		id, _ := platform.IdentifyProcess(cmd.Process.Pid)
-		for _, other := range []platform.ProcessIdentity{
-			{PID: id.PID, Start: id.Start + 1000, Exe: id.Exe},
-			{PID: id.PID, Start: id.Start, Exe: "/usr/bin/other"},
-		} {
+		others := []platform.ProcessIdentity{{PID: id.PID, Start: id.Start + 1000, Exe: id.Exe}}
+		if !exactStart {
+			others = append(others, platform.ProcessIdentity{PID: id.PID, Start: id.Start, Exe: "/usr/bin/other"})
+		}
+		for _, other := range others {
 			if err := StopStale(other, "kill", time.Second, log); err != nil {
 				t.Fatal(err)
 			}
@@ -678,6 +679,22 @@ func TestStopStale(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		if !alive(cmd.Process.Pid) || !alive(child) {
 			t.Fatal("StopStale signalled a process that is not the recorded one")
+		}
+	})
+	t.Run("the recorded process exec'd its program", func(t *testing.T) {
+		if !exactStart {
+			t.Skip("the start time is rounded here: the executable must match")
+		}
+		// Recorded while it was still the interpreter of a wrapper
+		// script (exec java ...): the same pid and start time.
+		cmd, child := startStale(t)
+		id, _ := platform.IdentifyProcess(cmd.Process.Pid)
+		id.Exe = "/bin/sh"
+		if err := StopStale(id, "SIGTERM", 2*time.Second, log); err != nil {
+			t.Fatal(err)
+		}
+		if alive(cmd.Process.Pid) || waitGone(child) != nil {
+			t.Fatalf("workload %v, child %v after StopStale", alive(cmd.Process.Pid), alive(child))
 		}
 	})
 	t.Run("gone", func(t *testing.T) {

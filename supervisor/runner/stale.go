@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -89,5 +90,24 @@ func stillSame(id platform.ProcessIdentity) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return cur.Same(id), nil
+	return sameWorkload(cur, id), nil
 }
+
+// sameWorkload reports whether cur is the workload process recorded as
+// id. The executable may differ: the identity is taken right after the
+// start, and a workload whose command is a script that execs its program
+// (exec java ..., the usual wrapper) was then still the script's
+// interpreter. Where the OS gives the start time exactly (clock ticks on
+// Linux, 100 ns on Windows), the same pid with the very same start time
+// is the same process; where it is rounded to the second (ps), the
+// executable must match too, as for any process
+// (platform.ProcessIdentity.Same).
+func sameWorkload(cur, id platform.ProcessIdentity) bool {
+	if exactStart && cur.PID == id.PID && cur.Start == id.Start && id.Start != 0 {
+		return true
+	}
+	return cur.Same(id)
+}
+
+// exactStart: platform.IdentifyProcess gives the start time exactly.
+const exactStart = runtime.GOOS == "linux" || runtime.GOOS == "windows"
