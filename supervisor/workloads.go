@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/faults"
+	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/supervisor/runner"
 	"github.com/moltfleet/molt/workload/spec"
 )
@@ -127,10 +129,16 @@ func (ws *workloadSet) reconcile(version string, trial bool) error {
 		}
 		if cur != nil {
 			ws.stopOne(cur, "its version changed")
+			// The old instance is gone and state/workloads.json still
+			// records it; nothing of the new version runs yet.
+			faults.Point("supervisor/workload-stopped")
 		}
 		nw := &workload{name: w.Spec.Name, version: version, work: w, identity: id}
 		ws.byName[w.Spec.Name] = nw
 		ws.start(nw, trial)
+		// The new instance runs and state/workloads.json does not record
+		// it yet (the first pass is a supervisor's first start of it).
+		faults.Point("supervisor/workload-started")
 	}
 	ws.stopAll(stop, "not in version "+version)
 	ws.save()
@@ -390,16 +398,36 @@ func (ws *workloadSet) stopStale() {
 	st, err := ws.s.h.ReadWorkloadState()
 	if err != nil {
 		ws.s.log.Warn("ignoring state/workloads.json", zap.Error(err))
-		return
 	}
-	var wg sync.WaitGroup
+	var found []runner.Found
 	for _, r := range st.Workloads {
-		if r.Process.PID <= 0 {
-			continue
+		if r.Process.PID > 0 {
+			found = append(found, runner.Found{Name: r.Name, Version: r.Version, Process: r.Process})
 		}
+	}
+	ws.stopFound(found)
+	// A supervisor killed between a start and its record left an
+	// instance that state/workloads.json does not name; where the OS
+	// shows the environment, it is found by its MOLT_HOME.
+	more, err := runner.Unrecorded(ws.s.h.Dir)
+	if err != nil && !errors.Is(err, platform.ErrNotSupported) {
+		ws.s.log.Warn("look for workloads of a previous supervisor", zap.Error(err))
+	}
+	for _, f := range more {
+		ws.s.log.Warn("a workload of a previous supervisor runs that state/workloads.json does not record",
+			zap.String("workload", f.Name), zap.String("workload_version", f.Version), zap.Int("pid", f.Process.PID))
+	}
+	ws.stopFound(more)
+}
+
+// stopFound stops the instances of a previous supervisor at once, each
+// with the stop signal and grace of its version's spec.
+func (ws *workloadSet) stopFound(list []runner.Found) {
+	var wg sync.WaitGroup
+	for _, r := range list {
 		sig, grace := "SIGTERM", spec.DefaultStopGrace
-		if list, err := ws.installed(r.Version); err == nil {
-			for _, w := range list {
+		if all, err := ws.installed(r.Version); err == nil {
+			for _, w := range all {
 				if w.Spec.Name == r.Name {
 					d := w.Spec.Defaults()
 					sig, grace = d.Stop.Signal, d.Stop.Grace.D()
@@ -407,7 +435,7 @@ func (ws *workloadSet) stopStale() {
 			}
 		}
 		wg.Add(1)
-		go func(r home.WorkloadStatus) {
+		go func(r runner.Found) {
 			defer wg.Done()
 			if err := runner.StopStale(r.Process, sig, grace, ws.s.log.With(zap.String("workload", r.Name))); err != nil {
 				ws.s.log.Warn("stop a workload of a previous supervisor", zap.String("workload", r.Name), zap.Error(err))
@@ -525,6 +553,15 @@ func (ws *workloadSet) adopt(list []workloadHandoff) {
 			continue
 		}
 		w.inst = inst
+		if inst.Ready() && w.state == home.WorkloadStarting {
+			// It passed its ready check before the previous image's loop
+			// took the Ready event, which was lost with that image; the
+			// adopted instance runs only its live checks and never says
+			// ready again.
+			now := ws.s.clock.Now()
+			w.readyAt = now
+			w.set(home.WorkloadReady, "", now)
+		}
 		ws.adopted++
 		log.Info("adopted the running workload", zap.Int("pid", h.Process.PID))
 		ws.follow(w, inst)

@@ -196,6 +196,12 @@ func (u *Updater) stage(st *UpgradeState, items []item, ws []spec.Workload) erro
 			return err
 		}
 		marker.Files[it.dst] = it.a.SHA256
+		if it.workload() {
+			// The molt binaries and some of the workload files are in
+			// the staging directory, workloads.json is not, and the new
+			// directories are not synced.
+			faults.Point("agent/staging-workload-file")
+		}
 	}
 	if len(ws) > 0 {
 		in := spec.Installed{Version: v, Platform: u.platform, Workloads: ws}

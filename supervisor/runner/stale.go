@@ -111,3 +111,10 @@ func sameWorkload(cur, id platform.ProcessIdentity) bool {
 
 // exactStart: platform.IdentifyProcess gives the start time exactly.
 const exactStart = runtime.GOOS == "linux" || runtime.GOOS == "windows"
+
+// Found is a running workload instance found by Unrecorded: its name and
+// version as its environment gives them.
+type Found struct {
+	Name, Version string
+	Process       platform.ProcessIdentity
+}
