@@ -18,22 +18,41 @@ import (
 // version's pack imported, and n supervised hosts at the old version
 // (hostEnv added to their supervisors' environment, and so their
 // agents'), enrolled and seen online. serverURL, when not nil, gives the
-// URL the hosts use (a proxy in front of the server).
-func newFleet(t *testing.T, n int, srvEnv, hostEnv []string, serverURL func(*e2etest.Server) string) *fleet {
+// URL the hosts use (a proxy in front of the server). With workloads,
+// both versions' packs carry the exporter of their version
+// (workloadPack) and each host is installed from the old one, its
+// exporter on a free loopback port of its own.
+func newFleet(t *testing.T, n int, srvEnv, hostEnv []string, serverURL func(*e2etest.Server) string, workloads bool) *fleet {
 	t.Helper()
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, Env: srvEnv})
-	srv.Import(e2etest.Pack(t, e2etest.PackOptions{Version: newVersion}))
+	oldPack := ""
+	if workloads {
+		srv.Import(workloadPack(t, newVersion, ""))
+		oldPack = workloadPack(t, oldVersion, "")
+	} else {
+		srv.Import(e2etest.Pack(t, e2etest.PackOptions{Version: newVersion}))
+	}
 	tok := srv.EnrollToken(n)
-	f := &fleet{t: t, srv: srv, restarts: map[string]int{}}
+	f := &fleet{t: t, srv: srv, restarts: map[string]int{}, workloads: workloads}
 	url := ""
 	if serverURL != nil {
 		url = serverURL(srv)
 	}
 	for i := range n {
 		h := srv.NewHost(e2etest.HostOptions{Name: fmt.Sprintf("h%d", i+1), Version: oldVersion, Supervised: true,
-			EnrollToken: tok, Env: hostEnv, ServerURL: url})
+			EnrollToken: tok, Env: hostEnv, ServerURL: url, Pack: oldPack})
+		if workloads {
+			f.addrs = append(f.addrs, writeListenFile(t, h))
+		}
 		h.Start()
 		f.hosts = append(f.hosts, h)
+	}
+	if workloads {
+		for i, h := range f.hosts {
+			if why := workloadWrongWithin(h, f.addrs[i], oldVersion, workloadUp); why != "" {
+				t.Fatalf("%s before the upgrade: %s", h.Name, why)
+			}
+		}
 	}
 	for _, h := range f.hosts {
 		f.ids = append(f.ids, h.WaitEnrolled(60*time.Second))
@@ -149,6 +168,15 @@ func (f *fleet) upgrade(fired string) string {
 		t.Errorf("acknowledged before the last kill, gone at the end: %s", l)
 	}
 	f.checkSteps(runID)
+	// The workload runs once, of the version the host ended at, and
+	// serves.
+	var wlTimes []string
+	if f.workloads {
+		for i, h := range f.hosts {
+			d := checkWorkload(t, h, f.addrs[i], truths[i].running)
+			wlTimes = append(wlTimes, d.Round(100*time.Millisecond).String())
+		}
+	}
 	var states []string
 	for i, tr := range truths {
 		if f.mustSucceed && tr.state != protocol.StateSucceeded {
@@ -166,8 +194,12 @@ func (f *fleet) upgrade(fired string) string {
 	for k, n := range f.restarts {
 		restarts = append(restarts, fmt.Sprintf("%s×%d", k, n))
 	}
-	return fmt.Sprintf("%s in %.0fs; longest without agent %s; restarted by the test: %s",
-		strings.Join(states, ","), took.Seconds(), strings.Join(gaps, ","), strings.Join(restarts, ",")+orNone(len(restarts)))
+	wl := ""
+	if f.workloads {
+		wl = "; exporter right after " + strings.Join(wlTimes, ",")
+	}
+	return fmt.Sprintf("%s in %.0fs; longest without agent %s%s; restarted by the test: %s",
+		strings.Join(states, ","), took.Seconds(), strings.Join(gaps, ","), wl, strings.Join(restarts, ",")+orNone(len(restarts)))
 }
 
 func orNone(n int) string {

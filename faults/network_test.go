@@ -105,7 +105,7 @@ func networkCase(t *testing.T, c netCase, sizes []int64) string {
 	f := newFleet(t, 1, nil, nil, func(s *e2etest.Server) string {
 		p = startProxy(t, s.Addr)
 		return "https://" + p.Addr()
-	})
+	}, false)
 	f.converge, f.mustSucceed = c.converge, true
 	base := p.Stats().BytesDown
 	size := sizes[0] + sizes[1]

@@ -50,6 +50,7 @@ var points = []point{
 	{name: "agent/mid-download", proc: "agent", hit: 44, midDownload: true}, // 11 MiB into molt-agent
 	{name: "agent/after-download", proc: "agent"},
 	{name: "agent/mid-staging", proc: "agent"},
+	{name: "agent/staging-workload-file", proc: "agent"},
 	{name: "agent/before-valid", proc: "agent"},
 	{name: "agent/after-valid", proc: "agent"},
 	{name: "agent/before-switch", proc: "agent"},
@@ -57,6 +58,9 @@ var points = []point{
 	{name: "agent/before-exit-11", proc: "agent"},
 	{name: "agent/before-ready", proc: "agent", newOnly: true},
 	{name: "supervisor/saw-exit-11", proc: "supervisor"},
+	{name: "supervisor/workload-stopped", proc: "supervisor"},
+	// The first start is the old exporter's, when the host boots.
+	{name: "supervisor/workload-started", proc: "supervisor", hit: 2},
 	{name: "supervisor/before-commit", proc: "supervisor"},
 	{name: "supervisor/mid-rollback", proc: "supervisor", broken: true},
 	{name: "supervisor/replace-prepared", proc: "supervisor", supervisor: newVersion},
@@ -282,10 +286,10 @@ func crashCase(t *testing.T, p point, pack string) string {
 	f := newFleet(t, max(p.hosts, 1), srvEnv, hostEnv, func(s *e2etest.Server) string {
 		px = startProxy(t, s.Addr)
 		return "https://" + px.Addr()
-	})
+	}, true)
 	if p.broken {
 		f.target = badVersion
-		f.srv.Import(e2etest.Pack(t, e2etest.PackOptions{Version: badVersion, AgentMode: "crash-at-start"}))
+		f.srv.Import(workloadPack(t, badVersion, "crash-at-start"))
 	}
 	base := px.Stats().BytesDown
 	detail := f.upgrade(fired)
@@ -310,14 +314,25 @@ func crashCase(t *testing.T, p point, pack string) string {
 	// again: a file in the cache, the staging directory or versions/ is
 	// verified and used.
 	n := int64(len(f.hosts))
-	limit := n * (artifactBytes(t) + slack)
+	files := artifactBytes(t) + exporterBytes(t)
+	limit := n * (files + slack)
 	if p.midDownload {
 		limit += killLoss
 	}
 	if got > limit && !p.broken {
-		t.Errorf("the agents received %d bytes for %d × %d bytes of artifacts, more than %d: a download started over", got, n, artifactBytes(t), limit)
+		t.Errorf("the agents received %d bytes for %d × %d bytes of artifacts, more than %d: a download started over", got, n, files, limit)
 	}
 	return fmt.Sprintf("%s; received %.1f MiB", detail, float64(got)/(1<<20))
+}
+
+// exporterBytes is the size of the new version's exporter, the workload
+// file an upgrade downloads besides the artifacts.
+func exporterBytes(t *testing.T) int64 {
+	st, err := os.Stat(e2etest.Exporter(t, newVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }
 
 // killLoss is what a killed agent may have received and not yet written:

@@ -271,6 +271,10 @@ type fleet struct {
 	mustSucceed bool
 	// target is the run's version (default newVersion).
 	target string
+	// workloads: the packs carry the exporter; addrs are the hosts'
+	// exporters' addresses.
+	workloads bool
+	addrs     []string
 }
 
 func (f *fleet) targetVersion() string {
