@@ -30,7 +30,8 @@ const (
 
 // watcher checks a host's invariants continuously from a goroutine of its
 // own: active.json never names a version without .valid (every 5 ms), and
-// an agent runs, on which version (every 25 ms). It records; the test
+// an agent runs, on which version, and never two workload processes at
+// once (every 25 ms). It records; the test
 // goroutine asserts.
 type watcher struct {
 	h    home.Home
@@ -43,6 +44,7 @@ type watcher struct {
 	gapStart   time.Time       // zero while an agent runs
 	longestGap time.Duration
 	checks     int
+	doubled    bool // two workload processes were seen at once
 }
 
 func watch(h home.Home) *watcher {
@@ -94,9 +96,18 @@ func (w *watcher) checkActive() {
 
 func (w *watcher) checkRunning() {
 	v := runningVersion(w.h)
+	procs := workloadProcs(w.h)
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// Never two instances of the workload at once: a switch stops the
+	// old one before it starts the new one, and a starting supervisor
+	// stops what a killed one left before it starts its own.
+	if len(procs) > 1 && !w.doubled {
+		w.doubled = true
+		w.violations = append(w.violations, fmt.Sprintf("%s: %d workload processes run at once: %v",
+			now.Format("15:04:05.000"), len(procs), procs))
+	}
 	if v != "" {
 		w.versions[v] = true
 		if !w.gapStart.IsZero() {
