@@ -64,7 +64,7 @@ func newEnrollTokenCreateCmd(cf *connFlags) *cobra.Command {
 				return cli.PrintJSON(cmd.OutOrStdout(), t)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "created enrollment token %s: %d use(s), expires %s; put the secret below in agent.yaml as enrollment_token (it is not shown again)\n",
-				t.Token.ID, t.Token.Uses, t.Token.Expires.Local().Format("2006-01-02 15:04:05"))
+				t.Token.ID, t.Token.Uses, local(t.Token.Expires).Format("2006-01-02 15:04:05"))
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), t.Secret)
 			return err
 		},
@@ -94,7 +94,7 @@ func printEnrollTokens(w io.Writer, ts []protocol.EnrollToken, now time.Time) er
 			state = "used up"
 		}
 		row(tw, t.ID, dash(t.Name), fmt.Sprintf("%d/%d", t.Used, t.Uses), fmtTime(t.Created, now),
-			t.Expires.Local().Format("2006-01-02 15:04:05"), state)
+			local(t.Expires).Format("2006-01-02 15:04:05"), state)
 	}
 	return tw.Flush()
 }

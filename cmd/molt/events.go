@@ -142,7 +142,7 @@ func (p eventPrinter) print(e protocol.Event) error {
 // without buffering.
 func fmtEvent(e protocol.Event) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %4d %-28s", e.At.Local().Format("2006-01-02 15:04:05"), e.ID, e.Name)
+	fmt.Fprintf(&b, "%s  %4d %-28s", local(e.At).Format("2006-01-02 15:04:05"), e.ID, e.Name)
 	if e.AgentID != "" {
 		fmt.Fprintf(&b, " agent=%s", e.AgentID)
 	}

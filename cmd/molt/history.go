@@ -107,7 +107,7 @@ func printDeployReport(w io.Writer, rep protocol.DeploymentReport, now time.Time
 	tw = newTable(w)
 	row(tw, "TIME", "STEP", "DETAIL")
 	for _, s := range rep.Steps {
-		row(tw, s.At.Local().Format("2006-01-02 15:04:05.000"), clean(s.Name), dash(clean(s.Detail)))
+		row(tw, local(s.At).Format("2006-01-02 15:04:05.000"), clean(s.Name), dash(clean(s.Detail)))
 	}
 	return tw.Flush()
 }

@@ -19,6 +19,12 @@ import (
 )
 
 // newTable returns a tabwriter for aligned listings; the caller flushes.
+// zone is where times are shown and read: the machine's own (tests pin
+// it to UTC without touching time.Local, which other goroutines read).
+var zone = time.Local
+
+func local(t time.Time) time.Time { return t.In(zone) }
+
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
@@ -39,7 +45,7 @@ func fmtTime(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	s := t.Local().Format("2006-01-02 15:04:05")
+	s := local(t).Format("2006-01-02 15:04:05")
 	if d := now.Sub(t); d >= 0 && d < 7*24*time.Hour {
 		s += " (" + fmtAgo(d) + ")"
 	}
@@ -104,10 +110,10 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	if t, err := time.ParseInLocation("2006-01-02 15:04:05", s, time.Local); err == nil {
+	if t, err := time.ParseInLocation("2006-01-02 15:04:05", s, zone); err == nil {
 		return t, nil
 	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+	if t, err := time.ParseInLocation("2006-01-02", s, zone); err == nil {
 		return t, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {

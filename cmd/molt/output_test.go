@@ -49,9 +49,9 @@ var (
 // inUTC shows local times in UTC for the test, so golden files do not
 // depend on the machine. Tests that use it must not be parallel.
 func inUTC(t *testing.T) {
-	old := time.Local
-	time.Local = time.UTC
-	t.Cleanup(func() { time.Local = old })
+	old := zone
+	zone = time.UTC
+	t.Cleanup(func() { zone = old })
 }
 
 func TestGoldenTables(t *testing.T) {
