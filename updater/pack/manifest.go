@@ -148,6 +148,13 @@ func (m *Manifest) Check() error {
 			// Both sentinels hold: callers test for either.
 			return fmt.Errorf("%w: %s: %w", ErrBadManifest, plat, err)
 		}
+		if strings.HasPrefix(plat, "windows/") {
+			for _, w := range ws {
+				if err := w.CheckWindows(); err != nil {
+					return fmt.Errorf("%w: %s: %w", ErrBadManifest, plat, err)
+				}
+			}
+		}
 	}
 	// Every stored file has one place in the pack; names that differ only
 	// in case are one file on Windows and macOS.

@@ -143,6 +143,12 @@ func TestManifestWorkloads(t *testing.T) {
 			w2.Spec.Name = "second"
 			m.Workloads["linux/amd64"] = []spec.Workload{w, w2}
 		}, "16385 files, a pack holds at most 16382", false},
+		{"windows device name", func(m *Manifest) {
+			m.Artifacts["windows/amd64"] = map[string]Artifact{RoleAgent: {Path: "windows_amd64/molt-agent.exe", Size: 5, SHA256: sha}}
+			w := m.Workloads["linux/amd64"][0]
+			w.Files = append(append([]spec.File(nil), w.Files...), spec.File{Path: "conf/aux.yaml", Size: 1, SHA256: sha, Mode: "0644"})
+			m.Workloads["windows/amd64"] = []spec.Workload{w}
+		}, `windows/amd64: bad workload spec: workload "exporter": file "conf/aux.yaml": "aux.yaml" cannot be a file name on Windows`, true},
 		{"artifact is a workload directory", func(m *Manifest) {
 			a := m.Artifacts["linux/amd64"][RoleAgent]
 			a.Path = "linux_amd64/workloads/exporter/bin"

@@ -653,3 +653,23 @@ func ParseInstalled(b []byte) (Installed, error) {
 	}
 	return in, CheckAll(in.Workloads)
 }
+
+// windowsReserved are the device names Windows reserves in every
+// directory, with any extension ("CON", "aux.txt").
+var windowsReserved = regexp.MustCompile(`(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$`)
+
+// CheckWindows checks what a Windows host could not install: a path
+// component that is a reserved device name, ends in a dot or a space, or
+// holds a character Windows refuses in a file name. The manifest checks
+// it for windows/* platforms, so such a pack is refused before any host
+// downloads it.
+func (w Workload) CheckWindows() error {
+	for _, f := range w.Files {
+		for _, c := range strings.Split(f.Path, "/") {
+			if windowsReserved.MatchString(c) || strings.HasSuffix(c, ".") || strings.HasSuffix(c, " ") || strings.ContainsAny(c, `<>:"|?*`) {
+				return fmt.Errorf("%w: workload %q: file %q: %q cannot be a file name on Windows", ErrBadSpec, w.Spec.Name, f.Path, c)
+			}
+		}
+	}
+	return nil
+}
