@@ -53,7 +53,9 @@ func TestCheck(t *testing.T) {
 		{"bad url", func(w *Workload) { w.Spec.Ready.HTTP = "ftp://x" }, "not an http(s) URL"},
 		{"molt env", func(w *Workload) { w.Spec.Env = map[string]string{"MOLT_HOME": "/"} }, "names starting with MOLT_ are set by molt"},
 		{"control in arg", func(w *Workload) { w.Spec.Args = []string{"\x1b[2J"} }, "args[0]: contains a control character"},
-		{"too large", func(w *Workload) { w.Spec.Args = []string{strings.Repeat("a", 4000), strings.Repeat("b", 4000), strings.Repeat("c", 4000), strings.Repeat("d", 4000), strings.Repeat("e", 4000)} }, "spec is larger than 16384 bytes"},
+		{"too large", func(w *Workload) {
+			w.Spec.Args = []string{strings.Repeat("a", 4000), strings.Repeat("b", 4000), strings.Repeat("c", 4000), strings.Repeat("d", 4000), strings.Repeat("e", 4000)}
+		}, "spec is larger than 16384 bytes"},
 		{"bad signal", func(w *Workload) { w.Spec.Stop.Signal = "SIGSTOP" }, `stop: signal "SIGSTOP"`},
 		{"bad policy", func(w *Workload) { w.Spec.Restart.Policy = "sometimes" }, `restart: policy "sometimes"`},
 		{"backoff", func(w *Workload) {
@@ -99,7 +101,10 @@ func TestIdentity(t *testing.T) {
 	}
 	for name, change := range map[string]func(w *Workload){
 		"args": func(w *Workload) { w.Spec.Args = []string{"-listen", "127.0.0.1:9465"} },
-		"hash": func(w *Workload) { w.Files = append([]File(nil), w.Files...); w.Files[0].SHA256 = strings.Repeat("1", 64) },
+		"hash": func(w *Workload) {
+			w.Files = append([]File(nil), w.Files...)
+			w.Files[0].SHA256 = strings.Repeat("1", 64)
+		},
 		"mode": func(w *Workload) { w.Files = append([]File(nil), w.Files...); w.Files[2].Mode = "0600" },
 		"live": func(w *Workload) { w.Spec.Live = nil },
 	} {
