@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -221,7 +220,7 @@ var workloadStates = []string{protocol.WorkloadStarting, protocol.WorkloadReady,
 // invalid UTF-8) with a space and cuts s to at most n bytes.
 func printable(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+		if r == utf8.RuneError || protocol.Unsafe(r) {
 			return ' '
 		}
 		return r

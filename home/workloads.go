@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/internal/smallfile"
 	"github.com/moltfleet/molt/platform"
 )
 
@@ -90,16 +91,14 @@ const maxWorkloadState = 1 << 20
 // workloads (a zero state and no error).
 func (h Home) ReadWorkloadState() (WorkloadState, error) {
 	var s WorkloadState
-	f, err := os.Open(h.WorkloadStatePath())
+	b, err := smallfile.Read(h.WorkloadStatePath(), maxWorkloadState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
 	}
 	if err != nil {
 		return s, err
 	}
-	defer f.Close()
-	dec := json.NewDecoder(&limitedReader{f, maxWorkloadState})
-	if err := dec.Decode(&s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil {
 		return s, fmt.Errorf("state/workloads.json: %w", err)
 	}
 	return s, nil
@@ -128,21 +127,4 @@ func (h Home) VersionsInUse() ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-type limitedReader struct {
-	f *os.File
-	n int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, errors.New("larger than 1 MiB")
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.f.Read(p)
-	l.n -= int64(n)
-	return n, err
 }

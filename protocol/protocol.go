@@ -8,6 +8,7 @@ package protocol
 import (
 	"fmt"
 	"time"
+	"unicode"
 )
 
 // Version is the agent protocol version this build speaks. An agent sends
@@ -160,6 +161,14 @@ type Status struct {
 	// Workloads are the operator's workloads the supervisor runs
 	// (state/workloads.json), at most MaxWorkloads.
 	Workloads []Workload `json:"workloads,omitempty"`
+}
+
+// Unsafe reports whether r is a character a terminal acts on: the C0 and
+// C1 controls (ESC starts terminal sequences) and the bidi overrides that
+// reorder what an operator reads. The server refuses agent strings with
+// one; the agent makes its workloads' words printable before sending.
+func Unsafe(r rune) bool {
+	return unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 // MaxWorkloads bounds Status.Workloads.

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/updater/pack"
@@ -23,14 +22,9 @@ const (
 // order /metrics lists them.
 var workloadStates = []string{protocol.WorkloadStarting, protocol.WorkloadReady, protocol.WorkloadUnhealthy, protocol.WorkloadCrashed, protocol.WorkloadStopped}
 
-// hasControl reports whether v holds a character a terminal acts on: the
-// C0 and C1 controls (ESC starts terminal sequences) and the bidi
-// overrides that reorder what an operator reads.
-func hasControl(v string) bool {
-	return strings.IndexFunc(v, func(r rune) bool {
-		return unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
-	}) >= 0
-}
+// hasControl reports whether v holds a character a terminal acts on
+// (protocol.Unsafe).
+func hasControl(v string) bool { return strings.IndexFunc(v, protocol.Unsafe) >= 0 }
 
 // checkText refuses a workload string longer than limit bytes or with a
 // control character; field names it in the error.

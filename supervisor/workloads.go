@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -306,12 +307,14 @@ func (ws *workloadSet) handle(e workloadEvent, trial bool) verdict {
 			log.Warn("workload unhealthy; its restart policy is never, so it keeps running", zap.String("reason", e.ev.Reason))
 			break
 		}
-		log.Warn("workload unhealthy; restarting it", zap.String("reason", e.ev.Reason))
-		inst := w.inst
+		if trial {
+			log.Warn("trial workload unhealthy; stopping it for the rollback", zap.String("reason", e.ev.Reason))
+		} else {
+			log.Warn("workload unhealthy; restarting it", zap.String("reason", e.ev.Reason))
+		}
 		w.stopping = true
-		inst.Stop()
+		w.inst.Stop()
 		w.inst = nil
-		w.set(home.WorkloadUnhealthy, e.ev.Reason, now)
 		if v.rollback == "" {
 			ws.scheduleRestart(w)
 		}
@@ -370,7 +373,7 @@ func (ws *workloadSet) step(trial bool, name, detail string) {
 
 // logRel is where w's output of version is kept.
 func (ws *workloadSet) logRel(name, version string) string {
-	return ws.s.h.LogsDir() + string(os.PathSeparator) + home.WorkloadLogName(name, version)
+	return filepath.Join(ws.s.h.LogsDir(), home.WorkloadLogName(name, version))
 }
 
 // save writes state/workloads.json: the reports read it, and a
