@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/moltfleet/molt/agent"
@@ -8,7 +10,10 @@ import (
 )
 
 func newResetIdentityCmd() *cobra.Command {
-	var dir string
+	var (
+		dir   string
+		force bool
+	)
 	cmd := &cobra.Command{
 		Use:   "reset-identity",
 		Short: "Remove the agent's identity before an image of this host is captured",
@@ -16,8 +21,10 @@ func newResetIdentityCmd() *cobra.Command {
 fingerprint it was made on. The next start makes a new identity and enrolls
 again, so every host made from the image gets its own identity.
 
-Stop the service first (molt-supervisor stop), or the running agent keeps
-using the identity it has in memory until it restarts.`,
+It refuses while an agent runs for this home, as uninstall does: the
+running agent would keep the identity it has in memory and write it back
+into the image. Stop the service first (molt-supervisor stop), or pass
+--force to remove the file anyway.`,
 		Example: `  molt-supervisor stop --home /opt/molt
   molt-agent reset-identity --home /opt/molt
   # now capture the image`,
@@ -26,6 +33,9 @@ using the identity it has in memory until it restarts.`,
 			h := home.New(dir)
 			out := cmd.OutOrStdout()
 			if d, ok := agent.RunningDaemon(h); ok {
+				if !force {
+					return fmt.Errorf("an agent runs for this home (pid %d); %s, or pass --force", d.Pid, howToStop(d, h))
+				}
 				say(cmd.ErrOrStderr(), "warning: an agent runs for this home (pid %d) and keeps its identity until it restarts; stop the service before capturing an image", d.Pid)
 			}
 			id, ok, err := agent.ResetIdentity(h)
@@ -49,5 +59,15 @@ using the identity it has in memory until it restarts.`,
 		},
 	}
 	homeFlag(cmd, &dir)
+	cmd.Flags().BoolVar(&force, "force", false, "remove the identity even while an agent runs for this home")
 	return cmd
+}
+
+// howToStop tells how to stop the agent d: through its supervisor's
+// service when it is supervised, else by ending the process itself.
+func howToStop(d agent.DaemonInfo, h home.Home) string {
+	if d.Supervised {
+		return "stop it first (molt-supervisor stop --home " + h.Dir + ")"
+	}
+	return fmt.Sprintf("it runs unsupervised: stop it first (kill %d)", d.Pid)
 }
