@@ -114,12 +114,17 @@ agent and a supervisor run for this home, the active holds, the workloads
 the supervisor runs (state/workloads.json: version, state, pid, restarts,
 last exit and why) and the workloads' data directory.
 
-It only reads; it works while the agent runs and when nothing runs.`,
+It only reads; it works while the agent runs and when nothing runs. It
+exits 1 when the home does not exist (a mistyped --home).`,
 		Example: `  molt-agent status
   molt-agent status --home /srv/molt-b --json | jq .active.current`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r := collectStatus(home.New(dir))
+			h := home.New(dir)
+			if err := checkHomeDir(h); err != nil {
+				return err
+			}
+			r := collectStatus(h)
 			if asJSON {
 				return cli.PrintJSON(cmd.OutOrStdout(), r)
 			}
@@ -130,6 +135,21 @@ It only reads; it works while the agent runs and when nothing runs.`,
 	homeFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// checkHomeDir fails when the home is not a directory: a status of a
+// mistyped --home would otherwise look like a host with nothing installed.
+func checkHomeDir(h home.Home) error {
+	fi, err := os.Stat(h.Dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("no agent home at %s: check --home or $MOLT_HOME", h.Dir)
+	case err != nil:
+		return fmt.Errorf("home %s: %w", h.Dir, errors.Unwrap(err))
+	case !fi.IsDir():
+		return fmt.Errorf("home %s is not a directory: check --home or $MOLT_HOME", h.Dir)
+	}
+	return nil
 }
 
 func collectStatus(h home.Home) statusReport {

@@ -148,3 +148,36 @@ func TestCollectStatusWorkloads(t *testing.T) {
 		t.Errorf("data_dir %q, want %s", r.DataDir, h.DataRoot())
 	}
 }
+
+// status of a home that does not exist fails, with --json too: a mistyped
+// --home must not look like a host with nothing installed.
+func TestStatusMissingHome(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "nonexistent")
+	for _, tc := range []struct {
+		name, home, want string
+		json             bool
+	}{
+		{"missing", missing, "molt-agent: no agent home at " + missing + ": check --home or $MOLT_HOME\n", false},
+		{"missing json", missing, "molt-agent: no agent home at " + missing + ": check --home or $MOLT_HOME\n", true},
+		{"a file", file, "molt-agent: home " + file + " is not a directory: check --home or $MOLT_HOME\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"status", "--home", tc.home}
+			if tc.json {
+				args = append(args, "--json")
+			}
+			out, stderr, code := runCLI(t, args...)
+			if code != 1 || stderr != tc.want || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q", code, out, stderr, tc.want)
+			}
+		})
+	}
+	if _, stderr, code := runCLI(t, "status", "--home", dir); code != 0 {
+		t.Errorf("status of an existing empty home: exit %d, %s", code, stderr)
+	}
+}
