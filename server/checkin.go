@@ -1,0 +1,327 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller) error {
+	start := time.Now()
+	req, err := decodeAgentJSON[protocol.CheckinRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	if err := checkStatus(&req.Status); err != nil {
+		return err
+	}
+	if req.WaitSeconds < 0 || req.WaitSeconds > protocol.MaxPollSeconds {
+		return badRequest("wait_seconds %d is not between 0 and %d", req.WaitSeconds, protocol.MaxPollSeconds)
+	}
+	ctx := r.Context()
+	base := s.baseURL(r)
+	a := c.Agent
+	s.mu.Lock()
+	if err := s.checkin(ctx, a, req.Status); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	orders := s.ordersFor(a, base)
+	var wt *waiter
+	if len(orders) == 0 {
+		if old, ok := s.waiters[a.ID]; ok {
+			old.release()
+		}
+		wt = &waiter{ch: make(chan struct{})}
+		s.waiters[a.ID] = wt
+	}
+	poll := s.pollWait()
+	s.mu.Unlock()
+	s.met.observeCheckin(time.Since(start))
+	if wt != nil && s.park(w, r, wt, a, base, poll, holdFor(poll, req.WaitSeconds)) {
+		return nil
+	}
+	if wt != nil {
+		held := time.Now()
+		t := time.NewTimer(holdFor(poll, req.WaitSeconds))
+		select {
+		case <-wt.ch:
+		case <-t.C:
+		case <-s.closing:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		s.mu.Lock()
+		if s.waiters[a.ID] == wt {
+			delete(s.waiters, a.ID)
+		}
+		orders = s.ordersFor(a, base)
+		s.mu.Unlock()
+		if sw, ok := w.(*statusWriter); ok {
+			sw.held = time.Since(held)
+		}
+		w.Header().Set("Molt-Held-Ms", fmt.Sprint(time.Since(held).Milliseconds()))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	writeJSON(w, 200, protocol.CheckinResponse{Orders: orders, Settings: protocol.AgentSettings{PollSeconds: int(poll / time.Second)}, ServerTime: s.clock.Now()})
+	return nil
+}
+
+// holdFor is how long an idle check-in is held: the poll wait, but never
+// longer than the agent said it waits (wait_seconds; agents that do not
+// send it wait DefaultPollWait plus a margin).
+func holdFor(poll time.Duration, waitSeconds int) time.Duration {
+	agent := protocol.DefaultPollWait
+	if waitSeconds > 0 {
+		agent = time.Duration(waitSeconds) * time.Second
+	}
+	return min(poll, agent)
+}
+
+// checkin records a check-in's status and moves the agent's deployment on
+// from it. Call with s.mu held.
+func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) error {
+	now := s.clock.Now()
+	if st.Fingerprint != a.Fingerprint {
+		if now.Sub(a.lastClone) > 10*time.Minute {
+			a.lastClone = now
+			_ = s.change(ctx, func(wr *writer) error {
+				return wr.event(event{ID: protocol.EvCloneRefused, Agent: a.ID,
+					Msg: fmt.Sprintf("check-in of agent %s refused: its identity is used from another machine (%s)", a.ID, st.Hostname)})
+			})
+		}
+		return errf(http.StatusConflict, protocol.CodeIdentityCloned, "agent %s is enrolled from another machine: this host must discard its identity and enroll again", a.ID)
+	}
+	if st.Name == "" {
+		st.Name = a.St.Name
+	}
+	if st.Hostname == "" {
+		st.Hostname = a.St.Hostname
+	}
+	prev := a.St
+	key := persistKey(st)
+	d := s.open[a.ID]
+	repair := d == nil && s.settingLocked("repair.enabled") == "true" && a.Desired != "" && st.Version != a.Desired && st.Upgrade == nil
+	if key == a.persisted && (d == nil || !protocol.InProgress(d.State)) && !repair {
+		// Nothing to make durable: most check-ins of an idle fleet end here,
+		// without a transaction (last-seen times are flushed in batches).
+		a.St, a.LastSeen, a.seenDirty = st, now, true
+		s.wakeIfStartable(a, now)
+		return nil
+	}
+	err := s.change(ctx, func(wr *writer) error {
+		if key != a.persisted {
+			if _, err := wr.exec(`UPDATE agents SET status = ?, last_seen = ? WHERE id = ?`, mustJSON(st), nanos(now), a.ID); err != nil {
+				return err
+			}
+			wr.then(func() { a.persisted = key })
+		}
+		if err := supervisorEvent(wr, a, prev.LastResult, st.LastResult); err != nil {
+			return err
+		}
+		if !inTrial(d, st) {
+			if err := workloadEvents(wr, a, prev.Workloads, st.Workloads, st.Name); err != nil {
+				return err
+			}
+		}
+		if prev.Version != st.Version {
+			if err := wr.event(event{ID: protocol.EvAgentVersionSeen, Agent: a.ID, Msg: fmt.Sprintf("agent %s now runs %s (was %s)", st.Name, st.Version, prev.Version),
+				Fields: map[string]string{"from": prev.Version, "to": st.Version}}); err != nil {
+				return err
+			}
+		}
+		wr.then(func() {
+			a.St, a.LastSeen = st, now
+			a.seenDirty = true
+		})
+		if d != nil && protocol.InProgress(d.State) {
+			return s.progressFromStatus(wr, a, d, st)
+		}
+		if repair {
+			if err := wr.event(event{ID: protocol.EvRepairScheduled, Agent: a.ID,
+				Msg:    fmt.Sprintf("agent %s came back with %s, not its last successful target %s: repair scheduled", st.Name, st.Version, a.Desired),
+				Fields: map[string]string{"from": st.Version, "to": a.Desired}}); err != nil {
+				return err
+			}
+			a2 := *a
+			a2.St = st
+			return s.newDeployment(wr, &a2, 0, protocol.KindRepair, a.Desired)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.wakeIfStartable(a, now)
+	return nil
+}
+
+// wakeIfStartable wakes the scheduler when a's deployment waits and a can
+// take it now. Call with s.mu held.
+func (s *Server) wakeIfStartable(a *agentRec, now time.Time) {
+	if d := s.open[a.ID]; d != nil && (d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost) {
+		if s.availability(a, d, now) == "" {
+			s.wake()
+		}
+	}
+}
+
+// progressFromStatus moves d on from what the agent says in its check-in:
+// its upgrade phase, and the trial result once it is back.
+func (s *Server) progressFromStatus(wr *writer, a *agentRec, d *depRec, st protocol.Status) error {
+	if lr := st.LastResult; lr != nil && (lr.OrderID == depID(d.ID) || (lr.OrderID == "" && lr.Version == d.Target && lr.At.After(d.Started))) {
+		switch {
+		case lr.Outcome == protocol.TrialCommitted && st.Version == d.Target:
+			return s.succeed(wr, a, d)
+		case lr.Outcome == protocol.TrialRolledBack:
+			return s.rollBack(wr, d, lr.Reason, lr.Logs, lr.Workload)
+		}
+	}
+	if u := st.Upgrade; u != nil && u.OrderID == depID(d.ID) {
+		if u.Done != 0 || u.Total != 0 {
+			if _, err := wr.exec(`UPDATE deployments SET done = ?, total = ? WHERE id = ?`, u.Done, u.Total, d.ID); err != nil {
+				return err
+			}
+		}
+		if protocol.PhaseRank(u.Phase) > protocol.PhaseRank(d.State) {
+			return s.advance(wr, d, u.Phase)
+		}
+	}
+	if st.Version == d.Target && st.Version != d.From && protocol.PhaseRank(d.State) < protocol.PhaseRank(protocol.StateWatching) {
+		// The new version runs, in its trial: wait for the committed result.
+		return s.advance(wr, d, protocol.StateWatching)
+	}
+	return nil
+}
+
+func (s *Server) advance(wr *writer, d *depRec, phase string) error {
+	if err := wr.event(event{ID: protocol.EvDeploymentProgress, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s: %s", depID(d.ID), phase)}); err != nil {
+		return err
+	}
+	return wr.setState(d, phase, "")
+}
+
+func (s *Server) succeed(wr *writer, a *agentRec, d *depRec) error {
+	if err := wr.event(event{ID: protocol.EvUpgraded, Agent: d.AgentID, Run: d.RunID, Dep: d.ID,
+		Msg: fmt.Sprintf("agent %s upgraded to %s", a.St.Name, d.Target), Fields: map[string]string{"from": d.From, "to": d.Target}}); err != nil {
+		return err
+	}
+	if err := wr.setDesired(a, d.Target); err != nil {
+		return err
+	}
+	keep := []string{d.Target}
+	if d.From != "" && d.From != d.Target {
+		keep = append(keep, d.From)
+	}
+	res, err := wr.exec(`INSERT INTO cleanups (agent_id, deployment_id, keep, created) VALUES (?, ?, ?, ?)`, a.ID, d.ID, mustJSON(keep), nanos(wr.now))
+	if err != nil {
+		return err
+	}
+	cid, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if err := wr.event(event{ID: protocol.EvCleanupRequested, Agent: a.ID, Run: d.RunID, Dep: d.ID, Msg: "cleanup ordered: keep " + strings.Join(keep, ", ")}); err != nil {
+		return err
+	}
+	wr.then(func() {
+		// One cleanup at a time is enough: the newest supersedes older ones.
+		s.cleanups[a.ID] = []cleanupRec{{ID: cid, Keep: keep}}
+	})
+	return wr.setState(d, protocol.StateSucceeded, "")
+}
+
+// supervisorEvent records the supervisor's self-upgrade (713, or 714 when
+// it failed) whenever a trial result carries it: with the commit that ends
+// the deployment, or on any later check-in once the supervisor restarted
+// itself, even long after the deployment ended. It is recorded once per
+// deployment: the marker is the server step "server: supervisor" of the
+// DEPLOY report, keyed by the supervisor's own timestamp, so neither a
+// repeated check-in nor a server restart records it twice.
+func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) error {
+	if cur == nil || cur.Supervisor == nil {
+		return nil
+	}
+	if prev != nil && prev.Supervisor != nil && prev.Supervisor.At.Equal(cur.Supervisor.At) && prev.OrderID == cur.OrderID {
+		return nil
+	}
+	sr := cur.Supervisor
+	if !sr.Upgraded && sr.Reason == "" {
+		return nil
+	}
+	dep, _ := parseID(cur.OrderID, "d-")
+	var run int64
+	if dep != 0 {
+		// Only a deployment of this agent is marked; an order id the agent
+		// made up names nothing.
+		err := wr.tx.QueryRow(`SELECT run_id FROM deployments WHERE id = ? AND agent_id = ?`, dep, a.ID).Scan(&run)
+		if errors.Is(err, sql.ErrNoRows) {
+			dep = 0
+		} else if err != nil {
+			return err
+		}
+	}
+	detail := fmt.Sprintf("supervisor %s -> %s upgraded", sr.From, sr.To)
+	if !sr.Upgraded {
+		detail = fmt.Sprintf("supervisor %s -> %s not upgraded: %s", sr.From, sr.To, sr.Reason)
+	}
+	if dep != 0 {
+		at := sr.At
+		if at.IsZero() {
+			at = cur.At
+		}
+		res, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(at), "server: supervisor", detail)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return nil // recorded before
+		}
+	}
+	if sr.Upgraded {
+		return wr.event(event{ID: protocol.EvSupervisorUpgraded, Agent: a.ID, Run: run, Dep: dep, Msg: fmt.Sprintf("supervisor upgraded %s -> %s", sr.From, sr.To), Fields: map[string]string{"from": sr.From, "to": sr.To}})
+	}
+	return wr.event(event{ID: protocol.EvSupervisorFailed, Agent: a.ID, Run: run, Dep: dep, Msg: "supervisor self-upgrade failed: " + sr.Reason, Fields: map[string]string{"reason": sr.Reason}})
+}
+
+// rollBack ends d as rolled back with the reason as the agent sent it;
+// workload names the workload whose failure rolled it back, if one did.
+func (s *Server) rollBack(wr *writer, d *depRec, reason, logs, workload string) error {
+	if reason == "" {
+		reason = "rolled back by the supervisor"
+	}
+	f := map[string]string{"reason": reason}
+	if logs != "" {
+		f["logs"] = logs
+	}
+	if workload != "" {
+		f["workload"] = workload
+		if _, err := wr.exec(`UPDATE deployments SET workload = ? WHERE id = ?`, workload, d.ID); err != nil {
+			return err
+		}
+	}
+	if err := wr.event(event{ID: protocol.EvRolledBack, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("upgrade to %s rolled back: %s", d.Target, reason), Fields: f}); err != nil {
+		return err
+	}
+	return wr.setState(d, protocol.StateRolledBack, reason)
+}
+
+func (s *Server) fail(wr *writer, d *depRec, reason string) error {
+	if reason == "" {
+		reason = "the agent reported a failure"
+	}
+	if err := wr.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("upgrade to %s failed: %s", d.Target, reason), Fields: map[string]string{"reason": reason}}); err != nil {
+		return err
+	}
+	return wr.setState(d, protocol.StateFailed, reason)
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) error {
+	req, err := decodeAgentJSON[protocol.EnrollRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	st := protocol.Status{
+		ProtocolVersion: req.ProtocolVersion, Fingerprint: req.Fingerprint, Name: req.Name, Hostname: req.Hostname,
+		Platform: req.Platform, OSFamily: req.OSFamily, Version: req.Version, Supervised: req.Supervised,
+		SupervisorVersion: req.SupervisorVersion, Labels: req.Labels, Cluster: req.Cluster,
+		PendingReboot: req.PendingReboot, FreeDiskBytes: req.FreeDiskBytes, Floor: req.Floor,
+	}
+	if err := checkStatus(&st); err != nil {
+		return err
+	}
+	if err := checkString("enrollment_token", req.EnrollmentToken, true); err != nil {
+		return err
+	}
+	if st.Name == "" {
+		st.Name = st.Hostname
+	}
+	if err := checkString("name or hostname", st.Name, true); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	var tokID int64
+	var expires int64
+	var uses, used int
+	var revoked bool
+	err = s.st.w.QueryRowContext(ctx, `SELECT id, expires, uses, used, revoked FROM enroll_tokens WHERE hash = ?`, hashSecret(req.EnrollmentToken)).Scan(&tokID, &expires, &uses, &used, &revoked)
+	reason := ""
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		reason = "the enrollment token is unknown"
+	case err != nil:
+		return err
+	case revoked:
+		reason = "the enrollment token was revoked"
+	case now.After(fromNanos(expires)):
+		reason = "the enrollment token expired at " + fromNanos(expires).Format(time.RFC3339)
+	case used >= uses:
+		reason = fmt.Sprintf("the enrollment token is used up (%d of %d uses)", used, uses)
+	}
+	if reason != "" {
+		_ = s.change(ctx, func(wr *writer) error {
+			return wr.event(event{ID: protocol.EvEnrollRefused, Msg: fmt.Sprintf("enrollment of %s refused: %s", st.Name, reason), Fields: map[string]string{"reason": reason, "hostname": st.Hostname}})
+		})
+		return errf(http.StatusUnauthorized, protocol.CodeEnrollToken, "%s: ask an admin for a new one (molt enroll-token create)", reason)
+	}
+	// LastSeen stays zero until the first check-in: an agent that enrolled
+	// and never checked in is "never connected" for the scheduler.
+	a := &agentRec{ID: newAgentID(), Fingerprint: st.Fingerprint, Enrolled: now, St: st}
+	cred := newSecret("molta_")
+	a.CredHash = hashSecret(cred)
+	a.persisted = persistKey(st)
+	resp := protocol.EnrollResponse{AgentID: a.ID, Credential: cred, Settings: protocol.AgentSettings{PollSeconds: int(s.pollWait() / time.Second)}}
+	err = s.change(ctx, func(wr *writer) error {
+		if _, err := wr.exec(`INSERT INTO agents (id, cred_hash, fingerprint, enrolled, status) VALUES (?, ?, ?, ?, ?)`,
+			a.ID, a.CredHash, a.Fingerprint, nanos(now), mustJSON(st)); err != nil {
+			return err
+		}
+		if _, err := wr.exec(`UPDATE enroll_tokens SET used = used + 1 WHERE id = ?`, tokID); err != nil {
+			return err
+		}
+		if err := wr.event(event{ID: protocol.EvAgentEnrolled, Agent: a.ID, Msg: fmt.Sprintf("agent %s (%s, %s) enrolled", st.Name, st.Version, st.Platform),
+			Fields: map[string]string{"version": st.Version, "platform": st.Platform, "name": st.Name}}); err != nil {
+			return err
+		}
+		wr.then(func() {
+			s.agents[a.ID] = a
+			s.byCred[a.CredHash] = a.ID
+		})
+		return s.activation(wr, a, &resp)
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, resp)
+	return nil
+}
+
+// activation decides upgrade on activation for a newly enrolled agent: a
+// deployment (event 264 follows when it is handed over) or a recorded skip
+// with its reason (event 277).
+func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollResponse) error {
+	st := a.St
+	family := st.OSFamily
+	if s.settingLocked("version."+st.Platform) == "none" {
+		return nil
+	}
+	target := s.targetFor(st.Platform)
+	if target == st.Version {
+		return nil
+	}
+	reason := ""
+	goos, _, _ := strings.Cut(st.Platform, "/")
+	off := s.settingLocked("activation-upgrade."+family) != "true"
+	switch {
+	case off && target == "":
+		// No release for its platform: there was nothing to skip.
+		return nil
+	case off:
+		// Recorded, so an operator who sees an old agent enroll learns why
+		// it was not upgraded and which setting would change that.
+		reason = fmt.Sprintf("upgrade on activation is off for %s agents (activation-upgrade.%s)", family, family)
+	case !activationOS[goos]:
+		reason = "platform not supported: upgrade on activation does not support " + st.Platform + "; upgrade it by hand"
+	case target == "":
+		reason = "no pack for its platform " + st.Platform
+	case !st.Supervised:
+		reason = "not supervised: the agent cannot be restarted after an upgrade"
+	case s.tooOld(a) != "":
+		reason = s.tooOld(a)
+	case st.PendingReboot:
+		reason = "pending reboot: restart the host; the upgrade is tried again at its next activation"
+	case st.FreeDiskBytes > 0 && st.FreeDiskBytes < int64(s.intSetting("agents.min-free-disk-mb"))<<20:
+		reason = fmt.Sprintf("not enough disk: %d MB free, %d MB needed", st.FreeDiskBytes>>20, s.intSetting("agents.min-free-disk-mb"))
+	}
+	if reason != "" {
+		resp.Activation, resp.ActivationReason = "skipped", reason
+		return wr.event(event{ID: protocol.EvActivationUpgradeSkipped, Agent: a.ID,
+			Msg:    fmt.Sprintf("upgrade on activation skipped (%s -> %s): %s", st.Version, target, reason),
+			Fields: map[string]string{"from": st.Version, "to": target, "reason": reason}})
+	}
+	resp.Activation = "requested"
+	return s.newDeployment(wr, a, 0, protocol.KindActivation, target)
+}
+
+// activationOS are the systems molt's supervisor runs on as a service, so
+// an agent there can be restarted after an upgrade on activation.
+var activationOS = map[string]bool{
+	"linux": true, "windows": true, "darwin": true, "freebsd": true, "openbsd": true, "netbsd": true,
+	"solaris": true, "illumos": true, "aix": true,
+}
