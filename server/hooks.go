@@ -85,7 +85,8 @@ func (h *hookRunner) exec(ctx context.Context, j hookJob) {
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, j.Timeout)
 		cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), j.Env...)
+		// Only an allow-list of the server's environment (hookenv.go).
+		cmd.Env = hookEnv(os.Environ(), j.Env)
 		cmd.Stdout = &limitedBuffer{b: &out, n: 8 << 10}
 		cmd.Stderr = cmd.Stdout
 		cmd.WaitDelay = 2 * time.Second
