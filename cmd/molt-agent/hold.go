@@ -18,12 +18,11 @@ import (
 
 func newHoldCmd() *cobra.Command {
 	var (
-		dir, reason string
-		dur         time.Duration
-		asJSON      bool
+		dir, reason, forText string
+		asJSON               bool
 	)
 	cmd := &cobra.Command{
-		Use:   "hold --reason TEXT (--for DURATION | -- COMMAND [ARGS...])",
+		Use:   "hold --reason TEXT (--for DURATION | [--for DURATION] -- COMMAND [ARGS...])",
 		Short: "Hold off the agent's restart while a command runs or for a while",
 		Long: `Hold off upgrades of this agent: while a hold is active, an upgrade may
 download and stage, but the switch to the new version and the agent's
@@ -34,21 +33,31 @@ With a COMMAND, the hold lasts while the command runs; its exit code is
 passed through (127 if it cannot be started). If this process is killed, the
 hold ends with it. SIGTERM is passed on to the command.
 
-With --for, the hold lasts that long (at most 7 days) and the command
+With --for alone, the hold lasts that long (at most 7 days) and the command
 returns at once, printing the hold's id; "molt-agent release" ends it early.
-Both together hold until the command ends or the time passes.`,
+
+With --for and a COMMAND, --for caps the hold: it ends when the command
+ends or when the time passes, whichever comes first, so a command that hangs
+does not hold off upgrades for ever. When the time passes first, a line on
+stderr says so; the command goes on running, no longer held.
+
+DURATION is a number with a unit: s, m or h (30m, 12h, 72h; days as hours).`,
 		Example: `  # no restart during the nightly backup
   molt-agent hold --reason "nightly backup" -- /usr/local/bin/backup.sh --full
 
   # a maintenance window of two hours
   molt-agent hold --reason "db migration" --for 2h
-  molt-agent release --id 3f2a9c0d1e4b5a67`,
+  molt-agent release --id 3f2a9c0d1e4b5a67
+
+  # while the reindex runs, but at most 6 hours
+  molt-agent hold --reason reindex --for 6h -- /usr/local/bin/reindex.sh`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := agent.CheckReason(reason); err != nil {
 				return cli.Usage("%v", err)
 			}
-			if dur < 0 || dur > agent.MaxHoldFor {
-				return cli.Usage("--for: must be between 1s and %s", agent.MaxHoldFor)
+			dur, err := parseHoldFor(forText, cmd.Flags().Changed("for"))
+			if err != nil {
+				return err
 			}
 			dash := cmd.ArgsLenAtDash()
 			if len(args) > 0 && dash != 0 {
@@ -80,19 +89,45 @@ Both together hold until the command ends or the time passes.`,
 				return err
 			}
 			defer holds.Release(held.ID)
-			return runHeld(args)
+			var capped <-chan time.Time
+			if dur > 0 {
+				t := time.NewTimer(dur)
+				defer t.Stop()
+				capped = t.C
+			}
+			return runHeld(args, capped, func() {
+				say(cmd.ErrOrStderr(), "molt-agent: hold %s ended after %s (--for); %s still runs, no longer holding off a restart", held.ID, forText, args[0])
+			})
 		},
 	}
 	homeFlag(cmd, &dir)
 	cmd.Flags().StringVar(&reason, "reason", "", "why the agent must not restart (shown in status and on the server)")
-	cmd.Flags().DurationVar(&dur, "for", 0, "hold for this long (e.g. 30m, 2h); with a command, at most this long")
+	cmd.Flags().StringVar(&forText, "for", "", "hold for this long: a `DURATION` such as 30m, 12h or 72h, at most 168h; with a command, at most this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the hold as JSON (with --for)")
 	return cmd
 }
 
+// parseHoldFor reads --for (given tells whether it was on the command
+// line): zero when not given, else a duration between 1s and
+// agent.MaxHoldFor, refused with a usage error naming the value.
+func parseHoldFor(s string, given bool) (time.Duration, error) {
+	if !given {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, cli.Usage("--for %q: not a duration (e.g. 30m, 12h, 72h)", s)
+	}
+	if d < time.Second || d > agent.MaxHoldFor {
+		return 0, cli.Usage("--for %q: must be between 1s and %.0fh (7 days)", s, agent.MaxHoldFor.Hours())
+	}
+	return d, nil
+}
+
 // runHeld runs the command in the foreground and returns its exit code as
-// an ExitError.
-func runHeld(args []string) error {
+// an ExitError. When capped fires first, expired is called once and the
+// command goes on.
+func runHeld(args []string, capped <-chan time.Time, expired func()) error {
 	c := exec.Command(args[0], args[1:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// Ctrl-C reaches the command from the terminal itself; the holder only
@@ -113,6 +148,9 @@ func runHeld(args []string) error {
 					_ = c.Process.Kill()
 				}
 			}
+		case <-capped:
+			expired()
+			capped = nil
 		case err := <-done:
 			return exitOf(err)
 		}
