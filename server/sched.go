@@ -216,6 +216,7 @@ func (s *Server) schedule(ctx context.Context) error {
 		deps := byRun[rid]
 		sort.Slice(deps, func(i, j int) bool { return deps[i].ID < deps[j].ID })
 		limit := s.intSetting("repair.max-concurrent")
+		running := true
 		if rid != 0 {
 			r := s.runs[rid]
 			if r == nil {
@@ -224,9 +225,13 @@ func (s *Server) schedule(ctx context.Context) error {
 			if err := s.checkRun(ctx, r); err != nil {
 				return err
 			}
-			if r.Status != protocol.RunRunning {
+			// A paused run starts nothing, but the reasons its
+			// deployments wait for are kept true: an operator deciding
+			// whether to resume reads them.
+			if r.Status != protocol.RunRunning && r.Status != protocol.RunPaused {
 				continue
 			}
+			running = r.Status == protocol.RunRunning
 			limit = r.MaxConcurrent
 		}
 		inprog := 0
@@ -244,6 +249,17 @@ func (s *Server) schedule(ctx context.Context) error {
 			if reason == "" && a.St.Cluster != "" && busyClusters[a.St.Cluster] {
 				reason = "another agent of cluster " + a.St.Cluster + " is upgrading"
 			}
+			if reason == "" && (!running || inprog >= limit) {
+				// The host is free but the run is paused or full: a
+				// reason given earlier no longer holds, the deployment is
+				// back in the queue.
+				if d.State == protocol.StateWaitingForHost {
+					if err := s.change(ctx, func(w *writer) error { return w.setState(d, protocol.StatePending, "") }); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			if reason != "" {
 				if d.State == protocol.StateWaitingForHost && d.Reason == reason {
 					continue
@@ -259,9 +275,6 @@ func (s *Server) schedule(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				continue
-			}
-			if inprog >= limit {
 				continue
 			}
 			started, err := s.start(ctx, a, d)
