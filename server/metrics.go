@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,6 +84,25 @@ func (m *metrics) observeRequest(route string, status int, d time.Duration) {
 	m.mu.Unlock()
 }
 
+// countBy runs q, a "SELECT key, COUNT(*) ... GROUP BY key", into a map.
+func (s *Server) countBy(ctx context.Context, q string) (map[string]int, error) {
+	rows, err := s.st.r.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
+
 func promLabel(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }
@@ -107,26 +127,18 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 			}
 		}
 	}
-	runs := map[string]int{}
-	for _, rr := range s.runs {
-		runs[rr.Status]++
-	}
 	s.mu.Unlock()
-	deps := map[string]int{}
-	rows, err := s.st.r.QueryContext(r.Context(), `SELECT state, COUNT(*) FROM deployments GROUP BY state`)
+	deps, err := s.countBy(r.Context(), `SELECT state, COUNT(*) FROM deployments GROUP BY state`)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			rows.Close()
-			return err
-		}
-		deps[st] = n
+	// Runs are counted in the store, not in s.runs: that holds only runs
+	// not ended, and a cancelled run leaves it as soon as none of its
+	// deployments is in progress, so a cancelled count taken there was 0.
+	runs, err := s.countBy(r.Context(), `SELECT status, COUNT(*) FROM runs GROUP BY status`)
+	if err != nil {
+		return err
 	}
-	rows.Close()
 	var b strings.Builder
 	b.WriteString("# HELP molt_agents Enrolled agents by version, platform, connection status and upgrade status.\n# TYPE molt_agents gauge\n")
 	keys := make([]agentKey, 0, len(agents))
@@ -148,8 +160,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	for _, st := range protocol.DeploymentStates {
 		fmt.Fprintf(&b, "molt_deployments{state=\"%s\"} %d\n", st, deps[st])
 	}
-	b.WriteString("# HELP molt_runs Runs not ended, by status.\n# TYPE molt_runs gauge\n")
-	for _, st := range []string{protocol.RunRunning, protocol.RunPaused, protocol.RunCancelled} {
+	b.WriteString("# HELP molt_runs Runs by status (running and paused ones are in progress; ended_ok, ended_not_ok and cancelled count every run that ended so).\n# TYPE molt_runs gauge\n")
+	for _, st := range []string{protocol.RunRunning, protocol.RunPaused, protocol.RunEndedOK, protocol.RunEndedNotOK, protocol.RunCancelled} {
 		fmt.Fprintf(&b, "molt_runs{status=\"%s\"} %d\n", st, runs[st])
 	}
 	s.met.mu.Lock()

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -383,11 +385,16 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, v := range append([]string{req.Target}, mapValues(req.TargetFor)...) {
-		if v != "latest" {
-			if _, ok := s.releases[v]; !ok {
-				return protocol.Run{}, conflict("release %s is not imported (molt release list shows what is)", v)
-			}
+	if req.Target != "latest" {
+		if _, ok := s.releases[req.Target]; !ok {
+			return protocol.Run{}, conflict("release %s is not imported (molt release list shows what is)", req.Target)
+		}
+	}
+	// A target for one platform is refused as version.<platform> is: a
+	// platform no pack has would only exclude every agent of it.
+	for _, p := range slices.Sorted(maps.Keys(req.TargetFor)) {
+		if err := s.checkPackFor("target_for "+p, p, req.TargetFor[p]); err != nil {
+			return protocol.Run{}, err
 		}
 	}
 	// Select.
@@ -517,6 +524,27 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		return protocol.Run{}, err
 	}
 	return run, nil
+}
+
+// checkPackFor refuses version ("latest" or a release) for platform
+// unless a release holds a pack for it: the rule of settings set
+// version.<platform>, for every field that names a version per platform.
+// what starts the message. Call with s.mu held.
+func (s *Server) checkPackFor(what, platform, version string) error {
+	if version == "latest" {
+		if s.latestFor(platform) == "" {
+			return conflict("%s: no release has a pack for %s (molt release list shows the platforms of each)", what, platform)
+		}
+		return nil
+	}
+	rel, ok := s.releases[version]
+	if !ok {
+		return conflict("%s: release %s is not imported (molt release list shows what is)", what, version)
+	}
+	if !rel.Platforms[platform] {
+		return conflict("%s: release %s has no pack for %s", what, version, platform)
+	}
+	return nil
 }
 
 func tokenName(c caller) string {

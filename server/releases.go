@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,14 @@ func extractTarPack(r io.Reader, dir string, keys []pack.Key) error {
 		defer zr.Close()
 		in = zr
 	}
-	tr := tar.NewReader(in)
+	// A file that is no pack at all (a binary, a text, a truncated
+	// download) must not be answered with the tar reader's "invalid tar
+	// header": the operator uploaded the wrong file.
+	tb := bufio.NewReader(in)
+	if hdr, _ := tb.Peek(tarBlock); !looksLikeTar(hdr) {
+		return packRejected("%s", errNotAPack)
+	}
+	tr := tar.NewReader(tb)
 	var (
 		man, sig []byte
 		want     map[string]pack.Artifact // the files still to come, once the manifest is verified
@@ -242,6 +250,35 @@ func (s *Server) handleReleaseImport(w http.ResponseWriter, r *http.Request, _ c
 	}
 	writeJSON(w, http.StatusCreated, rel)
 	return nil
+}
+
+// errNotAPack is the answer to an upload that is neither a zip nor a tar.
+const errNotAPack = "not a molt pack (expected a zip made by molt pack build)"
+
+// tarBlock is the size of a tar header.
+const tarBlock = 512
+
+// looksLikeTar reports whether hdr is a tar header: its checksum field
+// matches the sum of its bytes (with the field itself as spaces), which
+// holds for every tar flavour, old v7 ones without the "ustar" magic too.
+func looksLikeTar(hdr []byte) bool {
+	if len(hdr) < tarBlock {
+		return false
+	}
+	field := strings.TrimRight(strings.TrimLeft(string(hdr[148:156]), " "), " \x00")
+	want, err := strconv.ParseUint(field, 8, 32)
+	if err != nil || field == "" {
+		return false
+	}
+	var unsigned, signed int64
+	for i, b := range hdr[:tarBlock] {
+		if i >= 148 && i < 156 {
+			b = ' '
+		}
+		unsigned += int64(b)
+		signed += int64(int8(b))
+	}
+	return int64(want) == unsigned || int64(want) == signed
 }
 
 // zipMagic starts every zip file (a local file header).

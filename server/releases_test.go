@@ -283,3 +283,36 @@ func TestReleaseImportWorkloads(t *testing.T) {
 		t.Errorf("%d releases, want the two good ones", len(rels.Releases))
 	}
 }
+
+// TestReleaseImportNotAPack: a file that is no pack (a binary, a text, a
+// gzip of something else, nothing) is refused as such, not with the tar
+// reader's "invalid tar header".
+func TestReleaseImportNotAPack(t *testing.T) {
+	e := newEnv(t)
+	admin := e.tokens[protocol.RoleAdmin]
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(strings.Repeat("release notes\n", 100)))
+	zw.Close()
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"elf binary", append([]byte("\x7fELF\x02\x01\x01"), bytes.Repeat([]byte{0}, 2000)...)},
+		{"text", []byte(strings.Repeat("molt 1.5.0 release notes\n", 50))},
+		{"gzip of a text", gz.Bytes()},
+		{"short", []byte("PK")},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, pe := e.do("POST", "/v1/releases", admin, tc.body, nil)
+			if code != http.StatusUnprocessableEntity || pe.Code != protocol.CodePackRejected || !strings.Contains(pe.Error, "not a molt pack (expected a zip made by molt pack build)") {
+				t.Fatalf("%d %+v", code, pe)
+			}
+		})
+	}
+	// A real tar of a pack directory still goes in.
+	if code, pe := e.do("POST", "/v1/releases", admin, tarPack(t, dirEntries(packFiles(e.sk, "1.1.0", "", "linux/amd64")), false), nil); code != 201 {
+		t.Fatalf("tar pack: %d %+v", code, pe)
+	}
+}
