@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -174,7 +173,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err := os.MkdirAll(s.h.StateDir(), 0o755); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	lock, err := platform.LockProcess(filepath.Join(s.h.StateDir(), "supervisor.lock"))
+	lock, err := platform.LockProcess(LockPath(s.h))
 	if errors.Is(err, platform.ErrLocked) {
 		return fmt.Errorf("another supervisor runs this home: %w", err)
 	}

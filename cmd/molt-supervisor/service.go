@@ -18,6 +18,7 @@ import (
 	"github.com/moltfleet/molt/internal/atomicfile"
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/platform"
+	"github.com/moltfleet/molt/supervisor"
 )
 
 // Exit codes of "status", as LSB init scripts use them.
@@ -358,6 +359,13 @@ type serviceStatus struct {
 	Installed  bool   `json:"installed"`
 	Running    bool   `json:"running"`
 	Definition string `json:"definition,omitempty"`
+	// SupervisorPid is the pid of the supervisor that runs the home (from
+	// its lock), whether the service runs it or not; 0 when none runs or
+	// its pid cannot be told.
+	SupervisorPid int `json:"supervisor_pid,omitempty"`
+	// Unmanaged is set when a supervisor runs the home while the service
+	// does not (started by hand, or by something else).
+	Unmanaged bool `json:"unmanaged,omitempty"`
 }
 
 func newStatusCmd(newService newServiceFunc) *cobra.Command {
@@ -366,21 +374,30 @@ func newStatusCmd(newService newServiceFunc) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Say whether the service of a home is installed and running",
-		Long: `Status asks the host's service manager about the service of a home.
+		Long: `Status asks the host's service manager about the service of a home, and
+the home's lock (state/supervisor.lock) whether a supervisor runs it. A
+supervisor that runs while the service does not (started by hand with
+"molt-supervisor run") is shown as unmanaged, with its pid; the service
+cannot start while it runs.
 
-Exit status: 0 running, 3 installed but stopped, 4 not installed (as LSB
-init scripts answer), 1 when the service manager cannot be asked.` + nameHelp,
+Exit status is the service's: 0 running, 3 installed but stopped, 4 not
+installed (as LSB init scripts answer), 1 when the service manager cannot be
+asked. An unmanaged supervisor does not change it.` + nameHelp,
 		Example: `  molt-supervisor status
   molt-supervisor status --home /srv/b/molt --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, _, svc, err := f.open(newService, false)
+			spec, h, svc, err := f.open(newService, false)
 			if err != nil {
 				return err
 			}
 			st, err := svc.Status()
 			if err != nil {
 				return serviceErr(err)
+			}
+			pid, runs, err := supervisor.Running(h)
+			if err != nil {
+				fmt.Fprintf(cli.Stderr, "warning: cannot tell whether a supervisor runs %s: %v\n", h.Dir, err)
 			}
 			s := serviceStatus{
 				Name:      spec.Name,
@@ -389,6 +406,10 @@ init scripts answer), 1 when the service manager cannot be asked.` + nameHelp,
 				State:     string(st),
 				Installed: st != platform.ServiceNotInstalled,
 				Running:   st == platform.ServiceRunning,
+			}
+			if runs {
+				s.SupervisorPid = pid
+				s.Unmanaged = st != platform.ServiceRunning
 			}
 			if s.Installed {
 				s.Definition = svc.Definition().Path
@@ -404,7 +425,7 @@ init scripts answer), 1 when the service manager cannot be asked.` + nameHelp,
 					platform.ServiceStopped:      "installed, stopped",
 					platform.ServiceNotInstalled: "not installed",
 				}[st]
-				fmt.Fprintf(out, "service %s (%s%s): %s\n", s.Name, s.System, where(svc.Definition()), word)
+				fmt.Fprintf(out, "service %s (%s%s): %s%s\n", s.Name, s.System, where(svc.Definition()), word, runningText(s))
 			}
 			switch st {
 			case platform.ServiceStopped:
@@ -418,6 +439,25 @@ init scripts answer), 1 when the service manager cannot be asked.` + nameHelp,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// runningText adds to the service's state what its lock says: the pid of
+// the supervisor that runs the home, and that it runs unmanaged when the
+// service does not run.
+func runningText(s serviceStatus) string {
+	pid := ""
+	if s.SupervisorPid > 0 {
+		pid = fmt.Sprintf("pid %d", s.SupervisorPid)
+	}
+	switch {
+	case s.Unmanaged && pid != "":
+		return "; a supervisor runs this home unmanaged (" + pid + ")"
+	case s.Unmanaged:
+		return "; a supervisor runs this home unmanaged"
+	case pid != "":
+		return " (" + pid + ")"
+	}
+	return ""
 }
 
 func where(def platform.Definition) string {
