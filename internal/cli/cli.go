@@ -39,8 +39,11 @@ func Usage(format string, args ...any) error {
 }
 
 // Main runs root and returns the process exit code. Errors are printed once,
-// as "program: message"; an *ExitError decides the code (1 otherwise).
+// as "program: message"; an *ExitError decides the code (1 otherwise), and
+// every refusal of cobra's own (unknown command or flag, bad flag value,
+// wrong number of arguments) is a usage error, exit 2.
 func Main(root *cobra.Command, args []string, stderr io.Writer) int {
+	usageErrors(root)
 	root.SetArgs(args)
 	root.SilenceUsage = true
 	root.SilenceErrors = true
