@@ -18,6 +18,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -355,8 +356,7 @@ func TestFleet(t *testing.T) {
 // when it cannot (no script(1)).
 func onTerminal(t *testing.T, srv *e2etest.Server, answer string, wantCode int, args []string, want ...string) bool {
 	t.Helper()
-	if _, err := exec.LookPath("script"); err != nil {
-		t.Log("terminal step skipped: no script(1)")
+	if _, ok := testtool.Have(t, "script", "apt-get install bsdutils for the terminal step (script(1))"); !ok {
 		return false
 	}
 	line := moltBin(t)
@@ -392,8 +392,7 @@ func cloneOnAnotherMachine(t *testing.T, srv *e2etest.Server, dir string, h *e2e
 		t.Log("clone step skipped: needs root on Linux for a mount namespace")
 		return
 	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Log("clone step skipped: no unshare(1)")
+	if _, ok := testtool.Have(t, "unshare", "apt-get install util-linux for the clone step (unshare(1))"); !ok {
 		return
 	}
 	if _, err := os.Stat("/etc/machine-id"); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/moltfleet/molt/internal/testtool"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -223,10 +225,7 @@ func TestStopTimeout(t *testing.T) {
 
 // The shell definitions parse as shell and the XML ones as XML.
 func TestRenderServiceSyntax(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh to check the scripts with")
-	}
+	sh := testtool.Need(t, "sh", "a POSIX shell checks the rendered scripts")
 	homes := []string{"/opt/molt", "/srv/Tenant A/molt"}
 	for _, system := range ServiceSystems {
 		for _, h := range homes {
@@ -266,9 +265,7 @@ func TestRenderServiceSyntax(t *testing.T) {
 // The SysV script's own status answers as LSB wants, with the pid file it
 // names, without installing anything.
 func TestSysVScriptStatus(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
+	testtool.Need(t, "sh", "a POSIX shell runs the SysV script")
 	dir := t.TempDir()
 	spec := ServiceSpec{Name: "molt-test", Home: dir, Exe: dir + "/bin/molt-supervisor"}
 	def, err := RenderService(SystemSysV, spec)

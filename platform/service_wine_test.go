@@ -13,29 +13,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moltfleet/molt/internal/testtool"
 )
 
 // wineEnv finds Wine prepared by scripts/wine-setup.sh: MOLT_WINE and
-// WINEPREFIX, or the script's defaults.
+// WINEPREFIX, or the script's defaults; it skips, or in CI fails, without.
 func wineEnv(t *testing.T) (wine string, env []string) {
 	t.Helper()
-	wine = os.Getenv("MOLT_WINE")
-	if wine == "" {
-		wine = "/usr/lib/wine/wine64"
-	}
-	if _, err := os.Stat(wine); err != nil {
-		t.Skipf("Wine is not installed (%v); run scripts/wine-setup.sh", err)
-	}
-	prefix := os.Getenv("WINEPREFIX")
-	if prefix == "" {
-		prefix = "/tmp/molt-wine"
-	}
-	// Go binaries need the ProcessPrng DLL the script puts there.
-	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
-		t.Skipf("Wine prefix %s is not prepared (%v); run scripts/wine-setup.sh", prefix, err)
-	}
-	env = append(os.Environ(), "WINEPREFIX="+prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
-	return wine, env
+	return testtool.Wine(t)
 }
 
 // winPath is the Windows name Wine gives a Unix path (drive Z:).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/workload/spec"
 )
 
@@ -215,31 +216,13 @@ func TestWorkloadUnderWine(t *testing.T) {
 
 // wineOrSkip returns Wine's binary and environment, or skips the test
 // (saying how to enable it) when Wine or its prepared prefix is missing;
-// in CI it fails instead.
+// in CI it fails instead (testtool).
 func wineOrSkip(t *testing.T) (string, []string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("slow: Wine")
 	}
-	wine := os.Getenv("MOLT_WINE")
-	if wine == "" {
-		wine = "/usr/lib/wine/wine64"
-	}
-	prefix := os.Getenv("WINEPREFIX")
-	if prefix == "" {
-		prefix = "/tmp/molt-wine"
-	}
-	skip := t.Skipf
-	if os.Getenv("CI") == "true" {
-		skip = t.Fatalf
-	}
-	if _, err := os.Stat(wine); err != nil {
-		skip("Wine is not installed (%v); run scripts/wine-setup.sh", err)
-	}
-	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
-		skip("Wine prefix %s is not prepared (%v); run scripts/wine-setup.sh", prefix, err)
-	}
-	return wine, append(os.Environ(), "WINEPREFIX="+prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
+	return testtool.Wine(t)
 }
 
 // buildWindows builds pkg for windows/amd64 at version into out.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/updater/pack"
 	"github.com/moltfleet/molt/updater/pack/packtest"
 )
@@ -27,13 +28,10 @@ func winPath(p string) string { return `Z:` + strings.ReplaceAll(p, "/", `\`) }
 // molt-agent.exe runs, to see Windows file semantics (a running .exe
 // cannot be deleted) meet the updater.
 func TestWindowsUnderWine(t *testing.T) {
-	wine := os.Getenv("MOLT_WINE")
-	if wine == "" {
-		t.Skip(`MOLT_WINE is not set: run eval "$(scripts/wine-setup.sh)" to install Wine and set it up`)
-	}
 	if testing.Short() {
 		t.Skip("-short: the Windows build and Wine start take tens of seconds")
 	}
+	wine, wineEnv := testtool.Wine(t)
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "updater.test.exe")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -67,7 +65,7 @@ func TestWindowsUnderWine(t *testing.T) {
 	}
 
 	cmd := exec.CommandContext(ctx, wine, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHelper+"=winflow", envHome+"="+winPath(hdir),
+	cmd.Env = append(wineEnv, envHelper+"=winflow", envHome+"="+winPath(hdir),
 		envPack+"="+winPath(p1), envPack2+"="+winPath(p2), envKey+"="+pub.String())
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

@@ -7,17 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moltfleet/molt/internal/testtool"
 )
 
 // The standard minisign tool must accept our keys and signatures and we
 // must accept its own: release engineers may sign with either.
 func minisignTool(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("minisign")
-	if err != nil {
-		t.Skip("minisign is not installed (apt-get install minisign); interop not checked")
-	}
-	return p
+	return testtool.Need(t, "minisign", "apt-get install minisign to check that the standard tool and molt accept each other's keys and signatures")
 }
 
 func runTool(t *testing.T, stdin string, name string, args ...string) string {
