@@ -145,6 +145,7 @@ func (c *Client) Server() string { return c.base.String() }
 // Enroll exchanges an enrollment token for an agent id and credential.
 func (c *Client) Enroll(ctx context.Context, req protocol.EnrollRequest) (protocol.EnrollResponse, error) {
 	var out protocol.EnrollResponse
+	cleanEnroll(&req)
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	if err := c.post(ctx, "/v1/agent/enroll", "", req, &out); err != nil {
@@ -162,6 +163,7 @@ func (c *Client) Enroll(ctx context.Context, req protocol.EnrollRequest) (protoc
 // what the server was told, never from a fixed transport timeout.
 func (c *Client) Checkin(ctx context.Context, credential string, req protocol.CheckinRequest, wait time.Duration) (protocol.CheckinResponse, error) {
 	var out protocol.CheckinResponse
+	cleanStatus(&req.Status)
 	wait = min(max(wait, time.Second), protocol.MaxPollSeconds*time.Second)
 	req.WaitSeconds = int(wait / time.Second)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.WaitSeconds)*time.Second+pollMargin)
@@ -175,6 +177,7 @@ func (c *Client) Checkin(ctx context.Context, credential string, req protocol.Ch
 // Report sends steps, progress or the end of an order.
 func (c *Client) Report(ctx context.Context, credential string, req protocol.ReportRequest) (protocol.ReportResponse, error) {
 	var out protocol.ReportResponse
+	cleanReport(&req)
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	if err := c.post(ctx, "/v1/agent/report", credential, req, &out); err != nil {

@@ -32,6 +32,10 @@ const (
 	// MaxPollSeconds bounds the agents.poll-seconds setting and a
 	// check-in's wait_seconds.
 	MaxPollSeconds = 600
+	// MaxDeploymentSteps bounds the steps a deployment's DEPLOY report
+	// keeps, the agent's and the server's: the server records no agent
+	// step past it.
+	MaxDeploymentSteps = 1000
 )
 
 // Header names.

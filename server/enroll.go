@@ -25,7 +25,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err := checkStatus(&st); err != nil {
 		return err
 	}
-	if err := checkString("enrollment_token", req.EnrollmentToken, true); err != nil {
+	if err := checkEnroll(&req); err != nil {
 		return err
 	}
 	if st.Name == "" {

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"database/sql"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -13,35 +16,8 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	if err := checkString("order_id", req.OrderID, true); err != nil {
+	if err := checkReport(&req); err != nil {
 		return err
-	}
-	if len(req.Steps) > protocol.MaxReportSteps {
-		return badRequest("steps: more than %d in one report", protocol.MaxReportSteps)
-	}
-	for _, st := range req.Steps {
-		if err := checkString("step name", st.Name, true); err != nil {
-			return err
-		}
-		if len(st.Detail) > 4096 {
-			return badRequest("step %s: detail longer than 4096 bytes", st.Name)
-		}
-	}
-	if req.Phase != "" && protocol.PhaseRank(req.Phase) < protocol.PhaseRank(protocol.StateDownloading) {
-		return badRequest("phase %q is not downloading, staged, restarting or watching", req.Phase)
-	}
-	if req.Done < 0 || req.Total < 0 {
-		return badRequest("done and total must not be negative")
-	}
-	if e := req.End; e != nil {
-		switch e.Outcome {
-		case protocol.EndSucceeded, protocol.EndFailed, protocol.EndRolledBack:
-		default:
-			return badRequest("end.outcome %q is not succeeded, failed or rolled_back", e.Outcome)
-		}
-		if len(e.Reason) > 4096 {
-			return badRequest("end.reason longer than 4096 bytes")
-		}
 	}
 	a := c.Agent
 	ctx := r.Context()
@@ -61,11 +37,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 		if err != nil || owner != a.ID {
 			return notFound("order %q is not one of this agent's", req.OrderID)
 		}
-		if err := s.change(ctx, func(wr *writer) error { return insertSteps(wr, id, req.Steps) }); err != nil {
-			return err
-		}
-		writeJSON(w, 200, protocol.ReportResponse{State: state, Cancelled: state == protocol.StateCancelled || state == protocol.StateSkipped})
-		return nil
+		return s.reportEnded(w, r, id, state, req)
 	}
 	err = s.change(ctx, func(wr *writer) error {
 		if err := insertSteps(wr, d.ID, req.Steps); err != nil {
@@ -104,16 +76,76 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	return nil
 }
 
+// stepsDropped is the server step that says a deployment's report is
+// full: steps the agent sent after it are not recorded.
+const stepsDropped = "server: steps dropped"
+
+// serverStepRoom is kept free of agent steps under MaxDeploymentSteps for
+// the server's own (phases, the end, the supervisor), a handful each.
+const serverStepRoom = 32
+
+// insertSteps records an agent's steps of deployment dep, each once (same
+// time and name), so that with the server's a deployment keeps at most
+// protocol.MaxDeploymentSteps: an agent must not grow a deployment's
+// report without bound. Past the bound, one
+// server step says that steps were dropped, and the report's phase,
+// progress and end still count.
 func insertSteps(wr *writer, dep int64, steps []protocol.Step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	var n, dropped int
+	if err := wr.tx.QueryRow(`SELECT COUNT(*), COUNT(CASE WHEN name = ? THEN 1 END) FROM steps WHERE deployment_id = ?`, stepsDropped, dep).Scan(&n, &dropped); err != nil {
+		return err
+	}
 	for _, st := range steps {
 		at := st.At
 		if at.IsZero() {
 			at = wr.now
 		}
-		if _, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(at), st.Name, st.Detail); err != nil {
+		if n >= protocol.MaxDeploymentSteps-serverStepRoom {
+			if dropped > 0 {
+				return nil
+			}
+			_, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(wr.now), stepsDropped,
+				fmt.Sprintf("this report holds %d steps: later ones the agent sent are not recorded", n))
 			return err
 		}
+		res, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(at), st.Name, st.Detail)
+		if err != nil {
+			return err
+		}
+		if k, err := res.RowsAffected(); err != nil {
+			return err
+		} else if k > 0 {
+			n++
+		}
 	}
+	return nil
+}
+
+// reportEnded answers a report on deployment id, which is no longer the
+// agent's open one: it ended, and its DEPLOY report is closed: nothing
+// is recorded. A report that adds
+// nothing (the retry of the final report whose answer was lost) is
+// answered with the end state, as is any report on a cancelled or
+// skipped deployment, whose answer tells the agent to drop the order.
+// New steps for a deployment that ran to its end are refused (409).
+func (s *Server) reportEnded(w http.ResponseWriter, r *http.Request, id int64, state string, req protocol.ReportRequest) error {
+	cancelled := state == protocol.StateCancelled || state == protocol.StateSkipped
+	if !cancelled {
+		for _, st := range req.Steps {
+			var one int
+			err := s.st.w.QueryRowContext(r.Context(), `SELECT 1 FROM steps WHERE deployment_id = ? AND at = ? AND name = ?`, id, nanos(st.At), st.Name).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && st.At.IsZero()) {
+				return conflict("deployment %s ended (%s): its report is closed, step %q is not recorded", depID(id), state, st.Name)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	writeJSON(w, 200, protocol.ReportResponse{State: state, Cancelled: cancelled})
 	return nil
 }
 

@@ -22,24 +22,9 @@ const (
 // order /metrics lists them.
 var workloadStates = []string{protocol.WorkloadStarting, protocol.WorkloadReady, protocol.WorkloadUnhealthy, protocol.WorkloadCrashed, protocol.WorkloadStopped}
 
-// hasControl reports whether v holds a character a terminal acts on
-// (protocol.Unsafe).
-func hasControl(v string) bool { return strings.IndexFunc(v, protocol.Unsafe) >= 0 }
-
-// checkText refuses a workload string longer than limit bytes or with a
-// control character; field names it in the error.
-func checkText(field, v string, limit int) error {
-	if len(v) > limit {
-		return badRequest("%s is longer than %d bytes", field, limit)
-	}
-	if hasControl(v) {
-		return badRequest("%s contains a control character", field)
-	}
-	return nil
-}
-
-// checkWorkloads validates the workloads of a status: an agent may be
-// hostile, and these strings end up in events, the CLI and /metrics.
+// checkWorkloads validates the workloads of a status beyond their
+// strings (checkStatus checks those with every other string, checkText):
+// names, versions, states and counts.
 func checkWorkloads(ws []protocol.Workload) error {
 	if len(ws) > protocol.MaxWorkloads {
 		return badRequest("workloads: more than %d", protocol.MaxWorkloads)
@@ -64,12 +49,6 @@ func checkWorkloads(ws []protocol.Workload) error {
 		}
 		if w.Restarts < 0 || w.Restarts > maxWorkloadRestarts {
 			return badRequest("%s %d is not from 0 to %d", field("restarts"), w.Restarts, maxWorkloadRestarts)
-		}
-		if err := checkText(field("last_exit"), w.LastExit, maxWorkloadLastExit); err != nil {
-			return err
-		}
-		if err := checkText(field("reason"), w.Reason, maxWorkloadReason); err != nil {
-			return err
 		}
 	}
 	return nil
