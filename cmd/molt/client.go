@@ -65,6 +65,8 @@ type connFlags struct {
 // every subcommand below it takes them.
 func addConnFlags(cmd *cobra.Command) *connFlags {
 	f := &connFlags{}
+	// What these commands print comes from the server: as text, escaped.
+	escapeTextOutput(cmd)
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.server, "server", "", "control server URL, https://host:port (env "+envServer+")")
 	pf.StringVar(&f.token, "token", "", "API token (env "+envToken+"; prefer --token-file, a flag shows in ps)")
@@ -238,11 +240,14 @@ func (f *connFlags) client() (*apiclient.Client, error) {
 	return cl, nil
 }
 
-// apiErr maps client errors to exit codes; everything else stays 1.
+// apiErr maps client errors to exit codes; everything else stays 1. The
+// message, which may quote what the server (or an agent) said, is cleaned:
+// it is printed on the operator's terminal.
 func apiErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	err = cleanError{err}
 	var ce *apiclient.ConnectError
 	var te *apiclient.CertError
 	if errors.As(err, &ce) || errors.As(err, &te) {
@@ -253,5 +258,12 @@ func apiErr(err error) error {
 	}
 	return err
 }
+
+// cleanError shows an error's message cleaned, and keeps it for
+// errors.Is and errors.As.
+type cleanError struct{ err error }
+
+func (e cleanError) Error() string { return escape(e.err.Error(), nil) }
+func (e cleanError) Unwrap() error { return e.err }
 
 func timeoutSeconds(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"golang.org/x/term"
 
@@ -29,13 +28,15 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
 
-// row writes one tab-separated line.
+// row writes one tab-separated line. Every cell is cleaned, so no table
+// or detail printer can pass on what a terminal would act on, nor break
+// its columns with a TAB or its rows with a newline.
 func row(w io.Writer, cols ...any) {
 	for i, c := range cols {
 		if i > 0 {
 			fmt.Fprint(w, "\t")
 		}
-		fmt.Fprint(w, c)
+		fmt.Fprint(w, clean(fmt.Sprint(c)))
 	}
 	fmt.Fprintln(w)
 }
@@ -76,31 +77,11 @@ func dash(s string) string {
 }
 
 // clean makes a string that came from the server (and before it from an
-// agent) safe to print: control characters (ESC starts terminal
-// sequences, CR overwrites a line, TAB breaks columns) and the bidi
-// overrides that reorder text are shown escaped (\x1b, \u202e) instead
-// of acting on the operator's terminal.
-func clean(s string) string {
-	if !strings.ContainsFunc(s, unsafeRune) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case !unsafeRune(r):
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		}
-	}
-	return b.String()
-}
-
-func unsafeRune(r rune) bool {
-	return unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
-}
+// agent) safe to print as one cell or one value: control characters (ESC
+// starts terminal sequences, CR overwrites a line, TAB breaks columns,
+// newline breaks rows) and the bidi overrides that reorder text are shown
+// escaped (\x1b, \u202e) instead of acting on the operator's terminal.
+func clean(s string) string { return escape(s, nil) }
 
 // parseSince accepts an RFC 3339 time or a duration back from now ("15m").
 func parseSince(s string, now time.Time) (time.Time, error) {
@@ -124,6 +105,9 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // isTerminal reports whether f is an interactive terminal.
 func isTerminal(f any) bool {
+	if w, ok := f.(io.Writer); ok {
+		f = rawWriter(w)
+	}
 	if file, ok := f.(*os.File); ok {
 		return term.IsTerminal(int(file.Fd()))
 	}

@@ -165,6 +165,12 @@ func TestUpgradeRequest(t *testing.T) {
 		{name: "bad concurrency", mod: func(o *upgradeOpts) { o.all = true; o.maxConcurrent = 0 }, wantErr: "--max-concurrent"},
 		{name: "bad label", mod: func(o *upgradeOpts) { o.labels = []string{"env"} }, wantErr: "KEY=VALUE"},
 		{name: "bad target-for", mod: func(o *upgradeOpts) { o.all = true; o.targetFor = []string{"linux=1.0"} }, wantErr: "PLATFORM=VERSION"},
+		{name: "target-for platform not goos/goarch", mod: func(o *upgradeOpts) { o.all = true; o.targetFor = []string{"Linux/AMD64=1.0.0"} }, wantErr: "PLATFORM=VERSION"},
+		{name: "target-for bad version", mod: func(o *upgradeOpts) { o.all = true; o.targetFor = []string{"linux/amd64=../1"} }, wantErr: "not latest or a version"},
+		{name: "target-for twice for one platform", mod: func(o *upgradeOpts) {
+			o.all = true
+			o.targetFor = []string{"linux/amd64=1.5.0", "linux/amd64=1.4.0"}
+		}, wantErr: "--target-for: linux/amd64 is given twice (1.5.0 and 1.4.0)"},
 		{name: "labels and targets", mod: func(o *upgradeOpts) {
 			o.labels = []string{"env=prod", "role=db"}
 			o.targetFor = []string{"windows/amd64=1.4.2"}

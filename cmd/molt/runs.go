@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -30,7 +33,7 @@ threshold), ended_ok, ended_not_ok or cancelled. Pausing stops new
 deployments from starting; those in progress finish.`,
 	}
 	cf := addConnFlags(cmd)
-	cmd.AddCommand(newRunsListCmd(cf), newRunsShowCmd(cf), newRunsReportCmd(cf),
+	cmd.AddCommand(newRunsListCmd(cf), newRunsShowCmd(cf), newRunsWatchCmd(cf), newRunsReportCmd(cf),
 		newRunActionCmd(cf, "pause", "Pause a run: no new deployment starts"),
 		newRunActionCmd(cf, "resume", "Resume a paused run"),
 		newRunActionCmd(cf, "cancel", "Cancel a run: deployments not yet started are cancelled"))
@@ -69,7 +72,30 @@ func printRuns(w io.Writer, rs []protocol.Run, now time.Time) error {
 	return tw.Flush()
 }
 
+// fmtTarget is the version(s) a run goes to: what its plan resolved
+// "latest" (and each --target-for) to per platform, one version when all
+// platforms go to the same; what was asked for when there is no plan.
 func fmtTarget(r protocol.Run) string {
+	if len(r.Plan) == 0 {
+		return fmtRequested(r)
+	}
+	lines := slices.Clone(r.Plan)
+	sort.Slice(lines, func(i, j int) bool { return lines[i].Platform < lines[j].Platform })
+	same := true
+	parts := make([]string, len(lines))
+	for i, p := range lines {
+		same = same && p.Target == lines[0].Target
+		parts[i] = p.Platform + "=" + p.Target
+	}
+	if same {
+		return lines[0].Target
+	}
+	return strings.Join(parts, " ")
+}
+
+// fmtRequested is the target as the run was asked for: "latest
+// windows/amd64=1.4.2".
+func fmtRequested(r protocol.Run) string {
 	s := r.Target
 	keys := make([]string, 0, len(r.TargetFor))
 	for k := range r.TargetFor {
@@ -115,6 +141,9 @@ func printRun(w io.Writer, r protocol.Run, now time.Time) error {
 		kv("Reason", r.Reason)
 	}
 	kv("Target", fmtTarget(r))
+	if req := fmtRequested(r); req != fmtTarget(r) {
+		kv("Requested", req)
+	}
 	kv("Selection", fmtSelection(r.Selection))
 	kv("Scope", r.Scope)
 	kv("Max concurrent", r.MaxConcurrent)
@@ -190,6 +219,48 @@ func printExcluded(w io.Writer, ex []protocol.Exclusion, max int) {
 		row(tw, "  "+name, e.Reason)
 	}
 	tw.Flush()
+}
+
+func newRunsWatchCmd(cf *connFlags) *cobra.Command {
+	var interval time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a run to its end, as molt upgrade --wait does",
+		Long: `Follow a run with the display of "molt upgrade --wait": a bar and counts
+per state, redrawn in place on a terminal, one line per change otherwise.
+Use it to follow a run again after a pause ("molt runs resume ID", then
+"molt runs watch ID"), or one another operator started.
+
+Exit codes are those of molt upgrade --wait: 0 the run ended OK; 3 it
+ended not OK; 4 it is paused; 130 interrupted (Ctrl-C stops the watching,
+not the run).`,
+		Example: `  molt runs resume r-4 && molt runs watch r-4`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if interval < 200*time.Millisecond || interval > time.Minute {
+				return cli.Usage("--interval: %s is not between 200ms and 1m", interval)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			// Ctrl-C stops the watching, not the run.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			run, err := c.Run(ctx, args[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			return followRun(ctx, c, run, interval, asJSON, upgradeIO{
+				out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(),
+				live: isTerminal(cmd.ErrOrStderr()), width: termWidth(cmd.ErrOrStderr()),
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often to ask the server for progress")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run as JSON on stdout when it ends or pauses (progress goes to stderr)")
+	return cmd
 }
 
 func newRunsReportCmd(cf *connFlags) *cobra.Command {

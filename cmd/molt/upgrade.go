@@ -17,6 +17,7 @@ import (
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/internal/sleep"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/updater/pack"
 )
 
 type upgradeOpts struct {
@@ -87,7 +88,7 @@ token refused.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.target, "target", "latest", "target version: latest or an exact version")
-	f.StringArrayVar(&o.targetFor, "target-for", nil, "PLATFORM=VERSION: another target for one platform (repeatable)")
+	f.StringArrayVar(&o.targetFor, "target-for", nil, "PLATFORM=VERSION: another target for one platform, once per platform (repeatable; the platform needs a pack, as for settings set version.PLATFORM)")
 	f.StringSliceVar(&o.agents, "agents", nil, "agent ids, comma-separated")
 	f.StringArrayVar(&o.labels, "label", nil, "K=V: agents with this label (repeatable; all must match)")
 	f.BoolVar(&o.all, "all", false, "every agent")
@@ -165,8 +166,15 @@ func (o upgradeOpts) request() (protocol.RunRequest, error) {
 	req.Selection.All = o.all
 	for _, tf := range o.targetFor {
 		p, v, ok := strings.Cut(tf, "=")
-		if !ok || !strings.Contains(p, "/") || v == "" {
+		if !ok || !validPlatform(p) || v == "" {
 			return req, cli.Usage("--target-for: %q is not PLATFORM=VERSION like linux/amd64=1.5.0", tf)
+		}
+		if v != "latest" && !pack.ValidVersion(v) {
+			return req, cli.Usage("--target-for %s: %q is not latest or a version like 1.5.0", p, v)
+		}
+		// A map would keep the last one silently: the operator meant one.
+		if prev, dup := req.TargetFor[p]; dup {
+			return req, cli.Usage("--target-for: %s is given twice (%s and %s); give one version per platform", p, prev, v)
 		}
 		if req.TargetFor == nil {
 			req.TargetFor = map[string]string{}
@@ -174,6 +182,16 @@ func (o upgradeOpts) request() (protocol.RunRequest, error) {
 		req.TargetFor[p] = v
 	}
 	return req, nil
+}
+
+// validPlatform reports whether p is goos/goarch as packs name platforms
+// (lowercase letters and digits). Whether a pack has it, the server says.
+func validPlatform(p string) bool {
+	goos, goarch, ok := strings.Cut(p, "/")
+	word := func(s string) bool {
+		return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return (r < 'a' || r > 'z') && (r < '0' || r > '9') })
+	}
+	return ok && word(goos) && word(goarch)
 }
 
 type upgradeIO struct {
@@ -234,18 +252,25 @@ func runUpgrade(ctx context.Context, c runsAPI, req protocol.RunRequest, o upgra
 		if o.asJSON {
 			return cli.PrintJSON(uio.out, run)
 		}
-		fmt.Fprintf(uio.out, "started run %s; follow it with: molt runs show %s\n", run.ID, run.ID)
+		fmt.Fprintf(uio.out, "started run %s; follow it with: molt runs watch %s\n", run.ID, run.ID)
 		return nil
 	}
 	fmt.Fprintf(uio.errw, "started run %s\n", run.ID)
-	run, err = waitRun(ctx, c, run, o.interval, progressView{w: uio.errw, live: uio.live, width: uio.width})
+	return followRun(ctx, c, run, o.interval, o.asJSON, uio)
+}
+
+// followRun is molt upgrade --wait and molt runs watch: the live display
+// until run ends or pauses, then the run (as JSON with asJSON) and the
+// exit code of how it ended.
+func followRun(ctx context.Context, c runsAPI, run protocol.Run, every time.Duration, asJSON bool, uio upgradeIO) error {
+	run, err := waitRun(ctx, c, run, every, progressView{w: uio.errw, live: uio.live, width: uio.width})
 	if errors.Is(err, context.Canceled) {
-		return cli.Exit(exitInterrupted, fmt.Errorf("stopped waiting; run %s goes on (molt runs show %s)", run.ID, run.ID))
+		return cli.Exit(exitInterrupted, fmt.Errorf("stopped waiting; run %s goes on (molt runs watch %s)", run.ID, run.ID))
 	}
 	if err != nil {
 		return apiErr(err)
 	}
-	if o.asJSON {
+	if asJSON {
 		if err := cli.PrintJSON(uio.out, run); err != nil {
 			return err
 		}
@@ -258,15 +283,16 @@ func runUpgrade(ctx context.Context, c runsAPI, req protocol.RunRequest, o upgra
 	return runExit(run)
 }
 
-// runExit maps a finished wait to the documented exit codes.
+// runExit maps a finished wait to the documented exit codes. The reason
+// is the server's words: cleaned, as cli.Main prints the error as it is.
 func runExit(r protocol.Run) error {
 	switch r.Status {
 	case protocol.RunEndedOK:
 		return nil
 	case protocol.RunPaused:
-		return cli.Exit(exitRunPaused, fmt.Errorf("run %s paused: %s; resume it with: molt runs resume %s", r.ID, dash(r.Reason), r.ID))
+		return cli.Exit(exitRunPaused, cleanError{fmt.Errorf("run %s paused: %s; resume it with: molt runs resume %s, and follow it again with: molt runs watch %s", r.ID, dash(r.Reason), r.ID, r.ID)})
 	default:
-		return cli.Exit(exitRunNotOK, fmt.Errorf("run %s did not end OK (%s): see molt runs report %s", r.ID, r.Status, r.ID))
+		return cli.Exit(exitRunNotOK, cleanError{fmt.Errorf("run %s did not end OK (%s): see molt runs report %s", r.ID, r.Status, r.ID)})
 	}
 }
 
@@ -316,7 +342,7 @@ type progressView struct {
 }
 
 func (v *progressView) show(r protocol.Run) {
-	line := progressLine(r)
+	line := clean(progressLine(r))
 	if v.last == nil {
 		v.last = new(string)
 	}
@@ -324,7 +350,7 @@ func (v *progressView) show(r protocol.Run) {
 		if v.width > 1 && len(line) >= v.width {
 			line = line[:v.width-1]
 		}
-		fmt.Fprintf(v.w, "\r\033[K%s", line)
+		fmt.Fprintf(rawWriter(v.w), "\r\033[K%s", line)
 		*v.last = line
 		return
 	}
@@ -336,9 +362,9 @@ func (v *progressView) show(r protocol.Run) {
 
 func (v *progressView) note(msg string) {
 	if v.live {
-		fmt.Fprint(v.w, "\r\033[K")
+		fmt.Fprint(rawWriter(v.w), "\r\033[K")
 	}
-	fmt.Fprintf(v.w, "molt: %s\n", msg)
+	fmt.Fprintf(v.w, "molt: %s\n", clean(msg))
 }
 
 func (v *progressView) done() {
@@ -354,7 +380,7 @@ func progressLine(r protocol.Run) string {
 }
 
 func termWidth(w io.Writer) int {
-	if f, ok := w.(*os.File); ok {
+	if f, ok := rawWriter(w).(*os.File); ok {
 		if wd, _, err := term.GetSize(int(f.Fd())); err == nil {
 			return wd
 		}
