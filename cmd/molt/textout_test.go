@@ -59,7 +59,7 @@ func newEvilServer() *evilServer {
 		Status: protocol.AgentOnline, UpgradeStatus: protocol.UpgradeUpToDate, Labels: map[string]string{"env": "prod" + evil},
 		Cluster: "c" + evil, Holds: []string{"backup" + evil}, LastSeen: at, Enrolled: at, ProtocolVersion: 1,
 		LastResult: &protocol.TrialResult{Outcome: protocol.TrialRolledBack, Version: "1.6.0", Previous: "1.5.0", Reason: "crashed" + evil, At: at},
-		Workloads: []protocol.Workload{{Name: "sensor" + evil, Version: "1.0", State: protocol.WorkloadCrashed, Reason: "refused" + evil, Since: at}}}
+		Workloads:  []protocol.Workload{{Name: "sensor" + evil, Version: "1.0", State: protocol.WorkloadCrashed, Reason: "refused" + evil, Since: at}}}
 	e.run = protocol.Run{ID: "r-1", Text: "monthly" + evil, Status: protocol.RunPaused, Reason: "threshold" + evil, Target: "latest",
 		Scope: protocol.ScopeSupervised, MaxConcurrent: 10, Selection: protocol.Selection{AgentIDs: []string{"a-1"}}, CreatedBy: "t-1", Created: at,
 		Plan:     []protocol.PlanLine{{Platform: "linux/amd64", Agents: 1, Target: "1.6.0"}},
