@@ -5,10 +5,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -57,9 +55,15 @@ type Supervisor struct {
 type Duration time.Duration
 
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("not a single value, want a duration (e.g. 90s, 5m)")
+	}
 	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration like 30s or 5m", n.Line, n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 90s, 5m)", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative, want a duration (e.g. 90s, 5m)", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -80,6 +84,11 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	c, err := Parse(b)
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		ke.File = path
+		return nil, ke
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -92,23 +101,13 @@ func Parse(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxSize)
 	}
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, cleanYAMLError(err)
+	if err := decode(b, &c); err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
-}
-
-func cleanYAMLError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
-	msg = strings.ReplaceAll(msg, " in type config.Config", "")
-	msg = strings.ReplaceAll(msg, " in type config.Supervisor", "")
-	return errors.New(msg)
 }
 
 // Validate checks every value and names the key of the first bad one.
@@ -121,7 +120,7 @@ func (c *Config) Validate() error {
 	}
 	for i, k := range c.TrustedKeys {
 		if strings.TrimSpace(k) == "" {
-			return fmt.Errorf("trusted_keys[%d]: empty", i)
+			return fmt.Errorf("trusted_keys[%d]: empty, want a .pub file path or an inline minisign key (RW...)", i)
 		}
 	}
 	for k, v := range c.Labels {
@@ -130,7 +129,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(c.Cluster) > 255 {
-		return fmt.Errorf("cluster: longer than 255 characters")
+		return fmt.Errorf("cluster: %d characters, want at most 255", len(c.Cluster))
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
@@ -138,10 +137,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	if c.DiskReserveMB < 0 {
-		return fmt.Errorf("disk_reserve_mb: must not be negative")
+		return fmt.Errorf("disk_reserve_mb: %d is negative, want megabytes, 0 or more (e.g. 500)", c.DiskReserveMB)
 	}
 	if c.Supervisor.CrashBudget != nil && *c.Supervisor.CrashBudget < 0 {
-		return fmt.Errorf("supervisor.crash_budget: must not be negative")
+		return fmt.Errorf("supervisor.crash_budget: %d is negative, want failures allowed, 0 or more (e.g. 2)", *c.Supervisor.CrashBudget)
 	}
 	return nil
 }
