@@ -30,21 +30,40 @@ The server stores only a hash: a token's secret is shown once, at creation.`,
 }
 
 func newTokenCreateCmd(cf *connFlags) *cobra.Command {
-	var role, name string
-	var asJSON bool
+	var role, name, out string
+	var asJSON, force bool
 	cmd := &cobra.Command{
-		Use:   "create --role viewer|operator|admin [--name NAME]",
+		Use:   "create --role viewer|operator|admin [--name NAME] [--out FILE [--force]]",
 		Short: "Create an API token and print its secret once",
-		Example: `  molt token create --role operator --name ci > ci.token
-  chmod 600 ci.token`,
+		Long: `Create an API token. Its secret is shown once: with --out it is written
+to FILE, readable by its owner only (mode 0600), which is the way to keep
+it; otherwise it is printed on stdout (and "> file" makes a file others
+can read). --out refuses an existing file unless --force.`,
+		Example: `  molt token create --role operator --name ci --out ci.token
+  molt --token-file ci.token runs list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if protocol.RoleRank(role) == 0 {
 				return cli.Usage("--role: %q is not one of viewer, operator, admin", role)
 			}
+			if force && !cmd.Flags().Changed("out") {
+				return cli.Usage("--force: only with --out FILE")
+			}
+			if asJSON && cmd.Flags().Changed("out") {
+				return cli.Usage("--json and --out: give one of them (--json prints the secret)")
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
+			}
+			// The file is opened first: a path that cannot be written must
+			// not cost a token whose secret nobody sees.
+			var sf *secretFile
+			if cmd.Flags().Changed("out") {
+				if sf, err = openSecretFile(out, force); err != nil {
+					return err
+				}
+				defer sf.abandon()
 			}
 			t, err := c.CreateToken(cmd.Context(), protocol.TokenRequest{Role: role, Name: name})
 			if err != nil {
@@ -53,13 +72,22 @@ func newTokenCreateCmd(cf *connFlags) *cobra.Command {
 			if asJSON {
 				return cli.PrintJSON(cmd.OutOrStdout(), t)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "created token %s (role %s); its secret follows and is not shown again\n", t.Token.ID, t.Token.Role)
+			if sf != nil {
+				if err := sf.commit(t.Secret); err != nil {
+					return cli.Exit(1, fmt.Errorf("token %s was created but its secret could not be written (revoke it: molt token revoke %s): %w", t.Token.ID, t.Token.ID, err))
+				}
+				_, err = fmt.Fprintf(cmd.ErrOrStderr(), "created token %s (role %s); its secret is in %s (mode 0600)\n", t.Token.ID, t.Token.Role, out)
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "created token %s (role %s); its secret follows and is not shown again (--out FILE keeps it in a file only you can read)\n", t.Token.ID, t.Token.Role)
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), t.Secret)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "viewer, operator or admin (required)")
 	cmd.Flags().StringVar(&name, "name", "", "a name to recognise the token by")
+	cmd.Flags().StringVar(&out, "out", "", "write the secret to this file, mode 0600, instead of stdout")
+	cmd.Flags().BoolVar(&force, "force", false, "with --out: replace an existing file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the token and its secret as JSON")
 	return cmd
 }
