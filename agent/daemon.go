@@ -429,7 +429,7 @@ func (d *Daemon) finishTrial() {
 		d.log.Warn("finish order", zap.String("order", up.OrderID), zap.Error(err))
 		return
 	}
-	d.log.Info("upgrade order ended", zap.String("order", up.OrderID), zap.String("version", up.Version),
+	d.log.Info("upgrade order ended", zap.String("order", up.OrderID), zap.String("target", up.Version),
 		zap.String("outcome", outcome), zap.String("running", d.o.Version))
 }
 

@@ -37,7 +37,7 @@ func (d *Daemon) RunOrder(ctx context.Context, o Order) error {
 	if o.Version == "" || (o.PackURL == "") == (o.PackFile == "") {
 		return errors.New("order: need a version and exactly one of a pack URL or a pack file")
 	}
-	log := d.log.With(zap.String("order", o.ID), zap.String("version", o.Version))
+	log := d.log.With(zap.String("order", o.ID), zap.String("target", o.Version))
 	report := func(p Progress) {
 		if p.At.IsZero() {
 			p.At = d.o.Now().UTC()
@@ -50,9 +50,11 @@ func (d *Daemon) RunOrder(ctx context.Context, o Order) error {
 	faults.Point("agent/order-received")
 	inner := o
 	inner.Progress = report
+	// The updater's errors name their step and version ("prepare 1.5.0:
+	// ...", "switch 1.5.0: ..."): adding them here again would say it twice.
 	if err := d.o.Updater.Prepare(ctx, inner); err != nil {
 		log.Warn("upgrade order failed", zap.Error(err))
-		return fmt.Errorf("prepare %s: %w", o.Version, err)
+		return err
 	}
 	report(Progress{Phase: protocol.StateStaged, Step: "stage", Detail: "versions/" + o.Version + " is staged and valid"})
 	if err := d.waitIdle(ctx, report); err != nil {
@@ -60,7 +62,7 @@ func (d *Daemon) RunOrder(ctx context.Context, o Order) error {
 	}
 	if err := d.o.Updater.Switch(ctx, inner); err != nil {
 		log.Warn("switch failed", zap.Error(err))
-		return fmt.Errorf("switch to %s: %w", o.Version, err)
+		return err
 	}
 	report(Progress{Phase: protocol.StateRestarting, Step: "switch", Detail: "active.json names " + o.Version + " in trial"})
 	log.Info("switched; exiting for the supervisor to start the new version")

@@ -243,7 +243,7 @@ func (d *Daemon) claimRequests() []Request {
 }
 
 func (d *Daemon) runRequest(ctx context.Context, r Request) {
-	log := d.log.With(zap.String("request", r.ID), zap.String("version", r.Version))
+	log := d.log.With(zap.String("request", r.ID), zap.String("target", r.Version))
 	log.Info("local upgrade request", zap.String("pack", r.PackFile), zap.Int("requester_pid", r.Pid))
 	st := RequestStatus{ID: r.ID, State: RequestRunning, Step: "claimed", Detail: "the agent took the request"}
 	d.writeRequestStatus(st)

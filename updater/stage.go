@@ -65,7 +65,7 @@ func (u *Updater) alreadyStaged(st *UpgradeState, items []item, ws []spec.Worklo
 	if u.referenced(v) {
 		return false, fmt.Errorf("%w: versions/%s is installed with other content than the signed manifest names", ErrVersionMismatch, v)
 	}
-	u.log.Warn("installed version differs from its manifest; replacing it", zap.String("version", v))
+	u.log.Warn("installed version differs from its manifest; replacing it", zap.String("target", v))
 	return false, removeAll(u.home.VersionDir(v))
 }
 

@@ -294,12 +294,16 @@ func (u *Updater) State() (UpgradeState, error) {
 // calling it again with the same order continues where it stopped; for an
 // order already staged or switched it returns nil at once. A new order
 // replaces an unswitched older one. Refusals wrap the package's sentinels
-// (see IsRefusal); the refused version's cache is removed.
+// (see IsRefusal); the refused version's cache is removed. Its errors
+// begin "prepare <version>: ", once: callers add no version of their own.
 func (u *Updater) Prepare(ctx context.Context, o Order) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	return u.locked(func() error { return u.prepareLocked(ctx, o) })
+	if err := u.locked(func() error { return u.prepareLocked(ctx, o) }); err != nil {
+		return fmt.Errorf("prepare %s: %w", o.Version, err)
+	}
+	return nil
 }
 
 func (u *Updater) prepareLocked(ctx context.Context, o Order) error {
@@ -328,7 +332,7 @@ func (u *Updater) prepareLocked(ctx context.Context, o Order) error {
 	if err := u.saveState(&st); err != nil {
 		return err
 	}
-	log := u.log.With(zap.String("order", o.ID), zap.String("version", o.Version), zap.String("source", o.Source.String()))
+	log := u.log.With(zap.String("order", o.ID), zap.String("target", o.Version), zap.String("source", o.Source.String()))
 	log.Info("upgrade prepare")
 
 	err = u.prepare(ctx, log, &st)
@@ -336,7 +340,6 @@ func (u *Updater) prepareLocked(ctx context.Context, o Order) error {
 		log.Info("upgrade staged", zap.String("dir", u.home.VersionDir(o.Version)))
 		return nil
 	}
-	err = fmt.Errorf("prepare %s: %w", o.Version, err)
 	if ctx.Err() != nil {
 		// Stopped by the caller (the agent is shutting down): keep the
 		// phase so the next Prepare resumes.
@@ -655,7 +658,7 @@ func (u *Updater) Switch(orderID string) error {
 			if err := u.home.WriteActive(next); err != nil {
 				return fmt.Errorf("switch %s: write active.json: %w", st.Version, err)
 			}
-			u.log.Info("switched", zap.String("order", orderID), zap.String("version", st.Version), zap.String("previous", a.Current))
+			u.log.Info("switched", zap.String("order", orderID), zap.String("target", st.Version), zap.String("previous", a.Current))
 			u.checkpoint("switched")
 			faults.Point("agent/after-switch")
 		}
