@@ -1,4 +1,4 @@
-// Package home is the host layout of one agent home (DESIGN.md, "Host
+// Package home is the host layout of one agent home (docs/design.md, "Host
 // layout"): where every file lives, and the state files that the agent, the
 // updater and the supervisor hand to each other (active.json, result.json).
 // Every state file is written with internal/atomicfile.

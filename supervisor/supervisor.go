@@ -22,7 +22,7 @@ import (
 	"github.com/moltfleet/molt/platform"
 )
 
-// Defaults of Config (DESIGN.md's exit-code contract and trial).
+// Defaults of Config (docs/design.md, "Defaults of the trial and restarts").
 const (
 	DefaultReadyTimeout   = 60 * time.Second
 	DefaultCrashBudget    = 2
