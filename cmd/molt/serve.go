@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,7 +62,7 @@ func newServeCmd() *cobra.Command {
 		c          serveConfig
 		dev        bool
 		pollWait   time.Duration
-		debugAddr  string
+		dbg        debugListen
 		memLimitMB int64
 	)
 	cmd := &cobra.Command{
@@ -110,6 +109,9 @@ trusted_keys, public_url, log_level, log_file.`,
 					c.TrustedKeys = fc.TrustedKeys
 				}
 			}
+			if err := dbg.check(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if memLimitMB > 0 {
@@ -117,10 +119,7 @@ trusted_keys, public_url, log_level, log_file.`,
 				// goroutine stacks more often) as the process nears it.
 				debug.SetMemoryLimit(memLimitMB << 20)
 			}
-			if debugAddr != "" {
-				go serveDebug(debugAddr)
-			}
-			return runServe(ctx, cmd, c, dev, pollWait)
+			return runServe(ctx, cmd, c, dev, pollWait, dbg)
 		},
 	}
 	f := cmd.Flags()
@@ -137,11 +136,12 @@ trusted_keys, public_url, log_level, log_file.`,
 	f.DurationVar(&pollWait, "poll-wait", 0, "long-poll wait for check-ins (default: the agents.poll-seconds setting)")
 	_ = f.MarkHidden("poll-wait")
 	f.Int64Var(&memLimitMB, "memory-limit", 0, "soft memory limit in MB for the Go runtime (0: none; GOMEMLIMIT also works)")
-	f.StringVar(&debugAddr, "debug-listen", "", "serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication, keep it on loopback")
+	f.StringVar(&dbg.addr, "debug-listen", "", "serve Go profiles (/debug/pprof/) without authentication on this loopback address, e.g. 127.0.0.1:6060 or localhost:6060")
+	f.BoolVar(&dbg.allowRemote, debugAllowRemoteFlag, false, "let --debug-listen take an address other hosts can reach (anyone who reaches it reads the server's memory profiles)")
 	return cmd
 }
 
-func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, pollWait time.Duration) error {
+func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, pollWait time.Duration, dbg debugListen) error {
 	out := cmd.OutOrStdout()
 	if os.Getenv("GOGC") == "" {
 		// A long-poll server holds many small, mostly idle buffers per
@@ -214,11 +214,32 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	var dln net.Listener
+	if dbg.addr != "" {
+		if dln, err = dbg.listen(log); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	fmt.Fprintf(out, "listening on https://%s\n", ln.Addr())
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data", c.Data), zap.String("version", buildinfo.Version))
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return srv.Run(gctx) })
+	if dln != nil {
+		debugSrv := newDebugServer()
+		g.Go(func() error {
+			err := debugSrv.Serve(dln)
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		})
+		g.Go(func() error {
+			<-gctx.Done() // pprof handlers hold nothing worth a graceful stop
+			return debugSrv.Close()
+		})
+	}
 	g.Go(func() error {
 		err := hs.ServeTLS(ln, "", "")
 		if errors.Is(err, http.ErrServerClosed) {
@@ -249,13 +270,4 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		return err
 	})
 	return g.Wait()
-}
-
-// serveDebug serves net/http/pprof for diagnosing memory and CPU use.
-func serveDebug(addr string) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	_ = srv.ListenAndServe()
 }
