@@ -1,6 +1,3 @@
-// Package docs keeps docs/design.md by the code: the test below fails when
-// a contract the design states (a path of the home, an exit code, a state,
-// a role, a default) disagrees with the Go constants that implement it.
 package docs
 
 import (
