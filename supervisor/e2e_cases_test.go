@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/home"
+	supervisorpkg "github.com/moltfleet/molt/supervisor"
 )
 
 // 1. Crash restarts back off: the delays double, and a run longer than
@@ -392,14 +393,21 @@ func TestKill9ExactlyOneAgent(t *testing.T) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // A second supervisor on the same home refuses to run instead of taking
-// the first one's agent for a leftover.
+// the first one's agent for a leftover. Running (what molt-supervisor
+// status asks) tells the first one by its lock.
 func TestOneSupervisorPerHome(t *testing.T) {
 	t.Parallel()
 	h := newHome(t)
 	v := h.install("1.0.0 healthy")
 	h.setActive(home.Active{Current: v})
-	h.start()
+	if pid, ok, err := supervisorpkg.Running(h.Home); ok || err != nil {
+		t.Errorf("before any start: Running = %d, %v, %v", pid, ok, err)
+	}
+	sup := h.start()
 	first := h.waitReady(v, 1)
+	if pid, ok, err := supervisorpkg.Running(h.Home); !ok || err != nil || pid != sup.Process.Pid {
+		t.Errorf("Running = %d, %v, %v; want the supervisor's pid %d", pid, ok, err, sup.Process.Pid)
+	}
 	out, err := exec.Command(h.SupervisorBinary(), "run", "--home", h.Dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another supervisor runs this home") {
 		t.Errorf("second supervisor: %v, %q; want a refusal", err, out)
