@@ -142,6 +142,52 @@ func (s *Server) pollWait() time.Duration {
 	return time.Duration(s.intSetting("agents.poll-seconds")) * time.Second
 }
 
+// checkOfflineAfter refuses a change of agents.offline-after or
+// agents.poll-seconds that leaves offline-after below twice the long-poll
+// interval. A healthy idle agent is seen once per interval (its long poll
+// is held that long), so a shorter offline-after shows it offline between
+// check-ins, and it must be able to miss one check-in (a lost connection,
+// a server restart) before it shows offline. value nil is a reset to the
+// default. Call with s.mu held.
+func (s *Server) checkOfflineAfter(key string, value *string) error {
+	if key != "agents.offline-after" && key != "agents.poll-seconds" {
+		return nil
+	}
+	next := func(k string) string {
+		switch {
+		case k != key:
+			return s.settingLocked(k)
+		case value == nil:
+			return settingDefaults[k]
+		}
+		return *value
+	}
+	after, err := time.ParseDuration(next("agents.offline-after"))
+	if err != nil {
+		return nil // checkSetting refused it already
+	}
+	interval := s.opt.PollWait
+	source := "the server's --poll-wait"
+	if interval <= 0 {
+		n, err := strconv.Atoi(next("agents.poll-seconds"))
+		if err != nil {
+			return nil
+		}
+		interval = time.Duration(n) * time.Second
+		source = "agents.poll-seconds " + strconv.Itoa(n)
+	}
+	minimum := 2 * interval
+	if after >= minimum {
+		return nil
+	}
+	if key == "agents.offline-after" {
+		return badRequest("agents.offline-after: %s is below the minimum %s: the long-poll interval is %s (%s), so a healthy agent is seen only that often, and it must be able to miss one check-in before it shows offline; set %s or more",
+			after, minimum, interval, source, minimum)
+	}
+	return badRequest("agents.poll-seconds: %s makes the long-poll interval %s, and agents.offline-after (%s) must be at least twice that, %s, or healthy agents show offline between check-ins; raise agents.offline-after to %s or more first",
+		next(key), interval, after, minimum, minimum)
+}
+
 func (s *Server) settingView(key string) protocol.Setting {
 	v, set := s.settings[key]
 	if !set {
@@ -211,6 +257,9 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, key string, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkOfflineAfter(key, value); err != nil {
+		return err
+	}
 	if value != nil && platformKeyRe.MatchString(key) && shown != "latest" && shown != "none" {
 		rel, ok := s.releases[shown]
 		if !ok {
