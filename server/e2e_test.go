@@ -22,12 +22,14 @@ import (
 	"github.com/moltfleet/molt/protocol"
 )
 
-// buildMolt builds cmd/molt once per test run.
+// buildMolt builds cmd/molt once per test run, into moltDir, which
+// TestMain removes.
 var buildMolt = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "molt-server-test-")
 	if err != nil {
 		return "", err
 	}
+	moltDir = dir
 	bin := filepath.Join(dir, "molt")
 	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version=9.9.9-test", "-o", bin, "github.com/moltfleet/molt/cmd/molt")
 	cmd.Stderr = os.Stderr
