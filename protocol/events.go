@@ -36,6 +36,8 @@ const (
 	EvWorkloadLooping   = 905
 	EvWorkloadSick      = 906
 	EvWorkloadRecovered = 907
+	EvHostRefused       = 908
+	EvHostAllowed       = 909
 
 	EvReleaseImported = 1000
 	EvReleaseRejected = 1001
@@ -90,6 +92,8 @@ var EventCatalogue = []EventInfo{
 	{EvWorkloadLooping, "workload_crash_looping", "Outside a trial, a workload of the agent is crashed and was restarted since the check-in before. Recorded once until it is ready again. Fields: workload, version, restarts, last_exit, reason."},
 	{EvWorkloadSick, "workload_unhealthy", "Outside a trial, a workload of the agent turned unhealthy (its live check failed). Recorded once until it is ready again. Fields: workload, version, restarts, reason."},
 	{EvWorkloadRecovered, "workload_recovered", "A workload that was crash-looping or unhealthy is ready again. Fields: workload, version, was."},
+	{EvHostRefused, "host_refused", "An enrollment came from the host of a revoked agent (its machine fingerprint) and was refused: the host stays out until an admin allows it again (molt agents allow). Recorded at most every 10 minutes per host. Fields: revoked_agent, name, hostname."},
+	{EvHostAllowed, "host_allowed", "An admin allowed the host of a revoked agent to enroll again. Fields: by."},
 	{EvReleaseImported, "release_imported", "A pack was verified and imported."},
 	{EvReleaseRejected, "release_rejected", "A pack import was refused. Fields: reason."},
 	{EvReleaseRemoved, "release_removed", "A release was removed."},

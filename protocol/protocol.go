@@ -64,6 +64,7 @@ const (
 	CodeIdentityCloned   = "identity_cloned"    // 409: same agent id, another machine fingerprint: re-enroll
 	CodeAgentRevoked     = "agent_revoked"      // 401: the credential was revoked: re-enroll
 	CodeEnrollToken      = "enrollment_refused" // 401: enrollment token unknown, expired or used up
+	CodeHostRefused      = "host_refused"       // 403: the machine of a revoked agent enrolls: an admin must allow it (molt agents allow)
 	CodeProtocol         = "protocol_unsupported"
 	CodeTooLarge         = "too_large"        // 413
 	CodePackRejected     = "pack_rejected"    // 422: import refused (signature, manifest, files)
@@ -525,6 +526,9 @@ const (
 	AgentOnline   = "online"
 	AgentOffline  = "offline"
 	AgentInactive = "inactive"
+	// AgentRevoked is shown for a revoked agent whatever its last
+	// check-in: it no longer connects.
+	AgentRevoked = "revoked"
 )
 
 // Upgrade statuses of an agent.
@@ -548,7 +552,7 @@ type Agent struct {
 	Labels            map[string]string `json:"labels,omitempty"`
 	Cluster           string            `json:"cluster,omitempty"`
 	ProtocolVersion   int               `json:"protocol_version"`
-	Status            string            `json:"status"`         // online | offline | inactive
+	Status            string            `json:"status"`         // online | offline | inactive | revoked
 	UpgradeStatus     string            `json:"upgrade_status"` // up_to_date | upgrade_recommended | ...
 	TargetVersion     string            `json:"target_version,omitempty"`
 	Busy              bool              `json:"busy"`
@@ -561,6 +565,10 @@ type Agent struct {
 	Revoked           bool              `json:"revoked,omitempty"`
 	LastResult        *TrialResult      `json:"last_result,omitempty"`
 	Workloads         []Workload        `json:"workloads,omitempty"`
+	// HostRefused: the agent is revoked and its host (its machine
+	// fingerprint) may not enroll again until an admin allows it
+	// (POST /v1/agents/{id}/allow).
+	HostRefused bool `json:"host_refused,omitempty"`
 }
 
 // ----- tokens -----

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -9,23 +10,58 @@ import (
 	"github.com/moltfleet/molt/protocol"
 )
 
-// agentView renders a. Call with s.mu held.
-func (s *Server) agentView(a *agentRec, now time.Time) protocol.Agent {
+// agentStatus is an agent's status as operators see it, in the list, in
+// show and in --json alike: revoked, whatever its last check-in (a
+// revoked agent no longer connects), else its connection status. Call
+// with s.mu held.
+func (s *Server) agentStatus(a *agentRec, now time.Time) string {
+	if a.Revoked {
+		return protocol.AgentRevoked
+	}
+	return s.connStatus(a, now)
+}
+
+// agentView renders a; refused says whether its host is refused at
+// enrollment (refusedHosts). Call with s.mu held.
+func (s *Server) agentView(a *agentRec, now time.Time, refused bool) protocol.Agent {
 	st := a.St
 	return protocol.Agent{
 		ID: a.ID, Name: st.Name, Hostname: st.Hostname, Platform: st.Platform, OSFamily: st.OSFamily, Version: st.Version,
 		Supervised: st.Supervised, SupervisorVersion: st.SupervisorVersion, Labels: st.Labels, Cluster: st.Cluster,
-		ProtocolVersion: st.ProtocolVersion, Status: s.connStatus(a, now), UpgradeStatus: s.upgradeStatus(a),
+		ProtocolVersion: st.ProtocolVersion, Status: s.agentStatus(a, now), UpgradeStatus: s.upgradeStatus(a),
 		TargetVersion: s.targetFor(st.Platform), Busy: st.Busy, Holds: st.Holds, PendingReboot: st.PendingReboot,
 		FreeDiskBytes: st.FreeDiskBytes, Floor: s.floorOf(a), Enrolled: a.Enrolled, LastSeen: a.LastSeen, Revoked: a.Revoked,
-		LastResult: st.LastResult, Workloads: st.Workloads,
+		LastResult: st.LastResult, Workloads: st.Workloads, HostRefused: a.Revoked && refused,
 	}
+}
+
+// refusedHosts returns the revoked agents whose host enrollment refuses
+// (agents.host_refused).
+func (s *Server) refusedHosts(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.st.r.QueryContext(ctx, `SELECT id FROM agents WHERE host_refused = 1`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
 
 func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
 	platform, version := q.Get("platform"), q.Get("version")
 	inactive := q.Get("inactive") == "1" || q.Get("inactive") == "true"
+	refused, err := s.refusedHosts(r.Context())
+	if err != nil {
+		return err
+	}
 	now := s.clock.Now()
 	out := protocol.Agents{Agents: []protocol.Agent{}}
 	s.mu.Lock()
@@ -33,11 +69,12 @@ func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ calle
 		if (platform != "" && a.St.Platform != platform) || (version != "" && a.St.Version != version) {
 			continue
 		}
-		v := s.agentView(a, now)
-		if v.Status == protocol.AgentInactive && !inactive {
+		// Inactive by its last check-in, revoked or not: an agent long
+		// gone is listed with --inactive only.
+		if s.connStatus(a, now) == protocol.AgentInactive && !inactive {
 			continue
 		}
-		out.Agents = append(out.Agents, v)
+		out.Agents = append(out.Agents, s.agentView(a, now, refused[a.ID]))
 	}
 	s.mu.Unlock()
 	sort.Slice(out.Agents, func(i, j int) bool {
@@ -71,16 +108,24 @@ func (s *Server) findAgent(ref string) (*agentRec, error) {
 }
 
 func (s *Server) handleAgentShow(w http.ResponseWriter, r *http.Request, _ caller) error {
+	refused, err := s.refusedHosts(r.Context())
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, err := s.findAgent(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, s.agentView(a, s.clock.Now()))
+	writeJSON(w, 200, s.agentView(a, s.clock.Now(), refused[a.ID]))
 	return nil
 }
 
+// handleAgentRevoke revokes an agent's credential and refuses its host
+// (its machine fingerprint) at enrollment until an admin allows it: a
+// host that still holds an enrollment token must not come back on its
+// own a second later (docs/server.md).
 func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,7 +134,7 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ cal
 		return err
 	}
 	err = s.change(r.Context(), func(wr *writer) error {
-		if _, err := wr.exec(`UPDATE agents SET revoked = 1 WHERE id = ?`, a.ID); err != nil {
+		if _, err := wr.exec(`UPDATE agents SET revoked = 1, host_refused = (fingerprint != '') WHERE id = ?`, a.ID); err != nil {
 			return err
 		}
 		wr.then(func() {
@@ -103,11 +148,44 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ cal
 				return err
 			}
 		}
-		return wr.event(event{ID: protocol.EvAgentRevoked, Agent: a.ID, Msg: fmt.Sprintf("agent %s (%s) revoked", a.ID, a.St.Name)})
+		return wr.event(event{ID: protocol.EvAgentRevoked, Agent: a.ID, Msg: fmt.Sprintf("agent %s (%s) revoked; its host may not enroll again until allowed (molt agents allow %s)", a.ID, a.St.Name, a.ID)})
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, s.agentView(a, s.clock.Now()))
+	writeJSON(w, 200, s.agentView(a, s.clock.Now(), a.Fingerprint != ""))
+	return nil
+}
+
+// handleAgentAllow lets the host of a revoked agent enroll again: every
+// revoked agent of its machine fingerprint stops refusing it. The agent
+// itself stays revoked; the host comes back as a new agent. Allowing a
+// host that is not refused changes nothing.
+func (s *Server) handleAgentAllow(w http.ResponseWriter, r *http.Request, c caller) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.findAgent(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if !a.Revoked {
+		return conflict("agent %s is not revoked: its host is not refused (only the host of a revoked agent is)", a.ID)
+	}
+	err = s.change(r.Context(), func(wr *writer) error {
+		res, err := wr.exec(`UPDATE agents SET host_refused = 0, refused_at = 0 WHERE fingerprint = ? AND host_refused = 1`, a.Fingerprint)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		by := tokenName(c)
+		return wr.event(event{ID: protocol.EvHostAllowed, Agent: a.ID, Msg: fmt.Sprintf("the host of revoked agent %s (%s) may enroll again (allowed by %s)", a.ID, a.St.Name, by),
+			Fields: map[string]string{"by": by}})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, s.agentView(a, s.clock.Now(), false))
 	return nil
 }

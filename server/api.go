@@ -93,6 +93,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/agents", authToken, protocol.RoleViewer, 0, s.handleAgentList},
 		{"GET /v1/agents/{id}", authToken, protocol.RoleViewer, 0, s.handleAgentShow},
 		{"POST /v1/agents/{id}/revoke", authToken, protocol.RoleAdmin, 0, s.handleAgentRevoke},
+		{"POST /v1/agents/{id}/allow", authToken, protocol.RoleAdmin, 0, s.handleAgentAllow},
 		{"GET /v1/releases", authToken, protocol.RoleViewer, 0, s.handleReleaseList},
 		{"POST /v1/releases", authToken, protocol.RoleAdmin, protocol.MaxPackSize, s.handleReleaseImport},
 		{"GET /v1/releases/{version}", authToken, protocol.RoleViewer, 0, s.handleReleaseShow},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 			return wr.event(event{ID: protocol.EvEnrollRefused, Msg: fmt.Sprintf("enrollment of %s refused: %s", st.Name, reason), Fields: map[string]string{"reason": reason, "hostname": st.Hostname}})
 		})
 		return errf(http.StatusUnauthorized, protocol.CodeEnrollToken, "%s: ask an admin for a new one (molt enroll-token create)", reason)
+	}
+	if err := s.hostRefusal(ctx, now, st); err != nil {
+		return err
 	}
 	// LastSeen stays zero until the first check-in: an agent that enrolled
 	// and never checked in is "never connected" for the scheduler.
@@ -146,4 +150,37 @@ func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollRespon
 var activationOS = map[string]bool{
 	"linux": true, "windows": true, "darwin": true, "freebsd": true, "openbsd": true, "netbsd": true,
 	"solaris": true, "illumos": true, "aix": true,
+}
+
+// hostRefusedEvery bounds how often a refused host's enrollments are
+// recorded as events: it retries with backoff, for as long as it runs.
+const hostRefusedEvery = 10 * time.Minute
+
+// hostRefusal refuses the enrollment of a host whose agent was revoked
+// (the same machine fingerprint) until an admin allows it (molt agents
+// allow): revoking must keep a host out even when it still holds an
+// enrollment token, as a golden image's agent.yaml or
+// MOLT_ENROLLMENT_TOKEN do. The token's use is not counted. Call with s.mu
+// held.
+func (s *Server) hostRefusal(ctx context.Context, now time.Time, st protocol.Status) error {
+	var id string
+	var refusedAt int64
+	err := s.st.w.QueryRowContext(ctx, `SELECT id, refused_at FROM agents WHERE fingerprint = ? AND host_refused = 1 ORDER BY enrolled DESC LIMIT 1`, st.Fingerprint).Scan(&id, &refusedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if now.Sub(fromNanos(refusedAt)) >= hostRefusedEvery {
+		_ = s.change(ctx, func(wr *writer) error {
+			if _, err := wr.exec(`UPDATE agents SET refused_at = ? WHERE id = ?`, nanos(now), id); err != nil {
+				return err
+			}
+			return wr.event(event{ID: protocol.EvHostRefused, Agent: id,
+				Msg:    fmt.Sprintf("enrollment of %s refused: it is the host of revoked agent %s (molt agents allow %s lets it enroll again)", st.Name, id, id),
+				Fields: map[string]string{"revoked_agent": id, "name": st.Name, "hostname": st.Hostname}})
+		})
+	}
+	return errf(http.StatusForbidden, protocol.CodeHostRefused, "this host's agent %s was revoked: it may not enroll again until an admin allows it (molt agents allow %s)", id, id)
 }

@@ -137,6 +137,17 @@ var migrations = []string{
 	// themselves are part of the agent's status (agents.status).
 	`ALTER TABLE deployments ADD COLUMN workload TEXT NOT NULL DEFAULT '';
 	ALTER TABLE agents ADD COLUMN workload_alerts TEXT NOT NULL DEFAULT '{}';`,
+	// A revoked agent's host (its machine fingerprint) may not enroll
+	// again until an operator allows it (docs/server.md): host_refused
+	// marks the revoked agents whose fingerprint enrollment refuses, and
+	// refused_at is when a refusal was last recorded as an event. Agents
+	// revoked before are refused too, unless their host enrolled again
+	// since.
+	`ALTER TABLE agents ADD COLUMN host_refused INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE agents ADD COLUMN refused_at INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX agents_fingerprint ON agents(fingerprint);
+	UPDATE agents SET host_refused = 1 WHERE revoked = 1 AND fingerprint != ''
+		AND NOT EXISTS (SELECT 1 FROM agents b WHERE b.fingerprint = agents.fingerprint AND b.revoked = 0);`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies
