@@ -103,6 +103,10 @@ func (p *packPassphrase) get(cmd *cobra.Command, prompt string, confirm bool) (s
 	}
 	in, ok := cmd.InOrStdin().(*os.File)
 	if !ok || !term.IsTerminal(int(in.Fd())) {
+		if confirm {
+			// A new key: an unencrypted one is a choice keygen offers.
+			return "", cli.Usage("a passphrase is needed and there is no terminal to ask: use --passphrase-file FILE or set %s, or pass --no-passphrase for an unencrypted key", packPassphraseEnv)
+		}
 		return "", cli.Usage("a passphrase is needed and there is no terminal to ask: use --passphrase-file FILE or set %s", packPassphraseEnv)
 	}
 	errOut := cmd.ErrOrStderr()

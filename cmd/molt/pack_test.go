@@ -97,7 +97,7 @@ func TestPackKeygenFiles(t *testing.T) {
 	}
 	t.Setenv(packPassphraseEnv, "")
 	_, errOut, code = runPack(t, "pack", "keygen", "--out", filepath.Join(dir, "other"))
-	if code != 2 || !strings.Contains(errOut, "no terminal to ask") {
+	if code != 2 || !strings.Contains(errOut, "no terminal to ask") || !strings.Contains(errOut, "--no-passphrase") {
 		t.Fatalf("keygen without a passphrase source: exit %d: %s", code, errOut)
 	}
 }
