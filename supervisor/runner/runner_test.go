@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
 			os.Exit(1)
 		}
 	}
