@@ -17,11 +17,13 @@ import (
 func newAgentsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agents",
-		Short: "List, show and revoke enrolled agents",
-		Long: `Every enrolled agent has a connection status and an upgrade status.
+		Short: "List, show, revoke and allow enrolled agents",
+		Long: `Every enrolled agent has a status and an upgrade status.
 
-Connection: online (checking in), offline (missed its check-ins), inactive
-(not seen for the server's inactivity period; hidden unless --inactive).
+Status: online (checking in), offline (missed its check-ins), inactive
+(not seen for the server's inactivity period; hidden unless --inactive),
+revoked (its credential was revoked: it no longer connects, and its host
+may not enroll again until "molt agents allow ID").
 
 Upgrade: up_to_date; upgrade_recommended (its platform's target version is
 another one); upgrade_required (its protocol version is too old for this
@@ -29,7 +31,7 @@ server); manual_upgrade_required (not supervised, or too old to upgrade
 itself: upgrade it by hand with molt-agent upgrade --pack).`,
 	}
 	cf := addConnFlags(cmd)
-	cmd.AddCommand(newAgentsListCmd(cf), newAgentsShowCmd(cf), newAgentsRevokeCmd(cf))
+	cmd.AddCommand(newAgentsListCmd(cf), newAgentsShowCmd(cf), newAgentsRevokeCmd(cf), newAgentsAllowCmd(cf))
 	return cmd
 }
 
@@ -63,15 +65,23 @@ func printAgents(w io.Writer, as []protocol.Agent, now time.Time) error {
 		if a.Supervised {
 			sup = "yes"
 		}
-		status := a.Status
-		if a.Revoked {
-			status = "revoked"
-		} else if a.Busy || len(a.Holds) > 0 {
+		status := agentStatus(a)
+		if !a.Revoked && (a.Busy || len(a.Holds) > 0) {
 			status += " (busy)"
 		}
 		row(tw, clean(a.ID), dash(clean(a.Name)), clean(a.Platform), clean(a.Version), status, upgradeStatus(a), sup, workloadHealth(a.Workloads), fmtTime(a.LastSeen, now))
 	}
 	return tw.Flush()
+}
+
+// agentStatus is the status shown for an agent, in agents list and
+// agents show alike: revoked wins over the connection status, which an
+// older server still sends for a revoked agent.
+func agentStatus(a protocol.Agent) string {
+	if a.Revoked {
+		return protocol.AgentRevoked
+	}
+	return clean(a.Status)
 }
 
 // workloadHealth is the WORKLOADS column, the workloads' health at a
@@ -124,7 +134,7 @@ func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
 	kv("Hostname", dash(clean(a.Hostname)))
 	kv("Platform", clean(a.Platform+" ("+a.OSFamily+")"))
 	kv("Version", clean(a.Version))
-	kv("Status", a.Status)
+	kv("Status", agentStatus(a))
 	kv("Upgrade", upgradeStatus(a))
 	sup := "no"
 	if a.Supervised {
@@ -150,7 +160,11 @@ func printAgent(w io.Writer, a protocol.Agent, now time.Time) error {
 	kv("Enrolled", fmtTime(a.Enrolled, now))
 	kv("Last seen", fmtTime(a.LastSeen, now))
 	if a.Revoked {
-		kv("Revoked", "yes")
+		host := "may enroll again"
+		if a.HostRefused {
+			host = "refused at enrollment until: molt agents allow " + clean(a.ID)
+		}
+		kv("Revoked", "yes; its host "+host)
 	}
 	if r := a.LastResult; r != nil {
 		s := clean(r.Outcome + " " + r.Version)
@@ -225,5 +239,40 @@ func fmtBytes(n int64) string {
 }
 
 func newAgentsRevokeCmd(cf *connFlags) *cobra.Command {
-	return newRevokeCmd(cf, "agent", "Revoke an agent's credential (it must enroll again to come back)", (*apiclient.Client).RevokeAgent)
+	cmd := newRevokeCmd(cf, "agent", "Revoke an agent's credential and keep its host out", (*apiclient.Client).RevokeAgent)
+	cmd.Long = `Revoke an agent's credential: its check-ins are refused from now on, and
+its open deployment is cancelled.
+
+Its host (its machine fingerprint) is refused at enrollment too, even with
+a valid enrollment token, until an admin runs "molt agents allow ID". A
+host to be reinstalled or given back is allowed again; a host that is
+gone stays refused. Needs the admin role.`
+	cmd.Example = `  molt agents revoke a-3f2c9e0b1d4a5f60
+  molt agents allow a-3f2c9e0b1d4a5f60    # later: let the host enroll again`
+	return cmd
+}
+
+func newAgentsAllowCmd(cf *connFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "allow ID",
+		Short: "Let the host of a revoked agent enroll again",
+		Long: `A revoked agent's host (its machine fingerprint) is refused at enrollment
+(event 908 host_refused). "allow" lifts that refusal: the host enrolls
+again, as a new agent, with an enrollment token as any new host. The
+revoked agent stays revoked. Allowing a host that is not refused changes
+nothing; an agent that is not revoked is an error. Needs the admin role.`,
+		Example: `  molt agents allow a-3f2c9e0b1d4a5f60`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return fetchAndPrint(cmd, cf, asJSON, func(c *apiclient.Client, ctx context.Context) (protocol.Agent, error) {
+				return c.AllowAgent(ctx, args[0])
+			}, func(w io.Writer, a protocol.Agent, _ time.Time) error {
+				_, err := fmt.Fprintf(w, "the host of revoked agent %s (%s) may enroll again\n", clean(a.ID), dash(clean(a.Name)))
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the agent as JSON")
+	return cmd
 }

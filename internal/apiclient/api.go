@@ -101,6 +101,11 @@ func (c *Client) RevokeAgent(ctx context.Context, id string) error {
 	return c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/agents/" + esc(id) + "/revoke", Role: protocol.RoleAdmin}, nil)
 }
 
+// AllowAgent lets the host of a revoked agent enroll again.
+func (c *Client) AllowAgent(ctx context.Context, id string) (protocol.Agent, error) {
+	return do[protocol.Agent](ctx, c, Request{Method: http.MethodPost, Path: "/v1/agents/" + esc(id) + "/allow", Role: protocol.RoleAdmin})
+}
+
 // ----- releases -----
 
 // ImportRelease uploads a pack file; the server verifies it.

@@ -45,6 +45,7 @@ func TestRoutes(t *testing.T) {
 		}, "GET /v1/agents?inactive=1&platform=linux%2Famd64&version=1.0.0"},
 		{func() error { _, err := c.Agent(ctx, "a-1"); return err }, "GET /v1/agents/a-1"},
 		{func() error { return c.RevokeAgent(ctx, "a-1") }, "POST /v1/agents/a-1/revoke"},
+		{func() error { _, err := c.AllowAgent(ctx, "a-1"); return err }, "POST /v1/agents/a-1/allow"},
 		{func() error { _, err := c.ImportRelease(ctx, strings.NewReader("tar")); return err }, "POST /v1/releases"},
 		{func() error { _, err := c.Releases(ctx); return err }, "GET /v1/releases"},
 		{func() error { return c.RemoveRelease(ctx, "1.5.0") }, "DELETE /v1/releases/1.5.0"},
