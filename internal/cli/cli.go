@@ -1,5 +1,6 @@
 // Package cli holds what the three molt commands share: the typed error that
-// carries an exit code, the version command, and logger construction.
+// carries an exit code, cobra's own refusals mapped to usage errors (exit
+// 2), the version command, and logger construction.
 package cli
 
 import (

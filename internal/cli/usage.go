@@ -31,6 +31,12 @@ func usageErrors(root *cobra.Command) {
 	// treatment as the program's own commands.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	// Groups become runnable below (to refuse arguments); their usage
+	// stays "prog group [command]", without a "prog group [flags]" line
+	// that suggests the group does something by itself.
+	if t := root.UsageTemplate(); strings.Contains(t, groupUsage) {
+		root.SetUsageTemplate(strings.Replace(t, groupUsage, `Usage:{{if and .Runnable (not (index .Annotations "`+groupMark+`"))}}`, 1))
+	}
 	walk(root, func(c *cobra.Command) {
 		flagErr := c.FlagErrorFunc()
 		c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -44,11 +50,21 @@ func usageErrors(root *cobra.Command) {
 			// help and exit 0. Only no argument is that.
 			c.Args = groupArgs
 			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+			if c.Annotations == nil {
+				c.Annotations = map[string]string{}
+			}
+			c.Annotations[groupMark] = "1"
 		default:
 			wrapArgs(c)
 		}
 	})
 }
+
+// groupUsage is how cobra's usage template starts.
+const groupUsage = "Usage:{{if .Runnable}}"
+
+// groupMark annotates a group made runnable only to refuse arguments.
+const groupMark = "cli.group"
 
 func walk(c *cobra.Command, f func(*cobra.Command)) {
 	f(c)

@@ -26,6 +26,18 @@ func run(newRoot func() *cobra.Command, args []string) (code int, stdout, stderr
 	return code, out.String(), errb.String()
 }
 
+// cobraHelp is what cobra itself prints for args, without cli.Main: the
+// usage errors must not change the help.
+func cobraHelp(newRoot func() *cobra.Command, args []string) string {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	_ = root.Execute()
+	return out.String()
+}
+
 // Commands returns the path (without the program) of every command of the
 // tree newRoot builds, as cli.Main sees it (with help and completion).
 func Commands(newRoot func() *cobra.Command) [][]string {
@@ -70,7 +82,8 @@ var badValue = map[string]bool{
 
 // CheckUsageErrors walks every command of the tree newRoot builds and
 // asserts the contract of docs/cli.md: usage errors exit 2 with one line
-// "program: ..." on stderr; --help exits 0.
+// "program: ..." on stderr; --help and help exit 0 and print what cobra
+// prints.
 func CheckUsageErrors(t *testing.T, newRoot func() *cobra.Command) {
 	t.Helper()
 	program := newRoot().Name()
@@ -93,8 +106,14 @@ func CheckUsageErrors(t *testing.T, newRoot func() *cobra.Command) {
 		t.Run(name, func(t *testing.T) {
 			with := func(extra ...string) []string { return append(append([]string{}, path...), extra...) }
 			usage(t, with("--no-such-flag"), "--no-such-flag")
-			if code, stdout, stderr := run(newRoot, with("--help")); code != 0 || stdout == "" || stderr != "" {
-				t.Errorf("%s --help: exit %d, stdout %d bytes, stderr %q; want 0, the help, nothing", name, code, len(stdout), stderr)
+			for _, args := range [][]string{with("--help"), append([]string{"help"}, path...)} {
+				code, stdout, stderr := run(newRoot, args)
+				if code != 0 || stdout == "" || stderr != "" {
+					t.Errorf("%s %q: exit %d, stdout %d bytes, stderr %q; want 0, the help, nothing", program, args, code, len(stdout), stderr)
+				}
+				if plain := cobraHelp(newRoot, args); stdout != plain {
+					t.Errorf("%s %q: the help differs from cobra's own:\n%s\n--- cobra's:\n%s", program, args, stdout, plain)
+				}
 			}
 			c := find(newRoot, path)
 			if c == nil {
