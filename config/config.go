@@ -25,8 +25,10 @@ type Config struct {
 	Server string `yaml:"server,omitempty"`
 	// CAFile is a PEM file to trust for the server's certificate.
 	CAFile string `yaml:"ca_file,omitempty"`
-	// EnrollmentToken is used once, at enrollment.
-	EnrollmentToken string `yaml:"enrollment_token,omitempty"`
+	// EnrollmentToken is used once, at enrollment; the agent then removes
+	// it from agent.yaml unless KeepEnrollmentToken (RemoveEnrollmentToken).
+	EnrollmentToken     string `yaml:"enrollment_token,omitempty"`
+	KeepEnrollmentToken bool   `yaml:"keep_enrollment_token,omitempty"`
 	// TrustedKeys are pack-signing public keys: file paths, or inline
 	// minisign public keys (the base64 line, "RW...").
 	TrustedKeys []string          `yaml:"trusted_keys,omitempty"`
