@@ -20,6 +20,7 @@ import (
 
 	"github.com/moltfleet/molt/agent"
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -304,7 +305,7 @@ func TestExporterFailReady(t *testing.T) {
 func shell(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("no /bin/sh: the script example needs a POSIX shell")
+		testtool.Missing(t, "/bin/sh not found: the script example needs a POSIX shell")
 	}
 	return "/bin/sh"
 }
