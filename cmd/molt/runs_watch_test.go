@@ -88,3 +88,25 @@ func TestRunsWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestFmtTarget: a run's target is shown as what it resolved to per
+// platform (its plan), not as "latest".
+func TestFmtTarget(t *testing.T) {
+	line := func(p, v string) protocol.PlanLine { return protocol.PlanLine{Platform: p, Agents: 1, Target: v} }
+	for _, tc := range []struct {
+		name string
+		run  protocol.Run
+		want string
+	}{
+		{"no plan: as asked", protocol.Run{Target: "latest", TargetFor: map[string]string{"windows/amd64": "1.4.2"}}, "latest windows/amd64=1.4.2"},
+		{"latest resolved to one version", protocol.Run{Target: "latest", Plan: []protocol.PlanLine{line("windows/amd64", "1.5.0"), line("linux/amd64", "1.5.0")}}, "1.5.0"},
+		{"per platform", protocol.Run{Target: "latest", TargetFor: map[string]string{"windows/amd64": "1.4.2"},
+			Plan: []protocol.PlanLine{line("windows/amd64", "1.4.2"), line("linux/amd64", "1.5.0")}}, "linux/amd64=1.5.0 windows/amd64=1.4.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fmtTarget(tc.run); got != tc.want {
+				t.Errorf("fmtTarget = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
