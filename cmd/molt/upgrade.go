@@ -57,8 +57,9 @@ redrawn in place on a terminal, one line per change otherwise.
 Exit codes with --wait: 0 the run ended OK; 3 it ended not OK (a
 deployment failed or rolled back, or the run was cancelled); 4 it paused
 (failure threshold reached or paused by an operator; resume it with
-"molt runs resume ID"); 130 interrupted (Ctrl-C stops the waiting, not
-the run). Without --wait, 0 once the run has started. Other codes: 1
+"molt runs resume ID" and follow it again with "molt runs watch ID"); 130
+interrupted (Ctrl-C stops the waiting, not the run; "molt runs watch ID"
+follows it again). Without --wait, 0 once the run has started. Other codes: 1
 error, 2 usage or configuration, 5 server unreachable or not trusted, 6
 token refused.`,
 		Example: `  molt upgrade --target latest --all --text "monthly update" --wait
