@@ -103,7 +103,7 @@ func Parse(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxSize)
 	}
 	var c Config
-	if err := decode(b, &c); err != nil {
+	if err := Decode(b, &c); err != nil {
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {

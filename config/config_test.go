@@ -101,6 +101,7 @@ func TestValueErrorsNameKeyAndGoodValue(t *testing.T) {
 		{"duration given a list", "supervisor:\n  watch: [5m]", `line 2: supervisor.watch: not a single value, want a duration (e.g. 90s, 5m)`},
 		{"section given a scalar", "supervisor: 3", `line 1: supervisor: "3", want a mapping of crash_budget, ready_timeout, stop_grace, watch`},
 		{"unknown key suggests", "sever: https://x", `line 1: sever: unknown key; did you mean server? (known: `},
+		{"unknown key, a prefix of a known one", "trusted: [a]", `line 1: trusted: unknown key; did you mean trusted_keys?`},
 		{"unknown nested key", "supervisor:\n  crashbudget: 1", `line 2: supervisor.crashbudget: unknown key; did you mean crash_budget?`},
 		{"key given twice", "cluster: a\ncluster: b", `line 2: cluster: given twice (first on line 1)`},
 		{"top level a list", "- server", `line 1: (top level): a list, want keys and values`},

@@ -33,10 +33,16 @@ func (e *KeyError) Error() string {
 	return e.Key + ": " + e.Msg
 }
 
-// decode fills c from the YAML document b, key by key, so that every
-// error names its key. Keys are the yaml tags of Config's fields: a field
-// added to Config is known here without more code.
-func decode(b []byte, c *Config) error {
+// Decode fills the struct v points to from the YAML document b, key by
+// key, so that every error is a *KeyError naming its key. Keys are the
+// yaml tags of the struct's fields (a field added is known without more
+// code); other keys are refused. agent.yaml and molt serve's config file
+// are read with it.
+func Decode(b []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config: decode into %T, want a pointer to a struct", v)
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
@@ -44,7 +50,7 @@ func decode(b []byte, c *Config) error {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil // empty, or only comments
 	}
-	return decodeStruct(doc.Content[0], reflect.ValueOf(c).Elem(), "")
+	return decodeStruct(doc.Content[0], rv.Elem(), "")
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -210,6 +216,14 @@ func unknownKey(key string, fields map[string]int) string {
 	for _, k := range known {
 		if d := editDistance(key, k); d < bestD {
 			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		for _, k := range known {
+			if len(k) >= 4 && (strings.HasPrefix(key, k) || (strings.HasPrefix(k, key) && len(key) >= 4)) {
+				best = k // listen_addr: listen; trusted: trusted_keys
+				break
+			}
 		}
 	}
 	if best != "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"gopkg.in/yaml.v3"
 
+	"github.com/moltfleet/molt/config"
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/platform"
@@ -48,9 +47,12 @@ func loadServeConfig(path string) (serveConfig, error) {
 	if len(b) > 1<<20 {
 		return c, fmt.Errorf("config %s: larger than 1 MiB", path)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := config.Decode(b, &c); err != nil {
+		var ke *config.KeyError
+		if errors.As(err, &ke) {
+			ke.File = path
+			return c, ke
+		}
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil

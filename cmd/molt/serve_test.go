@@ -52,3 +52,21 @@ func TestServeFlagsOverrideConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Errors in the config file name the file, the line and the key, in one line.
+func TestServeConfigErrorsNameKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "server.yaml")
+	for _, tc := range []struct{ body, want string }{
+		{"data: /var/lib/molt\nlisten: [a, b]\n", p + `:2: listen: a list, want a single value`},
+		{"trusted_keys: release.pub\n", p + `:1: trusted_keys: "release.pub", want a list`},
+		{"listen_addr: x\n", p + `:1: listen_addr: unknown key; did you mean listen?`},
+	} {
+		if err := os.WriteFile(p, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadServeConfig(p)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v\nwant one line starting %q", tc.body, err, tc.want)
+		}
+	}
+}
