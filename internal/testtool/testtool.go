@@ -89,7 +89,7 @@ func Wine(t testing.TB) (wine string, env []string) {
 	}
 	const how = `run eval "$(scripts/wine-setup.sh)" to run the Windows tests`
 	if _, err := os.Stat(wine); err != nil {
-		Missing(t, "wine64 not found (%v): %s", err, how)
+		Missing(t, "wine64 not found at %s: %s", wine, how)
 	}
 	prefix := os.Getenv("WINEPREFIX")
 	if prefix == "" {
@@ -97,7 +97,7 @@ func Wine(t testing.TB) (wine string, env []string) {
 	}
 	// Go 1.22+ binaries need the ProcessPrng DLL the script puts there.
 	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
-		Missing(t, "Wine prefix %s is not prepared (%v): %s", prefix, err, how)
+		Missing(t, "Wine prefix %s is not prepared (no bcryptprimitives.dll): %s", prefix, how)
 	}
 	return wine, append(os.Environ(), "WINEPREFIX="+prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
 }
