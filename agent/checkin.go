@@ -360,13 +360,13 @@ func localKey(d *Daemon) string {
 }
 
 func (c *Checkin) enroll(ctx context.Context, d *Daemon, log *zap.Logger, wait *time.Duration) error {
-	cfg := d.Config()
-	if cfg.EnrollmentToken == "" {
-		return errors.New("not enrolled and agent.yaml has no enrollment_token: create one with molt enroll-token create")
+	token := d.EnrollmentToken()
+	if token == "" {
+		return errors.New("not enrolled and agent.yaml has no enrollment_token (the last one was removed once used): create one with molt enroll-token create")
 	}
 	st := d.Status()
 	req := protocol.EnrollRequest{
-		ProtocolVersion: protocol.Version, EnrollmentToken: cfg.EnrollmentToken,
+		ProtocolVersion: protocol.Version, EnrollmentToken: token,
 		Name: st.Name, Hostname: st.Hostname, Platform: st.Platform, OSFamily: st.OSFamily,
 		Version: st.Version, Supervised: st.Supervised, SupervisorVersion: st.SupervisorVersion,
 		Labels: st.Labels, Cluster: st.Cluster, Fingerprint: d.Identity().Fingerprint,

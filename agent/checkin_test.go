@@ -312,6 +312,9 @@ func TestClonedIdentityReenrolls(t *testing.T) {
 		return 200, protocol.CheckinResponse{Settings: protocol.AgentSettings{PollSeconds: 1}}
 	}
 	a := newCkAgent(t, srv)
+	// The token is used once unless kept (as a golden image may): the
+	// clone enrolls again with it.
+	a.cfg.KeepEnrollmentToken = true
 	a.run(t, a.checkinOpts(), 10*time.Second, func() bool {
 		_, checkins, _ := srv.snapshot()
 		return len(checkins) > 0 && checkins[len(checkins)-1].Cred == "molta_cred2"

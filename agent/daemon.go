@@ -127,6 +127,10 @@ type Options struct {
 	// Busy asks the workloads' busy probes while an order waits to
 	// switch (default: those of versions/<current>/workloads.json).
 	Busy BusyProber
+	// ConfigFile is the agent.yaml Config was read from (default
+	// <home>/agent.yaml): once the agent enrolled, the enrollment token it
+	// used is removed from it (forgetEnrollmentToken).
+	ConfigFile string
 }
 
 // Daemon is a running molt-agent.
@@ -177,6 +181,9 @@ func New(o Options) (*Daemon, error) {
 	if o.SwitchGrace <= 0 {
 		o.SwitchGrace = 10 * time.Second
 	}
+	if o.ConfigFile == "" {
+		o.ConfigFile = o.Home.ConfigPath()
+	}
 	hs := HoldsOf(o.Home)
 	hs.Now = o.Now
 	d := &Daemon{o: o, log: o.Log, holds: hs, switched: make(chan struct{})}
@@ -216,7 +223,16 @@ func (d *Daemon) Identity() Identity {
 	return d.identity
 }
 
-// SetEnrolled stores the server-issued id and credential.
+// EnrollmentToken is the token to enroll with: agent.yaml's or
+// MOLT_ENROLLMENT_TOKEN, until the agent enrolled with it.
+func (d *Daemon) EnrollmentToken() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.o.Config.EnrollmentToken
+}
+
+// SetEnrolled stores the server-issued id and credential, then forgets
+// the enrollment token.
 func (d *Daemon) SetEnrolled(agentID, credential string) error {
 	if agentID == "" || credential == "" {
 		return errors.New("enrollment: empty agent id or credential")
@@ -232,7 +248,35 @@ func (d *Daemon) SetEnrolled(agentID, credential string) error {
 	}
 	d.identity = id
 	d.log.Info("enrolled", zap.String("agent_id", agentID), zap.String("server", id.Server))
+	d.forgetEnrollmentToken()
 	return nil
+}
+
+// forgetEnrollmentToken drops the enrollment token once the agent
+// enrolled, from agent.yaml and from memory, unless keep_enrollment_token
+// is set: a token left on the host would let it enroll again on its own
+// after an operator revoked it (the server refuses a revoked agent's
+// host anyway, until an operator allows it). A golden image keeps
+// working: each clone enrolls once with the token of its own copy of
+// agent.yaml. A token from MOLT_ENROLLMENT_TOKEN cannot be taken out of
+// the environment: the log says so. Call with d.mu held.
+func (d *Daemon) forgetEnrollmentToken() {
+	cfg := d.o.Config
+	tok := cfg.EnrollmentToken
+	if tok == "" || cfg.KeepEnrollmentToken {
+		return
+	}
+	cfg.EnrollmentToken = ""
+	file := zap.String("file", d.o.ConfigFile)
+	changed, err := config.RemoveEnrollmentToken(d.o.ConfigFile, tok, d.o.Now())
+	switch {
+	case err != nil:
+		d.log.Warn("enrolled, but the enrollment token could not be removed from agent.yaml: remove enrollment_token by hand", file, zap.Error(err))
+	case changed:
+		d.log.Info("enrollment token removed from agent.yaml (keep_enrollment_token: true keeps it)", file)
+	default:
+		d.log.Warn("the enrollment token is not in agent.yaml: it comes from "+EnvEnrollmentToken+", which the agent cannot remove; take it out of the service's environment", file)
+	}
 }
 
 // Reenroll drops the credential and makes a new placeholder id, so the
