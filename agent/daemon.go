@@ -275,7 +275,7 @@ func (d *Daemon) forgetEnrollmentToken() {
 	case changed:
 		d.log.Info("enrollment token removed from agent.yaml (keep_enrollment_token: true keeps it)", file)
 	default:
-		d.log.Warn("the enrollment token is not in agent.yaml: it comes from "+EnvEnrollmentToken+", which the agent cannot remove; take it out of the service's environment", file)
+		d.log.Warn("the enrollment token used is not in this agent.yaml: if it comes from "+EnvEnrollmentToken+", the agent cannot remove it; take it out of the service's environment", file)
 	}
 }
 
