@@ -348,7 +348,7 @@ func TestFleet(t *testing.T) {
 	// 8. b's home, identity included, is copied to another machine (an
 	// image captured without reset-identity): the copy sees another
 	// machine fingerprint and enrolls as a new agent; b keeps its own.
-	cloneOnAnotherMachine(t, srv, dir, hosts["b"], ids["b"])
+	cloneOnAnotherMachine(t, srv, dir, hosts["b"], ids["b"], et.Secret)
 }
 
 // onTerminal runs molt on a pseudo-terminal (script(1)), types answer,
@@ -385,8 +385,10 @@ func onTerminal(t *testing.T, srv *e2etest.Server, answer string, wantCode int, 
 }
 
 // cloneOnAnotherMachine copies h's home and runs the copy in a mount
-// namespace with another /etc/machine-id.
-func cloneOnAnotherMachine(t *testing.T, srv *e2etest.Server, dir string, h *e2etest.Host, id string) {
+// namespace with another /etc/machine-id. h enrolled, so its agent.yaml no
+// longer holds the enrollment token: the image's is put back, as an
+// operator capturing an enrolled host does (docs/agent.md).
+func cloneOnAnotherMachine(t *testing.T, srv *e2etest.Server, dir string, h *e2etest.Host, id, token string) {
 	t.Helper()
 	if os.Getuid() != 0 || runtime.GOOS != "linux" {
 		t.Log("clone step skipped: needs root on Linux for a mount namespace")
@@ -404,6 +406,14 @@ func cloneOnAnotherMachine(t *testing.T, srv *e2etest.Server, dir string, h *e2e
 	h.Stop()
 	clone := h.Clone("clone", "unshare", "--mount", "--propagation", "private", "sh", "-c",
 		`mount --bind "$0" /etc/machine-id && exec "$@"`, mid)
+	f, err := os.OpenFile(clone.Home.ConfigPath(), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "enrollment_token: %q\n", token)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	h.Start()
 	clone.Start()
 	origFP := h.Fingerprint()
