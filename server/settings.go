@@ -261,12 +261,8 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, key string, 
 		return err
 	}
 	if value != nil && platformKeyRe.MatchString(key) && shown != "latest" && shown != "none" {
-		rel, ok := s.releases[shown]
-		if !ok {
-			return conflict("%s: release %s is not imported (molt release list shows what is)", key, shown)
-		}
-		if !rel.Platforms[strings.TrimPrefix(key, "version.")] {
-			return conflict("%s: release %s has no pack for %s", key, shown, strings.TrimPrefix(key, "version."))
+		if err := s.checkPackFor(key, strings.TrimPrefix(key, "version."), shown); err != nil {
+			return err
 		}
 	}
 	err := s.change(r.Context(), func(wr *writer) error {

@@ -107,7 +107,7 @@ func runDaemon(ctx context.Context, h home.Home, configPath, logFile string, o a
 		log.Warn("no trusted_keys in the configuration: every upgrade will be refused")
 	}
 	opts := agent.Options{
-		Home: h, Config: cfg, Log: log,
+		Home: h, Config: cfg, ConfigFile: path, Log: log,
 		SupervisorVersion: os.Getenv(control.EnvSupervisorVersion),
 	}
 	// The credential changes at enrollment; the client reads the daemon's
