@@ -17,7 +17,9 @@ import (
 // histograms do not justify client_golang's dependency tree and global
 // registry.
 
-var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+// The buckets below 1 ms tell a check-in handled in 100 µs from one that
+// took 900 µs: an idle fleet's check-ins are mostly there.
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 type histogram struct {
 	counts []uint64 // per bucket, not cumulative

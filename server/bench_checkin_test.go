@@ -1,0 +1,410 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/agent"
+	"github.com/moltfleet/molt/config"
+)
+
+// fdHeadroom is what a process needs besides one descriptor per agent:
+// the listener, the database and its journal, logs, the runtime.
+const fdHeadroom = 100
+
+// TestBenchCheckinCapacity holds MOLT_BENCH_AGENTS idle agents in long
+// polls against a real molt serve (another process) and prints check-in
+// latency without the long-poll wait, the server's histogram, CPU and RSS.
+// Any failed check-in, refused dial or early answer fails it.
+func TestBenchCheckinCapacity(t *testing.T) {
+	if os.Getenv("MOLT_BENCH") == "" {
+		t.Skip("set MOLT_BENCH=1 (scripts/bench-server.sh)")
+	}
+	n := benchEnv(t, "MOLT_BENCH_AGENTS", 10000)
+	poll := time.Duration(benchEnv(t, "MOLT_BENCH_POLL_SECONDS", 30)) * time.Second
+	measure := time.Duration(benchEnv(t, "MOLT_BENCH_SECONDS", 60)) * time.Second
+	// The load generator holds one connection per agent, as does the
+	// server: both need a descriptor limit above the agent count. Go
+	// raises its soft limit to the hard one at start, and molt serve
+	// does so too, so the hard limit is what counts.
+	if soft, hard, ok := fdLimit(); ok && uint64(n+fdHeadroom) > soft {
+		t.Fatalf("MOLT_BENCH_AGENTS=%d needs %d file descriptors in the load generator and in molt serve, but the limit is %d (hard %d): at most %d agents here, or raise the hard limit (ulimit -Hn, LimitNOFILE)",
+			n, n+fdHeadroom, soft, hard, int(hard)-fdHeadroom)
+	}
+	data := t.TempDir()
+	extra := []string{"--poll-wait", poll.String(), "--log-level", "warn"}
+	profDir := os.Getenv("MOLT_BENCH_PROFILE_DIR")
+	debugAddr := os.Getenv("MOLT_BENCH_DEBUG_LISTEN")
+	if debugAddr == "" && profDir != "" {
+		debugAddr = freeAddr(t)
+	}
+	if debugAddr != "" {
+		extra = append(extra, "--debug-listen", debugAddr)
+	}
+	if m := os.Getenv("MOLT_BENCH_MEMORY_LIMIT_MB"); m != "" {
+		extra = append(extra, "--memory-limit", m)
+	}
+	p := startProc(t, data, "127.0.0.1:0", extra...)
+	defer p.stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pid := p.cmd.Process.Pid
+	rss0 := rssKB(pid)
+	start := time.Now()
+	agents := enrollMany(t, ctx, p, n, "1.0.0")
+	t.Logf("enrolled %d agents in %s (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
+	h2 := os.Getenv("MOLT_BENCH_HTTP2") != ""
+	// The agents trust the server's CA as system roots: a ca_file per
+	// agent would copy the system pool 10,000 times in this one process
+	// (hundreds of MB and GC work that would show up as check-in latency),
+	// where each real agent has one.
+	t.Setenv("SSL_CERT_FILE", filepath.Join(data, "tls", "ca.pem"))
+	clientFor := func(a *procAgent) *http.Client {
+		if h2 {
+			// For comparison: one HTTP/2 connection per agent.
+			tr := p.cli.Transport.(*http.Transport).Clone()
+			tr.ForceAttemptHTTP2 = true
+			return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+		}
+		// Exactly the real agent's client: its transport (HTTP/1.1,
+		// keep-alive, its timeouts) and credential, one per agent.
+		hc, err := agent.NewHTTPClient(&config.Config{Server: p.url}, func() string { return a.cred })
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return hc
+	}
+	var (
+		mu                                                   sync.Mutex
+		late                                                 []time.Duration // per check-in: answered this long after the server should have
+		firstErr                                             string
+		measuring                                            atomic.Bool
+		count, reqErrs, badStatus, early, newConns, dialErrs atomic.Int64
+		wg                                                   sync.WaitGroup
+	)
+	noteErr := func(format string, args ...any) {
+		mu.Lock()
+		if firstErr == "" {
+			firstErr = fmt.Sprintf(format, args...)
+		}
+		mu.Unlock()
+	}
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Agents start spread over one poll period, as a fleet does.
+			select {
+			case <-time.After(rand.N(poll)):
+			case <-ctx.Done():
+				return
+			}
+			cli := clientFor(a)
+			if cli == nil {
+				return
+			}
+			// What the agent sends (agent.Client.Checkin): its status and
+			// the wait it learned.
+			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true,"labels":{"bench":"1"}},"wait_seconds":%d}`, a.st.Fingerprint, int(poll/time.Second)))
+			// Every dial counts, failed ones too: a check-in on a new
+			// connection is the exception for an agent that keeps its
+			// connection alive.
+			tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+				ConnectStart: func(string, string) {
+					if measuring.Load() {
+						newConns.Add(1)
+					}
+				},
+				ConnectDone: func(_, addr string, err error) {
+					if err != nil && ctx.Err() == nil {
+						dialErrs.Add(1)
+						noteErr("dial %s: %v", addr, err)
+					}
+				},
+			})
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(tctx, "POST", p.url+"/v1/agent/checkin", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if h2 {
+					req.Header.Set("Authorization", "Bearer "+a.cred)
+				}
+				t0 := time.Now()
+				resp, err := cli.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						reqErrs.Add(1)
+						noteErr("check-in: %v", err)
+						time.Sleep(time.Second)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				took := time.Since(t0)
+				if resp.StatusCode != 200 {
+					badStatus.Add(1)
+					noteErr("check-in: %s", resp.Status)
+					continue
+				}
+				if !measuring.Load() {
+					continue
+				}
+				count.Add(1)
+				// Nothing wakes an idle fleet's polls: the server should
+				// answer each when its hold (the poll wait) ends, timed from
+				// when it read the check-in, which is after t0. What the
+				// agent waits beyond that is the check-in's latency: the
+				// request's way in, the server's processing, any lateness of
+				// its answer, and the way back. (Molt-Held-Ms, the server's
+				// own account of the hold, would hide a late answer.)
+				if took < poll {
+					early.Add(1)
+					noteErr("check-in answered after %s, before its poll wait %s ended", took, poll)
+					continue
+				}
+				mu.Lock()
+				late = append(late, took-poll)
+				mu.Unlock()
+			}
+		}()
+	}
+	// Warm up: every agent has checked in at least once and been answered.
+	time.Sleep(poll + 5*time.Second)
+	h0, err := p.checkinBuckets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu0, gcpu0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
+	measuring.Store(true)
+	mstart := time.Now()
+	if profDir != "" {
+		go benchProfiles(t, profDir, debugAddr, measure)
+	}
+	time.Sleep(measure)
+	measuring.Store(false)
+	elapsed := time.Since(mstart)
+	cpu1, gcpu1 := cpuSeconds(pid), cpuSeconds(os.Getpid())
+	h1, err := p.checkinBuckets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := rssKB(pid)
+	genRSS := rssKB(os.Getpid())
+	if f := os.Getenv("MOLT_BENCH_HEAP_OUT"); f != "" && debugAddr != "" {
+		if err := fetchTo("http://"+debugAddr+"/debug/pprof/heap", f); err != nil {
+			t.Error(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	proto := "http/1.1"
+	if h2 {
+		proto = "h2"
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	q := func(p float64) string {
+		if len(late) == 0 {
+			return "unknown"
+		}
+		return late[min(len(late)-1, int(float64(len(late))*p))].Round(time.Microsecond).String()
+	}
+	errs := reqErrs.Load() + badStatus.Load() + early.Load() + dialErrs.Load()
+	fmt.Printf("BENCH checkin agents=%d poll=%s proto=%s start_spread=%s warmup=%s measured=%s gogc=%s memory_limit_mb=%s | checkins=%d rate=%.0f/s client_late p50=%s p99=%s p99.9=%s max=%s server_p99<=%s errors=%d (requests=%d status=%d early=%d dials=%d) new_connections=%d rss_start=%s rss=%s rss_per_1000_agents=%s server_cpu=%s loadgen_cpu=%s loadgen_rss=%s\n",
+		n, poll, proto, poll, poll+5*time.Second, elapsed.Round(time.Second), envOr("GOGC", "50"), envOr("MOLT_BENCH_MEMORY_LIMIT_MB", "none"),
+		count.Load(), float64(count.Load())/elapsed.Seconds(), q(0.50), q(0.99), q(0.999), q(1), bucketQuantile(h0, h1, 0.99),
+		errs, reqErrs.Load(), badStatus.Load(), early.Load(), dialErrs.Load(), newConns.Load(),
+		mb(rss0), mb(rss), perThousand(rss0, rss, n), cpuUse(cpu0, cpu1, elapsed), cpuUse(gcpu0, gcpu1, elapsed), mb(genRSS))
+	fmt.Printf("BENCH checkin server_histogram %s\n", bucketDeltas(h0, h1))
+	if errs > 0 {
+		t.Errorf("%d check-ins failed under load (first: %s): the figures above are not a capacity", errs, firstErr)
+	}
+	if len(late) == 0 {
+		t.Errorf("no check-in answered while measuring")
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// mb formats a VmRSS in kB; -1 (unreadable) is unknown, never 0.
+func mb(kb int) string {
+	if kb < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%dMB", kb/1024)
+}
+
+func perThousand(kb0, kb1, n int) string {
+	if kb0 < 0 || kb1 < 0 || n == 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1fMB", float64(kb1-kb0)/1024/float64(n)*1000)
+}
+
+// cpuSeconds is the user+system CPU time of process pid from
+// /proc/PID/stat, or -1 when it cannot be read.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// cpuUse is CPU seconds between two readings and the cores that makes.
+func cpuUse(c0, c1 float64, d time.Duration) string {
+	if c0 < 0 || c1 < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1fs(%.2f_cores)", c1-c0, (c1-c0)/d.Seconds())
+}
+
+// checkinBuckets reads the server's cumulative check-in histogram.
+func (p *procServer) checkinBuckets() (map[string]float64, error) {
+	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+p.tok)
+	resp, err := p.cli.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, `molt_checkin_duration_seconds_bucket{le="`); ok {
+			le, v, _ := strings.Cut(rest, `"} `)
+			out[le], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("metrics: no molt_checkin_duration_seconds histogram")
+	}
+	return out, nil
+}
+
+// bucketQuantile is the upper bound of the histogram bucket holding
+// quantile q of the observations between two scrapes.
+func bucketQuantile(h0, h1 map[string]float64, q float64) string {
+	total := h1["+Inf"] - h0["+Inf"]
+	if total == 0 {
+		return "unknown"
+	}
+	for _, b := range latencyBuckets {
+		le := strconv.FormatFloat(b, 'g', -1, 64)
+		if h1[le]-h0[le] >= q*total {
+			return (time.Duration(b * float64(time.Second))).String()
+		}
+	}
+	return "+Inf"
+}
+
+// bucketDeltas lists the check-ins the server observed between two
+// scrapes per bucket (not cumulative): le=<bound>:<count> ...
+func bucketDeltas(h0, h1 map[string]float64) string {
+	var b strings.Builder
+	prev := 0.0
+	for _, bound := range latencyBuckets {
+		le := strconv.FormatFloat(bound, 'g', -1, 64)
+		c := h1[le] - h0[le]
+		fmt.Fprintf(&b, "le=%s:%.0f ", time.Duration(bound*float64(time.Second)), c-prev)
+		prev = c
+	}
+	fmt.Fprintf(&b, "le=+Inf:%.0f", h1["+Inf"]-h0["+Inf"]-prev)
+	return b.String()
+}
+
+// benchProfiles saves, from the middle of the measurement, the server's
+// CPU profile and execution trace (from --debug-listen) and the load
+// generator's own, to tell a stalled server from a stalled client.
+func benchProfiles(t *testing.T, dir, debugAddr string, measure time.Duration) {
+	d := min(10*time.Second, measure/3)
+	time.Sleep(measure / 3)
+	secs := strconv.Itoa(int(d / time.Second))
+	var wg sync.WaitGroup
+	for name, path := range map[string]string{"server.cpu.pprof": "/debug/pprof/profile?seconds=" + secs, "server.trace": "/debug/pprof/trace?seconds=" + secs} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fetchTo("http://"+debugAddr+path, filepath.Join(dir, name)); err != nil {
+				t.Log(err)
+			}
+		}()
+	}
+	cf, err := os.Create(filepath.Join(dir, "loadgen.cpu.pprof"))
+	if err == nil {
+		defer cf.Close()
+		if err := pprof.StartCPUProfile(cf); err == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	tf, err := os.Create(filepath.Join(dir, "loadgen.trace"))
+	if err == nil {
+		defer tf.Close()
+		if err := trace.Start(tf); err == nil {
+			defer trace.Stop()
+		}
+	}
+	time.Sleep(d)
+	wg.Wait()
+}
+
+func fetchTo(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
