@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moltfleet/molt/home"
@@ -60,8 +61,9 @@ var (
 
 // holdIDRe is a hold's id: molt-agent hold's are 16 hex digits, a
 // workload's are names of its own ("nightly-scan"). The first character
-// keeps ".", the temp files of the file protocol, out.
-var holdIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+// keeps ".", the temp files of the file protocol, out. Compiled at its
+// first use: not on the agent's way to ready.
+var holdIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`) })
 
 // Holds is the set of holds of one home, one file each in state/holds/.
 // Its methods are safe to call from several processes at once.
@@ -78,7 +80,7 @@ func HoldsOf(h home.Home) *Holds {
 }
 
 // ValidHoldID reports whether id may name a hold (its file <id>.json).
-func ValidHoldID(id string) bool { return holdIDRe.MatchString(id) }
+func ValidHoldID(id string) bool { return holdIDRe().MatchString(id) }
 
 // CheckReason validates a hold's reason.
 func CheckReason(reason string) error {
@@ -165,7 +167,7 @@ func (s *Holds) List() ([]Hold, error) {
 	read := 0
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !holdIDRe.MatchString(id) || !e.Type().IsRegular() {
+		if !ok || !holdIDRe().MatchString(id) || !e.Type().IsRegular() {
 			continue
 		}
 		if read++; read > maxHoldFiles {
@@ -225,7 +227,7 @@ func readHold(path string) (Hold, error) {
 
 // Release removes the hold with this id.
 func (s *Holds) Release(id string) error {
-	if !holdIDRe.MatchString(id) {
+	if !holdIDRe().MatchString(id) {
 		return fmt.Errorf("%w: %q", ErrNoSuchHold, id)
 	}
 	err := os.Remove(s.path(id))

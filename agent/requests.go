@@ -56,7 +56,7 @@ func writeDaemonFile(h home.Home, info DaemonInfo) error {
 	if err := os.MkdirAll(h.StateDir(), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteJSON(DaemonPath(h), info, 0o644)
+	return writeRunFile(DaemonPath(h), info, 0o644)
 }
 
 // removeDaemonFile removes state/daemon.json if it is still this
@@ -127,7 +127,7 @@ type RequestStatus struct {
 // Final reports whether the daemon is done with the request.
 func (s RequestStatus) Final() bool { return s.State == RequestSwitched || s.State == RequestFailed }
 
-var requestIDRe = regexp.MustCompile(`^local-[0-9a-z-]{1,64}$`)
+var requestIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^local-[0-9a-z-]{1,64}$`) })
 
 const (
 	maxStateFile = 64 << 10
@@ -147,7 +147,7 @@ func RequestPaths(h home.Home, id string) (req, claimed, status string) {
 
 // SubmitRequest writes r for the daemon to claim.
 func SubmitRequest(h home.Home, r Request) error {
-	if !requestIDRe.MatchString(r.ID) {
+	if !requestIDRe().MatchString(r.ID) {
 		return fmt.Errorf("request id %q: invalid", r.ID)
 	}
 	if err := os.MkdirAll(RequestsDir(h), 0o755); err != nil {
@@ -225,7 +225,7 @@ func (d *Daemon) claimRequests() []Request {
 	var out []Request
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !requestIDRe.MatchString(id) {
+		if !ok || !requestIDRe().MatchString(id) {
 			continue
 		}
 		req, claimed, _ := RequestPaths(d.o.Home, id)

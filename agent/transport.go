@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/moltfleet/molt/config"
@@ -27,12 +28,13 @@ const maxCAFile = 1 << 20
 // and long polls are long): callers bound requests with their context.
 func NewHTTPClient(cfg *config.Config, credential func() string) (*http.Client, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	var roots *lazyRoots
 	if cfg.CAFile != "" {
-		pool, err := loadCA(cfg.CAFile)
+		pem, err := readCA(cfg.CAFile)
 		if err != nil {
 			return nil, err
 		}
-		tlsConf.RootCAs = pool
+		roots = &lazyRoots{pem: pem, conf: tlsConf}
 	}
 	base := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -59,10 +61,13 @@ func NewHTTPClient(cfg *config.Config, credential func() string) (*http.Client, 
 		}
 		origin = u
 	}
-	return &http.Client{Transport: &credentialTransport{base: base, origin: origin, credential: credential}}, nil
+	return &http.Client{Transport: &credentialTransport{base: base, origin: origin, credential: credential, roots: roots}}, nil
 }
 
-func loadCA(path string) (*x509.CertPool, error) {
+// readCA reads ca_file and checks that it holds a certificate, so that a
+// bad file is a configuration error at the start, not at the first
+// request.
+func readCA(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("ca_file: %w", err)
@@ -75,14 +80,33 @@ func loadCA(path string) (*x509.CertPool, error) {
 	if len(b) > maxCAFile {
 		return nil, fmt.Errorf("ca_file: %s is larger than %d bytes", path, maxCAFile)
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(b) {
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", path)
 	}
-	return pool, nil
+	return b, nil
+}
+
+// lazyRoots sets the transport's roots (the system's plus ca_file's) on
+// the first request. Loading the system's roots reads and parses every
+// certificate under /etc/ssl (tens of milliseconds), which has no place
+// on the agent's way to ready: ready does not need the server.
+type lazyRoots struct {
+	once sync.Once
+	pem  []byte
+	conf *tls.Config
+}
+
+// set runs before the transport's first request; the transport reads
+// conf only when it dials, which comes after.
+func (l *lazyRoots) set() {
+	l.once.Do(func() {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pool.AppendCertsFromPEM(l.pem)
+		l.conf.RootCAs = pool
+	})
 }
 
 // credentialTransport adds the bearer credential to requests to the
@@ -91,9 +115,13 @@ type credentialTransport struct {
 	base       http.RoundTripper
 	origin     *url.URL
 	credential func() string
+	roots      *lazyRoots // nil: the system's roots, which crypto/tls loads itself
 }
 
 func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.roots != nil {
+		t.roots.set()
+	}
 	if t.origin == nil || t.credential == nil || !sameOrigin(t.origin, r.URL) || r.Header.Get(protocol.HeaderAuthorization) != "" {
 		return t.base.RoundTrip(r)
 	}

@@ -3,8 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +73,49 @@ func TestCheckinAnnouncesWait(t *testing.T) {
 		if resp.Settings.PollSeconds != 300 {
 			t.Errorf("poll_seconds %d", resp.Settings.PollSeconds)
 		}
+	}
+}
+
+// TestHTTPClientLoadsRootsAtFirstRequest: ca_file is read and checked
+// when the client is made, but the system's roots (with ca_file's
+// certificate added) are loaded at the first request, off the agent's way
+// to ready; the request then trusts ca_file.
+func TestHTTPClientLoadsRootsAtFirstRequest(t *testing.T) {
+	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer hs.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := NewHTTPClient(&config.Config{Server: hs.URL, CAFile: ca}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := hc.Transport.(*credentialTransport).base.(*http.Transport)
+	if tr.TLSClientConfig.RootCAs != nil {
+		t.Fatal("roots loaded when the client was made")
+	}
+	resp, err := hc.Get(hs.URL)
+	if err != nil {
+		t.Fatalf("GET with ca_file trusted: %v", err)
+	}
+	resp.Body.Close()
+	if tr.TLSClientConfig.RootCAs == nil {
+		t.Fatal("no roots after the first request")
+	}
+
+	for _, tc := range []struct{ name, content string }{
+		{"not PEM", "not a certificate\n"},
+		{"empty", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := filepath.Join(t.TempDir(), "bad.pem")
+			if err := os.WriteFile(bad, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := NewHTTPClient(&config.Config{Server: hs.URL, CAFile: bad}, nil); err == nil || !strings.Contains(err.Error(), "ca_file") {
+				t.Fatalf("err %v, want one naming ca_file", err)
+			}
+		})
 	}
 }

@@ -49,6 +49,13 @@ type keyPair struct {
 // failed). Call it from TestMain: os.Exit(e2etest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	removeBuilds(code)
+	return code
+}
+
+// removeBuilds removes the harness's build directory after a run that
+// ended with code.
+func removeBuilds(code int) {
 	cache.mu.Lock()
 	dir := cache.dir
 	cache.mu.Unlock()
@@ -59,7 +66,6 @@ func Main(m *testing.M) int {
 			os.RemoveAll(dir)
 		}
 	}
-	return code
 }
 
 // buildDir is the process-wide directory for binaries, keys and packs.

@@ -46,8 +46,8 @@ func BuildAll(bs ...Build) error {
 // MainBuilt is Main for a package that builds into a directory of its own
 // before any test runs: it makes a temporary directory (pattern as for
 // os.MkdirTemp), calls build with it, runs the tests and removes the
-// directory. A failed build fails the package with its error. Call it
-// from TestMain: os.Exit(e2etest.MainBuilt(m, "x-test", build)).
+// directory and what the harness built besides. A failed build fails the
+// package with its error. Call it from TestMain: os.Exit(e2etest.MainBuilt(m, "x-test", build)).
 func MainBuilt(m *testing.M, pattern string, build func(dir string) error) int {
 	dir, err := os.MkdirTemp("", pattern)
 	if err != nil {
@@ -59,5 +59,9 @@ func MainBuilt(m *testing.M, pattern string, build func(dir string) error) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// What the harness itself built for the tests (Binaries, Pack, Key)
+	// goes too.
+	removeBuilds(code)
+	return code
 }

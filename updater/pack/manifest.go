@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moltfleet/molt/internal/semver"
@@ -76,13 +77,15 @@ var (
 	// ErrBadManifest is wrapped by every manifest parse or check failure.
 	ErrBadManifest = errors.New("bad manifest")
 
-	versionRe  = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$`)
+	// versionRe is compiled at its first use: its counted repetition
+	// costs a millisecond, paid otherwise by every start of the agent.
+	versionRe  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$`) })
 	platformRe = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9]+$`)
 	sha256Re   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // ValidVersion reports whether v may name a version (and a directory).
-func ValidVersion(v string) bool { return versionRe.MatchString(v) && !strings.Contains(v, "..") }
+func ValidVersion(v string) bool { return versionRe().MatchString(v) && !strings.Contains(v, "..") }
 
 // ParseManifest decodes and checks manifest.json. It does not check the
 // signature: callers verify that first (see Verify).

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 )
@@ -76,15 +77,18 @@ var stopSignals = []string{"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", 
 // file list.
 var ErrBadSpec = errors.New("bad workload spec")
 
+// The patterns are compiled at their first use, not at init: counted
+// repetitions make them cost milliseconds to compile, paid otherwise by
+// every start of the agent and the supervisor, on their way to ready.
 var (
-	nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	envRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	hashRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	nameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`) })
+	envRe  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`) })
+	hashRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 )
 
 // ValidName reports whether n may name a workload (and its directories
 // versions/<v>/workloads/<n> and data/<n>).
-func ValidName(n string) bool { return nameRe.MatchString(n) }
+func ValidName(n string) bool { return nameRe().MatchString(n) }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
 type Duration time.Duration
@@ -406,7 +410,7 @@ func (w Workload) Check() error {
 			return bad("file %q: size %d out of range (0..%d)", f.Path, f.Size, int64(MaxFileSize))
 		}
 		total += f.Size
-		if !hashRe.MatchString(f.SHA256) {
+		if !hashRe().MatchString(f.SHA256) {
 			return bad("file %q: sha256 %q is not 64 lowercase hex digits", f.Path, f.SHA256)
 		}
 		if err := checkMode(f.Mode); err != nil {
@@ -475,7 +479,7 @@ func (s Spec) Check() error {
 		return bad("env: %d variables, at most %d", len(s.Env), maxEnv)
 	}
 	for k, v := range s.Env {
-		if !envRe.MatchString(k) {
+		if !envRe().MatchString(k) {
 			return bad("env: %q is not a variable name ([A-Za-z_][A-Za-z0-9_]*)", k)
 		}
 		if strings.HasPrefix(strings.ToUpper(k), "MOLT_") {
@@ -656,7 +660,9 @@ func ParseInstalled(b []byte) (Installed, error) {
 
 // windowsReserved are the device names Windows reserves in every
 // directory, with any extension ("CON", "aux.txt").
-var windowsReserved = regexp.MustCompile(`(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$`)
+var windowsReserved = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$`)
+})
 
 // CheckWindows checks what a Windows host could not install: a path
 // component that is a reserved device name, ends in a dot or a space, or
@@ -666,7 +672,7 @@ var windowsReserved = regexp.MustCompile(`(?i)^(con|prn|aux|nul|com[0-9¹²³]|l
 func (w Workload) CheckWindows() error {
 	for _, f := range w.Files {
 		for _, c := range strings.Split(f.Path, "/") {
-			if windowsReserved.MatchString(c) || strings.HasSuffix(c, ".") || strings.HasSuffix(c, " ") || strings.ContainsAny(c, `<>:"|?*`) {
+			if windowsReserved().MatchString(c) || strings.HasSuffix(c, ".") || strings.HasSuffix(c, " ") || strings.ContainsAny(c, `<>:"|?*`) {
 				return fmt.Errorf("%w: workload %q: file %q: %q cannot be a file name on Windows", ErrBadSpec, w.Spec.Name, f.Path, c)
 			}
 		}
