@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,9 +28,19 @@ import (
 )
 
 // BenchmarkPrepare20MB downloads, verifies and stages a 20 MB pack (14 MB
-// agent, 6 MB supervisor) from a loopback server, and in the same loop
-// measures the raw bound: SHA-256 of the same bytes plus writing them to
-// the same file system with fsync. ratio = throughput / bound.
+// agent, 6 MB supervisor) from a loopback HTTPS server, as agents fetch
+// from the control server, and in the same loop, under the same load,
+// measures:
+//
+//   - the bound: SHA-256 of the same bytes and their writing with fsync
+//     to the same file system, overlapped (each in its own goroutine, as
+//     the updater overlaps them), so that no updater could beat it;
+//   - what an operator would otherwise do: curl each artifact from the
+//     same server into a file, then sha256sum it (real curl and sha256sum
+//     processes; "unknown" when either is missing).
+//
+// ratio = bound time / prepare time (target >= 0.8); vs-operator =
+// operator time / prepare time (above 1: molt is the faster).
 func BenchmarkPrepare20MB(b *testing.B) {
 	pub, sk := newKey(b)
 	fs := packtest.Files{testPlatform: {
@@ -37,65 +49,88 @@ func BenchmarkPrepare20MB(b *testing.B) {
 	}}
 	rel := newRelease(b, sk, "2.0.0", fs, nil)
 	dir := b.TempDir()
-	// Served from files, as the control server serves artifacts (with
-	// sendfile where the OS has it).
-	srv := httptest.NewServer(http.FileServer(http.Dir(publishDir(b, filepath.Join(dir, "served"), rel))))
+	// Served from files over TLS, as the control server serves artifacts.
+	srv := httptest.NewTLSServer(http.FileServer(http.Dir(publishDir(b, filepath.Join(dir, "served"), rel))))
 	defer srv.Close()
 	base := srv.URL + "/2.0.0/"
 	total := int64(20 << 20)
+	client := srv.Client() // trusts the server's certificate; HTTP/1.1, as agents
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	op := newOperator(ca)
+	var datas [][]byte
+	var urls []string
+	for role, data := range fs[testPlatform] {
+		datas = append(datas, data)
+		urls = append(urls, base+packtest.ArtifactPath(testPlatform, role))
+	}
 
-	var upd, raw []time.Duration
+	var upd, raw, ops []time.Duration
 	b.SetBytes(total)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		hdir := filepath.Join(dir, "home"+strconv.Itoa(i))
 		h := testHome(b, hdir)
-		u := New(testOptions(h, pub))
-		prepare := func() {
-			start := time.Now()
-			if err := u.Prepare(context.Background(), Order{ID: "bench", Version: "2.0.0", Source: HTTPSource(base)}); err != nil {
-				b.Fatal(err)
-			}
-			upd = append(upd, time.Since(start))
+		o := testOptions(h, pub)
+		o.HTTPClient = client
+		u := New(o)
+		steps := []func(){
+			func() {
+				start := time.Now()
+				if err := u.Prepare(context.Background(), Order{ID: "bench", Version: "2.0.0", Source: HTTPSource(base)}); err != nil {
+					b.Fatal(err)
+				}
+				upd = append(upd, time.Since(start))
+			},
+			func() {
+				start := time.Now()
+				boundWrite(b, hdir, datas)
+				raw = append(raw, time.Since(start))
+			},
 		}
-		bound := func() {
-			start := time.Now()
-			for role, data := range fs[testPlatform] {
-				rawWrite(b, filepath.Join(hdir, "raw-"+role), data)
-			}
-			raw = append(raw, time.Since(start))
+		if op.ok() {
+			steps = append(steps, func() { ops = append(ops, op.fetch(b, hdir, urls)) })
 		}
-		// Alternate the order so that drift in the machine's load hits
-		// both alike.
-		if i%2 == 0 {
-			prepare()
-			bound()
-		} else {
-			bound()
-			prepare()
+		// Rotate the order so that drift in the machine's load hits all
+		// alike.
+		for j := range steps {
+			steps[(i+j)%len(steps)]()
 		}
 		b.StopTimer()
 		os.RemoveAll(hdir)
 		b.StartTimer()
 	}
-	// Medians: a shared machine's stalls hit single iterations. The ratio
-	// is the median of each iteration's own ratio, whose two halves ran
-	// back to back under the same load.
-	mu, mr := median(upd), median(raw)
+	// Medians: a shared machine's stalls hit single iterations. A ratio
+	// is the median of each iteration's own ratio, whose parts ran back
+	// to back under the same load.
 	mb := float64(total) / 1e6
-	ratios := make([]time.Duration, len(upd))
-	for i := range upd {
-		ratios[i] = time.Duration(float64(time.Second) * raw[i].Seconds() / upd[i].Seconds())
+	b.ReportMetric(mb/median(upd).Seconds(), "MB/s-prepare")
+	b.ReportMetric(mb/median(raw).Seconds(), "MB/s-bound")
+	b.ReportMetric(medianRatio(raw, upd), "ratio")
+	if op.ok() {
+		b.ReportMetric(mb/median(ops).Seconds(), "MB/s-curl+sha256sum")
+		b.ReportMetric(medianRatio(ops, upd), "vs-operator")
+	} else {
+		b.Logf("vs-operator: unknown (%s)", op.missing)
 	}
-	b.ReportMetric(mb/mu.Seconds(), "MB/s-prepare")
-	b.ReportMetric(mb/mr.Seconds(), "MB/s-bound")
-	b.ReportMetric(median(ratios).Seconds(), "ratio")
 }
 
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// medianRatio is the median over iterations of num[i]/den[i].
+func medianRatio(num, den []time.Duration) float64 {
+	rs := make([]float64, len(num))
+	for i := range num {
+		rs[i] = num[i].Seconds() / den[i].Seconds()
+	}
+	slices.Sort(rs)
+	return rs[len(rs)/2]
 }
 
 // publishDir writes a release under root/<version>/ for a file server.
@@ -119,29 +154,79 @@ func publishDir(b *testing.B, root string, r *release) string {
 	return root
 }
 
-// rawWrite is the bound: hash and write with fsync, nothing else.
-func rawWrite(b *testing.B, path string, data []byte) {
-	h := sha256.New()
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for off := 0; off < len(data); off += copyBuffer {
-		chunk := data[off:min(off+copyBuffer, len(data))]
-		h.Write(chunk)
-		if _, err := f.Write(chunk); err != nil {
+// boundWrite is the bound: every byte hashed (SHA-256) in one goroutine
+// while the files are written in copyBuffer chunks and fsynced in
+// another; nothing else.
+func boundWrite(b *testing.B, dir string, datas [][]byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, data := range datas {
+			h := sha256.New()
+			h.Write(data)
+			_ = hex.EncodeToString(h.Sum(nil))
+		}
+	}()
+	for i, data := range datas {
+		f, err := os.Create(filepath.Join(dir, "raw-"+strconv.Itoa(i)))
+		if err != nil {
 			b.Fatal(err)
 		}
+		for off := 0; off < len(data); off += copyBuffer {
+			if _, err := f.Write(data[off:min(off+copyBuffer, len(data))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
 	}
-	if err := f.Sync(); err != nil {
-		b.Fatal(err)
+	<-done
+}
+
+// operator fetches artifacts as a person would without molt: curl into a
+// file, then sha256sum of it, as real processes.
+type operator struct {
+	curl, sha256sum, ca string
+	missing             string // why it cannot run; empty when it can
+}
+
+func newOperator(ca string) *operator {
+	op := &operator{ca: ca}
+	var missing []string
+	for _, p := range []struct {
+		name string
+		path *string
+	}{{"curl", &op.curl}, {"sha256sum", &op.sha256sum}} {
+		if path, err := exec.LookPath(p.name); err == nil {
+			*p.path = path
+		} else {
+			missing = append(missing, p.name+" not found")
+		}
 	}
-	f.Close()
-	_ = hex.EncodeToString(h.Sum(nil))
+	op.missing = strings.Join(missing, ", ")
+	return op
+}
+
+func (op *operator) ok() bool { return op.missing == "" }
+
+func (op *operator) fetch(b *testing.B, dir string, urls []string) time.Duration {
+	start := time.Now()
+	for i, u := range urls {
+		out := filepath.Join(dir, "curl-"+strconv.Itoa(i))
+		if o, err := exec.Command(op.curl, "-fsS", "--cacert", op.ca, "-o", out, u).CombinedOutput(); err != nil {
+			b.Fatalf("curl %s: %v\n%s", u, err, o)
+		}
+		if o, err := exec.Command(op.sha256sum, out).CombinedOutput(); err != nil {
+			b.Fatalf("sha256sum: %v\n%s", err, o)
+		}
+	}
+	return time.Since(start)
 }
 
 // BenchmarkStageMemory stages a 200 MB artifact in a child process, once
-// from a pack file and once over HTTP, and reports how much its peak RSS
+// from a pack file and once over HTTPS, and reports how much its peak RSS
 // (VmHWM, or getrusage where there is no /proc) grew: the artifact is
 // streamed, never held in memory.
 func BenchmarkStageMemory(b *testing.B) {
@@ -149,18 +234,24 @@ func BenchmarkStageMemory(b *testing.B) {
 	dir := b.TempDir()
 	pub, sk := newKey(b)
 	pk, served := writeBigRelease(b, dir, sk, "3.0.0", size)
-	srv := httptest.NewServer(http.FileServer(http.Dir(served)))
+	// Over TLS, as agents fetch; the child trusts the server's
+	// certificate through SSL_CERT_FILE.
+	srv := httptest.NewTLSServer(http.FileServer(http.Dir(served)))
 	defer srv.Close()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	for _, src := range []struct{ name, env string }{
 		{"pack", envPack + "=" + pk},
-		{"http", envURL + "=" + srv.URL + "/3.0.0/"},
+		{"https", envURL + "=" + srv.URL + "/3.0.0/"},
 	} {
 		b.Run(src.name, func(b *testing.B) {
 			var growth float64
 			for i := 0; i < b.N; i++ {
 				h := testHome(b, filepath.Join(dir, fmt.Sprintf("home-%s-%d", src.name, i)))
 				cmd := helperCmd(b, "memstage", envHome+"="+h.Dir, envOrder+"=mem", envVersion+"=3.0.0",
-					envKey+"="+pub.String(), src.env)
+					envKey+"="+pub.String(), src.env, "SSL_CERT_FILE="+ca)
 				cmd.Stderr = os.Stderr
 				out, err := cmd.Output()
 				if err != nil {
