@@ -6,7 +6,8 @@
 #     and against what an operator would otherwise do (curl + sha256sum of
 #     the same files from the same server; "unknown" without them);
 #   - peak RSS growth of a process staging a 200 MB artifact (from a pack
-#     file and over HTTPS), target < 16 MB: run once, whatever BENCHTIME.
+#     file and over HTTPS), target < 16 MB: run once, whatever BENCHTIME;
+#   - a workload of 500 small files over loopback HTTP, ms per file, 3 runs.
 #
 #   scripts/bench-updater.sh                 # 20 iterations, once (about 1 minute)
 #   BENCHTIME=40x COUNT=3 scripts/bench-updater.sh
@@ -29,6 +30,7 @@ go test -c -o "$tmp/updater.test" ./updater/
 (cd updater && "$tmp/updater.test" -test.run '^$' -test.bench 'Prepare20MB' \
 	-test.benchtime "${BENCHTIME:-20x}" -test.count "${COUNT:-1}")
 (cd updater && "$tmp/updater.test" -test.run '^$' -test.bench 'StageMemory' -test.benchtime 1x)
+(cd updater && "$tmp/updater.test" -test.run '^$' -test.bench 'ManySmallFiles' -test.benchtime 3x)
 load after
 rm -f "$tmp/updater.test"
 left=$(find "$tmp" -mindepth 1 -maxdepth 1 | sed "s|^$tmp/||" | tr '\n' ' ')
