@@ -185,6 +185,21 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	return s, nil
 }
 
+// AgentCount is the number of agents enrolled and not revoked: each holds
+// a connection to the server (molt serve checks its descriptor limit
+// against it).
+func (s *Server) AgentCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, a := range s.agents {
+		if !a.Revoked {
+			n++
+		}
+	}
+	return n
+}
+
 // Close releases the database. Call it after Run returned.
 func (s *Server) Close() error { return s.st.Close() }
 

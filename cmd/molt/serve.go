@@ -201,6 +201,13 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 	if len(keys) == 0 {
 		fmt.Fprintln(out, "warning: no --trusted-key: pack imports will be refused")
 	}
+	if before, soft, hard, ok := raiseFDLimit(); ok {
+		msg, warn := fdCheck{before: before, soft: soft, hard: hard, enrolled: srv.AgentCount()}.message()
+		fmt.Fprintln(out, msg)
+		if warn {
+			log.Warn("file descriptor limit below the enrolled agents", zap.Uint64("limit", soft), zap.Uint64("hard", hard), zap.Int("enrolled", srv.AgentCount()))
+		}
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return cli.Exit(1, fmt.Errorf("listen: %w", err))
