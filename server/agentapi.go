@@ -50,17 +50,46 @@ func (s *Server) latestFor(platform string) string {
 }
 
 func (s *Server) connStatus(a *agentRec, now time.Time) string {
+	return connStatusAt(a, now, s.durationSetting("agents.offline-after"), s.durationSetting("agents.inactive-after"))
+}
+
+// connStatusAt is connStatus with the settings read once, for loops over
+// the whole fleet under s.mu.
+func connStatusAt(a *agentRec, now time.Time, offlineAfter, inactiveAfter time.Duration) string {
 	seen := a.LastSeen
 	if seen.IsZero() {
 		seen = a.Enrolled // enrolled, never checked in: offline until it does
 	}
 	switch {
-	case now.Sub(seen) > s.durationSetting("agents.inactive-after"):
+	case now.Sub(seen) > inactiveAfter:
 		return protocol.AgentInactive
-	case a.LastSeen.IsZero() || now.Sub(seen) > s.durationSetting("agents.offline-after"):
+	case a.LastSeen.IsZero() || now.Sub(seen) > offlineAfter:
 		return protocol.AgentOffline
 	}
 	return protocol.AgentOnline
+}
+
+// upgradeKey is what upgradeStatus depends on in an agent.
+type upgradeKey struct {
+	platform, version string
+	protocol          int
+	supervised        bool
+}
+
+// upgradeStatuses memoizes upgradeStatus per upgradeKey within one pass
+// over the fleet under s.mu: a fleet has few distinct platforms and
+// versions, and the policy lookup (a pattern match, the releases) is not
+// worth doing 20,000 times while every check-in waits for s.mu.
+type upgradeStatuses map[upgradeKey]string
+
+func (m upgradeStatuses) of(s *Server, a *agentRec) string {
+	k := upgradeKey{a.St.Platform, a.St.Version, a.St.ProtocolVersion, a.St.Supervised}
+	st, ok := m[k]
+	if !ok {
+		st = s.upgradeStatus(a)
+		m[k] = st
+	}
+	return st
 }
 
 // tooOld says why an agent cannot be upgraded automatically ("" if it can).

@@ -115,12 +115,16 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	workloads := map[string]int{} // by state, of online agents
 	now := s.clock.Now()
 	s.mu.Lock()
+	// Every check-in waits for s.mu: the settings are read once, not per
+	// agent, so a scrape of 20,000 agents holds it for milliseconds.
+	offline, inactive := s.durationSetting("agents.offline-after"), s.durationSetting("agents.inactive-after")
+	ups := upgradeStatuses{}
 	for _, a := range s.agents {
 		if a.Revoked {
 			continue
 		}
-		conn := s.connStatus(a, now)
-		agents[agentKey{a.St.Version, a.St.Platform, conn, s.upgradeStatus(a)}]++
+		conn := connStatusAt(a, now, offline, inactive)
+		agents[agentKey{a.St.Version, a.St.Platform, conn, ups.of(s, a)}]++
 		if conn == protocol.AgentOnline {
 			// An offline agent's last report is stale: its workloads are
 			// not counted rather than counted as they were.

@@ -53,3 +53,30 @@ func TestMetricsRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAgentStatuses: molt_agents counts each agent under its own
+// upgrade status although a scrape works it out once per platform,
+// version, protocol and supervision (upgradeStatuses), and its connection
+// status from settings read once per scrape.
+func TestMetricsAgentStatuses(t *testing.T) {
+	e := newEnv(t)
+	e.importPack("1.1.0", "", "linux/amd64")
+	e.newAgent("old-1", "1.0.0")
+	e.newAgent("old-2", "1.0.0")
+	e.newAgent("new", "1.1.0")
+	e.newAgent("manual", "1.0.0", func(r *protocol.EnrollRequest) { r.Supervised = false })
+	e.newAgent("win", "1.0.0", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "windows/amd64", "windows" })
+	e.enrollOnly("never", "1.0.0")
+	body := e.metricsText()
+	for _, want := range []string{
+		`molt_agents{version="1.0.0",platform="linux/amd64",status="online",upgrade_status="upgrade_recommended"} 2`,
+		`molt_agents{version="1.1.0",platform="linux/amd64",status="online",upgrade_status="up_to_date"} 1`,
+		`molt_agents{version="1.0.0",platform="linux/amd64",status="online",upgrade_status="manual_upgrade_required"} 1`,
+		`molt_agents{version="1.0.0",platform="windows/amd64",status="online",upgrade_status="up_to_date"} 1`,
+		`molt_agents{version="1.0.0",platform="linux/amd64",status="offline",upgrade_status="upgrade_recommended"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
