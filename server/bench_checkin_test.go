@@ -39,6 +39,9 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	n := benchEnv(t, "MOLT_BENCH_AGENTS", 10000)
 	poll := time.Duration(benchEnv(t, "MOLT_BENCH_POLL_SECONDS", 30)) * time.Second
 	measure := time.Duration(benchEnv(t, "MOLT_BENCH_SECONDS", 60)) * time.Second
+	if measure <= poll {
+		t.Fatalf("MOLT_BENCH_SECONDS=%d: the measurement must be longer than the poll wait (%s), which a check-in sent in it takes to be answered", int(measure/time.Second), poll)
+	}
 	// The load generator holds one connection per agent, as does the
 	// server: both need a descriptor limit above the agent count. Go
 	// raises its soft limit to the hard one at start, and molt serve
@@ -92,12 +95,15 @@ func TestBenchCheckinCapacity(t *testing.T) {
 		return hc
 	}
 	var (
-		mu                                                   sync.Mutex
-		late                                                 []time.Duration // per check-in: answered this long after the server should have
-		firstErr                                             string
-		measuring                                            atomic.Bool
+		mu       sync.Mutex
+		late     []time.Duration // per check-in: answered this long after the server should have
+		connect  []time.Duration // the same for each agent's first check-in, which dials and shakes hands
+		mstart   time.Time       // set when measuring starts
+		mend     time.Time       // set once measuring ended
+		firstErr string
+		wg       sync.WaitGroup
+
 		count, reqErrs, badStatus, early, newConns, dialErrs atomic.Int64
-		wg                                                   sync.WaitGroup
 	)
 	noteErr := func(format string, args ...any) {
 		mu.Lock()
@@ -126,12 +132,9 @@ func TestBenchCheckinCapacity(t *testing.T) {
 			// Every dial counts, failed ones too: a check-in on a new
 			// connection is the exception for an agent that keeps its
 			// connection alive.
+			var dialed atomic.Bool
 			tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-				ConnectStart: func(string, string) {
-					if measuring.Load() {
-						newConns.Add(1)
-					}
-				},
+				ConnectStart: func(string, string) { dialed.Store(true) },
 				ConnectDone: func(_, addr string, err error) {
 					if err != nil && ctx.Err() == nil {
 						dialErrs.Add(1)
@@ -139,7 +142,9 @@ func TestBenchCheckinCapacity(t *testing.T) {
 					}
 				},
 			})
+			first := true
 			for ctx.Err() == nil {
+				dialed.Store(false)
 				req, _ := http.NewRequestWithContext(tctx, "POST", p.url+"/v1/agent/checkin", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				if h2 {
@@ -163,10 +168,25 @@ func TestBenchCheckinCapacity(t *testing.T) {
 					noteErr("check-in: %s", resp.Status)
 					continue
 				}
-				if !measuring.Load() {
+				// Measured: check-ins sent after the warm-up and answered
+				// before the end, so each is an idle agent's steady check-in
+				// on its kept-alive connection; a dial among them is counted.
+				// Each agent's first check-in is reported on its own: it
+				// dials and shakes hands while the whole fleet does.
+				mu.Lock()
+				measured := !mstart.IsZero() && !t0.Before(mstart) && mend.IsZero()
+				mu.Unlock()
+				wasFirst := first
+				first = false
+				if measured && dialed.Load() {
+					newConns.Add(1)
+				}
+				if !measured && !wasFirst {
 					continue
 				}
-				count.Add(1)
+				if measured {
+					count.Add(1)
+				}
 				// Nothing wakes an idle fleet's polls: the server should
 				// answer each when its hold (the poll wait) ends, timed from
 				// when it read the check-in, which is after t0. What the
@@ -180,10 +200,18 @@ func TestBenchCheckinCapacity(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				late = append(late, took-poll)
+				if wasFirst {
+					connect = append(connect, took-poll)
+				} else {
+					late = append(late, took-poll)
+				}
 				mu.Unlock()
 			}
 		}()
+	}
+	if profDir != "" && os.Getenv("MOLT_BENCH_PROFILE_AT") == "start" {
+		// While the agents connect (MOLT_BENCH_PROFILE_AT=start).
+		go benchProfiles(t, profDir, debugAddr, poll/3, 10*time.Second)
 	}
 	// Warm up: every agent has checked in at least once and been answered.
 	time.Sleep(poll + 5*time.Second)
@@ -192,14 +220,20 @@ func TestBenchCheckinCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	cpu0, gcpu0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
-	measuring.Store(true)
-	mstart := time.Now()
-	if profDir != "" {
-		go benchProfiles(t, profDir, debugAddr, measure)
+	mu.Lock()
+	mstart = time.Now()
+	mu.Unlock()
+	if profDir != "" && os.Getenv("MOLT_BENCH_PROFILE_AT") != "start" {
+		go benchProfiles(t, profDir, debugAddr, measure/3, min(10*time.Second, measure/3))
 	}
 	time.Sleep(measure)
-	measuring.Store(false)
-	elapsed := time.Since(mstart)
+	mu.Lock()
+	mend = time.Now()
+	mu.Unlock()
+	elapsed := mend.Sub(mstart)
+	// Only check-ins sent in the first elapsed-poll are answered in time
+	// to be counted.
+	sent := elapsed - poll
 	cpu1, gcpu1 := cpuSeconds(pid), cpuSeconds(os.Getpid())
 	h1, err := p.checkinBuckets()
 	if err != nil {
@@ -221,25 +255,31 @@ func TestBenchCheckinCapacity(t *testing.T) {
 		proto = "h2"
 	}
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
-	q := func(p float64) string {
-		if len(late) == 0 {
-			return "unknown"
-		}
-		return late[min(len(late)-1, int(float64(len(late))*p))].Round(time.Microsecond).String()
-	}
+	sort.Slice(connect, func(i, j int) bool { return connect[i] < connect[j] })
+	q := func(p float64) string { return quantile(late, p) }
 	errs := reqErrs.Load() + badStatus.Load() + early.Load() + dialErrs.Load()
 	fmt.Printf("BENCH checkin agents=%d poll=%s proto=%s start_spread=%s warmup=%s measured=%s gogc=%s memory_limit_mb=%s | checkins=%d rate=%.0f/s client_late p50=%s p99=%s p99.9=%s max=%s server_p99<=%s errors=%d (requests=%d status=%d early=%d dials=%d) new_connections=%d rss_start=%s rss=%s rss_per_1000_agents=%s server_cpu=%s loadgen_cpu=%s loadgen_rss=%s\n",
 		n, poll, proto, poll, poll+5*time.Second, elapsed.Round(time.Second), envOr("GOGC", "50"), envOr("MOLT_BENCH_MEMORY_LIMIT_MB", "none"),
-		count.Load(), float64(count.Load())/elapsed.Seconds(), q(0.50), q(0.99), q(0.999), q(1), bucketQuantile(h0, h1, 0.99),
+		count.Load(), float64(count.Load())/sent.Seconds(), q(0.50), q(0.99), q(0.999), q(1), bucketQuantile(h0, h1, 0.99),
 		errs, reqErrs.Load(), badStatus.Load(), early.Load(), dialErrs.Load(), newConns.Load(),
 		mb(rss0), mb(rss), perThousand(rss0, rss, n), cpuUse(cpu0, cpu1, elapsed), cpuUse(gcpu0, gcpu1, elapsed), mb(genRSS))
 	fmt.Printf("BENCH checkin server_histogram %s\n", bucketDeltas(h0, h1))
+	fmt.Printf("BENCH checkin first_checkins=%d (dial and TLS handshake, %.0f agents starting per second) late p50=%s p99=%s max=%s\n",
+		len(connect), float64(n)/poll.Seconds(), quantile(connect, 0.5), quantile(connect, 0.99), quantile(connect, 1))
 	if errs > 0 {
 		t.Errorf("%d check-ins failed under load (first: %s): the figures above are not a capacity", errs, firstErr)
 	}
 	if len(late) == 0 {
 		t.Errorf("no check-in answered while measuring")
 	}
+}
+
+// quantile of sorted durations, unknown when there are none.
+func quantile(d []time.Duration, p float64) string {
+	if len(d) == 0 {
+		return "unknown"
+	}
+	return d[min(len(d)-1, int(float64(len(d))*p))].Round(time.Microsecond).String()
 }
 
 func envOr(key, def string) string {
@@ -354,12 +394,11 @@ func bucketDeltas(h0, h1 map[string]float64) string {
 	return b.String()
 }
 
-// benchProfiles saves, from the middle of the measurement, the server's
+// benchProfiles saves, for d after the given time, the server's
 // CPU profile and execution trace (from --debug-listen) and the load
 // generator's own, to tell a stalled server from a stalled client.
-func benchProfiles(t *testing.T, dir, debugAddr string, measure time.Duration) {
-	d := min(10*time.Second, measure/3)
-	time.Sleep(measure / 3)
+func benchProfiles(t *testing.T, dir, debugAddr string, after, d time.Duration) {
+	time.Sleep(after)
 	secs := strconv.Itoa(int(d / time.Second))
 	var wg sync.WaitGroup
 	for name, path := range map[string]string{"server.cpu.pprof": "/debug/pprof/profile?seconds=" + secs, "server.trace": "/debug/pprof/trace?seconds=" + secs} {
