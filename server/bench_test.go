@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,7 +108,14 @@ func TestBenchRun(t *testing.T) {
 	n := benchEnv(t, "MOLT_BENCH_RUN_AGENTS", 1000)
 	maxc := benchEnv(t, "MOLT_BENCH_MAX_CONCURRENT", 100)
 	data := t.TempDir()
-	p := startProc(t, data, "127.0.0.1:0", "--poll-wait", "10s", "--log-level", "warn")
+	extra := []string{"--poll-wait", "10s", "--log-level", "warn"}
+	profDir := os.Getenv("MOLT_BENCH_PROFILE_DIR")
+	debugAddr := ""
+	if profDir != "" {
+		debugAddr = freeAddr(t)
+		extra = append(extra, "--debug-listen", debugAddr)
+	}
+	p := startProc(t, data, "127.0.0.1:0", extra...)
 	defer p.stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -124,8 +133,31 @@ func TestBenchRun(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.loop(ctx, func() *procServer { return &bp }) }()
 	}
-	time.Sleep(2 * time.Second)
+	// The run starts once every agent checked in: one that has not yet
+	// would wait as "never connected", which measures the load generator.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		on, err := p.onlineAgents()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d agents online after 2 minutes", on, n)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	pid := p.cmd.Process.Pid
+	cpu0 := cpuSeconds(pid)
 	start := time.Now()
+	if profDir != "" {
+		go func() {
+			if err := fetchTo("http://"+debugAddr+"/debug/pprof/profile?seconds=10", filepath.Join(profDir, "run.server.cpu.pprof")); err != nil {
+				t.Log(err)
+			}
+		}()
+	}
 	var run protocol.Run
 	if err := p.call(ctx, "POST", "/v1/runs", p.tok, protocol.RunRequest{Text: "bench", Selection: protocol.Selection{All: true}, Target: "2.0.0", MaxConcurrent: maxc}, &run); err != nil {
 		t.Fatal(err)
@@ -141,6 +173,7 @@ func TestBenchRun(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	took := time.Since(start)
+	cpu1 := cpuSeconds(pid)
 	cancel()
 	wg.Wait()
 	var rep protocol.RunReport
@@ -168,12 +201,40 @@ func TestBenchRun(t *testing.T) {
 		cur += e.d
 		peak = max(peak, cur)
 	}
-	fmt.Printf("BENCH run agents=%d max_concurrent=%d status=%s succeeded=%d took=%s peak_in_progress=%d\n",
-		n, maxc, r.Status, r.Counts[protocol.StateSucceeded], took.Round(time.Millisecond), peak)
+	done := r.Counts[protocol.StateSucceeded]
+	perK := "unknown"
+	if cpu0 >= 0 && cpu1 >= 0 && done > 0 {
+		perK = fmt.Sprintf("%.2fs", (cpu1-cpu0)/float64(done)*1000)
+	}
+	fmt.Printf("BENCH run agents=%d max_concurrent=%d poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s\n",
+		n, maxc, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK)
 	if peak > maxc {
 		t.Errorf("%d deployments in progress at once, above the limit %d", peak, maxc)
 	}
 	if r.Status != protocol.RunEndedOK {
 		t.Errorf("run %s: %+v", r.Status, r.Counts)
 	}
+}
+
+// onlineAgents sums molt_agents{status="online"} from /metrics.
+func (p *procServer) onlineAgents() (int, error) {
+	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+p.tok)
+	resp, err := p.cli.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("metrics: %w", err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "molt_agents{") && strings.Contains(l, `status="online"`) {
+			v, _ := strconv.Atoi(l[strings.LastIndexByte(l, ' ')+1:])
+			n += v
+		}
+	}
+	return n, nil
 }

@@ -240,6 +240,13 @@ func (s *Server) schedule(ctx context.Context) error {
 				inprog++
 			}
 		}
+		// Deployments moving between pending and waiting_for_host are
+		// written in one transaction per run and pass, not one each: a
+		// run of 10,000 has thousands in its queue, and every commit is an
+		// fsync made while check-ins wait for s.mu. Nothing below reads
+		// what they change (their state is mirrored after the commit,
+		// and neither counts as in progress).
+		var waits []func(w *writer) error
 		for _, d := range deps {
 			if d.State != protocol.StatePending && d.State != protocol.StateWaitingForHost {
 				continue
@@ -254,9 +261,7 @@ func (s *Server) schedule(ctx context.Context) error {
 				// reason given earlier no longer holds, the deployment is
 				// back in the queue.
 				if d.State == protocol.StateWaitingForHost {
-					if err := s.change(ctx, func(w *writer) error { return w.setState(d, protocol.StatePending, "") }); err != nil {
-						return err
-					}
+					waits = append(waits, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
 				}
 				continue
 			}
@@ -264,7 +269,7 @@ func (s *Server) schedule(ctx context.Context) error {
 				if d.State == protocol.StateWaitingForHost && d.Reason == reason {
 					continue
 				}
-				err := s.change(ctx, func(w *writer) error {
+				waits = append(waits, func(w *writer) error {
 					if d.State != protocol.StateWaitingForHost {
 						if err := w.event(event{ID: protocol.EvDeploymentWaiting, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "waiting for host: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
 							return err
@@ -272,9 +277,6 @@ func (s *Server) schedule(ctx context.Context) error {
 					}
 					return w.setState(d, protocol.StateWaitingForHost, reason)
 				})
-				if err != nil {
-					return err
-				}
 				continue
 			}
 			started, err := s.start(ctx, a, d)
@@ -287,6 +289,19 @@ func (s *Server) schedule(ctx context.Context) error {
 				if a.St.Cluster != "" {
 					busyClusters[a.St.Cluster] = true
 				}
+			}
+		}
+		if len(waits) > 0 {
+			err := s.change(ctx, func(w *writer) error {
+				for _, f := range waits {
+					if err := f(w); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		if rid != 0 {

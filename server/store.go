@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,9 @@ import (
 type Store struct {
 	w *sql.DB
 	r *sql.DB
+	// commits counts write transactions committed: each is an fsync
+	// (tests check the scheduler batches its writes).
+	commits atomic.Int64
 }
 
 // migrations are applied in order; each runs once, recorded in the
@@ -228,7 +232,11 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	return nil
 }
 
 // nanos and fromNanos store times as Unix nanoseconds; 0 is the zero time.
