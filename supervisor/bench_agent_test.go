@@ -8,7 +8,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +46,16 @@ func realAgentRestarts(b *testing.B, withExporter bool) {
 		packs[v] = e2etest.Pack(b, o)
 	}
 	s := e2etest.StartServer(b, e2etest.ServerOptions{Version: versions[0]})
-	h := s.NewHost(e2etest.HostOptions{
+	var h *e2etest.Host
+	// After the host's own stop (cleanups run last registered first):
+	// nothing run from the home outlives the benchmark, a workload
+	// included, which runs in a process group of its own.
+	b.Cleanup(func() {
+		if h != nil {
+			killUnder(h.Dir)
+		}
+	})
+	h = s.NewHost(e2etest.HostOptions{
 		Name: "bench", Version: versions[0], Supervised: true, EnrollToken: s.EnrollToken(1),
 		Pack: packs[versions[0]], Watch: "500ms",
 	})
@@ -116,4 +127,19 @@ func supervisorLogLines(b *testing.B, h *e2etest.Host) []svLine {
 		}
 	}
 	return out
+}
+
+// killUnder kills (SIGKILL) every process whose executable lies under dir.
+func killUnder(dir string) {
+	prefix := dir + string(os.PathSeparator)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && strings.HasPrefix(exe, prefix) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
