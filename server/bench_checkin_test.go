@@ -51,7 +51,9 @@ func TestBenchCheckinCapacity(t *testing.T) {
 			n, n+fdHeadroom, soft, hard, int(hard)-fdHeadroom)
 	}
 	data := t.TempDir()
-	extra := []string{"--poll-wait", poll.String(), "--log-level", "warn"}
+	// Info: net/http's own complaints (a refused accept, a TLS handshake
+	// cut off) are logged at info; the server logs nothing per check-in.
+	extra := []string{"--poll-wait", poll.String(), "--log-level", "info"}
 	profDir := os.Getenv("MOLT_BENCH_PROFILE_DIR")
 	debugAddr := os.Getenv("MOLT_BENCH_DEBUG_LISTEN")
 	if debugAddr == "" && profDir != "" {
@@ -264,6 +266,9 @@ func TestBenchCheckinCapacity(t *testing.T) {
 		errs, reqErrs.Load(), badStatus.Load(), early.Load(), dialErrs.Load(), newConns.Load(),
 		mb(rss0), mb(rss), perThousand(rss0, rss, n), cpuUse(cpu0, cpu1, elapsed), cpuUse(gcpu0, gcpu1, elapsed), mb(genRSS))
 	fmt.Printf("BENCH checkin server_histogram %s\n", bucketDeltas(h0, h1))
+	if n, first := logComplaints(filepath.Join(data, "server.log")); n > 0 {
+		fmt.Printf("BENCH checkin server_log_warnings=%d first: %s\n", n, first)
+	}
 	fmt.Printf("BENCH checkin first_checkins=%d (dial and TLS handshake, %.0f agents starting per second) late p50=%s p99=%s max=%s\n",
 		len(connect), float64(n)/poll.Seconds(), quantile(connect, 0.5), quantile(connect, 0.99), quantile(connect, 1))
 	if errs > 0 {
@@ -446,4 +451,25 @@ func fetchTo(url, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// logComplaints counts the warnings, errors and net/http complaints in
+// molt serve's JSON log (a refused accept, a TLS handshake cut off) and
+// returns the first; the
+// log is in the test's data directory, which is removed afterwards.
+func logComplaints(path string) (int, string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, ""
+	}
+	n, first := 0, ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"logger":"http"`) {
+			if n == 0 {
+				first = l
+			}
+			n++
+		}
+	}
+	return n, first
 }
