@@ -164,7 +164,7 @@ func (s *Supervisor) install(ctx context.Context, a *agent, staged, to string) e
 	s.recordSupervisor(home.SupervisorResult{From: s.cfg.Version, To: to, Upgraded: true, At: s.clock.Now()})
 	s.log.Info("supervisor binary replaced", zap.String("from", s.cfg.Version), zap.String("to", to),
 		zap.String("path", s.cfg.Executable), zap.String("old", old))
-	return s.restartSelf(a, to)
+	return s.restartSelf(ctx, a, to)
 }
 
 // sameContent reports whether the files at a and b hold the same bytes.
@@ -292,12 +292,17 @@ type handoff struct {
 	Workloads []workloadHandoff `json:"workloads,omitempty"`
 }
 
+// errStopAsked: a stop was asked for before the exec in place.
+var errStopAsked = errors.New("the supervisor is stopping")
+
 // restartSelf execs the new binary in place, keeping the agent: the
 // channel and output pipes survive the exec and the agent stays this
 // pid's child. Where exec in place is impossible it returns
 // errRestartPending: the caller stops the agent (once it is not busy) and
-// Run returns ErrRestart.
-func (s *Supervisor) restartSelf(a *agent, to string) error {
+// Run returns ErrRestart. When ctx ended (SIGTERM, SIGINT) it does not
+// exec: the caller stops everything and the new binary runs from the
+// next start.
+func (s *Supervisor) restartSelf(ctx context.Context, a *agent, to string) error {
 	if !platform.CanExecSelf {
 		// Nothing to hand over: the workloads keep their output readers
 		// until they are stopped with the agent.
@@ -324,7 +329,21 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		s.log.Info("restarting in place into the new supervisor", zap.String("to", to), zap.Int("agent_pid", a.pid()))
 		_ = s.log.Sync()
 		faults.Point("supervisor/before-exec")
-		err = platform.ExecSelf(s.cfg.Executable, s.cfg.Args, env)
+		// The stop signal is caught by this image (RunService's
+		// NotifyContext) and only cancels ctx: the new image starts
+		// with a context of its own and never hears of it. A SIGTERM
+		// that came during the checks, the copy and its fsyncs would
+		// be lost with an exec now, and the service manager's stop
+		// would wait for its kill, which reaches neither the agent's
+		// nor the workloads' process groups. So the last thing before
+		// the exec is to look whether a stop was asked for; what
+		// remains, the exec itself and the new image's start up to its
+		// own signal.Notify (cmd/molt-supervisor run), is kept short.
+		if ctx.Err() != nil {
+			err = errStopAsked
+		} else {
+			err = platform.ExecSelf(s.cfg.Executable, s.cfg.Args, env)
+		}
 	}
 	if errors.Is(err, platform.ErrNotSupported) {
 		return errRestartPending
@@ -333,10 +352,16 @@ func (s *Supervisor) restartSelf(a *agent, to string) error {
 		platform.DropAcrossExec(f)
 	}
 	s.wl.resume()
-	s.log.Error("cannot restart into the new supervisor; it runs from the next service start", zap.Error(err))
+	reason := fmt.Sprintf("installed; restart in place failed (%v): runs from the next service start", err)
+	if errors.Is(err, errStopAsked) {
+		s.log.Info("stop asked for before the restart in place; the new supervisor runs from the next service start", zap.String("to", to))
+		reason = "installed; not restarted in place because the supervisor was stopped: runs from the next service start"
+	} else {
+		s.log.Error("cannot restart into the new supervisor; it runs from the next service start", zap.Error(err))
+	}
 	r, _, _ := s.h.ReadResult()
 	if r.Supervisor != nil {
-		r.Supervisor.Reason = fmt.Sprintf("installed; restart in place failed (%v): runs from the next service start", err)
+		r.Supervisor.Reason = reason
 		s.writeResult(r)
 	}
 	return nil

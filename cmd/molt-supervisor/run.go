@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -89,6 +90,10 @@ the console when stderr is a terminal.`,
 }
 
 func (o *runOptions) run(cmd *cobra.Command) error {
+	// The stop signals are caught from here on (catchStop), not only
+	// once RunService runs.
+	early, stopEarly := catchStop()
+	defer stopEarly()
 	// The path this process was started from is captured now: after a
 	// self-upgrade os.Executable would name the old file.
 	exe, err := os.Executable()
@@ -134,7 +139,12 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 
 	// The one place that ties the supervisor to the OS's stop request:
 	// SIGTERM/SIGINT, or the Windows SCM's stop.
-	err = platform.RunService(platform.ServiceNameFor(h.Dir), sv.Run)
+	err = platform.RunService(platform.ServiceNameFor(h.Dir), func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(early, cancel)()
+		return sv.Run(ctx)
+	})
 	if errors.Is(err, supervisor.ErrRestart) {
 		log.Info("exiting so that the service manager starts the new supervisor")
 		return cli.Exit(exitRestart, nil)
