@@ -95,6 +95,9 @@ func TestStopAroundSelfUpgrade(t *testing.T) {
 			if r, _ := h.result(); r.Supervisor == nil || !r.Supervisor.Upgraded {
 				t.Errorf("result.json supervisor = %+v, want the new binary recorded as installed", r.Supervisor)
 			}
+			if r, _ := h.result(); when == "during-install" && (r.Supervisor == nil || !strings.Contains(r.Supervisor.Reason, "not restarted in place because the supervisor was stopped")) {
+				t.Errorf("result.json supervisor = %+v, want the reason that the stop came before the restart in place", r.Supervisor)
+			}
 			if got := runVersion(t, h.SupervisorBinary()); got != "2.0.0" {
 				t.Errorf("bin/molt-supervisor version = %s, want 2.0.0 installed for the next start", got)
 			}
