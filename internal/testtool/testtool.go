@@ -99,5 +99,12 @@ func Wine(t testing.TB) (wine string, env []string) {
 	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
 		Missing(t, "Wine prefix %s is not prepared (no bcryptprimitives.dll): %s", prefix, how)
 	}
-	return wine, append(os.Environ(), "WINEPREFIX="+prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
+	// Wine leaves directories of its own (wine-XXXXXX) in TMPDIR that
+	// outlive a test; they go inside the prefix, which the script owns,
+	// not into the temporary directory every test must leave clean.
+	tmp := filepath.Join(prefix, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return wine, append(os.Environ(), "WINEPREFIX="+prefix, "TMPDIR="+tmp, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
 }
