@@ -39,7 +39,14 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 		}
 		return s.reportEnded(w, r, id, state, req)
 	}
-	err = s.change(ctx, func(wr *writer) error {
+	// A report without an end is progress: each later report carries the
+	// agent's phase again and the end is committed durably, so progress
+	// need not wait for an fsync of its own.
+	change := s.change
+	if req.End == nil {
+		change = s.changeLazy
+	}
+	err = change(ctx, func(wr *writer) error {
 		if err := insertSteps(wr, d.ID, req.Steps); err != nil {
 			return err
 		}

@@ -29,8 +29,19 @@ type writer struct {
 // change runs fn in a transaction; after the commit it applies the
 // mirrored changes and publishes events. Call with s.mu held.
 func (s *Server) change(ctx context.Context, fn func(w *writer) error) error {
+	return s.commit(ctx, s.st.tx, fn)
+}
+
+// changeLazy is change for an agent's progress, committed without its own
+// fsync (Store.txLazy): nothing an operator or the scheduler relies on
+// being durable, and the next durable change syncs it too.
+func (s *Server) changeLazy(ctx context.Context, fn func(w *writer) error) error {
+	return s.commit(ctx, s.st.txLazy, fn)
+}
+
+func (s *Server) commit(ctx context.Context, tx func(context.Context, func(*sql.Tx) error) error, fn func(w *writer) error) error {
 	w := &writer{s: s, now: s.clock.Now()}
-	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+	err := tx(ctx, func(tx *sql.Tx) error {
 		w.tx = tx
 		return fn(w)
 	})

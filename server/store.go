@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +16,16 @@ import (
 // (SQLite has one writer; a pool would only trade lock waits for busy
 // errors), reads through a small pool that WAL lets run beside the writer.
 // synchronous=FULL makes every commit durable before it returns, so what the
-// server acknowledged survives kill -9 and power loss.
+// server acknowledged survives kill -9 and power loss; only an agent's
+// progress is committed lazily (txLazy).
 type Store struct {
 	w *sql.DB
 	r *sql.DB
 	// commits counts write transactions committed: each is an fsync
-	// (tests check the scheduler batches its writes).
+	// (tests check the scheduler batches its writes); lazy counts those
+	// of them committed without their own (txLazy).
 	commits atomic.Int64
+	lazy    atomic.Int64
 }
 
 // migrations are applied in order; each runs once, recorded in the
@@ -236,6 +240,44 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	s.commits.Add(1)
+	return nil
+}
+
+// txLazy is tx for a change that may wait for the next durable commit: an
+// agent's progress (a phase, bytes done), which the agent sends again in
+// its next report anyway. It is written to the WAL, so it survives kill -9
+// of the server at once, but not fsynced: under WAL the next commit with
+// synchronous=FULL syncs it too, in order, so a power loss can only lose
+// a suffix of progress, never a later durable change before it. The
+// connection is set back to FULL whatever happens.
+func (s *Store) txLazy(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return err
+	}
+	defer func() {
+		// Without a context: the reset must happen even when ctx ended.
+		if _, rerr := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); rerr != nil {
+			err = errors.Join(err, rerr, conn.Raw(func(any) error { return driver.ErrBadConn }))
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	s.lazy.Add(1)
 	return nil
 }
 
