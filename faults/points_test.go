@@ -67,7 +67,7 @@ var points = []point{
 	{name: "supervisor/replace-committed", proc: "supervisor"},
 	{name: "supervisor/before-exec", proc: "supervisor"},
 	{name: "server/schedule-uncommitted", proc: "server", hosts: 2},
-	{name: "server/schedule-between", proc: "server", hosts: 2},
+	{name: "server/schedule-committed", proc: "server", hosts: 2},
 	{name: "server/report-acked", proc: "server"},
 }
 

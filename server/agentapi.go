@@ -136,6 +136,9 @@ func (s *Server) newDeployment(wr *writer, a *agentRec, run int64, kind, target 
 	}
 	wr.then(func() {
 		s.open[a.ID] = d
+		if r := s.runs[run]; r != nil {
+			r.Counts[d.State]++
+		}
 		s.wake()
 	})
 	return nil

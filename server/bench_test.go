@@ -149,7 +149,9 @@ func TestBenchRun(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	pid := p.cmd.Process.Pid
-	cpu0 := cpuSeconds(pid)
+	commits0, _ := p.metric("molt_db_commits_total", "")
+	changes0, _ := p.metric("molt_db_changes_total", "")
+	cpu0, gen0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
 	start := time.Now()
 	if profDir != "" {
 		go func() {
@@ -173,7 +175,16 @@ func TestBenchRun(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	took := time.Since(start)
-	cpu1 := cpuSeconds(pid)
+	cpu1, gen1 := cpuSeconds(pid), cpuSeconds(os.Getpid())
+	commits, err := p.metric("molt_db_commits_total", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := p.metric("molt_db_changes_total", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits, changes = commits-commits0, changes-changes0
 	cancel()
 	wg.Wait()
 	var rep protocol.RunReport
@@ -206,8 +217,8 @@ func TestBenchRun(t *testing.T) {
 	if cpu0 >= 0 && cpu1 >= 0 && done > 0 {
 		perK = fmt.Sprintf("%.2fs", (cpu1-cpu0)/float64(done)*1000)
 	}
-	fmt.Printf("BENCH run agents=%d max_concurrent=%d poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s\n",
-		n, maxc, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK)
+	fmt.Printf("BENCH run agents=%d max_concurrent=%d poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s load_generator_cpu=%s commits=%d changes_per_commit=%.1f\n",
+		n, maxc, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK, cpuUse(gen0, gen1, took), commits, float64(changes)/float64(max(commits, 1)))
 	if peak > maxc {
 		t.Errorf("%d deployments in progress at once, above the limit %d", peak, maxc)
 	}
@@ -218,6 +229,11 @@ func TestBenchRun(t *testing.T) {
 
 // onlineAgents sums molt_agents{status="online"} from /metrics.
 func (p *procServer) onlineAgents() (int, error) {
+	return p.metric("molt_agents", `status="online"`)
+}
+
+// metric sums the samples of the metric name whose line holds match.
+func (p *procServer) metric(name, match string) (int, error) {
 	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+p.tok)
 	resp, err := p.cli.Do(req)
@@ -231,7 +247,8 @@ func (p *procServer) onlineAgents() (int, error) {
 	}
 	n := 0
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "molt_agents{") && strings.Contains(l, `status="online"`) {
+		rest, ok := strings.CutPrefix(l, name)
+		if ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) && strings.Contains(l, match) {
 			v, _ := strconv.Atoi(l[strings.LastIndexByte(l, ' ')+1:])
 			n += v
 		}

@@ -28,7 +28,8 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 	base := s.baseURL(r)
 	a := c.Agent
 	s.mu.Lock()
-	if err := s.checkin(ctx, a, req.Status); err != nil {
+	wait, err := s.checkin(ctx, a, req.Status)
+	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
@@ -43,6 +44,20 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	poll := s.pollWait()
 	s.mu.Unlock()
+	// What the check-in changed is durable before anything is answered,
+	// the orders of a parked poll included.
+	if wait != nil {
+		if err := wait(); err != nil {
+			if wt != nil {
+				s.mu.Lock()
+				if s.waiters[a.ID] == wt {
+					delete(s.waiters, a.ID)
+				}
+				s.mu.Unlock()
+			}
+			return err
+		}
+	}
 	s.met.observeCheckin(time.Since(start))
 	if wt != nil && s.park(w, r, wt, a, base, poll, holdFor(poll, req.WaitSeconds)) {
 		return nil
@@ -87,8 +102,9 @@ func holdFor(poll time.Duration, waitSeconds int) time.Duration {
 }
 
 // checkin records a check-in's status and moves the agent's deployment on
-// from it. Call with s.mu held.
-func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) error {
+// from it. When that changed anything, it returns the wait for its commit,
+// to call after releasing s.mu. Call with s.mu held.
+func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) (func() error, error) {
 	now := s.clock.Now()
 	if st.Fingerprint != a.Fingerprint {
 		if now.Sub(a.lastClone) > 10*time.Minute {
@@ -98,7 +114,7 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 					Msg: fmt.Sprintf("check-in of agent %s refused: its identity is used from another machine (%s)", a.ID, st.Hostname)})
 			})
 		}
-		return errf(http.StatusConflict, protocol.CodeIdentityCloned, "agent %s is enrolled from another machine: this host must discard its identity and enroll again", a.ID)
+		return nil, errf(http.StatusConflict, protocol.CodeIdentityCloned, "agent %s is enrolled from another machine: this host must discard its identity and enroll again", a.ID)
 	}
 	if st.Name == "" {
 		st.Name = a.St.Name
@@ -115,9 +131,9 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 		// without a transaction (last-seen times are flushed in batches).
 		a.St, a.LastSeen, a.seenDirty = st, now, true
 		s.wakeIfStartable(a, now)
-		return nil
+		return nil, nil
 	}
-	err := s.change(ctx, func(wr *writer) error {
+	wait, err := s.changeGrouped(func(wr *writer) error {
 		if key != a.persisted {
 			if _, err := wr.exec(`UPDATE agents SET status = ?, last_seen = ? WHERE id = ?`, mustJSON(st), nanos(now), a.ID); err != nil {
 				return err
@@ -158,10 +174,10 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) e
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.wakeIfStartable(a, now)
-	return nil
+	return wait, nil
 }
 
 // wakeIfStartable wakes the scheduler when a's deployment waits and a can
@@ -262,7 +278,7 @@ func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) e
 	if dep != 0 {
 		// Only a deployment of this agent is marked; an order id the agent
 		// made up names nothing.
-		err := wr.tx.QueryRow(`SELECT run_id FROM deployments WHERE id = ? AND agent_id = ?`, dep, a.ID).Scan(&run)
+		err := wr.queryRow(`SELECT run_id FROM deployments WHERE id = ? AND agent_id = ?`, dep, a.ID).Scan(&run)
 		if errors.Is(err, sql.ErrNoRows) {
 			dep = 0
 		} else if err != nil {

@@ -332,7 +332,25 @@ func (e *env) hasEvent(id int, agent string) bool {
 	return false
 }
 
-func (e *env) schedule() { e.s.Schedule(context.Background()) }
+// schedule runs a scheduling pass and checks that the counts the
+// scheduler keeps per run in memory are the database's.
+func (e *env) schedule() {
+	e.t.Helper()
+	e.s.Schedule(context.Background())
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	for id, r := range e.s.runs {
+		db, _, err := e.s.runCounts(context.Background(), e.s.st.w, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, st := range protocol.DeploymentStates {
+			if r.Counts[st] != db[st] {
+				e.t.Errorf("run %s: %d deployments %s in memory, %d in the database", runID(id), r.Counts[st], st, db[st])
+			}
+		}
+	}
+}
 
 func (e *env) createRun(req protocol.RunRequest) protocol.Run {
 	e.t.Helper()

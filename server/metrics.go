@@ -170,6 +170,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	for _, st := range []string{protocol.RunRunning, protocol.RunPaused, protocol.RunEndedOK, protocol.RunEndedNotOK, protocol.RunCancelled} {
 		fmt.Fprintf(&b, "molt_runs{status=\"%s\"} %d\n", st, runs[st])
 	}
+	b.WriteString("# HELP molt_db_commits_total Write transactions committed (each one fsync).\n# TYPE molt_db_commits_total counter\n")
+	fmt.Fprintf(&b, "molt_db_commits_total %d\n", s.st.commits.Load())
+	b.WriteString("# HELP molt_db_changes_total State changes committed; several share a commit when they arrive together.\n# TYPE molt_db_changes_total counter\n")
+	fmt.Fprintf(&b, "molt_db_changes_total %d\n", s.st.changes.Load())
 	s.met.mu.Lock()
 	b.WriteString("# HELP molt_checkin_duration_seconds Time to process a check-in, without the long-poll wait.\n# TYPE molt_checkin_duration_seconds histogram\n")
 	s.met.checkin.write(&b, "molt_checkin_duration_seconds", "")

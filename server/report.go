@@ -22,9 +22,29 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	a := c.Agent
 	ctx := r.Context()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	// The answer waits for the commit, which waits for nobody's s.mu:
+	// the handler releases it first (and says so in unlocked).
+	unlocked := false
+	defer func() {
+		if !unlocked {
+			s.mu.Unlock()
+		}
+	}()
 	if cid, ok := parseID(req.OrderID, "c-"); ok {
-		return s.reportCleanup(w, r, a, cid, req)
+		wait, resp, err := s.reportCleanup(r, a, cid, req)
+		if err != nil || wait == nil {
+			if err == nil {
+				writeJSON(w, 200, resp)
+			}
+			return err
+		}
+		s.mu.Unlock()
+		unlocked = true
+		if err := wait(); err != nil {
+			return err
+		}
+		writeJSON(w, 200, resp)
+		return nil
 	}
 	id, ok := parseID(req.OrderID, "d-")
 	if !ok {
@@ -39,14 +59,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 		}
 		return s.reportEnded(w, r, id, state, req)
 	}
-	// A report without an end is progress: each later report carries the
-	// agent's phase again and the end is committed durably, so progress
-	// need not wait for an fsync of its own.
-	change := s.change
-	if req.End == nil {
-		change = s.changeLazy
-	}
-	err = change(ctx, func(wr *writer) error {
+	wait, err := s.changeGrouped(func(wr *writer) error {
 		if err := insertSteps(wr, d.ID, req.Steps); err != nil {
 			return err
 		}
@@ -78,7 +91,13 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, protocol.ReportResponse{State: d.State})
+	resp := protocol.ReportResponse{State: d.State}
+	s.mu.Unlock()
+	unlocked = true
+	if err := wait(); err != nil {
+		return err
+	}
+	writeJSON(w, 200, resp)
 	faults.PointAfterFlush("server/report-acked", w)
 	return nil
 }
@@ -102,7 +121,7 @@ func insertSteps(wr *writer, dep int64, steps []protocol.Step) error {
 		return nil
 	}
 	var n, dropped int
-	if err := wr.tx.QueryRow(`SELECT COUNT(*), COUNT(CASE WHEN name = ? THEN 1 END) FROM steps WHERE deployment_id = ?`, stepsDropped, dep).Scan(&n, &dropped); err != nil {
+	if err := wr.queryRow(`SELECT COUNT(*), COUNT(CASE WHEN name = ? THEN 1 END) FROM steps WHERE deployment_id = ?`, stepsDropped, dep).Scan(&n, &dropped); err != nil {
 		return err
 	}
 	for _, st := range steps {
@@ -156,27 +175,28 @@ func (s *Server) reportEnded(w http.ResponseWriter, r *http.Request, id int64, s
 	return nil
 }
 
-func (s *Server) reportCleanup(w http.ResponseWriter, r *http.Request, a *agentRec, cid int64, req protocol.ReportRequest) error {
+// reportCleanup records the report on cleanup cid. It returns the answer
+// and, when the report changed something, the wait for its commit. Call
+// with s.mu held.
+func (s *Server) reportCleanup(r *http.Request, a *agentRec, cid int64, req protocol.ReportRequest) (func() error, protocol.ReportResponse, error) {
 	idx := slices.IndexFunc(s.cleanups[a.ID], func(c cleanupRec) bool { return c.ID == cid })
 	if idx < 0 {
 		var owner string
 		var done bool
 		err := s.st.w.QueryRowContext(r.Context(), `SELECT agent_id, done FROM cleanups WHERE id = ?`, cid).Scan(&owner, &done)
 		if err != nil || owner != a.ID {
-			return notFound("order %q is not one of this agent's", req.OrderID)
+			return nil, protocol.ReportResponse{}, notFound("order %q is not one of this agent's", req.OrderID)
 		}
-		writeJSON(w, 200, protocol.ReportResponse{State: protocol.StateSucceeded})
-		return nil
+		return nil, protocol.ReportResponse{State: protocol.StateSucceeded}, nil
 	}
 	if req.End == nil {
-		writeJSON(w, 200, protocol.ReportResponse{State: protocol.StateRequested})
-		return nil
+		return nil, protocol.ReportResponse{State: protocol.StateRequested}, nil
 	}
 	state := protocol.StateSucceeded
 	if req.End.Outcome != protocol.EndSucceeded {
 		state = protocol.StateFailed
 	}
-	err := s.change(r.Context(), func(wr *writer) error {
+	wait, err := s.changeGrouped(func(wr *writer) error {
 		if _, err := wr.exec(`UPDATE cleanups SET done = 1 WHERE id = ?`, cid); err != nil {
 			return err
 		}
@@ -192,9 +212,5 @@ func (s *Server) reportCleanup(w http.ResponseWriter, r *http.Request, a *agentR
 		})
 		return wr.event(event{ID: protocol.EvCleanupDone, Agent: a.ID, Msg: msg, Fields: map[string]string{"outcome": req.End.Outcome}})
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, protocol.ReportResponse{State: state})
-	return nil
+	return wait, protocol.ReportResponse{State: state}, err
 }

@@ -212,7 +212,7 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			return err
 		}
 		run.ID, run.Created = runID(id), w.now
-		rr := &runRec{ID: id, Text: req.Text, Status: protocol.RunRunning, MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold}
+		rr := &runRec{ID: id, Text: req.Text, Status: protocol.RunRunning, MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Counts: map[string]int{}}
 		w.then(func() { s.runs[id] = rr })
 		for _, p := range todo {
 			if err := s.newDeployment(w, p.a, id, protocol.KindUpgrade, p.target); err != nil {
@@ -434,11 +434,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 		q := `UPDATE runs SET status = ?, reason = ? WHERE id = ?`
 		args := []any{to, reason, id}
 		if to == protocol.RunRunning {
-			counts, _, err := s.runCounts(ctx, wr.tx, id)
-			if err != nil {
-				return err
-			}
-			ack := counts[protocol.StateFailed] + counts[protocol.StateRolledBack]
+			ack := rr.failures()
 			q = `UPDATE runs SET status = ?, reason = ?, ack_failures = ? WHERE id = ?`
 			args = []any{to, reason, ack, id}
 			wr.then(func() { rr.AckFailures = ack })

@@ -20,45 +20,28 @@ import (
 // in memory, events to publish and hooks to start once it committed.
 type writer struct {
 	s     *Server
+	ctx   context.Context
 	tx    *sql.Tx
 	now   time.Time
 	after []func()
 	hooks []hookJob
 }
 
-// change runs fn in a transaction; after the commit it applies the
-// mirrored changes and publishes events. Call with s.mu held.
-func (s *Server) change(ctx context.Context, fn func(w *writer) error) error {
-	return s.commit(ctx, s.st.tx, fn)
+// exec runs q in the transaction, prepared once for the server's life.
+func (w *writer) exec(q string, args ...any) (sql.Result, error) {
+	if st := w.s.st.prepared(q); st != nil {
+		return w.tx.StmtContext(w.ctx, st).ExecContext(w.ctx, args...)
+	}
+	return w.tx.ExecContext(w.ctx, q, args...)
 }
 
-// changeLazy is change for an agent's progress, committed without its own
-// fsync (Store.txLazy): nothing an operator or the scheduler relies on
-// being durable, and the next durable change syncs it too.
-func (s *Server) changeLazy(ctx context.Context, fn func(w *writer) error) error {
-	return s.commit(ctx, s.st.txLazy, fn)
+// queryRow is exec for a query of one row.
+func (w *writer) queryRow(q string, args ...any) *sql.Row {
+	if st := w.s.st.prepared(q); st != nil {
+		return w.tx.StmtContext(w.ctx, st).QueryRowContext(w.ctx, args...)
+	}
+	return w.tx.QueryRowContext(w.ctx, q, args...)
 }
-
-func (s *Server) commit(ctx context.Context, tx func(context.Context, func(*sql.Tx) error) error, fn func(w *writer) error) error {
-	w := &writer{s: s, now: s.clock.Now()}
-	err := tx(ctx, func(tx *sql.Tx) error {
-		w.tx = tx
-		return fn(w)
-	})
-	if err != nil {
-		return err
-	}
-	for _, f := range w.after {
-		f()
-	}
-	s.events.publish()
-	for _, h := range w.hooks {
-		s.hooks.enqueue(h)
-	}
-	return nil
-}
-
-func (w *writer) exec(q string, args ...any) (sql.Result, error) { return w.tx.Exec(q, args...) }
 
 func (w *writer) then(f func()) { w.after = append(w.after, f) }
 
@@ -68,14 +51,14 @@ func (w *writer) event(e event) error {
 	if len(e.Fields) > 0 {
 		fields = mustJSON(e.Fields)
 	}
-	_, err := w.tx.Exec(`INSERT INTO events (id, name, at, agent_id, run_id, deployment_id, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := w.exec(`INSERT INTO events (id, name, at, agent_id, run_id, deployment_id, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, protocol.EventName(e.ID), nanos(w.now), e.Agent, e.Run, e.Dep, e.Msg, fields)
 	return err
 }
 
 // step adds a server-side line to a deployment's DEPLOY report.
 func (w *writer) step(dep int64, name, detail string) error {
-	_, err := w.tx.Exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(w.now), name, detail)
+	_, err := w.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(w.now), name, detail)
 	return err
 }
 
@@ -104,6 +87,10 @@ func (w *writer) setState(d *depRec, state, reason string) error {
 	}
 	now := w.now
 	w.then(func() {
+		if r := s.runs[d.RunID]; r != nil && d.RunID != 0 {
+			r.Counts[d.State]--
+			r.Counts[state]++
+		}
 		d.State, d.Reason, d.Updated = state, reason, now
 		if state == protocol.StateRequested {
 			d.Started = now
@@ -251,13 +238,15 @@ func (s *Server) schedule(ctx context.Context) error {
 				inprog++
 			}
 		}
-		// Deployments moving between pending and waiting_for_host are
-		// written in one transaction per run and pass, not one each: a
-		// run of 10,000 has thousands in its queue, and every commit is an
-		// fsync made while check-ins wait for s.mu. Nothing below reads
-		// what they change (their state is mirrored after the commit,
-		// and neither counts as in progress).
-		var waits []func(w *writer) error
+		// What the pass decides for a run is written in one transaction,
+		// not one each: a run of 10,000 has thousands in its queue and
+		// hundreds to start at once, and every commit is an fsync made
+		// while check-ins wait for s.mu. Nothing below reads what they
+		// change: their state is mirrored after the commit, and the
+		// counts the decisions depend on (in progress, busy clusters) are
+		// kept here.
+		var decided []func(w *writer) error
+		starts := 0
 		for _, d := range deps {
 			if d.State != protocol.StatePending && d.State != protocol.StateWaitingForHost {
 				continue
@@ -272,7 +261,7 @@ func (s *Server) schedule(ctx context.Context) error {
 				// reason given earlier no longer holds, the deployment is
 				// back in the queue.
 				if d.State == protocol.StateWaitingForHost {
-					waits = append(waits, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
+					decided = append(decided, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
 				}
 				continue
 			}
@@ -280,7 +269,7 @@ func (s *Server) schedule(ctx context.Context) error {
 				if d.State == protocol.StateWaitingForHost && d.Reason == reason {
 					continue
 				}
-				waits = append(waits, func(w *writer) error {
+				decided = append(decided, func(w *writer) error {
 					if d.State != protocol.StateWaitingForHost {
 						if err := w.event(event{ID: protocol.EvDeploymentWaiting, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "waiting for host: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
 							return err
@@ -290,21 +279,19 @@ func (s *Server) schedule(ctx context.Context) error {
 				})
 				continue
 			}
-			started, err := s.start(ctx, a, d)
-			if err != nil {
-				return err
-			}
-			if started {
-				faults.Point("server/schedule-between")
+			start, counts := s.start(a, d)
+			decided = append(decided, start)
+			if counts {
+				starts++
 				inprog++
 				if a.St.Cluster != "" {
 					busyClusters[a.St.Cluster] = true
 				}
 			}
 		}
-		if len(waits) > 0 {
+		if len(decided) > 0 {
 			err := s.change(ctx, func(w *writer) error {
-				for _, f := range waits {
+				for _, f := range decided {
 					if err := f(w); err != nil {
 						return err
 					}
@@ -313,6 +300,11 @@ func (s *Server) schedule(ctx context.Context) error {
 			})
 			if err != nil {
 				return err
+			}
+			if starts > 0 {
+				// Started and persisted; no agent has its order yet (the
+				// check-ins that would carry it wait for s.mu).
+				faults.Point("server/schedule-committed")
 			}
 		}
 		if rid != 0 {
@@ -324,12 +316,13 @@ func (s *Server) schedule(ctx context.Context) error {
 	return nil
 }
 
-// start hands d to its agent (requested), or ends it at once when the
+// start decides what to do with d now that its agent is free and its run
+// has a slot: hand it to the agent (requested), or end it at once when the
 // agent already runs the target or the target is below its floor. It
-// reports whether d now counts as in progress.
-func (s *Server) start(ctx context.Context, a *agentRec, d *depRec) (bool, error) {
+// returns the change to commit and whether d will count as in progress.
+func (s *Server) start(a *agentRec, d *depRec) (func(w *writer) error, bool) {
 	if a.St.Version == d.Target {
-		return false, s.change(ctx, func(w *writer) error {
+		return func(w *writer) error {
 			if err := w.event(event{ID: protocol.EvAlreadyAtTarget, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "agent already runs " + d.Target}); err != nil {
 				return err
 			}
@@ -337,11 +330,11 @@ func (s *Server) start(ctx context.Context, a *agentRec, d *depRec) (bool, error
 				return err
 			}
 			return w.setState(d, protocol.StateSucceeded, "already at target")
-		})
+		}, false
 	}
 	if floor := s.floorOf(a); floor != "" && semver.Less(d.Target, floor) {
 		reason := fmt.Sprintf("target %s is below the floor %s of the newest pack the agent ran", d.Target, floor)
-		return false, s.change(ctx, func(w *writer) error {
+		return func(w *writer) error {
 			if err := w.event(event{ID: protocol.EvBelowFloor, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: reason}); err != nil {
 				return err
 			}
@@ -349,9 +342,9 @@ func (s *Server) start(ctx context.Context, a *agentRec, d *depRec) (bool, error
 				return err
 			}
 			return w.setState(d, protocol.StateFailed, reason)
-		})
+		}, false
 	}
-	return true, s.change(ctx, func(w *writer) error {
+	return func(w *writer) error {
 		err := w.event(event{ID: protocol.EvUpgradeRequested, Agent: d.AgentID, Run: d.RunID, Dep: d.ID,
 			Msg:    fmt.Sprintf("upgrade requested: %s -> %s (%s)", a.St.Version, d.Target, d.Kind),
 			Fields: map[string]string{"from": a.St.Version, "to": d.Target, "kind": d.Kind}})
@@ -365,7 +358,7 @@ func (s *Server) start(ctx context.Context, a *agentRec, d *depRec) (bool, error
 		w.then(func() { d.From = from })
 		faults.Point("server/schedule-uncommitted")
 		return w.setState(d, protocol.StateRequested, "")
-	})
+	}, true
 }
 
 func (w *writer) setDesired(a *agentRec, v string) error {
@@ -404,18 +397,8 @@ type querier interface {
 // checkRun pauses r when its failures reach the threshold and ends it when
 // none of its deployments is open. Call with s.mu held.
 func (s *Server) checkRun(ctx context.Context, r *runRec) error {
-	open := 0
-	for _, d := range s.open {
-		if d.RunID == r.ID {
-			open++
-		}
-	}
-	counts, _, err := s.runCounts(ctx, s.st.w, r.ID)
-	if err != nil {
-		return err
-	}
-	failures := counts[protocol.StateFailed] + counts[protocol.StateRolledBack]
-	if open == 0 {
+	counts, failures := r.Counts, r.failures()
+	if r.open() == 0 {
 		status := protocol.RunEndedOK
 		if failures+counts[protocol.StateCancelled] > 0 {
 			status = protocol.RunEndedNotOK

@@ -85,6 +85,8 @@ type Server struct {
 	events *eventHub
 	hooks  *hookRunner
 	met    *metrics
+
+	batchState // the changes being committed together (group.go)
 }
 
 type agentRec struct {
@@ -126,6 +128,25 @@ type runRec struct {
 	MaxConcurrent    int
 	FailureThreshold int
 	AckFailures      int // failures an operator accepted by resuming
+	// Counts are the run's deployments by state, kept by newDeployment
+	// and setState: the scheduler reads them at every pass.
+	Counts map[string]int
+}
+
+// open is how many of r's deployments have not ended.
+func (r *runRec) open() int {
+	n := 0
+	for st, k := range r.Counts {
+		if !protocol.Terminal(st) {
+			n += k
+		}
+	}
+	return n
+}
+
+// failures is how many of r's deployments failed or rolled back.
+func (r *runRec) failures() int {
+	return r.Counts[protocol.StateFailed] + r.Counts[protocol.StateRolledBack]
 }
 
 type cleanupRec struct {
@@ -175,6 +196,7 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 		runs: map[int64]*runRec{}, cleanups: map[string][]cleanupRec{}, waiters: map[string]*waiter{},
 		settings: map[string]string{}, releases: map[string]releaseRec{},
 		kick: make(chan struct{}, 1), closing: make(chan struct{}),
+		batchState: batchState{failed: make(chan struct{})},
 		events: newEventHub(), met: newMetrics(), resumed: newResumedListener(),
 	}
 	s.hooks = newHookRunner(s, opt.HookWorkers)
@@ -211,6 +233,8 @@ func (s *Server) Store() *Store { return s.st }
 // long poll has been released.
 func (s *Server) Run(ctx context.Context) error {
 	s.emit(context.Background(), event{ID: protocol.EvServerStarted, Msg: "server started", Fields: map[string]string{"version": s.opt.Version}})
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.hooks.run(ctx) }()
@@ -230,6 +254,12 @@ func (s *Server) Run(ctx context.Context) error {
 			wg.Wait()
 			s.parking.Wait()
 			return nil
+		case <-s.failed:
+			s.Shutdown()
+			stop()
+			wg.Wait()
+			s.parking.Wait()
+			return s.failErr
 		case <-t.C:
 			s.Schedule(ctx)
 		case <-s.kick:
@@ -338,6 +368,11 @@ func (s *Server) load(ctx context.Context) error {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	for _, r := range s.runs {
+		if r.Counts, _, err = s.runCounts(ctx, db, r.ID); err != nil {
+			return err
+		}
 	}
 	rows, err = db.QueryContext(ctx, `SELECT id, agent_id, keep FROM cleanups WHERE done = 0`)
 	if err != nil {
