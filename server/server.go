@@ -197,7 +197,7 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 		settings: map[string]string{}, releases: map[string]releaseRec{},
 		kick: make(chan struct{}, 1), closing: make(chan struct{}),
 		batchState: batchState{failed: make(chan struct{})},
-		events: newEventHub(), met: newMetrics(), resumed: newResumedListener(),
+		events:     newEventHub(), met: newMetrics(), resumed: newResumedListener(),
 	}
 	s.hooks = newHookRunner(s, opt.HookWorkers)
 	if err := s.load(ctx); err != nil {
