@@ -21,12 +21,22 @@ const (
 	EvDeploymentCancelled = 717
 	EvBelowFloor          = 718
 	EvAlreadyAtTarget     = 720
+	EvWaitingForWindow    = 721
+	EvDeploymentStuck     = 722
+	EvDeploymentRetried   = 723
 
 	EvRunStarted   = 800
 	EvRunPaused    = 801
 	EvRunResumed   = 802
 	EvRunEnded     = 803
 	EvRunCancelled = 804
+	EvRunHalted    = 805
+	EvWaveStarted  = 806
+	EvWaveDone     = 807
+	EvWaveApproval = 808
+	EvRunPromoted  = 809
+	EvRunScheduled = 810
+	EvRunRollback  = 811
 
 	EvAgentEnrolled     = 900
 	EvCloneRefused      = 901
@@ -46,6 +56,8 @@ const (
 	EvTokenCreated    = 1004
 	EvTokenRevoked    = 1005
 	EvEnrollTokenMade = 1006
+	EvQuarantined     = 1007
+	EvUnquarantined   = 1008
 
 	EvHookFailed = 1100
 	EvHookRan    = 1101
@@ -79,11 +91,21 @@ var EventCatalogue = []EventInfo{
 	{EvDeploymentCancelled, "deployment_cancelled", "The deployment was cancelled with its run."},
 	{EvBelowFloor, "below_floor", "The target is below the floor of the newest pack the agent ran; the deployment failed without being sent."},
 	{EvAlreadyAtTarget, "already_at_target", "The agent already runs the target version; its deployment ended without an upgrade."},
+	{EvWaitingForWindow, "waiting_for_window", "The deployment's host is free but outside its maintenance window; it starts when the window opens. Fields: window, opens."},
+	{EvDeploymentStuck, "deployment_stuck", "The deployment made no progress for the stuck time in its state; its slot in the run is freed and it counts as a failure until it moves on, is retried or cancelled. Fields: state, last_heard, after."},
+	{EvDeploymentRetried, "deployment_retried", "An operator retried a stuck or failed deployment: a new deployment of the same agent to the same target was queued in the run. Fields: retry_of, by."},
 	{EvRunStarted, "run_started", "An upgrade run was created. Fields: target, scope, max_concurrent, agents."},
 	{EvRunPaused, "run_paused", "The run was paused by an operator or because failures reached its threshold. Fields: reason."},
 	{EvRunResumed, "run_resumed", "An operator resumed the run."},
 	{EvRunEnded, "run_ended", "Every deployment of the run ended. Fields: status (ENDED_OK or ENDED_NOT_OK)."},
 	{EvRunCancelled, "run_cancelled", "An operator cancelled the run; deployments not yet started were cancelled."},
+	{EvRunHalted, "run_halted", "The run stopped starting deployments on its own: its failure rate passed the limit, or agents it upgraded do measurably worse than before (health). Resume or roll back. Fields: signal, reason, agents."},
+	{EvWaveStarted, "wave_started", "A wave of the run (the canaries are wave 0) may start its deployments. Fields: wave, agents."},
+	{EvWaveDone, "wave_done", "A wave reached its done share with all its started deployments ended. Fields: wave, succeeded, failed, not_done."},
+	{EvWaveApproval, "wave_waiting_for_approval", "The wave is done and the next waits for an operator (molt runs promote). Fields: wave."},
+	{EvRunPromoted, "run_promoted", "An operator promoted the run to its next wave. Fields: wave."},
+	{EvRunScheduled, "run_scheduled", "A run was created to start at a later time. Fields: start_at."},
+	{EvRunRollback, "run_rollback", "A run was created to bring back the agents another run moved, each to the version it came from. Fields: of, agents."},
 	{EvAgentEnrolled, "agent_enrolled", "An agent enrolled. Fields: version, platform."},
 	{EvCloneRefused, "clone_refused", "A check-in used an agent's identity from another machine (same id, another fingerprint); it was refused and the clone must re-enroll."},
 	{EvAgentRevoked, "agent_revoked", "An agent's credential was revoked."},
@@ -101,6 +123,8 @@ var EventCatalogue = []EventInfo{
 	{EvTokenCreated, "token_created", "An API token was created. Fields: role."},
 	{EvTokenRevoked, "token_revoked", "An API token was revoked."},
 	{EvEnrollTokenMade, "enrollment_token_created", "An enrollment token was created. Fields: uses, expires."},
+	{EvQuarantined, "release_quarantined", "A release was quarantined for a platform: by rollbacks on its agents (automatic) or by an operator. No run or upgrade on activation goes to it there without --force, and it is not recommended. Fields: version, platform, reason."},
+	{EvUnquarantined, "release_unquarantined", "An operator lifted a release's quarantine for a platform. Fields: version, platform."},
 	{EvHookFailed, "hook_failed", "A hook command failed, timed out or could not be queued. Fields: hook, reason."},
 	{EvHookRan, "hook_ran", "A hook command ended successfully. Fields: hook."},
 	{EvServerStarted, "server_started", "The control server started. Fields: version."},
