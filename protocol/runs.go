@@ -177,10 +177,3 @@ type Run struct {
 	Counts map[string]int `json:"counts"`
 	Total  int            `json:"total"`
 }
-
-// RunReport is GET /v1/runs/{id}/report: the run and every deployment with
-// its end (the CAU report).
-type RunReport struct {
-	Run         Run          `json:"run"`
-	Deployments []Deployment `json:"deployments"`
-}

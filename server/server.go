@@ -109,6 +109,8 @@ type agentRec struct {
 type depRec struct {
 	ID       int64
 	RunID    int64
+	Wave     int  // the run's wave it belongs to (0: the canaries, or the only wave)
+	Canary   bool // chosen as a canary of its run
 	AgentID  string
 	Platform string
 	Kind     string
