@@ -2,7 +2,8 @@
 # Measures the control server on this machine: check-in capacity (idle
 # agents in long polls, check-in latency without the wait, server CPU and
 # RSS) and a run over many simulated agents (time to complete, peak in
-# progress, server CPU per 1,000 deployments).
+# progress, server CPU per 1,000 deployments, changes per commit, the load
+# generator's own CPU).
 # Every agent is a goroutine speaking HTTPS to a real molt serve process on
 # loopback with the real agent's HTTP client (agent.NewHTTPClient, HTTP/1.1),
 # one client and one keep-alive connection each; the agents run in the
