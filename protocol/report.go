@@ -66,8 +66,8 @@ type WaveSummary struct {
 	Failures int            `json:"failures"`
 	// Started is when its first deployment was requested from its agent,
 	// Ended when its last one ended (zero while one has not).
-	Started time.Time `json:"started,omitempty"`
-	Ended   time.Time `json:"ended,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // Report stages, in the order of a deployment's life.
