@@ -118,6 +118,30 @@ type Release struct {
 	Platforms []string  `json:"platforms"`
 	Imported  time.Time `json:"imported"`
 	Size      int64     `json:"size"`
+	// Quarantined lists the platforms the release is quarantined for,
+	// sorted by platform (docs/server.md, "Quarantine").
+	Quarantined []Quarantine `json:"quarantined,omitempty"`
+}
+
+// Quarantine keeps a release from one platform: upgrade on activation
+// passes it over there and agents are not recommended it.
+type Quarantine struct {
+	Platform string    `json:"platform"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+	// Automatic is true when rollbacks quarantined it
+	// (releases.quarantine-after, or a canary's rollback), false when an
+	// operator did.
+	Automatic bool `json:"automatic,omitempty"`
+}
+
+// QuarantineRequest is the body of POST /v1/releases/{version}/quarantine
+// and /unquarantine. No platforms: every platform of the release (for
+// unquarantine: every platform it is quarantined for).
+type QuarantineRequest struct {
+	Platforms []string `json:"platforms,omitempty"`
+	// Reason is recorded with a quarantine (ignored by unquarantine).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Setting is one key and its value.

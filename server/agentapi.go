@@ -23,22 +23,15 @@ func persistKey(st protocol.Status) string {
 	return string(b)
 }
 
-// targetFor is the version the policy wants on platform ("" for none).
-// Call with s.mu held.
+// targetFor is the version the policy wants on platform ("" for none),
+// quarantined releases passed over (policyTarget). Call with s.mu held.
 func (s *Server) targetFor(platform string) string {
-	switch pol := s.settingLocked("version." + platform); pol {
-	case "none":
-		return ""
-	case "latest":
-		return s.latestFor(platform)
-	default:
-		if r, ok := s.releases[pol]; ok && r.Platforms[platform] {
-			return pol
-		}
-		return ""
-	}
+	t, _ := s.policyTarget(platform)
+	return t
 }
 
+// latestFor is the highest imported version with a pack for platform,
+// quarantined or not.
 func (s *Server) latestFor(platform string) string {
 	best := ""
 	for v, r := range s.releases {

@@ -98,6 +98,8 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/releases", authToken, protocol.RoleAdmin, protocol.MaxPackSize, s.handleReleaseImport},
 		{"GET /v1/releases/{version}", authToken, protocol.RoleViewer, 0, s.handleReleaseShow},
 		{"DELETE /v1/releases/{version}", authToken, protocol.RoleAdmin, 0, s.handleReleaseRemove},
+		{"POST /v1/releases/{version}/quarantine", authToken, protocol.RoleOperator, body, s.handleQuarantine},
+		{"POST /v1/releases/{version}/unquarantine", authToken, protocol.RoleOperator, body, s.handleUnquarantine},
 		{"GET /v1/settings", authToken, protocol.RoleViewer, 0, s.handleSettingsList},
 		{"GET /v1/settings/{key...}", authToken, protocol.RoleViewer, 0, s.handleSettingGet},
 		{"PUT /v1/settings/{key...}", authToken, protocol.RoleAdmin, body, s.handleSettingSet},

@@ -329,7 +329,10 @@ func (s *Server) rollBack(wr *writer, d *depRec, reason, logs, workload string) 
 	if err := wr.event(event{ID: protocol.EvRolledBack, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("upgrade to %s rolled back: %s", d.Target, reason), Fields: f}); err != nil {
 		return err
 	}
-	return wr.setState(d, protocol.StateRolledBack, reason)
+	if err := wr.setState(d, protocol.StateRolledBack, reason); err != nil {
+		return err
+	}
+	return s.noteRollback(wr, d)
 }
 
 func (s *Server) fail(wr *writer, d *depRec, reason string) error {

@@ -107,7 +107,7 @@ func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollRespon
 	if s.settingLocked("version."+st.Platform) == "none" {
 		return nil
 	}
-	target := s.targetFor(st.Platform)
+	target, passed := s.policyTarget(st.Platform)
 	if target == st.Version {
 		return nil
 	}
@@ -124,6 +124,9 @@ func (s *Server) activation(wr *writer, a *agentRec, resp *protocol.EnrollRespon
 		reason = fmt.Sprintf("upgrade on activation is off for %s agents (activation-upgrade.%s)", family, family)
 	case !activationOS[goos]:
 		reason = "platform not supported: upgrade on activation does not support " + st.Platform + "; upgrade it by hand"
+	case s.quarantineSkip(st, target, passed) != "":
+		reason = s.quarantineSkip(st, target, passed)
+		target = passed
 	case target == "":
 		reason = "no pack for its platform " + st.Platform
 	case !st.Supervised:

@@ -412,8 +412,12 @@ func (s *Server) listReleases(ctx context.Context) ([]protocol.Release, error) {
 		}
 		out = append(out, rel)
 	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	sort.Slice(out, func(i, j int) bool { return semver.Less(out[j].Version, out[i].Version) })
-	return out, rows.Err()
+	s.addQuarantines(out)
+	return out, nil
 }
 
 func (s *Server) handleReleaseList(w http.ResponseWriter, r *http.Request, _ caller) error {

@@ -72,6 +72,8 @@ type Server struct {
 	waiters  map[string]*waiter // agent id -> its long poll
 	settings map[string]string
 	releases map[string]releaseRec
+	// quarantines are the releases kept from a platform (quarantine.go).
+	quarantines map[quarantineKey]quarantineRec
 
 	kick    chan struct{}
 	closing chan struct{}
@@ -438,7 +440,10 @@ func (s *Server) load(ctx context.Context) error {
 		s.releases[r.Version] = r
 	}
 	rows.Close()
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return s.loadQuarantines(ctx)
 }
 
 // flushSeen writes last-seen times in one transaction. They are not worth

@@ -34,6 +34,7 @@ var settingDefaults = map[string]string{
 	"activation-upgrade.linux":        "false",
 	"activation-upgrade.windows":      "false",
 	"activation-upgrade.unix":         "false",
+	"releases.quarantine-after":       "2",
 }
 
 var platformKeyRe = regexp.MustCompile(`^version\.[a-z0-9]+/[a-z0-9]+$`)
@@ -69,6 +70,8 @@ func checkSetting(key, value string) error {
 		return checkInt(key, value, 1, protocol.MaxPollSeconds)
 	case "repair.max-concurrent":
 		return checkInt(key, value, 1, 10000)
+	case "releases.quarantine-after":
+		return checkInt(key, value, 0, 1000000)
 	case "agents.min-free-disk-mb":
 		return checkInt(key, value, 0, 1<<20)
 	case "agents.min-auto-upgrade-version":

@@ -160,6 +160,20 @@ var migrations = []string{
 	CREATE INDEX agents_fingerprint ON agents(fingerprint);
 	UPDATE agents SET host_refused = 1 WHERE revoked = 1 AND fingerprint != ''
 		AND NOT EXISTS (SELECT 1 FROM agents b WHERE b.fingerprint = agents.fingerprint AND b.revoked = 0);`,
+	// Quarantines of releases per platform (docs/server.md): lifted is when
+	// an operator lifted one (0 while in force); rollbacks count towards
+	// releases.quarantine-after again from then. The row outlives a
+	// release's removal, so a re-import of the same version stays
+	// quarantined.
+	`CREATE TABLE quarantines (
+		version TEXT NOT NULL,
+		platform TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		automatic INTEGER NOT NULL DEFAULT 0,
+		at INTEGER NOT NULL,
+		lifted INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (version, platform)
+	);`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies

@@ -23,7 +23,7 @@ against its trusted keys on import; agents verify it again against their
 own keys before they run it.`,
 	}
 	cf := addConnFlags(cmd)
-	cmd.AddCommand(newReleaseImportCmd(cf), newReleaseListCmd(cf), newReleaseRemoveCmd(cf))
+	cmd.AddCommand(newReleaseImportCmd(cf), newReleaseListCmd(cf), newReleaseRemoveCmd(cf), newReleaseQuarantineCmd(cf), newReleaseUnquarantineCmd(cf))
 	return cmd
 }
 
@@ -102,7 +102,10 @@ func printReleases(w io.Writer, rs []protocol.Release, now time.Time) error {
 	for _, r := range rs {
 		row(tw, r.Version, fmtTime(r.Released, now), dash(r.Floor), strings.Join(r.Platforms, ","), fmtBytes(r.Size), fmtTime(r.Imported, now))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printQuarantines(w, rs, now)
 }
 
 func newReleaseRemoveCmd(cf *connFlags) *cobra.Command {

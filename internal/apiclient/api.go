@@ -125,6 +125,19 @@ func (c *Client) RemoveRelease(ctx context.Context, version string) error {
 	return c.Do(ctx, Request{Method: http.MethodDelete, Path: "/v1/releases/" + esc(version), Role: protocol.RoleAdmin}, nil)
 }
 
+// QuarantineRelease keeps a release from platforms (none: all of the
+// release's); it answers the release with its quarantines.
+func (c *Client) QuarantineRelease(ctx context.Context, version string, req protocol.QuarantineRequest) (protocol.Release, error) {
+	return do[protocol.Release](ctx, c, Request{Method: http.MethodPost, Path: "/v1/releases/" + esc(version) + "/quarantine", Body: req, Role: protocol.RoleOperator})
+}
+
+// UnquarantineRelease lifts a release's quarantine on platforms (none:
+// every platform it is quarantined for).
+func (c *Client) UnquarantineRelease(ctx context.Context, version string, platforms []string) (protocol.Release, error) {
+	return do[protocol.Release](ctx, c, Request{Method: http.MethodPost, Path: "/v1/releases/" + esc(version) + "/unquarantine",
+		Body: protocol.QuarantineRequest{Platforms: platforms}, Role: protocol.RoleOperator})
+}
+
 // ----- settings -----
 
 // Settings lists every setting with its value.
