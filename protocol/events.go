@@ -76,7 +76,7 @@ type EventInfo struct {
 // from it.
 var EventCatalogue = []EventInfo{
 	{EvUpgradeRequested, "upgrade_requested", "An upgrade was handed to the agent: by a run, a repair or upgrade on activation. Fields: from, to, kind."},
-	{EvActivationUpgradeSkipped, "activation_upgrade_skipped", "The agent was eligible for upgrade on activation but was not upgraded. Fields: from, to, reason (not supervised; platform not supported; agent too old for automatic upgrade: manual upgrade required; pending reboot; not enough disk; no pack for its platform)."},
+	{EvActivationUpgradeSkipped, "activation_upgrade_skipped", "The agent was eligible for upgrade on activation but was not upgraded. Fields: from, to, reason (not supervised; platform not supported; agent too old for automatic upgrade: manual upgrade required; pending reboot; not enough disk; no pack for its platform; release V is quarantined for the platform (with the quarantine's reason), when no release that is not quarantined is newer than the agent's version: to is then the quarantined release)."},
 	{EvUpgraded, "upgraded", "The agent runs the target version and its trial was committed."},
 	{EvUpgradeFailed, "upgrade_failed", "The upgrade did not succeed. Fields: reason."},
 	{EvRolledBack, "rolled_back", "The new version was unhealthy and the supervisor went back to the previous one. Fields: reason, logs."},
@@ -123,8 +123,8 @@ var EventCatalogue = []EventInfo{
 	{EvTokenCreated, "token_created", "An API token was created. Fields: role."},
 	{EvTokenRevoked, "token_revoked", "An API token was revoked."},
 	{EvEnrollTokenMade, "enrollment_token_created", "An enrollment token was created. Fields: uses, expires."},
-	{EvQuarantined, "release_quarantined", "A release was quarantined for a platform: by rollbacks on its agents (automatic) or by an operator. No run or upgrade on activation goes to it there without --force, and it is not recommended. Fields: version, platform, reason."},
-	{EvUnquarantined, "release_unquarantined", "An operator lifted a release's quarantine for a platform. Fields: version, platform."},
+	{EvQuarantined, "release_quarantined", "A release was quarantined for a platform: by rollbacks on its agents (automatic: releases.quarantine-after of them, or one canary; the event names the deployment whose rollback decided it) or by an operator (molt release quarantine). Upgrade on activation passes it over there, agents are not recommended it, and no run goes to it there without --force. Fields: version, platform, reason, automatic."},
+	{EvUnquarantined, "release_unquarantined", "An operator lifted a release's quarantine for a platform (molt release unquarantine); rollbacks count towards releases.quarantine-after afresh from then. Fields: version, platform."},
 	{EvHookFailed, "hook_failed", "A hook command failed, timed out or could not be queued. Fields: hook, reason."},
 	{EvHookRan, "hook_ran", "A hook command ended successfully. Fields: hook."},
 	{EvServerStarted, "server_started", "The control server started. Fields: version."},

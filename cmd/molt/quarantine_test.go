@@ -129,11 +129,12 @@ func TestReleaseQuarantineCLI(t *testing.T) {
 	}
 }
 
-// TestReleaseQuarantineViewer: a viewer may not quarantine.
+// TestReleaseQuarantineViewer: a viewer may not quarantine (exit 6, as
+// every refused role).
 func TestReleaseQuarantineViewer(t *testing.T) {
 	conn := releaseServer(t, protocol.RoleViewer)
 	_, errOut, code := runPack(t, append([]string{"release", "quarantine", "1.5.0"}, conn...)...)
-	if code == 0 || !strings.Contains(errOut, "operator") {
+	if code != exitAuth || !strings.Contains(errOut, "operator") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
