@@ -8,21 +8,24 @@ import (
 const (
 	StatePending        = "pending"
 	StateWaitingForHost = "waiting_for_host"
-	StateRequested      = "requested"
-	StateDownloading    = "downloading"
-	StateStaged         = "staged"
-	StateRestarting     = "restarting"
-	StateWatching       = "watching"
-	StateSucceeded      = "succeeded"
-	StateFailed         = "failed"
-	StateRolledBack     = "rolled_back"
-	StateSkipped        = "skipped"
-	StateCancelled      = "cancelled"
+	// StateWaitingForWindow: the host is free, the run has room, but the
+	// deployment's maintenance window is closed.
+	StateWaitingForWindow = "waiting_for_window"
+	StateRequested        = "requested"
+	StateDownloading      = "downloading"
+	StateStaged           = "staged"
+	StateRestarting       = "restarting"
+	StateWatching         = "watching"
+	StateSucceeded        = "succeeded"
+	StateFailed           = "failed"
+	StateRolledBack       = "rolled_back"
+	StateSkipped          = "skipped"
+	StateCancelled        = "cancelled"
 )
 
 // DeploymentStates lists every state in order.
 var DeploymentStates = []string{
-	StatePending, StateWaitingForHost, StateRequested, StateDownloading, StateStaged,
+	StatePending, StateWaitingForHost, StateWaitingForWindow, StateRequested, StateDownloading, StateStaged,
 	StateRestarting, StateWatching, StateSucceeded, StateFailed, StateRolledBack,
 	StateSkipped, StateCancelled,
 }
@@ -35,6 +38,12 @@ func InProgress(s string) bool {
 		return true
 	}
 	return false
+}
+
+// Queued reports whether a deployment in state s waits to be handed to
+// its agent (pending, or waiting for its host or its window).
+func Queued(s string) bool {
+	return s == StatePending || s == StateWaitingForHost || s == StateWaitingForWindow
 }
 
 // Terminal reports whether s is an end state.
@@ -75,8 +84,12 @@ type Deployment struct {
 	From      string `json:"from,omitempty"`
 	Target    string `json:"target"`
 	Revert    bool   `json:"revert,omitempty"`
-	State     string `json:"state"`
-	Reason    string `json:"reason,omitempty"`
+	// Wave is the run's wave it belongs to (0 when the run has one);
+	// Canary, whether it was chosen as a canary (wave 0).
+	Wave   int    `json:"wave,omitempty"`
+	Canary bool   `json:"canary,omitempty"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
 	// Workload names the workload whose failure rolled the upgrade back
 	// (TrialResult.Workload), empty when molt-agent failed.
 	Workload string    `json:"workload,omitempty"`
@@ -139,6 +152,58 @@ type RunRequest struct {
 	// DryRun returns the plan (per platform: agents, target) and exclusions
 	// without creating anything.
 	DryRun bool `json:"dry_run,omitempty"`
+	RunControls
+}
+
+// RunControls are how a run rolls out, beyond max_concurrent and
+// failure_threshold; every one is optional (docs/rollouts.md).
+type RunControls struct {
+	// Canary upgrades this many agents first (wave 0), chosen to cover
+	// every platform, OS family and value of the CanaryCover label keys;
+	// the next wave waits for them to end and for CanarySoakSeconds.
+	Canary            int      `json:"canary,omitempty"`
+	CanaryCover       []string `json:"canary_cover,omitempty"`
+	CanarySoakSeconds int      `json:"canary_soak_seconds,omitempty"`
+	// Waves are cumulative shares of the selection ("5%", "25%", "100%");
+	// WaveLabel orders waves by label value instead ("ring=early", ...;
+	// agents with none of them form a last wave).
+	Waves     []string `json:"waves,omitempty"`
+	WaveLabel []string `json:"wave_label,omitempty"`
+	// A wave is done once none of its deployments is in progress and
+	// WaveDonePercent of them (default 90) succeeded; the next starts
+	// WaveWaitSeconds later, or when promoted if WaveApprove.
+	WaveWaitSeconds int  `json:"wave_wait_seconds,omitempty"`
+	WaveApprove     bool `json:"wave_approve,omitempty"`
+	WaveDonePercent int  `json:"wave_done_percent,omitempty"`
+	// MaxConcurrentPercent bounds deployments in progress as a share of
+	// the run's agents (at least 1), instead of MaxConcurrent.
+	MaxConcurrentPercent float64 `json:"max_concurrent_percent,omitempty"`
+	// MaxFailuresPercent halts the run when failed and rolled back
+	// deployments reach this share of those ended, once MinSample ended.
+	MaxFailuresPercent float64 `json:"max_failures_percent,omitempty"`
+	MinSample          int     `json:"min_sample,omitempty"`
+	// RatePerMinute bounds deployments started per minute; Ramp multiplies
+	// it every minute (2: doubling), up to the concurrency limit.
+	RatePerMinute int     `json:"rate_per_minute,omitempty"`
+	Ramp          float64 `json:"ramp,omitempty"`
+	// StartAt starts nothing before that time; SpreadSeconds spreads the
+	// deployments' earliest starts evenly over that long after it.
+	StartAt       time.Time `json:"start_at,omitempty"`
+	SpreadSeconds int       `json:"spread_seconds,omitempty"`
+	// Window is the maintenance window deployments start in (internal/window
+	// syntax, e.g. "Mon-Fri 01:00-05:00 Europe/Berlin").
+	Window string `json:"window,omitempty"`
+}
+
+// WaveStatus is one wave of a run as GET /v1/runs/{id} shows it.
+type WaveStatus struct {
+	Wave   int            `json:"wave"`
+	Name   string         `json:"name"` // "canary", "5%", "ring=early", "rest"
+	Agents int            `json:"agents"`
+	Counts map[string]int `json:"counts"`
+	// State is waiting, open, done or approval (done, waiting for
+	// molt runs promote).
+	State string `json:"state"`
 }
 
 // PlanLine is one platform of a run.
@@ -176,4 +241,9 @@ type Run struct {
 	// Counts maps a deployment state to how many deployments are in it.
 	Counts map[string]int `json:"counts"`
 	Total  int            `json:"total"`
+	RunControls
+	// Waves and the wave now open, with when the next may open (soak).
+	WaveList []WaveStatus `json:"waves_status,omitempty"`
+	Wave     int          `json:"wave"`
+	NextWave time.Time    `json:"next_wave_at,omitempty"`
 }

@@ -113,9 +113,15 @@ func (s *Server) upgradeStatus(a *agentRec) string {
 // newDeployment creates a pending deployment of a to target outside a run
 // (activation, repair) and wakes the scheduler.
 func (s *Server) newDeployment(wr *writer, a *agentRec, run int64, kind, target string) error {
+	return s.newRunDeployment(wr, a, run, kind, target, 0, false)
+}
+
+// newRunDeployment is newDeployment in wave w of its run, as a canary or
+// not.
+func (s *Server) newRunDeployment(wr *writer, a *agentRec, run int64, kind, target string, wave int, canary bool) error {
 	revert := semver.Less(target, a.St.Version)
-	res, err := wr.exec(`INSERT INTO deployments (run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		run, a.ID, a.St.Name, a.St.Platform, kind, a.St.Version, target, revert, protocol.StatePending, nanos(wr.now), nanos(wr.now))
+	res, err := wr.exec(`INSERT INTO deployments (run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, created, updated, wave, canary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		run, a.ID, a.St.Name, a.St.Platform, kind, a.St.Version, target, revert, protocol.StatePending, nanos(wr.now), nanos(wr.now), wave, canary)
 	if err != nil {
 		return err
 	}
@@ -123,7 +129,7 @@ func (s *Server) newDeployment(wr *writer, a *agentRec, run int64, kind, target 
 	if err != nil {
 		return err
 	}
-	d := &depRec{ID: id, RunID: run, AgentID: a.ID, Platform: a.St.Platform, Kind: kind, From: a.St.Version, Target: target, Revert: revert, State: protocol.StatePending, Updated: wr.now}
+	d := &depRec{ID: id, RunID: run, Wave: wave, Canary: canary, AgentID: a.ID, Platform: a.St.Platform, Kind: kind, From: a.St.Version, Target: target, Revert: revert, State: protocol.StatePending, Updated: wr.now}
 	if err := wr.step(id, "server: created", kind+" to "+target); err != nil {
 		return err
 	}
@@ -131,6 +137,11 @@ func (s *Server) newDeployment(wr *writer, a *agentRec, run int64, kind, target 
 		s.open[a.ID] = d
 		if r := s.runs[run]; r != nil {
 			r.Counts[d.State]++
+			r.countWave(d.Wave, "", d.State)
+			r.Total++
+			if r.FirstDep == 0 || d.ID < r.FirstDep {
+				r.FirstDep = d.ID
+			}
 		}
 		s.wake()
 	})

@@ -110,6 +110,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/runs/{id}/report", authToken, protocol.RoleViewer, 0, s.handleRunReport},
 		{"POST /v1/runs/{id}/pause", authToken, protocol.RoleOperator, 0, s.handleRunPause},
 		{"POST /v1/runs/{id}/resume", authToken, protocol.RoleOperator, 0, s.handleRunResume},
+		{"POST /v1/runs/{id}/promote", authToken, protocol.RoleOperator, 0, s.handleRunPromote},
 		{"POST /v1/runs/{id}/cancel", authToken, protocol.RoleOperator, 0, s.handleRunCancel},
 		{"GET /v1/deployments", authToken, protocol.RoleViewer, 0, s.handleDeploymentList},
 		{"GET /v1/deployments/{id}", authToken, protocol.RoleViewer, 0, s.handleDeploymentShow},

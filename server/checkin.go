@@ -183,7 +183,7 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) (
 // wakeIfStartable wakes the scheduler when a's deployment waits and a can
 // take it now. Call with s.mu held.
 func (s *Server) wakeIfStartable(a *agentRec, now time.Time) {
-	if d := s.open[a.ID]; d != nil && (d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost) {
+	if d := s.open[a.ID]; d != nil && protocol.Queued(d.State) {
 		if s.availability(a, d, now) == "" {
 			s.wake()
 		}

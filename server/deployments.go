@@ -10,12 +10,12 @@ import (
 	"github.com/moltfleet/molt/protocol"
 )
 
-const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, workload, done, total, created, started, ended, updated`
+const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, workload, done, total, created, started, ended, updated, wave, canary`
 
 func scanDeployment(sc interface{ Scan(...any) error }) (protocol.Deployment, error) {
 	var d protocol.Deployment
 	var id, run, created, started, ended, updated int64
-	err := sc.Scan(&id, &run, &d.AgentID, &d.AgentName, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &d.Workload, &d.Done, &d.Total, &created, &started, &ended, &updated)
+	err := sc.Scan(&id, &run, &d.AgentID, &d.AgentName, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &d.Workload, &d.Done, &d.Total, &created, &started, &ended, &updated, &d.Wave, &d.Canary)
 	d.ID, d.RunID = depID(id), runID(run)
 	d.Created, d.Started, d.Ended, d.Updated = fromNanos(created), fromNanos(started), fromNanos(ended), fromNanos(updated)
 	return d, err
@@ -140,7 +140,7 @@ func (s *Server) handleDeploymentSkip(w http.ResponseWriter, r *http.Request, c 
 			d = o
 		}
 	}
-	if d == nil || !(d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost) {
+	if d == nil || !protocol.Queued(d.State) {
 		s.mu.Unlock()
 		state := "ended"
 		if d != nil {

@@ -8,9 +8,12 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/moltfleet/molt/internal/semver"
+	"github.com/moltfleet/molt/internal/window"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/rollout"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -51,6 +54,12 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 	}
 	if req.FailureThreshold < 0 || req.FailureThreshold > 1000000 {
 		return protocol.Run{}, badRequest("failure_threshold %d is out of range", req.FailureThreshold)
+	}
+	if err := rollout.Check(req.RunControls, 0); err != nil {
+		return protocol.Run{}, badRequest("%v", err)
+	}
+	if now := s.clock.Now(); !req.StartAt.IsZero() && (req.StartAt.Before(now.Add(-time.Minute)) || req.StartAt.After(now.AddDate(1, 0, 0))) {
+		return protocol.Run{}, badRequest("start_at %s is in the past or more than a year ahead", req.StartAt.Format(time.RFC3339))
 	}
 	sel := req.Selection
 	n := 0
@@ -185,11 +194,24 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		lines = append(lines, *pl)
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i].Platform < lines[j].Platform })
+	ragents := make([]rollout.Agent, len(todo))
+	for i, p := range todo {
+		ragents[i] = rollout.Agent{ID: p.a.ID, Platform: p.a.St.Platform, OSFamily: p.a.St.OSFamily, Labels: p.a.St.Labels}
+	}
+	rplan := rollout.NewPlan(ragents, req.RunControls)
+	waves := make([]protocol.WaveStatus, len(rplan.Waves))
+	for i, w := range rplan.Waves {
+		waves[i] = protocol.WaveStatus{Wave: i, Name: w.Name, Agents: len(w.Members), Counts: map[string]int{protocol.StatePending: len(w.Members)}, State: "waiting"}
+	}
+	if len(waves) > 0 {
+		waves[0].State = "open"
+	}
 	run := protocol.Run{
 		Text: req.Text, Status: protocol.RunRunning, Target: req.Target, TargetFor: req.TargetFor, Scope: req.Scope,
 		MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Selection: sel,
 		CreatedBy: tokenName(c), Created: s.clock.Now(), Plan: lines, Excluded: excluded,
 		Counts: map[string]int{protocol.StatePending: len(todo)}, Total: len(todo),
+		RunControls: req.RunControls, WaveList: waves,
 	}
 	if req.DryRun {
 		return run, nil
@@ -202,8 +224,13 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		return protocol.Run{}, conflict("%s", msg)
 	}
 	err := s.change(ctx, func(w *writer) error {
-		res, err := w.exec(`INSERT INTO runs (text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, plan, excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			req.Text, protocol.RunRunning, req.Target, mustJSON(orEmpty(req.TargetFor)), req.Scope, req.MaxConcurrent, req.FailureThreshold, mustJSON(sel), run.CreatedBy, nanos(w.now), mustJSON(lines), mustJSON(excluded))
+		stored := make([]protocol.WaveStatus, len(waves))
+		for i, wv := range waves {
+			stored[i] = protocol.WaveStatus{Wave: i, Name: wv.Name, Agents: wv.Agents}
+		}
+		res, err := w.exec(`INSERT INTO runs (text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, plan, excluded, controls, waves) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			req.Text, protocol.RunRunning, req.Target, mustJSON(orEmpty(req.TargetFor)), req.Scope, req.MaxConcurrent, req.FailureThreshold, mustJSON(sel), run.CreatedBy, nanos(w.now), mustJSON(lines), mustJSON(excluded),
+			mustJSON(req.RunControls), mustJSON(stored))
 		if err != nil {
 			return err
 		}
@@ -212,21 +239,68 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			return err
 		}
 		run.ID, run.Created = runID(id), w.now
-		rr := &runRec{ID: id, Text: req.Text, Status: protocol.RunRunning, MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Counts: map[string]int{}}
+		rr := &runRec{ID: id, Text: req.Text, Status: protocol.RunRunning, MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Counts: map[string]int{},
+			runRollout: runRollout{Created: w.now, Controls: req.RunControls}}
+		if req.Window != "" {
+			rr.window, _ = window.Parse(req.Window) // checked above
+		}
+		for _, wv := range waves {
+			rr.Waves = append(rr.Waves, waveRec{Name: wv.Name, Size: wv.Agents, Counts: map[string]int{}})
+		}
 		w.then(func() { s.runs[id] = rr })
-		for _, p := range todo {
-			if err := s.newDeployment(w, p.a, id, protocol.KindUpgrade, p.target); err != nil {
+		// In the plan's order: a deployment's place in the run (its id
+		// less the first's) is its slot in the spread.
+		for i, p := range todo {
+			if err := s.newRunDeployment(w, p.a, id, protocol.KindUpgrade, p.target, rplan.Wave[i], rplan.Canary[i]); err != nil {
 				return err
 			}
 		}
-		return w.event(event{ID: protocol.EvRunStarted, Run: id,
-			Msg:    fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %d, %d excluded", run.ID, len(todo), req.Target, req.Scope, req.MaxConcurrent, len(excluded)),
+		err = w.event(event{ID: protocol.EvRunStarted, Run: id,
+			Msg:    fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %s, %d excluded%s", run.ID, len(todo), req.Target, req.Scope, limitText(req), len(excluded), wavesText(waves)),
 			Fields: map[string]string{"target": req.Target, "scope": req.Scope, "max_concurrent": strconv.Itoa(req.MaxConcurrent), "agents": strconv.Itoa(len(todo))}})
+		if err != nil {
+			return err
+		}
+		if !req.StartAt.IsZero() && req.StartAt.After(w.now) {
+			if err := w.event(event{ID: protocol.EvRunScheduled, Run: id, Msg: fmt.Sprintf("run %s starts at %s", run.ID, req.StartAt.UTC().Format(time.RFC3339)),
+				Fields: map[string]string{"start_at": req.StartAt.UTC().Format(time.RFC3339)}}); err != nil {
+				return err
+			}
+		}
+		if len(waves) > 1 {
+			return w.event(event{ID: protocol.EvWaveStarted, Run: id, Msg: fmt.Sprintf("run %s: wave 0 (%s) started: %d agents", run.ID, waves[0].Name, waves[0].Agents),
+				Fields: map[string]string{"wave": "0", "agents": strconv.Itoa(waves[0].Agents)}})
+		}
+		return nil
 	})
 	if err != nil {
 		return protocol.Run{}, err
 	}
 	return run, nil
+}
+
+// limitText says a run's concurrency limit as given.
+func limitText(req protocol.RunRequest) string {
+	if req.MaxConcurrentPercent > 0 {
+		return strconv.FormatFloat(req.MaxConcurrentPercent, 'g', -1, 64) + "%"
+	}
+	return strconv.Itoa(req.MaxConcurrent)
+}
+
+// wavesText lists a run's waves for its start event ("" for one wave).
+func wavesText(waves []protocol.WaveStatus) string {
+	if len(waves) < 2 {
+		return ""
+	}
+	t := ", waves"
+	for i, w := range waves {
+		sep := ", "
+		if i == 0 {
+			sep = " "
+		}
+		t += sep + w.Name + " (" + strconv.Itoa(w.Agents) + ")"
+	}
+	return t
 }
 
 // checkPackFor refuses version ("latest" or a release) for platform
@@ -281,26 +355,46 @@ func labelsMatch(have, want map[string]string) bool {
 	return true
 }
 
-const runColumns = `id, text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, ended, reason, plan, excluded`
+const runColumns = `id, text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, ended, reason, plan, excluded, controls, waves, wave, wave_done_at, wave_approval`
 
 func scanRun(sc interface{ Scan(...any) error }) (protocol.Run, error) {
 	var r protocol.Run
-	var id, created, ended int64
-	var tf, sel, plan, exc string
-	if err := sc.Scan(&id, &r.Text, &r.Status, &r.Target, &tf, &r.Scope, &r.MaxConcurrent, &r.FailureThreshold, &sel, &r.CreatedBy, &created, &ended, &r.Reason, &plan, &exc); err != nil {
+	var id, created, ended, doneAt int64
+	var approval bool
+	var tf, sel, plan, exc, controls, waves string
+	if err := sc.Scan(&id, &r.Text, &r.Status, &r.Target, &tf, &r.Scope, &r.MaxConcurrent, &r.FailureThreshold, &sel, &r.CreatedBy, &created, &ended, &r.Reason, &plan, &exc,
+		&controls, &waves, &r.Wave, &doneAt, &approval); err != nil {
 		return r, err
 	}
 	r.ID, r.Created, r.Ended = runID(id), fromNanos(created), fromNanos(ended)
 	for _, x := range []struct {
 		s string
 		v any
-	}{{tf, &r.TargetFor}, {sel, &r.Selection}, {plan, &r.Plan}, {exc, &r.Excluded}} {
+	}{{tf, &r.TargetFor}, {sel, &r.Selection}, {plan, &r.Plan}, {exc, &r.Excluded}, {controls, &r.RunControls}, {waves, &r.WaveList}} {
 		if err := jsonUnmarshal(x.s, x.v); err != nil {
 			return r, err
 		}
 	}
 	if len(r.TargetFor) == 0 {
 		r.TargetFor = nil
+	}
+	for i := range r.WaveList {
+		w := &r.WaveList[i]
+		switch {
+		case i < r.Wave:
+			w.State = "done"
+		case i > r.Wave:
+			w.State = "waiting"
+		case approval:
+			w.State = "approval"
+		case doneAt != 0:
+			w.State = "done"
+		default:
+			w.State = "open"
+		}
+	}
+	if doneAt != 0 && !approval && r.Wave < len(r.WaveList)-1 {
+		r.NextWave = fromNanos(doneAt).Add(rollout.WaveWait(r.RunControls, r.Wave))
 	}
 	return r, nil
 }
@@ -320,7 +414,28 @@ func (s *Server) loadRun(ctx context.Context, q querier, id int64) (protocol.Run
 		return r, err
 	}
 	r.Counts, r.Total, err = s.runCounts(ctx, q, id)
-	return r, err
+	if err != nil || len(r.WaveList) < 2 {
+		return r, err
+	}
+	rows, err = q.QueryContext(ctx, `SELECT wave, state, COUNT(*) FROM deployments WHERE run_id = ? GROUP BY wave, state`, id)
+	if err != nil {
+		return r, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w, n int
+		var st string
+		if err := rows.Scan(&w, &st, &n); err != nil {
+			return r, err
+		}
+		if w >= 0 && w < len(r.WaveList) {
+			if r.WaveList[w].Counts == nil {
+				r.WaveList[w].Counts = map[string]int{}
+			}
+			r.WaveList[w].Counts[st] = n
+		}
+	}
+	return r, rows.Err()
 }
 
 func runParam(r *http.Request) (int64, error) {
@@ -427,7 +542,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 		}
 		if to == protocol.RunCancelled {
 			for _, d := range s.open {
-				if d.RunID == id && (d.State == protocol.StatePending || d.State == protocol.StateWaitingForHost || d.State == protocol.StateRequested) {
+				if d.RunID == id && (protocol.Queued(d.State) || d.State == protocol.StateRequested) {
 					if err := wr.event(event{ID: protocol.EvDeploymentCancelled, Agent: d.AgentID, Run: id, Dep: d.ID, Msg: "deployment " + depID(d.ID) + " cancelled with its run"}); err != nil {
 						return err
 					}

@@ -14,6 +14,7 @@ import (
 	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/rollout"
 )
 
 // writer is one state change: a database transaction plus what to mirror
@@ -90,6 +91,10 @@ func (w *writer) setState(d *depRec, state, reason string) error {
 		if r := s.runs[d.RunID]; r != nil && d.RunID != 0 {
 			r.Counts[d.State]--
 			r.Counts[state]++
+			r.countWave(d.Wave, d.State, state)
+			if state == protocol.StateRequested {
+				r.started(now)
+			}
 		}
 		d.State, d.Reason, d.Updated = state, reason, now
 		if state == protocol.StateRequested {
@@ -215,10 +220,15 @@ func (s *Server) schedule(ctx context.Context) error {
 		sort.Slice(deps, func(i, j int) bool { return deps[i].ID < deps[j].ID })
 		limit := s.intSetting("repair.max-concurrent")
 		running := true
+		allowed := rollout.Unlimited
+		var r *runRec
 		if rid != 0 {
-			r := s.runs[rid]
+			r = s.runs[rid]
 			if r == nil {
 				continue // a run removed under us; its deployments are left as they are
+			}
+			if err := s.rolloutPass(ctx, r, now); err != nil {
+				return err
 			}
 			if err := s.checkRun(ctx, r); err != nil {
 				return err
@@ -230,7 +240,8 @@ func (s *Server) schedule(ctx context.Context) error {
 				continue
 			}
 			running = r.Status == protocol.RunRunning
-			limit = r.MaxConcurrent
+			limit = rollout.MaxConcurrent(r.Controls, r.MaxConcurrent, r.Total)
+			allowed = r.startsAllowed(now)
 		}
 		inprog := 0
 		for _, d := range deps {
@@ -248,19 +259,47 @@ func (s *Server) schedule(ctx context.Context) error {
 		var decided []func(w *writer) error
 		starts := 0
 		for _, d := range deps {
-			if d.State != protocol.StatePending && d.State != protocol.StateWaitingForHost {
+			if !protocol.Queued(d.State) {
 				continue
+			}
+			if r != nil && d.Wave > r.Wave {
+				continue // its wave is not open: it stays as it is
 			}
 			a := s.agents[d.AgentID]
 			reason := s.availability(a, d, now)
 			if reason == "" && a.St.Cluster != "" && busyClusters[a.St.Cluster] {
 				reason = "another agent of cluster " + a.St.Cluster + " is upgrading"
 			}
-			if reason == "" && (!running || inprog >= limit) {
+			if reason == "" && r != nil {
+				switch st, why := r.gate(d, now); st {
+				case protocol.StatePending:
+					// Not its time yet (the spread); a window that
+					// closed on it no longer holds.
+					if d.State != protocol.StatePending {
+						decided = append(decided, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
+					}
+					continue
+				case protocol.StateWaitingForWindow:
+					if d.State == st && d.Reason == why {
+						continue
+					}
+					decided = append(decided, func(w *writer) error {
+						if d.State != protocol.StateWaitingForWindow {
+							if err := w.event(event{ID: protocol.EvWaitingForWindow, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "waiting for window: " + why,
+								Fields: map[string]string{"window": r.window.String(), "opens": r.window.NextOpen(now).UTC().Format(time.RFC3339)}}); err != nil {
+								return err
+							}
+						}
+						return w.setState(d, protocol.StateWaitingForWindow, why)
+					})
+					continue
+				}
+			}
+			if reason == "" && (!running || inprog >= limit || allowed <= 0) {
 				// The host is free but the run is paused or full: a
 				// reason given earlier no longer holds, the deployment is
 				// back in the queue.
-				if d.State == protocol.StateWaitingForHost {
+				if d.State != protocol.StatePending {
 					decided = append(decided, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
 				}
 				continue
@@ -284,6 +323,7 @@ func (s *Server) schedule(ctx context.Context) error {
 			if counts {
 				starts++
 				inprog++
+				allowed--
 				if a.St.Cluster != "" {
 					busyClusters[a.St.Cluster] = true
 				}

@@ -135,6 +135,7 @@ type runRec struct {
 	// Counts are the run's deployments by state, kept by newDeployment
 	// and setState: the scheduler reads them at every pass.
 	Counts map[string]int
+	runRollout
 }
 
 // open is how many of r's deployments have not ended.
@@ -339,14 +340,14 @@ func (s *Server) load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = db.QueryContext(ctx, `SELECT id, run_id, agent_id, platform, kind, from_version, target, revert, state, reason, updated, started FROM deployments WHERE state NOT IN ('succeeded','failed','rolled_back','skipped','cancelled')`)
+	rows, err = db.QueryContext(ctx, `SELECT id, run_id, agent_id, platform, kind, from_version, target, revert, state, reason, updated, started, wave, canary FROM deployments WHERE state NOT IN ('succeeded','failed','rolled_back','skipped','cancelled')`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		d := &depRec{}
 		var upd, started int64
-		if err := rows.Scan(&d.ID, &d.RunID, &d.AgentID, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &upd, &started); err != nil {
+		if err := rows.Scan(&d.ID, &d.RunID, &d.AgentID, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &upd, &started, &d.Wave, &d.Canary); err != nil {
 			rows.Close()
 			return err
 		}
@@ -357,17 +358,23 @@ func (s *Server) load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = db.QueryContext(ctx, `SELECT id, text, status, max_concurrent, failure_threshold, ack_failures FROM runs WHERE ended = 0`)
+	rows, err = db.QueryContext(ctx, `SELECT id, text, status, max_concurrent, failure_threshold, ack_failures, controls, waves, wave, wave_done_at, wave_approval, created FROM runs WHERE ended = 0`)
 	if err != nil {
 		return err
 	}
+	type rollout struct {
+		controls, waves string
+		created, done   int64
+	}
+	ro := map[int64]rollout{}
 	for rows.Next() {
 		r := &runRec{}
-		if err := rows.Scan(&r.ID, &r.Text, &r.Status, &r.MaxConcurrent, &r.FailureThreshold, &r.AckFailures); err != nil {
+		var x rollout
+		if err := rows.Scan(&r.ID, &r.Text, &r.Status, &r.MaxConcurrent, &r.FailureThreshold, &r.AckFailures, &x.controls, &x.waves, &r.Wave, &x.done, &r.WaveApproval, &x.created); err != nil {
 			rows.Close()
 			return err
 		}
-		s.runs[r.ID] = r
+		s.runs[r.ID], ro[r.ID] = r, x
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -375,6 +382,10 @@ func (s *Server) load(ctx context.Context) error {
 	}
 	for _, r := range s.runs {
 		if r.Counts, _, err = s.runCounts(ctx, db, r.ID); err != nil {
+			return err
+		}
+		x := ro[r.ID]
+		if err := s.loadRollout(ctx, db, r, x.controls, x.waves, x.created, x.done); err != nil {
 			return err
 		}
 	}

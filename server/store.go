@@ -174,6 +174,17 @@ var migrations = []string{
 		lifted INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (version, platform)
 	);`,
+	// Rollout control: a run's controls (protocol.RunControls as JSON),
+	// its waves (names and sizes), the wave open now, when the open wave
+	// was seen done, and whether it waits for promotion; each deployment's
+	// wave and whether it is a canary.
+	`ALTER TABLE runs ADD COLUMN controls TEXT NOT NULL DEFAULT '{}';
+	ALTER TABLE runs ADD COLUMN waves TEXT NOT NULL DEFAULT '[]';
+	ALTER TABLE runs ADD COLUMN wave INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE runs ADD COLUMN wave_done_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE runs ADD COLUMN wave_approval INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE deployments ADD COLUMN wave INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE deployments ADD COLUMN canary INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies
