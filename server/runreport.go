@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -32,11 +33,11 @@ func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ calle
 	if err != nil {
 		return err
 	}
-	deps, err := runDeployments(r, tx, id)
+	deps, err := runDeployments(r.Context(), tx, id)
 	if err != nil {
 		return fmt.Errorf("run report %s: deployments: %w", runID(id), err)
 	}
-	times, err := runStepTimes(r, tx, id)
+	times, err := runStepTimes(r.Context(), tx, id)
 	if err != nil {
 		return fmt.Errorf("run report %s: steps: %w", runID(id), err)
 	}
@@ -44,8 +45,8 @@ func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ calle
 	return nil
 }
 
-func runDeployments(r *http.Request, tx *sql.Tx, run int64) ([]protocol.Deployment, error) {
-	rows, err := tx.QueryContext(r.Context(), `SELECT `+depColumns+` FROM deployments WHERE run_id = ? ORDER BY id`, run)
+func runDeployments(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.Deployment, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+depColumns+` FROM deployments WHERE run_id = ? ORDER BY id`, run)
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +83,14 @@ var reportSteps = func() map[string]func(*stepTimes) *time.Time {
 
 // runStepTimes streams the server steps of run's deployments and keeps,
 // per deployment, the first time of each.
-func runStepTimes(r *http.Request, tx *sql.Tx, run int64) (map[string]stepTimes, error) {
+func runStepTimes(ctx context.Context, tx *sql.Tx, run int64) (map[string]stepTimes, error) {
 	names := make([]string, 0, len(reportSteps))
 	args := []any{run}
 	for name := range reportSteps {
 		names = append(names, "?")
 		args = append(args, name)
 	}
-	rows, err := tx.QueryContext(r.Context(), `SELECT s.deployment_id, s.name, s.at FROM deployments d JOIN steps s ON s.deployment_id = d.id
+	rows, err := tx.QueryContext(ctx, `SELECT s.deployment_id, s.name, s.at FROM deployments d JOIN steps s ON s.deployment_id = d.id
 		WHERE d.run_id = ? AND s.name IN (`+strings.Join(names, ", ")+`)`, args...)
 	if err != nil {
 		return nil, err
@@ -133,11 +134,6 @@ const (
 	reportExamples = 5
 	reportSlowest  = 5
 )
-
-// waveOf is the wave d belongs to. Deployments do not carry their wave in
-// the API yet (depRec does): until protocol.Deployment has it, a run is
-// one wave, 0.
-func waveOf(protocol.Deployment) int { return 0 }
 
 // failureState reports whether a deployment in state st counts as a
 // failure of its run (as the failure threshold counts them).
@@ -212,9 +208,9 @@ func summarizeRun(deps []protocol.Deployment, times map[string]stepTimes) protoc
 			v.Succeeded++
 		}
 
-		w := waves[waveOf(d)]
+		w := waves[d.Wave]
 		if w == nil {
-			w = &protocol.WaveSummary{Wave: waveOf(d), States: map[string]int{}}
+			w = &protocol.WaveSummary{Wave: d.Wave, States: map[string]int{}}
 			waves[w.Wave] = w
 		}
 		w.Total++

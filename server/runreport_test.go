@@ -202,6 +202,31 @@ func TestRunReportCounts(t *testing.T) {
 	}
 }
 
+// TestRunReportWaves: one line per wave value, in order, with its counts,
+// its first start and its last end, no end while one of it is open.
+func TestRunReportWaves(t *testing.T) {
+	mk := func(i, wave int, state string, started, ended float64) protocol.Deployment {
+		d := dep(i, state, "")
+		d.Wave, d.Started, d.Ended = wave, at(started), at(ended)
+		return d
+	}
+	deps := []protocol.Deployment{
+		mk(1, 0, protocol.StateSucceeded, 0, 60), mk(2, 0, protocol.StateRolledBack, 5, 30),
+		mk(3, 2, protocol.StateWatching, 300, -1), mk(4, 2, protocol.StateSucceeded, 290, 400),
+		mk(5, 1, protocol.StateSucceeded, 100, 200), mk(6, 1, protocol.StateFailed, 90, 250), mk(7, 1, protocol.StatePending, -1, -1),
+	}
+	// wave 1 has a pending deployment: not ended; its start is the earliest requested.
+	times := map[string]stepTimes{"d-5": {requested: at(80)}}
+	want := []protocol.WaveSummary{
+		{Wave: 0, Total: 2, States: map[string]int{"succeeded": 1, "rolled_back": 1}, Failures: 1, Started: at(0), Ended: at(60)},
+		{Wave: 1, Total: 3, States: map[string]int{"succeeded": 1, "failed": 1, "pending": 1}, Failures: 1, Started: at(80)},
+		{Wave: 2, Total: 2, States: map[string]int{"succeeded": 1, "watching": 1}, Started: at(290)},
+	}
+	if d := cmp.Diff(want, summarizeRun(deps, times).Waves); d != "" {
+		t.Errorf("waves (-want +got):\n%s", d)
+	}
+}
+
 // TestRunReportNormalizeReason: reasons that differ only in numbers,
 // durations, ids, hashes and times are one group; words with digits in
 // them stay.
