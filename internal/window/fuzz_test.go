@@ -60,3 +60,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStart checks that ParseStart never panics and that what it
+// accepts lies between a minute ago and a year ahead.
+func FuzzParseStart(f *testing.F) {
+	for _, s := range []string{
+		"2026-12-04T01:00:00+01:00",
+		"2026-12-04 01:00 Europe/Berlin",
+		"2027-03-28 02:30 Europe/Berlin",
+		"01:00 America/New_York",
+		"+2h30m",
+		"in 1d12h",
+		"+366d",
+		"in -2h",
+		"",
+	} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 12, 3, 6, 31, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseStart(s, now)
+		if err != nil {
+			return
+		}
+		if got.Before(now.Add(-startGrace)) || got.After(now.AddDate(1, 0, 0)) {
+			t.Fatalf("ParseStart(%q) = %s, outside a minute ago .. a year ahead", s, got)
+		}
+	})
+}
