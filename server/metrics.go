@@ -133,6 +133,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 			}
 		}
 	}
+	quarantined := s.quarantineMetric()
 	s.mu.Unlock()
 	deps, err := s.countBy(r.Context(), `SELECT state, COUNT(*) FROM deployments GROUP BY state`)
 	if err != nil {
@@ -170,6 +171,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	for _, st := range []string{protocol.RunRunning, protocol.RunPaused, protocol.RunEndedOK, protocol.RunEndedNotOK, protocol.RunCancelled} {
 		fmt.Fprintf(&b, "molt_runs{status=\"%s\"} %d\n", st, runs[st])
 	}
+	b.WriteString(quarantined)
 	b.WriteString("# HELP molt_db_commits_total Write transactions committed (each one fsync).\n# TYPE molt_db_commits_total counter\n")
 	fmt.Fprintf(&b, "molt_db_commits_total %d\n", s.st.commits.Load())
 	b.WriteString("# HELP molt_db_changes_total State changes committed; several share a commit when they arrive together.\n# TYPE molt_db_changes_total counter\n")

@@ -170,6 +170,20 @@ func (s *Server) loadQuarantines(ctx context.Context) error {
 	return rows.Err()
 }
 
+// quarantineMetric is the molt_release_quarantined series of /metrics,
+// one per quarantine in force (an alert on it tells of an automatic one).
+// Call with s.mu held.
+func (s *Server) quarantineMetric() string {
+	var lines []string
+	for k, q := range s.quarantines {
+		if _, imported := s.releases[k.version]; imported {
+			lines = append(lines, fmt.Sprintf("molt_release_quarantined{version=\"%s\",platform=\"%s\",automatic=\"%t\"} 1\n", promLabel(k.version), promLabel(k.platform), q.Automatic))
+		}
+	}
+	sort.Strings(lines)
+	return "# HELP molt_release_quarantined Releases quarantined for a platform (1 while in force), and whether rollbacks quarantined it.\n# TYPE molt_release_quarantined gauge\n" + strings.Join(lines, "")
+}
+
 // quarantinesOf lists version's quarantines in force, by platform. Call
 // with s.mu held.
 func (s *Server) quarantinesOf(version string, platforms []string) []protocol.Quarantine {

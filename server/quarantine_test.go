@@ -193,12 +193,16 @@ func TestQuarantineUpgradeStatus(t *testing.T) {
 	if st, target := status(); st != protocol.UpgradeUpToDate || target != "" {
 		t.Errorf("quarantined: %s to %q, want up_to_date", st, target)
 	}
-	if m := e.metricsText(); strings.Contains(m, `upgrade_status="upgrade_recommended"`) || !strings.Contains(m, `upgrade_status="up_to_date"`) {
-		t.Errorf("/metrics recommends a quarantined release:\n%s", m)
+	if m := e.metricsText(); strings.Contains(m, `upgrade_status="upgrade_recommended"`) || !strings.Contains(m, `upgrade_status="up_to_date"`) ||
+		!strings.Contains(m, "molt_release_quarantined{version=\"2.0.0\",platform=\"linux/amd64\",automatic=\"false\"} 1\n") {
+		t.Errorf("/metrics recommends a quarantined release or does not show its quarantine:\n%s", m)
 	}
 	e.must("POST", "/v1/releases/2.0.0/unquarantine", protocol.RoleOperator, protocol.QuarantineRequest{}, nil)
 	if st, target := status(); st != protocol.UpgradeRecommended || target != "2.0.0" {
 		t.Errorf("unquarantined: %s to %s", st, target)
+	}
+	if m := e.metricsText(); strings.Contains(m, "molt_release_quarantined{") {
+		t.Errorf("/metrics shows a lifted quarantine:\n%s", m)
 	}
 }
 
