@@ -76,7 +76,7 @@ type EventInfo struct {
 // from it.
 var EventCatalogue = []EventInfo{
 	{EvUpgradeRequested, "upgrade_requested", "An upgrade was handed to the agent: by a run, a repair or upgrade on activation. Fields: from, to, kind."},
-	{EvActivationUpgradeSkipped, "activation_upgrade_skipped", "The agent was eligible for upgrade on activation but was not upgraded. Fields: from, to, reason (not supervised; platform not supported; agent too old for automatic upgrade: manual upgrade required; pending reboot; not enough disk; no pack for its platform; release V is quarantined for the platform (with the quarantine's reason), when no release that is not quarantined is newer than the agent's version: to is then the quarantined release)."},
+	{EvActivationUpgradeSkipped, "activation_upgrade_skipped", "The agent was eligible for upgrade on activation but was not upgraded. Fields: from, to, reason (not supervised; platform not supported; agent too old for automatic upgrade: manual upgrade required; pending reboot; not enough disk; no pack for its platform; release V is quarantined for the platform: the quarantine's reason, when no release that is not quarantined is newer than the agent's version: to is then the quarantined release)."},
 	{EvUpgraded, "upgraded", "The agent runs the target version and its trial was committed."},
 	{EvUpgradeFailed, "upgrade_failed", "The upgrade did not succeed. Fields: reason."},
 	{EvRolledBack, "rolled_back", "The new version was unhealthy and the supervisor went back to the previous one. Fields: reason, logs."},

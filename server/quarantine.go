@@ -86,7 +86,7 @@ func (s *Server) quarantineSkip(st protocol.Status, target, passed string) strin
 		return ""
 	}
 	why, _ := s.quarantined(passed, st.Platform)
-	return fmt.Sprintf("release %s is quarantined for %s (%s)", passed, st.Platform, why)
+	return fmt.Sprintf("release %s is quarantined for %s: %s", passed, st.Platform, why)
 }
 
 // noteRollback quarantines d's target for d's platform when its rollback
