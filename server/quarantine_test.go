@@ -295,3 +295,36 @@ func TestQuarantineByHand(t *testing.T) {
 		t.Fatal("two rollbacks since the lift did not quarantine")
 	}
 }
+
+// TestQuarantineRunCanary: the rollback of a run's canary quarantines its
+// target for the canary's platform, while two other agents wait for the
+// next wave.
+func TestQuarantineRunCanary(t *testing.T) {
+	e := newEnv(t)
+	e.importPack("2.0.0", "", "linux/amd64")
+	agents := map[string]*simAgent{}
+	for _, n := range []string{"a", "b", "c"} {
+		agents[n] = e.newAgent(n, "1.0.0")
+	}
+	e.createRun(protocol.RunRequest{Selection: protocol.Selection{All: true}, Target: "2.0.0", MaxConcurrent: 10, RunControls: protocol.RunControls{Canary: 1}})
+	e.schedule()
+	var canary *simAgent
+	var o *protocol.Order
+	for _, a := range agents {
+		if got := upgradeOrder(a.checkin()); got != nil {
+			if canary != nil {
+				t.Fatal("more than one agent started with one canary")
+			}
+			canary, o = a, got
+		}
+	}
+	if canary == nil {
+		t.Fatal("no canary started")
+	}
+	canary.st.LastResult = &protocol.TrialResult{Outcome: protocol.TrialRolledBack, Version: "2.0.0", Previous: "1.0.0", OrderID: o.ID, Reason: "crashed", At: e.clock.Now()}
+	canary.checkin()
+	reason, ok := e.quarantined("2.0.0", "linux/amd64")
+	if !ok || !strings.Contains(reason, "rolled back on a canary of run r-") {
+		t.Fatalf("after the canary's rollback: quarantined %v %q", ok, reason)
+	}
+}
