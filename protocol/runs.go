@@ -152,6 +152,9 @@ type RunRequest struct {
 	// DryRun returns the plan (per platform: agents, target) and exclusions
 	// without creating anything.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Force includes agents whose target is quarantined for their
+	// platform (they are left out otherwise).
+	Force bool `json:"force,omitempty"`
 	RunControls
 }
 

@@ -331,3 +331,22 @@ func TestRolloutTime(t *testing.T) {
 		}
 	})
 }
+
+// TestRunLeavesOutQuarantined: a run leaves out the agents whose target
+// is quarantined for their platform, unless forced.
+func TestRunLeavesOutQuarantined(t *testing.T) {
+	e := newEnv(t)
+	e.importPack("2.0.0", "", "linux/amd64", "windows/amd64")
+	e.newAgent("lin", "1.0.0")
+	e.newAgent("win", "1.0.0", func(r *protocol.EnrollRequest) { r.Platform, r.OSFamily = "windows/amd64", "windows" })
+	e.must("POST", "/v1/releases/2.0.0/quarantine", protocol.RoleOperator, protocol.QuarantineRequest{Platforms: []string{"windows/amd64"}, Reason: "crashes on start"}, nil)
+	var plan protocol.Run
+	e.must("POST", "/v1/runs", protocol.RoleOperator, protocol.RunRequest{Target: "2.0.0", Selection: protocol.Selection{All: true}, DryRun: true}, &plan)
+	if plan.Total != 1 || len(plan.Excluded) != 1 || !strings.Contains(plan.Excluded[0].Reason, "quarantined for windows/amd64 (crashes on start)") {
+		t.Fatalf("plan: total %d, excluded %+v", plan.Total, plan.Excluded)
+	}
+	e.must("POST", "/v1/runs", protocol.RoleOperator, protocol.RunRequest{Target: "2.0.0", Selection: protocol.Selection{All: true}, DryRun: true, Force: true}, &plan)
+	if plan.Total != 2 {
+		t.Fatalf("forced plan: total %d, excluded %+v", plan.Total, plan.Excluded)
+	}
+}

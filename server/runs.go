@@ -168,6 +168,9 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			exclude(a, fmt.Sprintf("already in deployment %s (%s)", depID(d.ID), d.Kind))
 		case a.St.Version == target:
 			exclude(a, "already at target "+target)
+		case !req.Force && s.isQuarantined(target, a.St.Platform):
+			reason, _ := s.quarantined(target, a.St.Platform)
+			exclude(a, fmt.Sprintf("release %s is quarantined for %s (%s): --force to upgrade anyway", target, a.St.Platform, reason))
 		default:
 			revert := semver.Less(target, a.St.Version)
 			if floor := s.floorOf(a); revert && floor != "" && semver.Less(target, floor) {
@@ -277,6 +280,12 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		return protocol.Run{}, err
 	}
 	return run, nil
+}
+
+// isQuarantined reports whether version is quarantined for platform.
+func (s *Server) isQuarantined(version, platform string) bool {
+	_, ok := s.quarantined(version, platform)
+	return ok
 }
 
 // limitText says a run's concurrency limit as given.

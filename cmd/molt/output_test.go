@@ -99,6 +99,20 @@ func TestGoldenTables(t *testing.T) {
 	printRuns(&b, []protocol.Run{run}, gNow)
 	golden(t, "runs-list.txt", b.String())
 
+	waved := run
+	waved.MaxConcurrent, waved.FailureThreshold = 10000, 0
+	waved.RunControls = protocol.RunControls{MaxConcurrentPercent: 5, MaxFailuresPercent: 2, MinSample: 20, Canary: 3, CanaryCover: []string{"role"},
+		Waves: []string{"25%", "100%"}, WaveWaitSeconds: 1800, Window: "Mon-Fri 01:00-05:00 Europe/Berlin"}
+	waved.Wave, waved.NextWave = 1, gNow.Add(20*time.Minute)
+	waved.WaveList = []protocol.WaveStatus{
+		{Wave: 0, Name: "canary", Agents: 3, State: "done", Counts: map[string]int{"succeeded": 3}},
+		{Wave: 1, Name: "25%", Agents: 7, State: "done", Counts: map[string]int{"succeeded": 6, "waiting_for_host": 1}},
+		{Wave: 2, Name: "100%", Agents: 30, State: "waiting", Counts: map[string]int{"pending": 30}},
+	}
+	b.Reset()
+	printRun(&b, waved, gNow)
+	golden(t, "runs-show-waves.txt", b.String())
+
 	rep := protocol.DeploymentReport{
 		Deployment: protocol.Deployment{ID: "d-12", RunID: "r-7", AgentID: "a-2", AgentName: "db-1", Platform: "windows/amd64", Kind: protocol.KindUpgrade,
 			From: "1.4.0", Target: "1.5.0", State: protocol.StateRolledBack, Reason: "workload exporter crashed 3 times within the watch", Created: gAgo(time.Hour),
@@ -152,7 +166,7 @@ func TestGoldenTables(t *testing.T) {
 }
 
 func TestUpgradeRequest(t *testing.T) {
-	base := upgradeOpts{target: "latest", scope: "supervised", maxConcurrent: 10, interval: time.Second}
+	base := upgradeOpts{target: "latest", scope: "supervised", rolloutFlags: rolloutFlags{maxConcurrent: "10"}, interval: time.Second}
 	tests := []struct {
 		name    string
 		mod     func(o *upgradeOpts)
@@ -162,7 +176,27 @@ func TestUpgradeRequest(t *testing.T) {
 		{name: "no selection", mod: func(o *upgradeOpts) {}, wantErr: "exactly one of --agents, --label or --all"},
 		{name: "two selections", mod: func(o *upgradeOpts) { o.all = true; o.agents = []string{"a"} }, wantErr: "exactly one"},
 		{name: "bad scope", mod: func(o *upgradeOpts) { o.all = true; o.scope = "some" }, wantErr: "--scope"},
-		{name: "bad concurrency", mod: func(o *upgradeOpts) { o.all = true; o.maxConcurrent = 0 }, wantErr: "--max-concurrent"},
+		{name: "bad concurrency", mod: func(o *upgradeOpts) { o.all = true; o.maxConcurrent = "0" }, wantErr: "--max-concurrent"},
+		{name: "bad concurrency share", mod: func(o *upgradeOpts) { o.all = true; o.maxConcurrent = "150%" }, wantErr: "--max-concurrent: \"150%\" is not a share"},
+		{name: "min sample without a failure share", mod: func(o *upgradeOpts) { o.all = true; o.minSample = 5 }, wantErr: "--min-sample: only with --max-failures N%"},
+		{name: "waves not ending at 100%", mod: func(o *upgradeOpts) { o.all = true; o.waves = []string{"5%", "50%"} }, wantErr: "--waves: the last wave must be 100%"},
+		{name: "bad window", mod: func(o *upgradeOpts) { o.all = true; o.window = "Mon-Fry 01:00-05:00" }, wantErr: "Fry"},
+		{name: "bad start", mod: func(o *upgradeOpts) { o.all = true; o.startAt = "yesterday" }, wantErr: "--start-at"},
+		{name: "ramp without rate", mod: func(o *upgradeOpts) { o.all = true; o.ramp = "2x" }, wantErr: "--ramp needs --rate"},
+		{name: "rollout controls", mod: func(o *upgradeOpts) {
+			o.all = true
+			o.maxConcurrent, o.maxFailures, o.minSample = "5%", "2%", 50
+			o.canary, o.canaryCover, o.canarySoak = 10, []string{"role"}, 10*time.Minute
+			o.waves, o.waveWait = []string{"5%", "25%", "100%"}, time.Hour
+			o.rate, o.ramp, o.spread, o.window, o.force = "20/min", "2x", 2*time.Hour, "Mon-Fri 01:00-05:00 Europe/Berlin", true
+		}, check: func(t *testing.T, r protocol.RunRequest) {
+			want := protocol.RunRequest{Target: "latest", Scope: "supervised", MaxConcurrent: 10000, Force: true, Selection: protocol.Selection{All: true},
+				RunControls: protocol.RunControls{MaxConcurrentPercent: 5, MaxFailuresPercent: 2, MinSample: 50, Canary: 10, CanaryCover: []string{"role"}, CanarySoakSeconds: 600,
+					Waves: []string{"5%", "25%", "100%"}, WaveWaitSeconds: 3600, RatePerMinute: 20, Ramp: 2, SpreadSeconds: 7200, Window: "Mon-Fri 01:00-05:00 Europe/Berlin"}}
+			if d := cmp.Diff(want, r); d != "" {
+				t.Error(d)
+			}
+		}},
 		{name: "bad label", mod: func(o *upgradeOpts) { o.labels = []string{"env"} }, wantErr: "KEY=VALUE"},
 		{name: "bad target-for", mod: func(o *upgradeOpts) { o.all = true; o.targetFor = []string{"linux=1.0"} }, wantErr: "PLATFORM=VERSION"},
 		{name: "target-for platform not goos/goarch", mod: func(o *upgradeOpts) { o.all = true; o.targetFor = []string{"Linux/AMD64=1.0.0"} }, wantErr: "PLATFORM=VERSION"},

@@ -25,17 +25,22 @@ func newRunsCmd() *cobra.Command {
 		Long: `An upgrade run (started by "molt upgrade") gives each selected agent a
 deployment, which moves through
 
-  pending -> waiting_for_host -> requested -> downloading -> staged ->
-  restarting -> watching -> succeeded | failed | rolled_back | skipped | cancelled
+  pending -> waiting_for_host | waiting_for_window -> requested ->
+  downloading -> staged -> restarting -> watching ->
+  succeeded | failed | rolled_back | skipped | cancelled
 
-A run is running, paused (by an operator, or when failures reach its
-threshold), ended_ok, ended_not_ok or cancelled. Pausing stops new
-deployments from starting; those in progress finish.`,
+A run is running, paused (by an operator, when failures reach its
+threshold, or halted by its own rules: a failed canary, its failure
+rate), ended_ok, ended_not_ok or cancelled. Pausing stops new
+deployments from starting; those in progress finish. A run in waves
+opens each wave once the one before is done and soaked, or when
+promoted ("molt runs promote ID" with --wave-approve).`,
 	}
 	cf := addConnFlags(cmd)
 	cmd.AddCommand(newRunsListCmd(cf), newRunsShowCmd(cf), newRunsWatchCmd(cf), newRunsReportCmd(cf),
 		newRunActionCmd(cf, "pause", "Pause a run: no new deployment starts"),
 		newRunActionCmd(cf, "resume", "Resume a paused run"),
+		newRunActionCmd(cf, "promote", "Open a run's next wave (a run started with --wave-approve)"),
 		newRunActionCmd(cf, "cancel", "Cancel a run: deployments not yet started are cancelled"))
 	return cmd
 }
@@ -146,9 +151,16 @@ func printRun(w io.Writer, r protocol.Run, now time.Time) error {
 	}
 	kv("Selection", fmtSelection(r.Selection))
 	kv("Scope", r.Scope)
-	kv("Max concurrent", r.MaxConcurrent)
+	if r.MaxConcurrentPercent > 0 {
+		kv("Max concurrent", fmt.Sprintf("%g%%", r.MaxConcurrentPercent))
+	} else {
+		kv("Max concurrent", r.MaxConcurrent)
+	}
 	if r.FailureThreshold > 0 {
 		kv("Failure threshold", r.FailureThreshold)
+	}
+	for _, c := range controlLines(r.RunControls, now) {
+		kv(c[0], c[1])
 	}
 	if r.CreatedBy != "" {
 		kv("Created by", r.CreatedBy)
@@ -162,6 +174,12 @@ func printRun(w io.Writer, r protocol.Run, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(r.WaveList) > 1 {
+		fmt.Fprintln(w)
+		if err := printWaves(w, r, now); err != nil {
+			return err
+		}
+	}
 	if len(r.Plan) > 0 {
 		fmt.Fprintln(w)
 		if err := printPlan(w, r.Plan); err != nil {
@@ -173,6 +191,59 @@ func printRun(w io.Writer, r protocol.Run, now time.Time) error {
 		printExcluded(w, r.Excluded, 20)
 	}
 	return nil
+}
+
+// controlLines are a run's rollout controls as label and value, only
+// those it set.
+func controlLines(c protocol.RunControls, now time.Time) [][2]string {
+	var out [][2]string
+	add := func(k, v string) { out = append(out, [2]string{k, v}) }
+	if c.MaxFailuresPercent > 0 {
+		add("Max failures", fmt.Sprintf("%g%% of those ended, once %d ended", c.MaxFailuresPercent, max(1, c.MinSample)))
+	}
+	if c.Canary > 0 {
+		v := fmt.Sprintf("%d", c.Canary)
+		if len(c.CanaryCover) > 0 {
+			v += ", covering " + strings.Join(c.CanaryCover, ", ")
+		}
+		add("Canaries", v)
+	}
+	if c.WaveApprove {
+		add("Next wave", "on promotion")
+	} else if c.WaveWaitSeconds > 0 {
+		add("Wave wait", (time.Duration(c.WaveWaitSeconds) * time.Second).String())
+	}
+	if c.RatePerMinute > 0 {
+		v := fmt.Sprintf("%d a minute", c.RatePerMinute)
+		if c.Ramp > 1 {
+			v += fmt.Sprintf(", x%g every minute", c.Ramp)
+		}
+		add("Rate", v)
+	}
+	if !c.StartAt.IsZero() {
+		add("Start at", fmtTime(c.StartAt, now))
+	}
+	if c.SpreadSeconds > 0 {
+		add("Spread", (time.Duration(c.SpreadSeconds) * time.Second).String())
+	}
+	if c.Window != "" {
+		add("Window", c.Window)
+	}
+	return out
+}
+
+// printWaves is a run's waves with their state and progress.
+func printWaves(w io.Writer, r protocol.Run, now time.Time) error {
+	tw := newTable(w)
+	row(tw, "WAVE", "NAME", "AGENTS", "STATE", "ENDED", "STATES")
+	for _, wv := range r.WaveList {
+		state := wv.State
+		if wv.Wave == r.Wave && !r.NextWave.IsZero() {
+			state += ", next " + fmtTime(r.NextWave, now)
+		}
+		row(tw, wv.Wave, wv.Name, wv.Agents, state, fmt.Sprintf("%d/%d", endedCount(wv.Counts), wv.Agents), dash(fmtCounts(wv.Counts)))
+	}
+	return tw.Flush()
 }
 
 func fmtSelection(s protocol.Selection) string {

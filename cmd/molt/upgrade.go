@@ -28,8 +28,8 @@ type upgradeOpts struct {
 	all              bool
 	text             string
 	scope            string
-	maxConcurrent    int
 	failureThreshold int
+	rolloutFlags
 	wait             bool
 	yes              bool
 	asJSON           bool
@@ -51,6 +51,17 @@ Offline, busy or held agents wait (waiting_for_host) and are upgraded
 when they come back and are idle; agents of one cluster go one at a time.
 A target below an agent's version is a revert.
 
+Rollout control (docs/rollouts.md): --canary upgrades a few agents first,
+chosen so that every platform and OS family (and every value of the
+--canary-cover labels) has one, and halts the run if one fails; --waves or
+--wave-label roll out in stages, each done once 90% succeeded (--wave-done)
+and followed by a soak (--wave-wait) or a promotion (--wave-approve, then
+"molt runs promote ID"). Limits take counts or shares (--max-concurrent
+5%, --max-failures 2% with --min-sample), --rate and --ramp pace the
+starts, --start-at and --spread schedule them, and --window keeps them
+inside a maintenance window. Agents whose target is quarantined for their
+platform are left out unless --force.
+
 With --wait, molt follows the run to its end: a bar and counts per state,
 redrawn in place on a terminal, one line per change otherwise.
 
@@ -64,6 +75,8 @@ error, 2 usage or configuration, 5 server unreachable or not trusted, 6
 token refused.`,
 		Example: `  molt upgrade --target latest --all --text "monthly update" --wait
   molt upgrade --target 1.5.0 --label env=staging --max-concurrent 5 --failure-threshold 2 --yes
+  molt upgrade --target 1.6.0 --all --canary 10 --canary-cover role --waves 5%,25%,100% --max-concurrent 5% --max-failures 2% --min-sample 50
+  molt upgrade --target 1.6.0 --label env=prod --window "Mon-Fri 01:00-05:00 Europe/Berlin" --wave-label ring=early,ring=broad --wave-approve
   molt upgrade --target latest --target-for windows/amd64=1.4.2 --agents a1b2,c3d4`,
 		Args: cobra.NoArgs,
 	}
@@ -95,8 +108,8 @@ token refused.`,
 	f.BoolVar(&o.all, "all", false, "every agent")
 	f.StringVar(&o.text, "text", "", "a text describing the run (shown in listings and hooks)")
 	f.StringVar(&o.scope, "scope", protocol.ScopeSupervised, "supervised (only supervised agents) or all")
-	f.IntVar(&o.maxConcurrent, "max-concurrent", 10, "at most this many deployments in progress at once")
 	f.IntVar(&o.failureThreshold, "failure-threshold", 0, "pause the run when this many deployments failed or rolled back (0: never)")
+	o.rolloutFlags.add(f)
 	f.BoolVar(&o.wait, "wait", false, "follow the run to its end; the exit code says how it ended")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&o.asJSON, "json", false, "print the run as JSON on stdout (the plan and progress go to stderr)")
@@ -107,8 +120,7 @@ token refused.`,
 // request checks the flags and builds the run request.
 func (o upgradeOpts) request() (protocol.RunRequest, error) {
 	req := protocol.RunRequest{
-		Text: o.text, Target: o.target, Scope: o.scope,
-		MaxConcurrent: o.maxConcurrent, FailureThreshold: o.failureThreshold,
+		Text: o.text, Target: o.target, Scope: o.scope, FailureThreshold: o.failureThreshold,
 	}
 	n := 0
 	if len(o.agents) > 0 {
@@ -131,11 +143,11 @@ func (o upgradeOpts) request() (protocol.RunRequest, error) {
 	default:
 		return req, cli.Usage("--scope: %q is not supervised or all", o.scope)
 	}
-	if o.maxConcurrent < 1 || o.maxConcurrent > 10000 {
-		return req, cli.Usage("--max-concurrent: %d is not between 1 and 10000", o.maxConcurrent)
-	}
 	if o.failureThreshold < 0 {
 		return req, cli.Usage("--failure-threshold: must not be negative")
+	}
+	if err := o.rolloutFlags.apply(&req, time.Now()); err != nil {
+		return req, err
 	}
 	if o.interval < 200*time.Millisecond || o.interval > time.Minute {
 		return req, cli.Usage("--interval: %s is not between 200ms and 1m", o.interval)

@@ -190,7 +190,7 @@ func (c *Client) Run(ctx context.Context, id string) (protocol.Run, error) {
 // RunAction is pause, resume or cancel.
 func (c *Client) RunAction(ctx context.Context, id, action string) (protocol.Run, error) {
 	switch action {
-	case "pause", "resume", "cancel":
+	case "pause", "resume", "cancel", "promote":
 	default:
 		return protocol.Run{}, fmt.Errorf("unknown run action %q", action)
 	}
