@@ -90,7 +90,9 @@ func (w *rolloutWorld) order() (agents, waves []int) {
 	for i := range ds {
 		agents = append(agents, i)
 	}
-	slices.SortFunc(agents, func(a, b int) int { return strings.Compare(fmt.Sprintf("%09s", ds[a].ID), fmt.Sprintf("%09s", ds[b].ID)) })
+	slices.SortFunc(agents, func(a, b int) int {
+		return strings.Compare(fmt.Sprintf("%09s", ds[a].ID), fmt.Sprintf("%09s", ds[b].ID))
+	})
 	for _, i := range agents {
 		waves = append(waves, ds[i].Wave)
 	}
@@ -204,7 +206,7 @@ func TestRolloutWaveApprovalAndDeadHost(t *testing.T) {
 	if waves[0] != 0 || waves[19] != 1 {
 		t.Fatalf("waves in the run's order: %v", waves)
 	}
-	w.dead[agents[3]] = true // in wave 0 (the first half), never comes back
+	w.dead[agents[3]] = true        // in wave 0 (the first half), never comes back
 	w.e.clock.Add(10 * time.Minute) // it went offline before its turn
 	if got := w.pass(); len(got) != 9 {
 		t.Fatalf("wave 0 started %v, want its 9 live agents", got)

@@ -30,10 +30,10 @@ type upgradeOpts struct {
 	scope            string
 	failureThreshold int
 	rolloutFlags
-	wait             bool
-	yes              bool
-	asJSON           bool
-	interval         time.Duration
+	wait     bool
+	yes      bool
+	asJSON   bool
+	interval time.Duration
 }
 
 func newUpgradeCmd() *cobra.Command {
