@@ -164,6 +164,7 @@ type procAgent struct {
 	st       protocol.Status
 	mu       sync.Mutex
 	acked    map[string]string // order id -> last state the server acknowledged
+	fail     bool              // reports every upgrade order failed
 }
 
 func (a *procAgent) loop(ctx context.Context, p func() *procServer) {
@@ -187,6 +188,13 @@ func (a *procAgent) loop(ctx context.Context, p func() *procServer) {
 				continue
 			}
 			if o.Version == st.Version {
+				continue
+			}
+			a.mu.Lock()
+			fail := a.fail
+			a.mu.Unlock()
+			if fail {
+				_ = p().call(ctx, "POST", "/v1/agent/report", a.cred, protocol.ReportRequest{OrderID: o.ID, End: &protocol.End{Outcome: protocol.EndFailed, Reason: "simulated failure"}}, nil)
 				continue
 			}
 			ok := true
