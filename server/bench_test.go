@@ -106,7 +106,29 @@ func TestBenchRun(t *testing.T) {
 		t.Skip("set MOLT_BENCH=1 (scripts/bench-server.sh)")
 	}
 	n := benchEnv(t, "MOLT_BENCH_RUN_AGENTS", 1000)
-	maxc := benchEnv(t, "MOLT_BENCH_MAX_CONCURRENT", 100)
+	// MOLT_BENCH_MAX_CONCURRENT is a count or a share ("5%");
+	// MOLT_BENCH_CANARY and MOLT_BENCH_WAVES ("1%,10%,100%") add rollout
+	// control.
+	var controls protocol.RunControls
+	maxc := 100
+	if v := os.Getenv("MOLT_BENCH_MAX_CONCURRENT"); v != "" {
+		if p, ok := strings.CutSuffix(v, "%"); ok {
+			f, err := strconv.ParseFloat(p, 64)
+			if err != nil {
+				t.Fatalf("MOLT_BENCH_MAX_CONCURRENT: %v", err)
+			}
+			controls.MaxConcurrentPercent, maxc = f, max(1, int(f/100*float64(n)))
+		} else {
+			maxc = benchEnv(t, "MOLT_BENCH_MAX_CONCURRENT", 100)
+		}
+	}
+	controls.Canary = benchEnv(t, "MOLT_BENCH_CANARY", 0)
+	if controls.Canary > 0 {
+		controls.CanarySoakSeconds = 1
+	}
+	if v := os.Getenv("MOLT_BENCH_WAVES"); v != "" {
+		controls.Waves = strings.Split(v, ",")
+	}
 	data := t.TempDir()
 	extra := []string{"--poll-wait", "10s", "--log-level", "warn"}
 	profDir := os.Getenv("MOLT_BENCH_PROFILE_DIR")
@@ -151,6 +173,8 @@ func TestBenchRun(t *testing.T) {
 	pid := p.cmd.Process.Pid
 	commits0, _ := p.metric("molt_db_commits_total", "")
 	changes0, _ := p.metric("molt_db_changes_total", "")
+	sched0, _ := p.metric("molt_scheduler_seconds_total", "")
+	started0, _ := p.metric("molt_scheduler_started_total", "")
 	cpu0, gen0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
 	start := time.Now()
 	if profDir != "" {
@@ -161,7 +185,7 @@ func TestBenchRun(t *testing.T) {
 		}()
 	}
 	var run protocol.Run
-	if err := p.call(ctx, "POST", "/v1/runs", p.tok, protocol.RunRequest{Text: "bench", Selection: protocol.Selection{All: true}, Target: "2.0.0", MaxConcurrent: maxc}, &run); err != nil {
+	if err := p.call(ctx, "POST", "/v1/runs", p.tok, protocol.RunRequest{Text: "bench", Selection: protocol.Selection{All: true}, Target: "2.0.0", MaxConcurrent: maxc, RunControls: controls}, &run); err != nil {
 		t.Fatal(err)
 	}
 	var r protocol.Run
@@ -185,6 +209,15 @@ func TestBenchRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	commits, changes = commits-commits0, changes-changes0
+	sched, err := p.metric("molt_scheduler_seconds_total", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := p.metric("molt_scheduler_started_total", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, started = sched-sched0, started-started0
 	cancel()
 	wg.Wait()
 	var rep protocol.RunReport
@@ -217,8 +250,14 @@ func TestBenchRun(t *testing.T) {
 	if cpu0 >= 0 && cpu1 >= 0 && done > 0 {
 		perK = fmt.Sprintf("%.2fs", (cpu1-cpu0)/float64(done)*1000)
 	}
-	fmt.Printf("BENCH run agents=%d max_concurrent=%d poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s load_generator_cpu=%s commits=%d changes_per_commit=%.1f\n",
-		n, maxc, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK, cpuUse(gen0, gen1, took), commits, float64(changes)/float64(max(commits, 1)))
+	waves := "none"
+	if len(controls.Waves) > 0 {
+		waves = strings.Join(controls.Waves, ",")
+	}
+	fmt.Printf("BENCH run agents=%d max_concurrent=%d canary=%d waves=%s poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s load_generator_cpu=%s commits=%.0f changes_per_commit=%.1f scheduler_ms_per_start=%.3f\n",
+		n, maxc, controls.Canary, waves, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK, cpuUse(gen0, gen1, took),
+		commits, changes/max(commits, 1), sched*1000/max(started, 1))
+	checkWaveOrder(t, rep)
 	if peak > maxc {
 		t.Errorf("%d deployments in progress at once, above the limit %d", peak, maxc)
 	}
@@ -227,13 +266,39 @@ func TestBenchRun(t *testing.T) {
 	}
 }
 
+// checkWaveOrder checks from the deployments' times that no wave started
+// before the wave ahead of it was done: when its first deployment
+// started, at least 90 % of the wave before had ended.
+func checkWaveOrder(t *testing.T, rep protocol.RunReport) {
+	first := map[int]time.Time{}
+	size := map[int]int{}
+	for _, d := range rep.Deployments {
+		size[d.Wave]++
+		if !d.Started.IsZero() && (first[d.Wave].IsZero() || d.Started.Before(first[d.Wave])) {
+			first[d.Wave] = d.Started
+		}
+	}
+	for w := 1; size[w] > 0; w++ {
+		ended := 0
+		for _, d := range rep.Deployments {
+			if d.Wave == w-1 && !d.Ended.IsZero() && !d.Ended.After(first[w]) {
+				ended++
+			}
+		}
+		if ended*100 < 90*size[w-1] {
+			t.Errorf("wave %d started at %s with %d of %d of wave %d ended", w, first[w].Format(time.RFC3339Nano), ended, size[w-1], w-1)
+		}
+	}
+}
+
 // onlineAgents sums molt_agents{status="online"} from /metrics.
 func (p *procServer) onlineAgents() (int, error) {
-	return p.metric("molt_agents", `status="online"`)
+	n, err := p.metric("molt_agents", `status="online"`)
+	return int(n), err
 }
 
 // metric sums the samples of the metric name whose line holds match.
-func (p *procServer) metric(name, match string) (int, error) {
+func (p *procServer) metric(name, match string) (float64, error) {
 	req, _ := http.NewRequest("GET", p.url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+p.tok)
 	resp, err := p.cli.Do(req)
@@ -245,11 +310,11 @@ func (p *procServer) metric(name, match string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("metrics: %w", err)
 	}
-	n := 0
+	n := 0.0
 	for _, l := range strings.Split(string(b), "\n") {
 		rest, ok := strings.CutPrefix(l, name)
 		if ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) && strings.Contains(l, match) {
-			v, _ := strconv.Atoi(l[strings.LastIndexByte(l, ' ')+1:])
+			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			n += v
 		}
 	}

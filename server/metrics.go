@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
@@ -64,6 +65,9 @@ type metrics struct {
 	mu       sync.Mutex
 	checkin  histogram
 	requests map[string]*histogram // "route|code class"
+	// The scheduler's passes, their time (commits included) and the
+	// deployments they started.
+	schedPasses, schedNanos, schedStarts atomic.Int64
 }
 
 func newMetrics() *metrics { return &metrics{requests: map[string]*histogram{}} }
@@ -176,6 +180,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	fmt.Fprintf(&b, "molt_db_commits_total %d\n", s.st.commits.Load())
 	b.WriteString("# HELP molt_db_changes_total State changes committed; several share a commit when they arrive together.\n# TYPE molt_db_changes_total counter\n")
 	fmt.Fprintf(&b, "molt_db_changes_total %d\n", s.st.changes.Load())
+	b.WriteString("# HELP molt_scheduler_passes_total Scheduling passes.\n# TYPE molt_scheduler_passes_total counter\n")
+	fmt.Fprintf(&b, "molt_scheduler_passes_total %d\n", s.met.schedPasses.Load())
+	b.WriteString("# HELP molt_scheduler_seconds_total Time spent in scheduling passes, their commits included.\n# TYPE molt_scheduler_seconds_total counter\n")
+	fmt.Fprintf(&b, "molt_scheduler_seconds_total %g\n", time.Duration(s.met.schedNanos.Load()).Seconds())
+	b.WriteString("# HELP molt_scheduler_started_total Deployments the scheduler handed to their agents.\n# TYPE molt_scheduler_started_total counter\n")
+	fmt.Fprintf(&b, "molt_scheduler_started_total %d\n", s.met.schedStarts.Load())
 	s.met.mu.Lock()
 	b.WriteString("# HELP molt_checkin_duration_seconds Time to process a check-in, without the long-poll wait.\n# TYPE molt_checkin_duration_seconds histogram\n")
 	s.met.checkin.write(&b, "molt_checkin_duration_seconds", "")

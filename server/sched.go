@@ -171,9 +171,12 @@ func (s *Server) floorOf(a *agentRec) string {
 func (s *Server) Schedule(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	start := time.Now()
 	if err := s.schedule(ctx); err != nil && ctx.Err() == nil {
 		s.log.Error("schedule", zap.Error(err))
 	}
+	s.met.schedPasses.Add(1)
+	s.met.schedNanos.Add(int64(time.Since(start)))
 }
 
 func (s *Server) schedule(ctx context.Context) error {
@@ -341,6 +344,7 @@ func (s *Server) schedule(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			s.met.schedStarts.Add(int64(starts))
 			if starts > 0 {
 				// Started and persisted; no agent has its order yet (the
 				// check-ins that would carry it wait for s.mu).
