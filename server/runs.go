@@ -46,20 +46,8 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 	if req.Scope != protocol.ScopeSupervised && req.Scope != protocol.ScopeAll {
 		return protocol.Run{}, badRequest("scope %q is not supervised or all", req.Scope)
 	}
-	if req.MaxConcurrent == 0 {
-		req.MaxConcurrent = 10
-	}
-	if req.MaxConcurrent < 1 || req.MaxConcurrent > 10000 {
-		return protocol.Run{}, badRequest("max_concurrent %d is not from 1 to 10000", req.MaxConcurrent)
-	}
-	if req.FailureThreshold < 0 || req.FailureThreshold > 1000000 {
-		return protocol.Run{}, badRequest("failure_threshold %d is out of range", req.FailureThreshold)
-	}
-	if err := rollout.Check(req.RunControls, 0); err != nil {
-		return protocol.Run{}, badRequest("%v", err)
-	}
-	if now := s.clock.Now(); !req.StartAt.IsZero() && (req.StartAt.Before(now.Add(-time.Minute)) || req.StartAt.After(now.AddDate(1, 0, 0))) {
-		return protocol.Run{}, badRequest("start_at %s is in the past or more than a year ahead", req.StartAt.Format(time.RFC3339))
+	if err := s.checkRunLimits(&req); err != nil {
+		return protocol.Run{}, err
 	}
 	sel := req.Selection
 	n := 0
@@ -134,18 +122,7 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		}
 		sort.Slice(selected, func(i, j int) bool { return selected[i].ID < selected[j].ID })
 	}
-	type planned struct {
-		a      *agentRec
-		target string
-		revert bool
-	}
-	var todo []planned
-	var excluded []protocol.Exclusion
-	plan := map[string]*protocol.PlanLine{}
-	exclude := func(a *agentRec, reason string) {
-		excluded = append(excluded, protocol.Exclusion{AgentID: a.ID, AgentName: a.St.Name, Reason: reason})
-	}
-	for _, a := range selected {
+	p := s.planAgents(selected, req.Scope, req.Force, func(a *agentRec) (string, string) {
 		want := req.Target
 		if v, ok := req.TargetFor[a.St.Platform]; ok {
 			want = v
@@ -154,12 +131,84 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		if want == "latest" {
 			target = s.latestFor(a.St.Platform)
 		}
-		switch {
-		case a.Revoked:
+		if target == "" || !s.releases[target].Platforms[a.St.Platform] {
+			return "", "no pack for platform " + a.St.Platform
+		}
+		return target, ""
+	})
+	run, rplan := s.draftRun(req, sel, p, c)
+	if req.DryRun {
+		return run, nil
+	}
+	if len(p.todo) == 0 {
+		msg := "nothing to upgrade: no agent matches the selection"
+		if len(p.excluded) > 0 {
+			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(p.excluded), p.excluded[0].AgentName, p.excluded[0].Reason)
+		}
+		return protocol.Run{}, conflict("%s", msg)
+	}
+	return s.insertRun(ctx, req, run, p, rplan, req.Target, nil)
+}
+
+// checkRunLimits checks (and defaults) what bounds a run: its
+// concurrency, its failure threshold and its rollout controls.
+func (s *Server) checkRunLimits(req *protocol.RunRequest) error {
+	if req.MaxConcurrent == 0 {
+		req.MaxConcurrent = 10
+	}
+	if req.MaxConcurrent < 1 || req.MaxConcurrent > 10000 {
+		return badRequest("max_concurrent %d is not from 1 to 10000", req.MaxConcurrent)
+	}
+	if req.FailureThreshold < 0 || req.FailureThreshold > 1000000 {
+		return badRequest("failure_threshold %d is out of range", req.FailureThreshold)
+	}
+	if err := rollout.Check(req.RunControls, 0); err != nil {
+		return badRequest("%v", err)
+	}
+	if now := s.clock.Now(); !req.StartAt.IsZero() && (req.StartAt.Before(now.Add(-time.Minute)) || req.StartAt.After(now.AddDate(1, 0, 0))) {
+		return badRequest("start_at %s is in the past or more than a year ahead", req.StartAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// plannedDep is one agent a run will move, to its own target.
+type plannedDep struct {
+	a      *agentRec
+	target string
+	revert bool
+}
+
+// runPlan is who a run moves where, who it leaves out and why, and the
+// plan per platform and target as the API shows it.
+type runPlan struct {
+	todo     []plannedDep
+	excluded []protocol.Exclusion
+	lines    []protocol.PlanLine
+}
+
+// planAgents decides for each selected agent whether the run takes it,
+// to the target targetOf gives it; targetOf returns instead a reason to
+// leave the agent out. The rules of every run follow: scope, the oldest
+// version upgraded automatically, one open deployment per agent,
+// quarantine unless force, and a revert stops at the agent's floor.
+// Call with s.mu held.
+func (s *Server) planAgents(selected []*agentRec, scope string, force bool, targetOf func(a *agentRec) (target, reason string)) runPlan {
+	var p runPlan
+	type lineKey struct{ platform, target string }
+	plan := map[lineKey]*protocol.PlanLine{}
+	exclude := func(a *agentRec, reason string) {
+		p.excluded = append(p.excluded, protocol.Exclusion{AgentID: a.ID, AgentName: a.St.Name, Reason: reason})
+	}
+	for _, a := range selected {
+		if a.Revoked {
 			exclude(a, "agent revoked")
-		case target == "" || !s.releases[target].Platforms[a.St.Platform]:
-			exclude(a, "no pack for platform "+a.St.Platform)
-		case req.Scope == protocol.ScopeSupervised && !a.St.Supervised:
+			continue
+		}
+		target, reason := targetOf(a)
+		switch {
+		case reason != "":
+			exclude(a, reason)
+		case scope == protocol.ScopeSupervised && !a.St.Supervised:
 			exclude(a, "not supervised (scope supervised): upgrade it by hand or use scope all")
 		case s.settingLocked("agents.min-auto-upgrade-version") != "" && semver.Less(a.St.Version, s.settingLocked("agents.min-auto-upgrade-version")):
 			exclude(a, s.tooOld(a))
@@ -168,7 +217,7 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			exclude(a, fmt.Sprintf("already in deployment %s (%s)", depID(d.ID), d.Kind))
 		case a.St.Version == target:
 			exclude(a, "already at target "+target)
-		case !req.Force && s.isQuarantined(target, a.St.Platform):
+		case !force && s.isQuarantined(target, a.St.Platform):
 			reason, _ := s.quarantined(target, a.St.Platform)
 			exclude(a, fmt.Sprintf("release %s is quarantined for %s (%s): --force to upgrade anyway", target, a.St.Platform, reason))
 		default:
@@ -177,14 +226,12 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 				exclude(a, fmt.Sprintf("below floor: target %s is below the floor %s of the newest pack the agent ran", target, floor))
 				continue
 			}
-			todo = append(todo, planned{a, target, revert})
-			pl := plan[a.St.Platform]
+			p.todo = append(p.todo, plannedDep{a, target, revert})
+			k := lineKey{a.St.Platform, target}
+			pl := plan[k]
 			if pl == nil {
 				pl = &protocol.PlanLine{Platform: a.St.Platform, Target: target}
-				plan[a.St.Platform] = pl
-			}
-			if pl.Target != target {
-				pl.Target = "mixed"
+				plan[k] = pl
 			}
 			pl.Agents++
 			if revert {
@@ -192,14 +239,24 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 			}
 		}
 	}
-	var lines []protocol.PlanLine
 	for _, pl := range plan {
-		lines = append(lines, *pl)
+		p.lines = append(p.lines, *pl)
 	}
-	sort.Slice(lines, func(i, j int) bool { return lines[i].Platform < lines[j].Platform })
-	ragents := make([]rollout.Agent, len(todo))
-	for i, p := range todo {
-		ragents[i] = rollout.Agent{ID: p.a.ID, Platform: p.a.St.Platform, OSFamily: p.a.St.OSFamily, Labels: p.a.St.Labels}
+	sort.Slice(p.lines, func(i, j int) bool {
+		if p.lines[i].Platform != p.lines[j].Platform {
+			return p.lines[i].Platform < p.lines[j].Platform
+		}
+		return semver.Less(p.lines[i].Target, p.lines[j].Target)
+	})
+	return p
+}
+
+// draftRun is the run p makes as the API shows it before it exists, with
+// its rollout plan (waves and canaries of p.todo, in order).
+func (s *Server) draftRun(req protocol.RunRequest, sel protocol.Selection, p runPlan, c caller) (protocol.Run, rollout.Plan) {
+	ragents := make([]rollout.Agent, len(p.todo))
+	for i, d := range p.todo {
+		ragents[i] = rollout.Agent{ID: d.a.ID, Platform: d.a.St.Platform, OSFamily: d.a.St.OSFamily, Labels: d.a.St.Labels}
 	}
 	rplan := rollout.NewPlan(ragents, req.RunControls)
 	waves := make([]protocol.WaveStatus, len(rplan.Waves))
@@ -212,27 +269,26 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 	run := protocol.Run{
 		Text: req.Text, Status: protocol.RunRunning, Target: req.Target, TargetFor: req.TargetFor, Scope: req.Scope,
 		MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Selection: sel,
-		CreatedBy: tokenName(c), Created: s.clock.Now(), Plan: lines, Excluded: excluded,
-		Counts: map[string]int{protocol.StatePending: len(todo)}, Total: len(todo),
+		CreatedBy: tokenName(c), Created: s.clock.Now(), Plan: p.lines, Excluded: p.excluded,
+		Counts: map[string]int{protocol.StatePending: len(p.todo)}, Total: len(p.todo),
 		RunControls: req.RunControls, WaveList: waves,
 	}
-	if req.DryRun {
-		return run, nil
-	}
-	if len(todo) == 0 {
-		msg := "nothing to upgrade: no agent matches the selection"
-		if len(excluded) > 0 {
-			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(excluded), excluded[0].AgentName, excluded[0].Reason)
-		}
-		return protocol.Run{}, conflict("%s", msg)
-	}
+	return run, rplan
+}
+
+// insertRun creates run (drafted from req and p) in one change with its
+// deployments, each to its own target, and its start events; to says
+// where the agents go in the start event, and more, if not nil, adds to
+// the change once the run has its id. Call with s.mu held.
+func (s *Server) insertRun(ctx context.Context, req protocol.RunRequest, run protocol.Run, p runPlan, rplan rollout.Plan, to string, more func(w *writer, id int64) error) (protocol.Run, error) {
+	waves := run.WaveList
 	err := s.change(ctx, func(w *writer) error {
 		stored := make([]protocol.WaveStatus, len(waves))
 		for i, wv := range waves {
 			stored[i] = protocol.WaveStatus{Wave: i, Name: wv.Name, Agents: wv.Agents}
 		}
 		res, err := w.exec(`INSERT INTO runs (text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, plan, excluded, controls, waves) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			req.Text, protocol.RunRunning, req.Target, mustJSON(orEmpty(req.TargetFor)), req.Scope, req.MaxConcurrent, req.FailureThreshold, mustJSON(sel), run.CreatedBy, nanos(w.now), mustJSON(lines), mustJSON(excluded),
+			req.Text, protocol.RunRunning, req.Target, mustJSON(orEmpty(req.TargetFor)), req.Scope, req.MaxConcurrent, req.FailureThreshold, mustJSON(run.Selection), run.CreatedBy, nanos(w.now), mustJSON(p.lines), mustJSON(p.excluded),
 			mustJSON(req.RunControls), mustJSON(stored))
 		if err != nil {
 			return err
@@ -245,7 +301,7 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		rr := &runRec{ID: id, Text: req.Text, Status: protocol.RunRunning, MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Counts: map[string]int{},
 			runRollout: runRollout{Created: w.now, Controls: req.RunControls}}
 		if req.Window != "" {
-			rr.window, _ = window.Parse(req.Window) // checked above
+			rr.window, _ = window.Parse(req.Window) // checked by rollout.Check
 		}
 		for _, wv := range waves {
 			rr.Waves = append(rr.Waves, waveRec{Name: wv.Name, Size: wv.Agents, Counts: map[string]int{}})
@@ -253,16 +309,21 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		w.then(func() { s.runs[id] = rr })
 		// In the plan's order: a deployment's place in the run (its id
 		// less the first's) is its slot in the spread.
-		for i, p := range todo {
-			if err := s.newRunDeployment(w, p.a, id, protocol.KindUpgrade, p.target, rplan.Wave[i], rplan.Canary[i]); err != nil {
+		for i, d := range p.todo {
+			if err := s.newRunDeployment(w, d.a, id, protocol.KindUpgrade, d.target, rplan.Wave[i], rplan.Canary[i]); err != nil {
 				return err
 			}
 		}
 		err = w.event(event{ID: protocol.EvRunStarted, Run: id,
-			Msg:    fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %s, %d excluded%s", run.ID, len(todo), req.Target, req.Scope, limitText(req), len(excluded), wavesText(waves)),
-			Fields: map[string]string{"target": req.Target, "scope": req.Scope, "max_concurrent": strconv.Itoa(req.MaxConcurrent), "agents": strconv.Itoa(len(todo))}})
+			Msg:    fmt.Sprintf("run %s started: %d agents to %s, scope %s, max concurrent %s, %d excluded%s", run.ID, len(p.todo), to, req.Scope, limitText(req), len(p.excluded), wavesText(waves)),
+			Fields: map[string]string{"target": req.Target, "scope": req.Scope, "max_concurrent": strconv.Itoa(req.MaxConcurrent), "agents": strconv.Itoa(len(p.todo))}})
 		if err != nil {
 			return err
+		}
+		if more != nil {
+			if err := more(w, id); err != nil {
+				return err
+			}
 		}
 		if !req.StartAt.IsZero() && req.StartAt.After(w.now) {
 			if err := w.event(event{ID: protocol.EvRunScheduled, Run: id, Msg: fmt.Sprintf("run %s starts at %s", run.ID, req.StartAt.UTC().Format(time.RFC3339)),

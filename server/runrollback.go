@@ -1,0 +1,174 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+func (s *Server) handleRunRollback(w http.ResponseWriter, r *http.Request, c caller) error {
+	id, err := runParam(r)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	var req protocol.RollbackRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if req, err = decodeJSON[protocol.RollbackRequest](bytes.NewReader(body)); err != nil {
+			return err
+		}
+	}
+	run, err := s.RollbackRun(r.Context(), id, req, c)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if req.DryRun {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, run)
+	return nil
+}
+
+// movedAgent is an agent the run rolled back moved: its deployment
+// succeeded after it was handed to the agent, from one version to another.
+type movedAgent struct {
+	agentID, name, from, to string
+}
+
+// RollbackRun plans, and unless req.DryRun creates, a run that brings
+// every agent run id moved back to the version it came from, with the
+// limits and controls of run id unless req.Rollout replaces them. An
+// agent that has moved since, or whose earlier version can no longer be
+// installed (release removed, no pack for its platform, below its floor,
+// quarantined without force), is left out with the reason; when none is
+// left the request fails. The new run is an ordinary run whose
+// deployments each carry their own target, so everything a run does
+// (reverts, waves, limits, pausing) applies to it.
+func (s *Server) RollbackRun(ctx context.Context, id int64, req protocol.RollbackRequest, c caller) (protocol.Run, error) {
+	if err := checkString("text", req.Text, false); err != nil {
+		return protocol.Run{}, err
+	}
+	orig, err := s.loadRun(ctx, s.st.r, id)
+	if err != nil {
+		return protocol.Run{}, err
+	}
+	rreq := protocol.RunRequest{
+		Text: req.Text, Target: protocol.RollbackTarget, Scope: orig.Scope, DryRun: req.DryRun, Force: req.Force,
+		MaxConcurrent: orig.MaxConcurrent, FailureThreshold: orig.FailureThreshold, RunControls: orig.RunControls,
+	}
+	// The original's start has passed: the rollback starts now.
+	rreq.StartAt = time.Time{}
+	if req.Rollout != nil {
+		rreq.MaxConcurrent, rreq.FailureThreshold, rreq.RunControls = req.Rollout.MaxConcurrent, req.Rollout.FailureThreshold, req.Rollout.RunControls
+	}
+	if rreq.Text == "" {
+		rreq.Text = "rollback of " + orig.ID
+	}
+	if err := s.checkRunLimits(&rreq); err != nil {
+		return protocol.Run{}, err
+	}
+	moved, err := s.movedBy(ctx, id)
+	if err != nil {
+		return protocol.Run{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Its deployments still to start would race the rollback's.
+	if rr := s.runs[id]; rr != nil && rr.Status == protocol.RunRunning {
+		return protocol.Run{}, conflict("run %s is running: pause or cancel it first (molt runs pause %s), then roll it back", orig.ID, orig.ID)
+	}
+	if len(moved) == 0 {
+		return protocol.Run{}, conflict("run %s moved no agent (none of its deployments succeeded): nothing to roll back", orig.ID)
+	}
+	sel := protocol.Selection{AgentIDs: make([]string, 0, len(moved))}
+	byAgent := map[string]movedAgent{}
+	var selected []*agentRec
+	var gone []protocol.Exclusion
+	for _, m := range moved {
+		sel.AgentIDs = append(sel.AgentIDs, m.agentID)
+		byAgent[m.agentID] = m
+		if a := s.agents[m.agentID]; a != nil {
+			selected = append(selected, a)
+		} else {
+			gone = append(gone, protocol.Exclusion{AgentID: m.agentID, AgentName: m.name, Reason: "agent no longer known to the server"})
+		}
+	}
+	p := s.planAgents(selected, rreq.Scope, rreq.Force, func(a *agentRec) (string, string) {
+		m := byAgent[a.ID]
+		if a.St.Version != m.to {
+			return "", fmt.Sprintf("moved since %s: runs %s, not %s", orig.ID, a.St.Version, m.to)
+		}
+		// The packs are checked first: without one nothing else matters.
+		rel, ok := s.releases[m.from]
+		if !ok {
+			return "", fmt.Sprintf("release %s it came from is no longer imported", m.from)
+		}
+		if !rel.Platforms[a.St.Platform] {
+			return "", fmt.Sprintf("release %s it came from has no pack for %s", m.from, a.St.Platform)
+		}
+		return m.from, ""
+	})
+	p.excluded = append(p.excluded, gone...)
+	run, rplan := s.draftRun(rreq, sel, p, c)
+	if req.DryRun {
+		return run, nil
+	}
+	if len(p.todo) == 0 {
+		return protocol.Run{}, conflict("nothing to roll back: none of the %d agents run %s moved can go back (%s)", len(moved), orig.ID, exclusionsText(p.excluded, 10))
+	}
+	return s.insertRun(ctx, rreq, run, p, rplan, "the versions they came from", func(w *writer, nid int64) error {
+		return w.event(event{ID: protocol.EvRunRollback, Run: nid,
+			Msg:    fmt.Sprintf("run %s rolls back %s: %d agents back to the versions they came from, %d left out", runID(nid), orig.ID, len(p.todo), len(p.excluded)),
+			Fields: map[string]string{"of": orig.ID, "agents": strconv.Itoa(len(p.todo))}})
+	})
+}
+
+// movedBy lists the agents run id moved, in the order it moved them: its
+// succeeded deployments that were handed to the agent (one that found its
+// agent already at the target moved nothing).
+func (s *Server) movedBy(ctx context.Context, id int64) ([]movedAgent, error) {
+	rows, err := s.st.r.QueryContext(ctx, `SELECT agent_id, agent_name, from_version, target FROM deployments
+		WHERE run_id = ? AND kind = ? AND state = ? AND started > 0 AND from_version != '' AND from_version != target ORDER BY id`,
+		id, protocol.KindUpgrade, protocol.StateSucceeded)
+	if err != nil {
+		return nil, fmt.Errorf("deployments of run %s: %w", runID(id), err)
+	}
+	defer rows.Close()
+	var out []movedAgent
+	for rows.Next() {
+		var m movedAgent
+		if err := rows.Scan(&m.agentID, &m.name, &m.from, &m.to); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// exclusionsText lists up to n exclusions as "name: reason; ...".
+func exclusionsText(ex []protocol.Exclusion, n int) string {
+	var parts []string
+	for i, e := range ex {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ex)-n))
+			break
+		}
+		name := e.AgentName
+		if name == "" {
+			name = e.AgentID
+		}
+		parts = append(parts, name+": "+e.Reason)
+	}
+	return strings.Join(parts, "; ")
+}
