@@ -16,17 +16,22 @@ const (
 	StateStaged           = "staged"
 	StateRestarting       = "restarting"
 	StateWatching         = "watching"
-	StateSucceeded        = "succeeded"
-	StateFailed           = "failed"
-	StateRolledBack       = "rolled_back"
-	StateSkipped          = "skipped"
-	StateCancelled        = "cancelled"
+	// StateStuck: handed to the agent, then no progress for
+	// deployments.stuck-after. It holds no slot of the run's
+	// max-concurrent and has not ended: progress moves it back on, an
+	// operator retries or cancels it, deployments.timeout fails it.
+	StateStuck      = "stuck"
+	StateSucceeded  = "succeeded"
+	StateFailed     = "failed"
+	StateRolledBack = "rolled_back"
+	StateSkipped    = "skipped"
+	StateCancelled  = "cancelled"
 )
 
 // DeploymentStates lists every state in order.
 var DeploymentStates = []string{
 	StatePending, StateWaitingForHost, StateWaitingForWindow, StateRequested, StateDownloading, StateStaged,
-	StateRestarting, StateWatching, StateSucceeded, StateFailed, StateRolledBack,
+	StateRestarting, StateWatching, StateStuck, StateSucceeded, StateFailed, StateRolledBack,
 	StateSkipped, StateCancelled,
 }
 
@@ -38,6 +43,13 @@ func InProgress(s string) bool {
 		return true
 	}
 	return false
+}
+
+// Handed reports whether a deployment in state s was handed to its agent
+// and has not ended: in progress or stuck. The agent keeps its order and
+// its reports count.
+func Handed(s string) bool {
+	return InProgress(s) || s == StateStuck
 }
 
 // Queued reports whether a deployment in state s waits to be handed to

@@ -158,7 +158,7 @@ func (s *Server) baseURL(r *http.Request) string {
 // ordersFor lists what agent a should do now. Call with s.mu held.
 func (s *Server) ordersFor(a *agentRec, base string) []protocol.Order {
 	var out []protocol.Order
-	if d := s.open[a.ID]; d != nil && protocol.InProgress(d.State) {
+	if d := s.open[a.ID]; d != nil && protocol.Handed(d.State) {
 		out = append(out, protocol.Order{ID: depID(d.ID), Kind: protocol.OrderUpgrade, Version: d.Target,
 			PackURL: base + "/v1/packs/" + d.Target, Repair: d.Kind == protocol.KindRepair, Revert: d.Revert})
 	}

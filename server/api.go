@@ -116,6 +116,8 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/deployments", authToken, protocol.RoleViewer, 0, s.handleDeploymentList},
 		{"GET /v1/deployments/{id}", authToken, protocol.RoleViewer, 0, s.handleDeploymentShow},
 		{"POST /v1/deployments/{id}/skip", authToken, protocol.RoleOperator, 0, s.handleDeploymentSkip},
+		{"POST /v1/deployments/{id}/retry", authToken, protocol.RoleOperator, 0, s.handleDeploymentRetry},
+		{"POST /v1/deployments/{id}/cancel", authToken, protocol.RoleOperator, 0, s.handleDeploymentCancel},
 		{"GET /v1/events", authToken, protocol.RoleViewer, 0, s.handleEvents},
 	}
 }

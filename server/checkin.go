@@ -126,7 +126,7 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) (
 	key := persistKey(st)
 	d := s.open[a.ID]
 	repair := d == nil && s.settingLocked("repair.enabled") == "true" && a.Desired != "" && st.Version != a.Desired && st.Upgrade == nil
-	if key == a.persisted && (d == nil || !protocol.InProgress(d.State)) && !repair {
+	if key == a.persisted && (d == nil || !protocol.Handed(d.State)) && !repair {
 		// Nothing to make durable: most check-ins of an idle fleet end here,
 		// without a transaction (last-seen times are flushed in batches).
 		a.St, a.LastSeen, a.seenDirty = st, now, true
@@ -158,7 +158,7 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) (
 			a.St, a.LastSeen = st, now
 			a.seenDirty = true
 		})
-		if d != nil && protocol.InProgress(d.State) {
+		if d != nil && protocol.Handed(d.State) {
 			return s.progressFromStatus(wr, a, d, st)
 		}
 		if repair {
@@ -200,6 +200,9 @@ func (s *Server) progressFromStatus(wr *writer, a *agentRec, d *depRec, st proto
 		case lr.Outcome == protocol.TrialRolledBack:
 			return s.rollBack(wr, d, lr.Reason, lr.Logs, lr.Workload)
 		}
+	}
+	if d.State == protocol.StateStuck {
+		return s.unstickFromStatus(wr, d, st)
 	}
 	if u := st.Upgrade; u != nil && u.OrderID == depID(d.ID) {
 		if u.Done != 0 || u.Total != 0 {

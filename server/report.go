@@ -70,7 +70,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 			now := wr.now
 			wr.then(func() { d.Updated = now })
 		}
-		if !protocol.InProgress(d.State) {
+		if !protocol.Handed(d.State) {
 			return nil // a report for an order not yet handed over changes nothing
 		}
 		if e := req.End; e != nil {
@@ -82,6 +82,9 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 			default:
 				return s.fail(wr, d, e.Reason)
 			}
+		}
+		if d.State == protocol.StateStuck {
+			return s.unstickFromReport(wr, d, req)
 		}
 		if protocol.PhaseRank(req.Phase) > protocol.PhaseRank(d.State) {
 			return s.advance(wr, d, req.Phase)

@@ -138,7 +138,7 @@ const (
 // failureState reports whether a deployment in state st counts as a
 // failure of its run (as the failure threshold counts them).
 func failureState(st string) bool {
-	return st == protocol.StateFailed || st == protocol.StateRolledBack
+	return st == protocol.StateFailed || st == protocol.StateRolledBack || st == protocol.StateStuck
 }
 
 // span is how long one stage took; ok when both its ends were recorded,

@@ -183,28 +183,17 @@ func (s *Server) schedule(ctx context.Context) error {
 	now := s.clock.Now()
 	byRun := map[int64][]*depRec{}
 	busyClusters := map[string]bool{}
-	timeout := s.durationSetting("deployments.timeout")
-	var stale []*depRec
+	if err := s.sweepIdle(ctx, now); err != nil {
+		return err
+	}
 	for _, d := range s.open {
 		byRun[d.RunID] = append(byRun[d.RunID], d)
-		if protocol.InProgress(d.State) {
+		// A stuck host keeps its cluster busy: it may be half way
+		// through its restart, and its peers must not go down with it.
+		if protocol.Handed(d.State) {
 			if a := s.agents[d.AgentID]; a != nil && a.St.Cluster != "" {
 				busyClusters[a.St.Cluster] = true
 			}
-			if timeout > 0 && now.Sub(d.Updated) > timeout {
-				stale = append(stale, d)
-			}
-		}
-	}
-	for _, d := range stale {
-		err := s.change(ctx, func(w *writer) error {
-			if err := w.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s timed out in state %s", depID(d.ID), d.State)}); err != nil {
-				return err
-			}
-			return w.setState(d, protocol.StateFailed, fmt.Sprintf("timed out: no progress for %s in state %s", timeout, d.State))
-		})
-		if err != nil {
-			return err
 		}
 	}
 	runIDs := make([]int64, 0, len(byRun)+len(s.runs))
@@ -445,7 +434,13 @@ func (s *Server) checkRun(ctx context.Context, r *runRec) error {
 	if r.open() == 0 {
 		status := protocol.RunEndedOK
 		if failures+counts[protocol.StateCancelled] > 0 {
-			status = protocol.RunEndedNotOK
+			retried, err := s.retriedIn(ctx, r.ID)
+			if err != nil {
+				return err
+			}
+			if failures+counts[protocol.StateCancelled] > retried {
+				status = protocol.RunEndedNotOK
+			}
 		}
 		if r.Status == protocol.RunCancelled {
 			status = protocol.RunCancelled

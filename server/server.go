@@ -149,9 +149,9 @@ func (r *runRec) open() int {
 	return n
 }
 
-// failures is how many of r's deployments failed or rolled back.
+// failures is how many of r's deployments failed, rolled back or are stuck.
 func (r *runRec) failures() int {
-	return r.Counts[protocol.StateFailed] + r.Counts[protocol.StateRolledBack]
+	return r.Counts[protocol.StateFailed] + r.Counts[protocol.StateRolledBack] + r.Counts[protocol.StateStuck]
 }
 
 type cleanupRec struct {

@@ -28,6 +28,7 @@ var settingDefaults = map[string]string{
 	"agents.min-free-disk-mb":         "200",
 	"repair.enabled":                  "true",
 	"repair.max-concurrent":           "10",
+	"deployments.stuck-after":         "30m",
 	"deployments.timeout":             "2h",
 	"metrics.public":                  "false",
 	"events.keep":                     "2160h",
@@ -61,7 +62,15 @@ func checkSetting(key, value string) error {
 		if _, err := splitCommand(value); err != nil {
 			return badRequest("%s: %v", key, err)
 		}
-	case "hooks.timeout", "agents.inactive-after", "agents.offline-after", "deployments.timeout", "events.keep":
+	case "deployments.timeout":
+		if value == "off" {
+			return nil
+		}
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return badRequest("%s: %q is not off or a positive duration like 2h", key, value)
+		}
+	case "hooks.timeout", "agents.inactive-after", "agents.offline-after", "deployments.stuck-after", "events.keep":
 		d, err := time.ParseDuration(value)
 		if err != nil || d <= 0 {
 			return badRequest("%s: %q is not a positive duration like 90s, 30m or 720h", key, value)

@@ -67,7 +67,7 @@ const (
 // then are the trial's business: it rolls back and the deployment says
 // why.
 func inTrial(d *depRec, st protocol.Status) bool {
-	if d != nil && protocol.InProgress(d.State) &&
+	if d != nil && protocol.Handed(d.State) &&
 		(protocol.PhaseRank(d.State) >= protocol.PhaseRank(protocol.StateRestarting) || (st.Version == d.Target && st.Version != d.From)) {
 		return true
 	}
