@@ -34,14 +34,16 @@ threshold, or halted by its own rules: a failed canary, its failure
 rate), ended_ok, ended_not_ok or cancelled. Pausing stops new
 deployments from starting; those in progress finish. A run in waves
 opens each wave once the one before is done and soaked, or when
-promoted ("molt runs promote ID" with --wave-approve).`,
+promoted ("molt runs promote ID" with --wave-approve). "molt runs
+rollback ID" brings the agents a run moved back where they came from.`,
 	}
 	cf := addConnFlags(cmd)
 	cmd.AddCommand(newRunsListCmd(cf), newRunsShowCmd(cf), newRunsWatchCmd(cf), newRunsReportCmd(cf),
 		newRunActionCmd(cf, "pause", "Pause a run: no new deployment starts"),
 		newRunActionCmd(cf, "resume", "Resume a paused run"),
 		newRunActionCmd(cf, "promote", "Open a run's next wave (a run started with --wave-approve)"),
-		newRunActionCmd(cf, "cancel", "Cancel a run: deployments not yet started are cancelled"))
+		newRunActionCmd(cf, "cancel", "Cancel a run: deployments not yet started are cancelled"),
+		newRunsRollbackCmd(cf))
 	return cmd
 }
 

@@ -197,6 +197,12 @@ func (c *Client) RunAction(ctx context.Context, id, action string) (protocol.Run
 	return do[protocol.Run](ctx, c, Request{Method: http.MethodPost, Path: "/v1/runs/" + esc(id) + "/" + action, Role: protocol.RoleOperator})
 }
 
+// RollbackRun plans (req.DryRun) or starts a run that brings the agents
+// run id moved back to the versions they came from.
+func (c *Client) RollbackRun(ctx context.Context, id string, req protocol.RollbackRequest) (protocol.Run, error) {
+	return do[protocol.Run](ctx, c, Request{Method: http.MethodPost, Path: "/v1/runs/" + esc(id) + "/rollback", Body: req, Role: protocol.RoleOperator})
+}
+
 // RunReport is the run and every deployment with its end.
 func (c *Client) RunReport(ctx context.Context, id string) (protocol.RunReport, error) {
 	return do[protocol.RunReport](ctx, c, Request{Method: http.MethodGet, Path: "/v1/runs/" + esc(id) + "/report", Role: protocol.RoleViewer})

@@ -60,6 +60,7 @@ func TestRoutes(t *testing.T) {
 		{func() error { _, err := c.RunAction(ctx, "r-1", "pause"); return err }, "POST /v1/runs/r-1/pause"},
 		{func() error { _, err := c.RunAction(ctx, "r-1", "resume"); return err }, "POST /v1/runs/r-1/resume"},
 		{func() error { _, err := c.RunAction(ctx, "r-1", "cancel"); return err }, "POST /v1/runs/r-1/cancel"},
+		{func() error { _, err := c.RollbackRun(ctx, "r-1", protocol.RollbackRequest{DryRun: true}); return err }, "POST /v1/runs/r-1/rollback"},
 		{func() error { _, err := c.RunReport(ctx, "r-1"); return err }, "GET /v1/runs/r-1/report"},
 		{func() error {
 			_, err := c.Deployments(ctx, DeploymentFilter{AgentID: "a-1", RunID: "r-1", State: "failed", Limit: 5})
