@@ -247,6 +247,17 @@ func (c *Client) SkipDeployment(ctx context.Context, id string) (protocol.Deploy
 	return do[protocol.Deployment](ctx, c, Request{Method: http.MethodPost, Path: "/v1/deployments/" + esc(id) + "/skip", Role: protocol.RoleOperator})
 }
 
+// RetryDeployment queues a new deployment in place of a stuck or failed
+// one and returns the new one.
+func (c *Client) RetryDeployment(ctx context.Context, id string) (protocol.Deployment, error) {
+	return do[protocol.Deployment](ctx, c, Request{Method: http.MethodPost, Path: "/v1/deployments/" + esc(id) + "/retry", Role: protocol.RoleOperator})
+}
+
+// CancelDeployment ends a stuck deployment.
+func (c *Client) CancelDeployment(ctx context.Context, id string) (protocol.Deployment, error) {
+	return do[protocol.Deployment](ctx, c, Request{Method: http.MethodPost, Path: "/v1/deployments/" + esc(id) + "/cancel", Role: protocol.RoleOperator})
+}
+
 // ----- events -----
 
 // EventQuery pages through the event log.

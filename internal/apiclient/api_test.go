@@ -68,6 +68,8 @@ func TestRoutes(t *testing.T) {
 		}, "GET /v1/deployments?agent=a-1&limit=5&run=r-1&state=failed"},
 		{func() error { _, err := c.Deployment(ctx, "d-1"); return err }, "GET /v1/deployments/d-1"},
 		{func() error { _, err := c.SkipDeployment(ctx, "d-1"); return err }, "POST /v1/deployments/d-1/skip"},
+		{func() error { _, err := c.RetryDeployment(ctx, "d-1"); return err }, "POST /v1/deployments/d-1/retry"},
+		{func() error { _, err := c.CancelDeployment(ctx, "d-1"); return err }, "POST /v1/deployments/d-1/cancel"},
 		{func() error {
 			_, err := c.Events(ctx, EventQuery{After: 7, Since: since, Limit: 10, Follow: true})
 			return err
