@@ -208,6 +208,16 @@ type RunControls struct {
 	// Window is the maintenance window deployments start in (internal/window
 	// syntax, e.g. "Mon-Fri 01:00-05:00 Europe/Berlin").
 	Window string `json:"window,omitempty"`
+	// Health-driven halt (docs/server.md): after its trial committed, an
+	// upgraded agent is watched for HealthSoakSeconds (default 15 min);
+	// the run halts when its workloads or check-ins do worse than before
+	// the upgrade on HealthMinAgents (default 2) and HealthPercent
+	// (default 10) of the soaking agents, or on any one crash loop.
+	// NoHealthHalt turns the watch off.
+	HealthSoakSeconds int     `json:"health_soak_seconds,omitempty"`
+	HealthMinAgents   int     `json:"health_min_agents,omitempty"`
+	HealthPercent     float64 `json:"health_percent,omitempty"`
+	NoHealthHalt      bool    `json:"no_health_halt,omitempty"`
 }
 
 // WaveStatus is one wave of a run as GET /v1/runs/{id} shows it.

@@ -114,7 +114,7 @@ func Check(c protocol.RunControls, total int) error {
 			return err
 		}
 	}
-	return nil
+	return checkHealth(c)
 }
 
 // percent parses "25%" (or "25") as 25.

@@ -68,9 +68,20 @@ type metrics struct {
 	// The scheduler's passes, their time (commits included) and the
 	// deployments they started.
 	schedPasses, schedNanos, schedStarts atomic.Int64
+	// halts are the runs halted on their own rules since the server
+	// started, by signal (canary, failure_rate, health_*).
+	halts map[string]int64
 }
 
-func newMetrics() *metrics { return &metrics{requests: map[string]*histogram{}} }
+func newMetrics() *metrics {
+	return &metrics{requests: map[string]*histogram{}, halts: map[string]int64{}}
+}
+
+func (m *metrics) observeHalt(signal string) {
+	m.mu.Lock()
+	m.halts[signal]++
+	m.mu.Unlock()
+}
 
 func (m *metrics) observeCheckin(d time.Duration) {
 	m.mu.Lock()
@@ -138,6 +149,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 		}
 	}
 	quarantined := s.quarantineMetric()
+	byWave := map[int]int{} // runs running or paused, by the wave open in them
+	for _, r := range s.runs {
+		if r.Status == protocol.RunRunning || r.Status == protocol.RunPaused {
+			byWave[r.Wave]++
+		}
+	}
 	s.mu.Unlock()
 	deps, err := s.countBy(r.Context(), `SELECT state, COUNT(*) FROM deployments GROUP BY state`)
 	if err != nil {
@@ -175,6 +192,26 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	for _, st := range []string{protocol.RunRunning, protocol.RunPaused, protocol.RunEndedOK, protocol.RunEndedNotOK, protocol.RunCancelled} {
 		fmt.Fprintf(&b, "molt_runs{status=\"%s\"} %d\n", st, runs[st])
 	}
+	b.WriteString("# HELP molt_runs_by_wave Runs in progress (running or paused) by the wave open in them (0: the canaries, or the first wave).\n# TYPE molt_runs_by_wave gauge\n")
+	waves := make([]int, 0, len(byWave))
+	for w := range byWave {
+		waves = append(waves, w)
+	}
+	sort.Ints(waves)
+	for _, w := range waves {
+		fmt.Fprintf(&b, "molt_runs_by_wave{wave=\"%d\"} %d\n", w, byWave[w])
+	}
+	b.WriteString("# HELP molt_run_halts_total Runs halted on their own rules since the server started, by signal (canary, failure_rate, health_crash_loop, health_unhealthy, health_workload_restarts, health_silent).\n# TYPE molt_run_halts_total counter\n")
+	s.met.mu.Lock()
+	signals := make([]string, 0, len(s.met.halts))
+	for k := range s.met.halts {
+		signals = append(signals, k)
+	}
+	sort.Strings(signals)
+	for _, k := range signals {
+		fmt.Fprintf(&b, "molt_run_halts_total{signal=\"%s\"} %d\n", promLabel(k), s.met.halts[k])
+	}
+	s.met.mu.Unlock()
 	b.WriteString(quarantined)
 	b.WriteString("# HELP molt_db_commits_total Write transactions committed (each one fsync).\n# TYPE molt_db_commits_total counter\n")
 	fmt.Fprintf(&b, "molt_db_commits_total %d\n", s.st.commits.Load())

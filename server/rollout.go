@@ -26,6 +26,7 @@ type runRollout struct {
 	Total        int
 	FirstStart   time.Time   // the first deployment started (rate ramp)
 	recent       []time.Time // starts in the last minute (rate); not kept across restarts
+	health       *runHealth  // the health watch of its upgraded agents (health.go)
 }
 
 // waveRec is one wave: its name, its size and its deployments by state.
@@ -127,7 +128,10 @@ func (s *Server) rolloutPass(ctx context.Context, r *runRec, now time.Time) erro
 			return s.halt(ctx, r, "failure_rate", reason)
 		}
 	}
-	for r.Wave < len(r.Waves)-1 && rollout.WaveDone(c, r.Waves[r.Wave].Counts, r.Waves[r.Wave].Size) {
+	if err := s.healthPass(ctx, r, now); err != nil {
+		return err
+	}
+	for r.Wave < len(r.Waves)-1 && rollout.WaveDone(c, r.Waves[r.Wave].Counts, r.Waves[r.Wave].Size) && !r.soaking(r.Wave, now) {
 		w := r.Wave
 		// The soak counts from when the wave was seen done, paused or
 		// not: a halt on a failed canary, once resumed, does not restart
@@ -203,7 +207,7 @@ func (s *Server) halt(ctx context.Context, r *runRec, signal, reason string) err
 		if err := wr.event(event{ID: protocol.EvRunHalted, Run: r.ID, Msg: "run " + runID(r.ID) + " " + full, Fields: map[string]string{"signal": signal, "reason": reason}}); err != nil {
 			return err
 		}
-		wr.then(func() { r.Status = protocol.RunPaused })
+		wr.then(func() { r.Status = protocol.RunPaused; s.met.observeHalt(signal) })
 		return nil
 	})
 }

@@ -185,6 +185,10 @@ var migrations = []string{
 	ALTER TABLE runs ADD COLUMN wave_approval INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE deployments ADD COLUMN wave INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE deployments ADD COLUMN canary INTEGER NOT NULL DEFAULT 0;`,
+	// Health-driven halt: a deployment's baseline, its agent's workloads
+	// before the upgrade (rollout.HealthSample as JSON; '' when none was
+	// taken, or once the agent is no longer watched).
+	`ALTER TABLE deployments ADD COLUMN baseline TEXT NOT NULL DEFAULT '';`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies

@@ -32,6 +32,11 @@ type rolloutFlags struct {
 	spread        time.Duration
 	window        string
 	force         bool
+	// Health-driven halt (docs/server.md).
+	healthSoak      time.Duration
+	healthOff       bool // --health-halt=false
+	healthMinAgents int
+	healthPercent   float64
 }
 
 func (o *rolloutFlags) add(f *pflag.FlagSet) {
@@ -52,6 +57,11 @@ func (o *rolloutFlags) add(f *pflag.FlagSet) {
 	f.DurationVar(&o.spread, "spread", 0, "spread the deployments' starts evenly over this long (from --start-at or now)")
 	f.StringVar(&o.window, "window", "", "maintenance window deployments start in, e.g. \"Mon-Fri 01:00-05:00 Europe/Berlin\" (docs/windows.md); one running when it closes finishes")
 	f.BoolVar(&o.force, "force", false, "include agents whose target release is quarantined for their platform")
+	f.DurationVar(&o.healthSoak, "health-soak", 0, "watch each upgraded agent this long after its trial committed (default 15m); when given, a wave is also not done before its agents soaked that long")
+	f.Var(offFlag{&o.healthOff}, "health-halt", "halt the run when upgraded agents do worse than before their upgrade (workloads crash-looping, unhealthy or restarting, check-ins missed); --health-halt=false turns the watch off")
+	f.Lookup("health-halt").NoOptDefVal = "true"
+	f.IntVar(&o.healthMinAgents, "health-min-agents", 0, "a health signal halts the run once this many soaking agents show it (default 2; one crash loop is always enough)")
+	f.Float64Var(&o.healthPercent, "health-percent", 0, "... and once this percent of the soaking agents show it (default 10)")
 }
 
 // apply checks the flags and puts them into req.
@@ -129,16 +139,48 @@ func (o *rolloutFlags) apply(req *protocol.RunRequest, now time.Time) error {
 	}
 	c.SpreadSeconds = int(o.spread.Round(time.Second) / time.Second)
 	c.Window = o.window
+	if o.healthOff && (o.healthSoak != 0 || o.healthMinAgents != 0 || o.healthPercent != 0) {
+		return cli.Usage("--health-soak, --health-min-agents, --health-percent: not with --health-halt=false")
+	}
+	if o.healthSoak < 0 {
+		return cli.Usage("--health-soak: %s is negative (give a duration like 15m)", o.healthSoak)
+	}
+	c.NoHealthHalt = o.healthOff
+	c.HealthSoakSeconds = int(o.healthSoak.Round(time.Second) / time.Second)
+	c.HealthMinAgents, c.HealthPercent = o.healthMinAgents, o.healthPercent
 	if err := rollout.Check(*c, 0); err != nil {
 		return cli.Usage("%s", flagNames(err.Error()))
 	}
 	return nil
 }
 
+// offFlag is a boolean flag on by default, kept as its negation so that
+// the zero rolloutFlags is the default: --health-halt=false sets it.
+type offFlag struct{ off *bool }
+
+func (f offFlag) String() string {
+	if f.off == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*f.off)
+}
+
+func (f offFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*f.off = !v
+	return nil
+}
+
+func (f offFlag) Type() string { return "bool" }
+
 // flagNames says the API's field names as the flags that set them.
 func flagNames(s string) string {
 	return strings.NewReplacer("canary_cover", "--canary-cover", "canary_soak_seconds", "--canary-soak", "wave_label", "--wave-label",
 		"wave_wait_seconds", "--wave-wait", "wave_done_percent", "--wave-done", "max_concurrent_percent", "--max-concurrent",
 		"max_failures_percent", "--max-failures", "min_sample", "--min-sample", "rate_per_minute", "--rate", "spread_seconds", "--spread",
+		"health_soak_seconds", "--health-soak (seconds)", "health_min_agents", "--health-min-agents", "health_percent", "--health-percent",
 		"waves", "--waves", "ramp", "--ramp", "canary", "--canary").Replace(s)
 }
