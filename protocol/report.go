@@ -27,6 +27,18 @@ type RunSummary struct {
 	// Stages says how long each stage took, from the server's steps, in
 	// the order of a deployment's life.
 	Stages []StageStats `json:"stages"`
+	// Health lists the times the run halted on the health of the agents
+	// it upgraded (events 805 with a health_* signal), oldest first.
+	Health []HealthHalt `json:"health,omitempty"`
+}
+
+// HealthHalt is one health-driven halt of a run: the signal
+// (health_crash_loop, health_unhealthy, health_workload_restarts,
+// health_silent) and the reason, which names up to 5 hosts.
+type HealthHalt struct {
+	At     time.Time `json:"at"`
+	Signal string    `json:"signal"`
+	Reason string    `json:"reason"`
 }
 
 // VersionMove is how many deployments went From → To, and how many of

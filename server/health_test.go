@@ -150,6 +150,11 @@ func TestHealthHalt(t *testing.T) {
 					t.Errorf("reason %q (run %q) lacks %q", reason, r.Reason, want)
 				}
 			}
+			var rep protocol.RunReport
+			w.e.must("GET", "/v1/runs/"+w.run.ID+"/report", protocol.RoleViewer, nil, &rep)
+			if len(rep.Summary.Health) != 1 || rep.Summary.Health[0].Signal != tc.wantSignal || rep.Summary.Health[0].Reason != reason {
+				t.Errorf("run report health %+v, want the halt on %s", rep.Summary.Health, tc.wantSignal)
+			}
 			if m := w.e.metricsText(); !strings.Contains(m, `molt_run_halts_total{signal="`+tc.wantSignal+`"} 1`) {
 				t.Errorf("metrics lack the halt:\n%s", m)
 			}

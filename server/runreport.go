@@ -41,8 +41,38 @@ func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ calle
 	if err != nil {
 		return fmt.Errorf("run report %s: steps: %w", runID(id), err)
 	}
-	writeJSON(w, 200, protocol.RunReport{Run: run, Deployments: deps, Summary: summarizeRun(deps, times)})
+	sum := summarizeRun(deps, times)
+	if sum.Health, err = runHealthHalts(r.Context(), tx, id); err != nil {
+		return fmt.Errorf("run report %s: health: %w", runID(id), err)
+	}
+	writeJSON(w, 200, protocol.RunReport{Run: run, Deployments: deps, Summary: sum})
 	return nil
+}
+
+// runHealthHalts reads the run's health-driven halts from its events
+// (health.go): those pruned (events.keep) are no longer listed.
+func runHealthHalts(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.HealthHalt, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT at, fields FROM events WHERE run_id = ? AND id = ? ORDER BY seq`, run, protocol.EvRunHalted)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []protocol.HealthHalt
+	for rows.Next() {
+		var at int64
+		var fields string
+		if err := rows.Scan(&at, &fields); err != nil {
+			return nil, err
+		}
+		var f map[string]string
+		if err := jsonUnmarshal(fields, &f); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(f["signal"], "health_") {
+			out = append(out, protocol.HealthHalt{At: fromNanos(at), Signal: f["signal"], Reason: f["reason"]})
+		}
+	}
+	return out, rows.Err()
 }
 
 func runDeployments(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.Deployment, error) {

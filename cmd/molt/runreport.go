@@ -107,6 +107,18 @@ func printRunSummary(w io.Writer, sum protocol.RunSummary, now time.Time) error 
 		}
 	}
 
+	if len(sum.Health) > 0 {
+		fmt.Fprintln(w)
+		tw = newTable(w)
+		row(tw, "HEALTH HALT", "SIGNAL", "REASON")
+		for _, h := range sum.Health {
+			row(tw, fmtTime(h.At, now), h.Signal, oneLineText(h.Reason, 160))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
 	if len(sum.Waves) > 1 {
 		fmt.Fprintln(w)
 		tw = newTable(w)

@@ -49,6 +49,8 @@ func reportFixture() protocol.RunReport {
 				ex("d-2", "web-2"+evil, "", 1900), ex("d-9", "web-9", "", 1858.4)}},
 			{Stage: protocol.StageStage, Slowest: []protocol.ReportAgent{}},
 		},
+		Health: []protocol.HealthHalt{{At: at.Add(20 * time.Minute), Signal: "health_crash_loop",
+			Reason: "health: workload exporter crash-looping on 3 of 20 upgraded agents (web-01, web-07, web-2" + evil + ")"}},
 	}
 	return protocol.RunReport{Run: run, Deployments: deps, Summary: sum}
 }
