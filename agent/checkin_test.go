@@ -759,7 +759,7 @@ func TestWorkloadsInCheckinAndTrialReport(t *testing.T) {
 		LastExit: "exit status 3", Reason: "\x1b]0;owned\a" + strings.Repeat("r", 5000), Since: at}
 	// What the server would refuse is left out rather than sent.
 	ws[1].Name, ws[2].State, ws[3].Version = "../x", "exploded", "1.4.0/../.."
-	if err := a.home.WriteWorkloadState(home.WorkloadState{Supervisor: 1, Updated: at, Workloads: ws}); err != nil {
+	if err := a.home.WriteWorkloadState(home.WorkloadState{Supervisor: 1, Updated: at, Workloads: ws, AgentRestarts: 4}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.home.WriteResult(home.Result{Outcome: home.OutcomeRolledBack, Version: "1.5.0", Previous: "1.4.0",
@@ -776,6 +776,9 @@ func TestWorkloadsInCheckinAndTrialReport(t *testing.T) {
 	st := checkins[0].Req.Status
 	if len(st.Workloads) != protocol.MaxWorkloads {
 		t.Fatalf("check-in carries %d workloads, want %d", len(st.Workloads), protocol.MaxWorkloads)
+	}
+	if st.AgentRestarts != 4 {
+		t.Errorf("agent_restarts %d, want the supervisor's 4", st.AgentRestarts)
 	}
 	w := st.Workloads[0]
 	if w.Name != "exporter" || w.State != protocol.WorkloadCrashed || w.Restarts != 3 || w.LastExit != "exit status 3" ||

@@ -177,6 +177,7 @@ func (d *Daemon) Status() protocol.Status {
 		d.log.Debug("state/workloads.json", zap.Error(err))
 	} else {
 		s.Workloads = Workloads(ws)
+		s.AgentRestarts = min(max(ws.AgentRestarts, 0), 1_000_000_000)
 	}
 	return s
 }

@@ -82,6 +82,10 @@ type WorkloadState struct {
 	Supervisor int              `json:"supervisor_pid"`
 	Updated    time.Time        `json:"updated"`
 	Workloads  []WorkloadStatus `json:"workloads"`
+	// AgentRestarts is how many times this supervisor started molt-agent
+	// again after it crashed (or failed to start); the agent reports it
+	// and the server's health watch compares it with its baseline.
+	AgentRestarts int `json:"agent_restarts,omitempty"`
 }
 
 // maxWorkloadState bounds state/workloads.json when read.

@@ -67,6 +67,10 @@ type Status struct {
 	// Workloads are the operator's workloads the supervisor runs
 	// (state/workloads.json), at most MaxWorkloads.
 	Workloads []Workload `json:"workloads,omitempty"`
+	// AgentRestarts is how many times the supervisor started molt-agent
+	// again after it crashed, since the supervisor started
+	// (state/workloads.json); the server's health watch compares it.
+	AgentRestarts int `json:"agent_restarts,omitempty"`
 }
 
 // Unsafe reports whether r is a character a terminal acts on: the C0 and

@@ -20,6 +20,9 @@ const (
 	// SignalRestarts: a workload restarted HealthRestarts times or more
 	// since the upgrade started.
 	SignalRestarts = "workload_restarts"
+	// SignalAgentRestarts: molt-agent itself crashed and was restarted
+	// HealthRestarts times or more since the upgrade started.
+	SignalAgentRestarts = "agent_restarts"
 	// SignalSilent: the agent missed its check-ins.
 	SignalSilent = "silent"
 )
@@ -45,6 +48,8 @@ const (
 type HealthSample struct {
 	Workloads []protocol.Workload `json:"workloads,omitempty"`
 	Looping   []string            `json:"looping,omitempty"`
+	// AgentRestarts is the supervisor's count of molt-agent's crashes.
+	AgentRestarts int `json:"agent_restarts,omitempty"`
 }
 
 // Regression is one way an agent does worse than its baseline.
@@ -73,17 +78,15 @@ func Regressions(base, now HealthSample, silent bool) []Regression {
 	if silent {
 		out = append(out, Regression{Signal: SignalSilent})
 	}
+	if since(base.AgentRestarts, now.AgentRestarts) >= HealthRestarts {
+		out = append(out, Regression{Signal: SignalAgentRestarts})
+	}
 	for _, w := range now.Workloads {
 		b, seen := before[w.Name]
 		if seen && (b.State == protocol.WorkloadUnhealthy || b.State == protocol.WorkloadCrashed || wasLooping[w.Name]) {
 			continue
 		}
-		restarts := w.Restarts - b.Restarts
-		if restarts < 0 {
-			// The counter started again (the supervisor restarted):
-			// every restart it counts is since the upgrade.
-			restarts = w.Restarts
-		}
+		restarts := since(b.Restarts, w.Restarts)
 		switch {
 		case isLooping[w.Name] || (w.State == protocol.WorkloadCrashed && restarts >= HealthRestarts):
 			out = append(out, Regression{Signal: SignalCrashLoop, Workload: w.Name})
@@ -94,6 +97,16 @@ func Regressions(base, now HealthSample, silent bool) []Regression {
 		}
 	}
 	return out
+}
+
+// since is how much a counter went up from base to now; a counter that
+// went down started again (its supervisor restarted), so all of it is
+// since.
+func since(base, now int) int {
+	if now < base {
+		return max(now, 0)
+	}
+	return now - base
 }
 
 // HealthAgent is one upgraded agent in its soak, with its regressions.
@@ -130,7 +143,7 @@ func HealthHalt(c protocol.RunControls, agents []HealthAgent) (signal, reason st
 	for k := range hosts {
 		keys = append(keys, k)
 	}
-	rank := map[string]int{SignalCrashLoop: 0, SignalUnhealthy: 1, SignalRestarts: 2, SignalSilent: 3}
+	rank := map[string]int{SignalCrashLoop: 0, SignalUnhealthy: 1, SignalRestarts: 2, SignalAgentRestarts: 3, SignalSilent: 4}
 	sort.Slice(keys, func(i, j int) bool {
 		a, b := keys[i], keys[j]
 		if rank[a.Signal] != rank[b.Signal] {
@@ -166,6 +179,8 @@ func healthReason(k Regression, hosts []string, of int) string {
 		what = fmt.Sprintf("workload %s unhealthy", k.Workload)
 	case SignalRestarts:
 		what = fmt.Sprintf("workload %s restarted %d times or more", k.Workload, HealthRestarts)
+	case SignalAgentRestarts:
+		what = fmt.Sprintf("molt-agent restarted after a crash %d times or more", HealthRestarts)
 	default:
 		what = "check-ins missed"
 	}

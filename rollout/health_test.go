@@ -49,6 +49,11 @@ func TestRegressions(t *testing.T) {
 			want: []Regression{{SignalUnhealthy, "exporter"}}},
 		{name: "silent", base: ready(0), now: ready(0), silent: true,
 			want: []Regression{{SignalSilent, ""}}},
+		{name: "molt-agent restarted twice", base: HealthSample{AgentRestarts: 1}, now: HealthSample{AgentRestarts: 3}},
+		{name: "molt-agent restarted three times", base: HealthSample{AgentRestarts: 1}, now: HealthSample{AgentRestarts: 4},
+			want: []Regression{{Signal: SignalAgentRestarts}}},
+		{name: "molt-agent restarts after the supervisor restarted", base: HealthSample{AgentRestarts: 9}, now: HealthSample{AgentRestarts: 3},
+			want: []Regression{{Signal: SignalAgentRestarts}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Regressions(tc.base, tc.now, tc.silent); !slices.Equal(got, tc.want) {
@@ -74,6 +79,7 @@ func TestHealthHalt(t *testing.T) {
 	loop := Regression{SignalCrashLoop, "exporter"}
 	sick := Regression{SignalUnhealthy, "exporter"}
 	silent := Regression{Signal: SignalSilent}
+	agent := Regression{Signal: SignalAgentRestarts}
 	for _, tc := range []struct {
 		name       string
 		c          protocol.RunControls
@@ -91,6 +97,8 @@ func TestHealthHalt(t *testing.T) {
 		{name: "two silent of 30 is under 10%", agents: agents(30, 2, silent)},
 		{name: "three silent of 30", agents: agents(30, 3, silent), wantSignal: "health_silent",
 			wantReason: "health: check-ins missed on 3 of 30 upgraded agents (web-01, web-02, web-03)"},
+		{name: "molt-agent restarts", agents: agents(10, 2, agent), wantSignal: "health_agent_restarts",
+			wantReason: "health: molt-agent restarted after a crash 3 times or more on 2 of 10 upgraded agents (web-01, web-02)"},
 		{name: "at most 5 hosts named", agents: agents(10, 7, sick), wantSignal: "health_unhealthy",
 			wantReason: "health: workload exporter unhealthy on 7 of 10 upgraded agents (web-01, web-02, web-03, web-04, web-05, ...)"},
 		{name: "thresholds from the run", c: protocol.RunControls{HealthMinAgents: 4, HealthPercent: 50}, agents: agents(6, 3, sick)},

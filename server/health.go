@@ -35,7 +35,7 @@ type soakRec struct {
 
 // sample is what the health watch compares of a now.
 func sample(a *agentRec) rollout.HealthSample {
-	hs := rollout.HealthSample{Workloads: a.St.Workloads}
+	hs := rollout.HealthSample{Workloads: a.St.Workloads, AgentRestarts: a.St.AgentRestarts}
 	for n, al := range a.alerts {
 		if al == alertLooping {
 			hs.Looping = append(hs.Looping, n)
@@ -48,7 +48,7 @@ func sample(a *agentRec) rollout.HealthSample {
 // sameSample says whether two samples compare the same (versions, times
 // and messages aside): a baseline is written again only when it changed.
 func sameSample(a, b rollout.HealthSample) bool {
-	if len(a.Workloads) != len(b.Workloads) || !slices.Equal(a.Looping, b.Looping) {
+	if len(a.Workloads) != len(b.Workloads) || !slices.Equal(a.Looping, b.Looping) || a.AgentRestarts != b.AgentRestarts {
 		return false
 	}
 	for i, w := range a.Workloads {

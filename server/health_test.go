@@ -90,6 +90,16 @@ func TestHealthHalt(t *testing.T) {
 			wantReason: []string{"health: workload exporter unhealthy on 2 of 5 upgraded agents ("},
 		},
 		{
+			name: "molt-agent crash-restarts", before: protocol.WorkloadReady, c: soak,
+			sick: func(w *rolloutWorld, up []int) {
+				for _, i := range up[:2] {
+					w.agents[i].st.AgentRestarts = 3
+				}
+			},
+			wantSignal: "health_agent_restarts",
+			wantReason: []string{"health: molt-agent restarted after a crash 3 times or more on 2 of 5 upgraded agents ("},
+		},
+		{
 			name: "watch turned off", before: protocol.WorkloadReady, c: protocol.RunControls{NoHealthHalt: true},
 			sick: func(w *rolloutWorld, up []int) {
 				for _, i := range up {
@@ -194,4 +204,18 @@ func TestHealthHaltDefaultCanary(t *testing.T) {
 	if sig, reason := w.halted(); sig != "health_crash_loop" || !strings.Contains(reason, "on 1 of 1 upgraded agents (h0") {
 		t.Errorf("halted %q %q", sig, reason)
 	}
+}
+
+func TestHealthAgentRestartsBounds(t *testing.T) {
+	e := newEnv(t)
+	a := e.newAgent("web-01", "1.0.0")
+	for _, n := range []int{-1, maxWorkloadRestarts + 1} {
+		a.st.AgentRestarts = n
+		code, pe := e.do("POST", "/v1/agent/checkin", a.cred, protocol.CheckinRequest{Status: a.st}, nil)
+		if code != 400 || !strings.Contains(pe.Error, "agent_restarts") {
+			t.Errorf("agent_restarts %d: %d %q, want 400 naming agent_restarts", n, code, pe.Error)
+		}
+	}
+	a.st.AgentRestarts = 7
+	a.checkin()
 }

@@ -149,6 +149,9 @@ func checkStatus(st *protocol.Status) error {
 	if st.FreeDiskBytes < 0 {
 		return badRequest("free_disk_bytes is negative")
 	}
+	if st.AgentRestarts < 0 || st.AgentRestarts > maxWorkloadRestarts {
+		return badRequest("agent_restarts %d is not from 0 to %d", st.AgentRestarts, maxWorkloadRestarts)
+	}
 	if u := st.Upgrade; u != nil {
 		if u.Done < 0 || u.Total < 0 {
 			return badRequest("upgrade progress is negative")

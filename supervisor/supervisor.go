@@ -131,6 +131,9 @@ type Supervisor struct {
 
 	// backoff is the last crash delay; 0 after a stable run.
 	backoff time.Duration
+	// crashes counts the agent's crashes since this supervisor started
+	// (state/workloads.json, agent_restarts).
+	crashes int
 
 	logsMu sync.Mutex
 	logs   map[string]*lumberjack.Logger
@@ -494,6 +497,8 @@ func (s *Supervisor) quickRestart(ran time.Duration) time.Duration {
 // failed handles a crash (or a start that failed): it counts toward the
 // trial when the version is in trial, and returns the backoff delay.
 func (s *Supervisor) failed(version, why string, ran time.Duration) time.Duration {
+	s.crashes++
+	s.wl.save() // the agent reports the count on its next check-in
 	act, err := s.h.ReadActive()
 	if t := trialOf(act, version); err == nil && t != nil {
 		t.Crashes++

@@ -379,7 +379,7 @@ func (ws *workloadSet) logRel(name, version string) string {
 // save writes state/workloads.json: the reports read it, and a
 // supervisor that starts after a kill -9 finds the processes to stop.
 func (ws *workloadSet) save() {
-	st := home.WorkloadState{Supervisor: os.Getpid(), Updated: ws.s.clock.Now().UTC(), Workloads: []home.WorkloadStatus{}}
+	st := home.WorkloadState{Supervisor: os.Getpid(), Updated: ws.s.clock.Now().UTC(), Workloads: []home.WorkloadStatus{}, AgentRestarts: ws.s.crashes}
 	for _, w := range ws.sorted() {
 		ws := home.WorkloadStatus{Name: w.name, Version: w.version, Identity: w.identity, State: w.state,
 			Restarts: w.restarts, LastExit: w.lastExit, Reason: w.reason, Since: w.since.UTC(), ReadyAt: w.readyAt.UTC()}
