@@ -165,7 +165,7 @@ func TestHealthHalt(t *testing.T) {
 			if len(rep.Summary.Health) != 1 || rep.Summary.Health[0].Signal != tc.wantSignal || rep.Summary.Health[0].Reason != reason {
 				t.Errorf("run report health %+v, want the halt on %s", rep.Summary.Health, tc.wantSignal)
 			}
-			if m := w.e.metricsText(); !strings.Contains(m, `molt_run_halts_total{signal="`+tc.wantSignal+`"} 1`) {
+			if m := w.e.metricsText(); !strings.Contains(m, `molt_run_halts_total{signal="`+tc.wantSignal+`"} 1`) || !strings.Contains(m, `molt_runs_by_wave{wave="0"} 1`) {
 				t.Errorf("metrics lack the halt:\n%s", m)
 			}
 			// Resuming accepts what halted it: the rest goes on.

@@ -201,7 +201,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	for _, w := range waves {
 		fmt.Fprintf(&b, "molt_runs_by_wave{wave=\"%d\"} %d\n", w, byWave[w])
 	}
-	b.WriteString("# HELP molt_run_halts_total Runs halted on their own rules since the server started, by signal (canary, failure_rate, health_crash_loop, health_unhealthy, health_workload_restarts, health_silent).\n# TYPE molt_run_halts_total counter\n")
+	b.WriteString("# HELP molt_run_halts_total Runs halted on their own rules since the server started, by signal (canary, failure_rate, health_crash_loop, health_unhealthy, health_workload_restarts, health_agent_restarts, health_silent).\n# TYPE molt_run_halts_total counter\n")
 	s.met.mu.Lock()
 	signals := make([]string, 0, len(s.met.halts))
 	for k := range s.met.halts {
