@@ -515,7 +515,7 @@ func TestScenario09Hooks(t *testing.T) {
 		want := map[string]string{
 			"MOLT_RUN_ID": run.ID, "MOLT_RUN_TEXT": text, "MOLT_AGENT": d.AgentID, "MOLT_AGENT_NAME": d.AgentName,
 			"MOLT_DEPLOYMENT_ID": d.ID, "MOLT_DEPLOYMENT_STATUS": d.State, "MOLT_DEPLOYMENT_KIND": protocol.KindUpgrade,
-			"MOLT_TARGET_VERSION": v2,
+			"MOLT_TARGET_VERSION": v2, "MOLT_WAVE": "0", "MOLT_WAVE_NAME": "all", "MOLT_CANARY": "false",
 		}
 		for k, v := range want {
 			if env[k] != v {

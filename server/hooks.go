@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -126,9 +127,12 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 // deploymentHook builds the on-deployment-end hook for d. Call with s.mu
 // held.
 func (s *Server) deploymentHook(d *depRec, state string) hookJob {
-	text := ""
+	text, wave := "", ""
 	if r := s.runs[d.RunID]; r != nil {
 		text = r.Text
+		if d.Wave < len(r.Waves) {
+			wave = r.Waves[d.Wave].Name
+		}
 	}
 	name := ""
 	if a := s.agents[d.AgentID]; a != nil {
@@ -142,6 +146,9 @@ func (s *Server) deploymentHook(d *depRec, state string) hookJob {
 			"MOLT_AGENT=" + d.AgentID, "MOLT_AGENT_NAME=" + name,
 			"MOLT_DEPLOYMENT_ID=" + depID(d.ID), "MOLT_DEPLOYMENT_STATUS=" + state,
 			"MOLT_DEPLOYMENT_KIND=" + d.Kind, "MOLT_TARGET_VERSION=" + d.Target,
+			// The run's wave of the deployment: its number and name
+			// ("canary", "5%", "ring=early").
+			"MOLT_WAVE=" + strconv.Itoa(d.Wave), "MOLT_WAVE_NAME=" + wave, "MOLT_CANARY=" + strconv.FormatBool(d.Canary),
 		},
 	}
 }

@@ -352,3 +352,40 @@ func TestRunLeavesOutQuarantined(t *testing.T) {
 		t.Fatalf("forced plan: total %d, excluded %+v", plan.Total, plan.Excluded)
 	}
 }
+
+// TestDefaultWindowByLabel: a window.KEY=VALUE setting keeps the agents
+// with that label to their window in every run; the others start.
+func TestDefaultWindowByLabel(t *testing.T) {
+	w := newRolloutWorld(t, 4, func(i int, r *protocol.EnrollRequest) {
+		if i%2 == 0 {
+			r.Labels = map[string]string{"env": "prod"}
+		}
+	}, protocol.RunRequest{MaxConcurrent: 10, DryRun: true})
+	e := w.e
+	if code, pe := e.do("PUT", "/v1/settings/window.env=prod", e.tokens[protocol.RoleAdmin], protocol.SettingRequest{Value: "Mon-Fry 01:00-05:00"}, nil); code != 400 || !strings.Contains(pe.Error, "Fry") {
+		t.Fatalf("a bad window: %d %q", code, pe.Error)
+	}
+	// The env's clock is 03:04 UTC: the prod window opens at 22:00.
+	e.must("PUT", "/v1/settings/window.env=prod", protocol.RoleAdmin, protocol.SettingRequest{Value: "daily 22:00-23:00 UTC"}, nil)
+	w.run = e.createRun(protocol.RunRequest{Target: "2.0.0", Selection: protocol.Selection{All: true}, MaxConcurrent: 10})
+	got := w.pass()
+	for _, i := range got {
+		if i%2 == 0 {
+			t.Errorf("prod agent %d started outside its window", i)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("started %v, want the two agents without the label", got)
+	}
+	for i, d := range w.deps() {
+		if i%2 == 0 && (d.State != protocol.StateWaitingForWindow || !strings.Contains(d.Reason, "env=prod") || !strings.Contains(d.Reason, "opens 2026-01-02T22:00:00Z")) {
+			t.Errorf("prod agent %d: %s %q", i, d.State, d.Reason)
+		}
+	}
+	e.clock.Add(19 * time.Hour) // 22:04
+	if got := w.pass(); len(got) != 2 {
+		t.Fatalf("inside the window: started %v, want the two prod agents", got)
+	}
+	// Reset: no window.
+	e.must("DELETE", "/v1/settings/window.env=prod", protocol.RoleAdmin, nil, nil)
+}

@@ -263,7 +263,12 @@ func (s *Server) schedule(ctx context.Context) error {
 				reason = "another agent of cluster " + a.St.Cluster + " is upgrading"
 			}
 			if reason == "" && r != nil {
-				switch st, why := r.gate(d, now); st {
+				st, why := r.gate(d, now)
+				win := r.window
+				if st == "" {
+					st, why, win = s.windowGate(a, now)
+				}
+				switch st {
 				case protocol.StatePending:
 					// Not its time yet (the spread); a window that
 					// closed on it no longer holds.
@@ -278,7 +283,7 @@ func (s *Server) schedule(ctx context.Context) error {
 					decided = append(decided, func(w *writer) error {
 						if d.State != protocol.StateWaitingForWindow {
 							if err := w.event(event{ID: protocol.EvWaitingForWindow, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "waiting for window: " + why,
-								Fields: map[string]string{"window": r.window.String(), "opens": r.window.NextOpen(now).UTC().Format(time.RFC3339)}}); err != nil {
+								Fields: map[string]string{"window": win.String(), "opens": win.NextOpen(now).UTC().Format(time.RFC3339)}}); err != nil {
 								return err
 							}
 						}

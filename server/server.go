@@ -89,6 +89,11 @@ type Server struct {
 	met    *metrics
 
 	batchState // the changes being committed together (group.go)
+
+	// windows are the default maintenance windows by label, parsed from
+	// the settings; windowsOK is false until they are (windows.go).
+	windows   []hostWindow
+	windowsOK bool
 }
 
 type agentRec struct {

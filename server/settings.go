@@ -51,8 +51,11 @@ func checkSetting(key, value string) error {
 		}
 		return badRequest("%s: %q is not latest, none or a version", key, value)
 	}
+	if windowKeyRe.MatchString(key) {
+		return checkWindowSetting(key, value)
+	}
 	if _, ok := settingDefaults[key]; !ok {
-		return notFound("unknown setting %q (known: %s, version.<goos>/<goarch>)", key, strings.Join(knownKeys(), ", "))
+		return notFound("unknown setting %q (known: %s, version.<goos>/<goarch>, window.<label>=<value>)", key, strings.Join(knownKeys(), ", "))
 	}
 	switch key {
 	case "hooks.on-deployment-end", "hooks.on-run-end":
@@ -296,6 +299,7 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, key string, 
 			} else {
 				s.settings[key] = *value
 			}
+			s.windowsOK = false
 		})
 		return wr.event(event{ID: protocol.EvSettingChanged, Msg: fmt.Sprintf("setting %s = %s", key, shown), Fields: map[string]string{"key": key, "value": shown}})
 	})

@@ -22,10 +22,13 @@ the server knows, with its value and whether it is the default. Among them:
       also the target of upgrade on activation
   activation-upgrade.<family>      true | false   (family: linux, windows, unix)
       upgrade an agent that enrolls with another version than its target
+  window.<label>=<value>           a maintenance window, e.g. "Mon-Fri 01:00-05:00 Europe/Berlin"
+      deployments of runs start on agents with that label only inside it
+      (docs/rollouts.md, syntax in docs/windows.md); reset removes it
   hooks.on-deployment-end          a command the server runs when a deployment ends
   hooks.on-run-end                 a command the server runs when a run ends
       with MOLT_RUN_ID, MOLT_RUN_TEXT, MOLT_RUN_STATUS (ENDED_OK|ENDED_NOT_OK),
-      MOLT_AGENT, MOLT_DEPLOYMENT_ID, MOLT_DEPLOYMENT_STATUS in the environment
+      MOLT_AGENT, MOLT_DEPLOYMENT_ID, MOLT_DEPLOYMENT_STATUS, MOLT_WAVE in the environment
 
 Changing a setting needs the admin role.`,
 	}
