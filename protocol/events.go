@@ -99,7 +99,7 @@ var EventCatalogue = []EventInfo{
 	{EvRunResumed, "run_resumed", "An operator resumed the run."},
 	{EvRunEnded, "run_ended", "Every deployment of the run ended. Fields: status (ENDED_OK or ENDED_NOT_OK)."},
 	{EvRunCancelled, "run_cancelled", "An operator cancelled the run; deployments not yet started were cancelled."},
-	{EvRunHalted, "run_halted", "The run stopped starting deployments on its own: its failure rate passed the limit, or agents it upgraded do measurably worse than before (health). Resume or roll back. Fields: signal, reason, agents."},
+	{EvRunHalted, "run_halted", "The run stopped starting deployments on its own: its failure rate passed the limit, or agents it upgraded do measurably worse than before (health). Resume or roll back. Fields: signal, reason, agents (for a health halt: the names of the agents that regressed, up to 50)."},
 	{EvWaveStarted, "wave_started", "A wave of the run (the canaries are wave 0) may start its deployments. Fields: wave, agents."},
 	{EvWaveDone, "wave_done", "A wave reached its done share with all its started deployments ended. Fields: wave, succeeded, failed, not_done."},
 	{EvWaveApproval, "wave_waiting_for_approval", "The wave is done and the next waits for an operator (molt runs promote). Fields: wave."},

@@ -218,7 +218,13 @@ func (s *Server) healthPass(ctx context.Context, r *runRec, now time.Time) error
 	if signal == "" {
 		return nil
 	}
-	if err := s.halt(ctx, r, signal, reason); err != nil {
+	names := make([]string, 0, len(regressed))
+	for _, id := range regressed {
+		if a := s.agents[h.soaking[id].Agent]; a != nil {
+			names = append(names, a.St.Name)
+		}
+	}
+	if err := s.halt(ctx, r, signal, reason, names...); err != nil {
 		return err
 	}
 	// The operator who resumes has seen these agents: they are no

@@ -27,10 +27,14 @@ func (w *rolloutWorld) crash(i int) {
 	wl.State, wl.Restarts, wl.LastExit = protocol.WorkloadCrashed, wl.Restarts+1, "exit status 2"
 }
 
-// halted returns the signal and reason of the run's run_halted event.
+// halted returns the signal and reason of the run's run_halted event,
+// and checks that a health halt names its agents.
 func (w *rolloutWorld) halted() (signal, reason string) {
 	for _, ev := range w.e.events() {
 		if ev.ID == protocol.EvRunHalted {
+			if strings.HasPrefix(ev.Fields["signal"], "health") && ev.Fields["agents"] == "" {
+				w.t.Errorf("a health halt without its agents: %v", ev.Fields)
+			}
 			return ev.Fields["signal"], ev.Fields["reason"]
 		}
 	}

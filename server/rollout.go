@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moltfleet/molt/internal/window"
@@ -198,13 +199,20 @@ func (s *Server) openWave(wr *writer, r *runRec, w int, by string) error {
 }
 
 // halt pauses r on its own rules, with the signal that tripped.
-func (s *Server) halt(ctx context.Context, r *runRec, signal, reason string) error {
+func (s *Server) halt(ctx context.Context, r *runRec, signal, reason string, agents ...string) error {
+	fields := map[string]string{"signal": signal, "reason": reason}
+	if len(agents) > 0 {
+		if len(agents) > 50 {
+			agents = append(agents[:50:50], fmt.Sprintf("and %d more", len(agents)-50))
+		}
+		fields["agents"] = strings.Join(agents, ",")
+	}
 	return s.change(ctx, func(wr *writer) error {
 		full := "halted: " + reason
 		if _, err := wr.exec(`UPDATE runs SET status = ?, reason = ? WHERE id = ?`, protocol.RunPaused, full, r.ID); err != nil {
 			return err
 		}
-		if err := wr.event(event{ID: protocol.EvRunHalted, Run: r.ID, Msg: "run " + runID(r.ID) + " " + full, Fields: map[string]string{"signal": signal, "reason": reason}}); err != nil {
+		if err := wr.event(event{ID: protocol.EvRunHalted, Run: r.ID, Msg: "run " + runID(r.ID) + " " + full, Fields: fields}); err != nil {
 			return err
 		}
 		wr.then(func() { r.Status = protocol.RunPaused; s.met.observeHalt(signal) })
