@@ -14,7 +14,6 @@ import (
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/server"
-	"github.com/moltfleet/molt/updater/pack"
 )
 
 type stepClock struct {
@@ -41,19 +40,7 @@ func (c *stepClock) add(d time.Duration) {
 func TestDeploymentsRetryCancel(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
-	keys := filepath.Join(dir, "keys")
-	if _, errOut, code := runPack(t, "pack", "keygen", "--out", keys, "--no-passphrase"); code != 0 {
-		t.Fatalf("keygen: exit %d: %s", code, errOut)
-	}
-	zipPath := filepath.Join(dir, "molt-1.5.0.pack")
-	if _, errOut, code := runPack(t, "pack", "build", "--version", "1.5.0", "--bin-dir", fakeDist(t), "--skip-version-check",
-		"--key", filepath.Join(keys, "molt.key"), "--out", zipPath); code != 0 {
-		t.Fatalf("pack build: exit %d: %s", code, errOut)
-	}
-	trusted, err := pack.LoadTrustedKeys([]string{filepath.Join(keys, "molt.pub")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	zipPath, trusted := signedPack(t, dir)
 	ctx := context.Background()
 	clock := &stepClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), TrustedKeys: trusted, Clock: clock, PollWait: 10 * time.Millisecond})

@@ -14,7 +14,6 @@ import (
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/server"
-	"github.com/moltfleet/molt/updater/pack"
 )
 
 // releaseServer starts an in-process server (over HTTPS) holding release
@@ -24,19 +23,7 @@ func releaseServer(t *testing.T, role string) []string {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
-	keys := filepath.Join(dir, "keys")
-	if _, errOut, code := runPack(t, "pack", "keygen", "--out", keys, "--no-passphrase"); code != 0 {
-		t.Fatalf("keygen: exit %d: %s", code, errOut)
-	}
-	zipPath := filepath.Join(dir, "molt-1.5.0.pack")
-	if _, errOut, code := runPack(t, "pack", "build", "--version", "1.5.0", "--bin-dir", fakeDist(t), "--skip-version-check",
-		"--key", filepath.Join(keys, "molt.key"), "--out", zipPath); code != 0 {
-		t.Fatalf("pack build: exit %d: %s", code, errOut)
-	}
-	trusted, err := pack.LoadTrustedKeys([]string{filepath.Join(keys, "molt.pub")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	zipPath, trusted := signedPack(t, dir)
 	ctx := context.Background()
 	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), TrustedKeys: trusted})
 	if err != nil {

@@ -15,12 +15,10 @@ import (
 	"github.com/moltfleet/molt/updater/pack"
 )
 
-// TestReleaseImportZipAsIs: a pack from molt pack build goes up unchanged
-// and a real server (in-process, over HTTPS) imports it; a pack the
-// server refuses exits 1 with its reason.
-func TestReleaseImportZipAsIs(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
+// signedPack builds release 1.5.0 with molt pack (a new key in dir) and
+// returns the pack and the key a server trusts it by.
+func signedPack(t *testing.T, dir string) (string, []pack.Key) {
+	t.Helper()
 	keys := filepath.Join(dir, "keys")
 	if _, errOut, code := runPack(t, "pack", "keygen", "--out", keys, "--no-passphrase"); code != 0 {
 		t.Fatalf("keygen: exit %d: %s", code, errOut)
@@ -34,6 +32,16 @@ func TestReleaseImportZipAsIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return zipPath, trusted
+}
+
+// TestReleaseImportZipAsIs: a pack from molt pack build goes up unchanged
+// and a real server (in-process, over HTTPS) imports it; a pack the
+// server refuses exits 1 with its reason.
+func TestReleaseImportZipAsIs(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
+	zipPath, trusted := signedPack(t, dir)
 	ctx := context.Background()
 	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), TrustedKeys: trusted})
 	if err != nil {
