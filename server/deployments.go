@@ -31,7 +31,12 @@ func (s *Server) queryDeployments(ctx context.Context, where string, args []any,
 		q += ` WHERE ` + where
 	}
 	q += ` ORDER BY ` + order + ` LIMIT ?`
-	rows, err := s.st.r.QueryContext(ctx, q, append(args, limit)...)
+	return scanDeployments(ctx, s.st.r, q, append(args, limit)...)
+}
+
+// scanDeployments runs q, a SELECT of depColumns, on db.
+func scanDeployments(ctx context.Context, db querier, q string, args ...any) ([]protocol.Deployment, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

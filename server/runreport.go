@@ -76,20 +76,7 @@ func runHealthHalts(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.Heal
 }
 
 func runDeployments(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.Deployment, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT `+depColumns+` FROM deployments WHERE run_id = ? ORDER BY id`, run)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []protocol.Deployment{}
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return scanDeployments(ctx, tx, `SELECT `+depColumns+` FROM deployments WHERE run_id = ? ORDER BY id`, run)
 }
 
 // reportSteps are the server steps the report's stages are measured
