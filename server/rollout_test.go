@@ -389,3 +389,29 @@ func TestDefaultWindowByLabel(t *testing.T) {
 	// Reset: no window.
 	e.must("DELETE", "/v1/settings/window.env=prod", protocol.RoleAdmin, nil, nil)
 }
+
+// TestRolloutScaleDown: a host that scales away (revoked) while its wave
+// waits for it is not waited for: its deployment is cancelled and the
+// wave is done without it, even when the wave wants all of its agents.
+func TestRolloutScaleDown(t *testing.T) {
+	w := newRolloutWorld(t, 8, nil, protocol.RunRequest{MaxConcurrent: 10, RunControls: protocol.RunControls{Waves: []string{"50%", "100%"}, WaveDonePercent: 100}})
+	agents, _ := w.order()
+	gone := agents[1] // in wave 0
+	w.dead[gone] = true
+	w.e.clock.Add(10 * time.Minute) // offline before its turn
+	if got := w.pass(); len(got) != 3 {
+		t.Fatalf("wave 0 started %v, want its 3 live agents", got)
+	}
+	w.pass()
+	if r := w.get(); r.WaveList[0].State != "open" {
+		t.Fatalf("wave 0 with a host missing and done share 100%%: %s", r.WaveList[0].State)
+	}
+	w.e.must("POST", "/v1/agents/"+w.agents[gone].id+"/revoke", protocol.RoleAdmin, nil, nil)
+	if got := w.pass(); len(got) != 4 {
+		t.Fatalf("after the host scaled away wave 1 started %v, want 4", got)
+	}
+	w.pass()
+	if r := w.get(); r.Counts[protocol.StateSucceeded] != 7 || r.Counts[protocol.StateCancelled] != 1 {
+		t.Fatalf("run %s %v", r.Status, r.Counts)
+	}
+}
