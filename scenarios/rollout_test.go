@@ -46,6 +46,7 @@ func TestScenarioRolloutControl(t *testing.T) {
 		e2etest.PackOptions{Version: relB, Workloads: []e2etest.Workload{crashLater(t)}})
 	srv := f.srv
 	srv.Import(betaBrokenPack(t))
+	t.Logf("server with 3 releases after %s", time.Since(start).Round(time.Second))
 
 	type host struct {
 		h      *e2etest.Host
@@ -66,9 +67,16 @@ func TestScenarioRolloutControl(t *testing.T) {
 		hosts[i].id = hosts[i].h.WaitEnrolled(30 * time.Second)
 		byID[hosts[i].id] = hosts[i]
 	}
-	for _, h := range hosts {
-		f.waitAgent(h.id, v1, true)
-	}
+	// One listing for the whole fleet rather than one `agents show` each.
+	e2etest.Eventually(t, 90*time.Second, "every agent online at "+v1, func() (bool, string) {
+		n := 0
+		for _, a := range srv.Agents() {
+			if _, ok := byID[a.ID]; ok && a.Version == v1 && a.SupervisorVersion == v1 && a.Status == protocol.AgentOnline {
+				n++
+			}
+		}
+		return n == len(hosts), fmt.Sprintf("%d of %d", n, len(hosts))
+	})
 	t.Logf("%d hosts enrolled at %s after %s", len(hosts), v1, time.Since(start).Round(time.Second))
 
 	// Part 1: release A, broken on beta. The canaries cover both
