@@ -63,6 +63,9 @@ func TestKill9RolloutWaits(t *testing.T) {
 			srv := startProc(t, data, freeAddr(t), "--poll-wait", "300ms")
 			var mu sync.Mutex
 			cur := func() *procServer { mu.Lock(); defer mu.Unlock(); return srv }
+			// The server running at the end, whichever it is, stops with
+			// the test (after the agents: deferred first, runs last).
+			defer func() { cur().stop() }()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			_, sk := testKey()
