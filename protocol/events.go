@@ -58,6 +58,8 @@ const (
 	EvEnrollTokenMade = 1006
 	EvQuarantined     = 1007
 	EvUnquarantined   = 1008
+	EvSignedIn        = 1009
+	EvSignedOut       = 1010
 
 	EvHookFailed = 1100
 	EvHookRan    = 1101
@@ -125,6 +127,8 @@ var EventCatalogue = []EventInfo{
 	{EvEnrollTokenMade, "enrollment_token_created", "An enrollment token was created. Fields: uses, expires."},
 	{EvQuarantined, "release_quarantined", "A release was quarantined for a platform: by rollbacks on its agents (automatic: releases.quarantine-after of them, or one canary; the event names the deployment whose rollback decided it) or by an operator (molt release quarantine). Upgrade on activation passes it over there, agents are not recommended it, and no run goes to it there without --force. Fields: version, platform, reason, automatic."},
 	{EvUnquarantined, "release_unquarantined", "An operator lifted a release's quarantine for a platform (molt release unquarantine); rollbacks count towards releases.quarantine-after afresh from then. Fields: version, platform."},
+	{EvSignedIn, "console_signed_in", "A console session was opened with an API token or a one-time sign-in link made from one; it acts with the token's role. Fields: token, token_name, role, with (token or link)."},
+	{EvSignedOut, "console_signed_out", "A console session was ended by its user (sign-out). Fields: token, token_name."},
 	{EvHookFailed, "hook_failed", "A hook command failed, timed out or could not be queued. Fields: hook, reason."},
 	{EvHookRan, "hook_ran", "A hook command ended successfully. Fields: hook."},
 	{EvServerStarted, "server_started", "The control server started. Fields: version."},

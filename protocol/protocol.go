@@ -70,6 +70,7 @@ const (
 	CodeInternal         = "internal"         // 500
 	CodeBelowFloor       = "below_floor"      // 422: a target below an agent's floor
 	CodeRevertNeedsRole  = "revert_forbidden" // 403: a revert needs the operator role
+	CodeCSRF             = "csrf"             // 403: a session request without its X-CSRF-Token, or from another origin
 )
 
 // Roles of API tokens, in increasing power. Each role may do what the
