@@ -1,0 +1,8 @@
+//go:build !noconsole
+
+package console
+
+import "embed"
+
+//go:embed assets
+var assets embed.FS
