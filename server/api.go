@@ -119,6 +119,10 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/deployments/{id}/retry", authToken, protocol.RoleOperator, 0, s.handleDeploymentRetry},
 		{"POST /v1/deployments/{id}/cancel", authToken, protocol.RoleOperator, 0, s.handleDeploymentCancel},
 		{"GET /v1/events", authToken, protocol.RoleViewer, 0, s.handleEvents},
+		{"POST /v1/session", authNone, "", sessionBody, s.handleSessionCreate},
+		{"GET /v1/session", authNone, "", 0, s.handleSessionShow},
+		{"DELETE /v1/session", authNone, "", 0, s.handleSessionDelete},
+		{"POST /v1/signin-links", authToken, protocol.RoleAdmin, 0, s.handleSigninLinkCreate},
 	}
 }
 
@@ -316,6 +320,9 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 func (s *Server) authToken(r *http.Request, need string) (caller, error) {
+	if r.Header.Get(protocol.HeaderAuthorization) == "" && hasSessionCookie(r) {
+		return s.authSession(r, need)
+	}
 	tok, ok := bearer(r)
 	if !ok {
 		return caller{}, errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "an API token is required: Authorization: Bearer TOKEN")

@@ -36,6 +36,7 @@ var settingDefaults = map[string]string{
 	"activation-upgrade.windows":      "false",
 	"activation-upgrade.unix":         "false",
 	"releases.quarantine-after":       "2",
+	"sessions.lifetime":               "12h",
 }
 
 var platformKeyRe = regexp.MustCompile(`^version\.[a-z0-9]+/[a-z0-9]+$`)
@@ -78,6 +79,8 @@ func checkSetting(key, value string) error {
 		if err != nil || d <= 0 {
 			return badRequest("%s: %q is not a positive duration like 90s, 30m or 720h", key, value)
 		}
+	case "sessions.lifetime":
+		return checkSessionLifetime(value)
 	case "agents.poll-seconds":
 		return checkInt(key, value, 1, protocol.MaxPollSeconds)
 	case "repair.max-concurrent":

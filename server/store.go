@@ -189,6 +189,28 @@ var migrations = []string{
 	// before the upgrade (rollout.HealthSample as JSON; '' when none was
 	// taken, or once the agent is no longer watched).
 	`ALTER TABLE deployments ADD COLUMN baseline TEXT NOT NULL DEFAULT '';`,
+	// Console sessions (session.go): a browser's session made from an API
+	// token, and one-time sign-in codes. Only SHA-256 hashes of their
+	// secrets are kept. csrf is kept as it is: GET /v1/session hands it
+	// back, and it is worth nothing without the session's cookie.
+	`CREATE TABLE sessions (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		hash TEXT NOT NULL UNIQUE,
+		token_id INTEGER NOT NULL,
+		csrf TEXT NOT NULL,
+		created INTEGER NOT NULL,
+		expires INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_expires ON sessions(expires);
+	CREATE INDEX sessions_token ON sessions(token_id);
+	CREATE TABLE signin_codes (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		hash TEXT NOT NULL UNIQUE,
+		token_id INTEGER NOT NULL,
+		created INTEGER NOT NULL,
+		expires INTEGER NOT NULL
+	);
+	CREATE INDEX signin_codes_expires ON signin_codes(expires);`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies

@@ -1,0 +1,365 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// Console sessions (docs/api.md, "Console sessions"). A browser exchanges
+// an API token, or a one-time sign-in code made from one, for a session
+// whose secret only its HttpOnly cookie carries. The session is a way to
+// present its token: it has the token's role as it is now, and revoking
+// the token ends it. A cookie is an ambient credential, sent with requests
+// other sites make the browser send, so every cookie request that changes
+// something must also carry the session's CSRF value, which only a page of
+// this server can read (GET /v1/session), and come from this server's
+// origin when the browser names one. Bearer tokens are not ambient and are
+// not asked for either.
+const (
+	// sessionBody bounds POST /v1/session: a token or a code, no more.
+	sessionBody = 4 << 10
+	// maxSessionSecret bounds a cookie value or code looked up: secrets
+	// are a prefix and 43 characters; anything longer is not one.
+	maxSessionSecret = 100
+	// signinFailDelay is how long a refused sign-in waits before it is
+	// answered. Secrets have 256 random bits, so guessing is hopeless
+	// anyway; the wait also makes each guess cost a client a third of a
+	// second and keeps a refusal from answering faster than a success.
+	signinFailDelay = 300 * time.Millisecond
+	// sweepBatch bounds the ended sessions and dead codes deleted by one
+	// sign-in or link: each adds one row and may remove this many.
+	sweepBatch = 100
+	// maxSessionLifetime bounds the sessions.lifetime setting: expiry is
+	// absolute, and a month without signing in again defeats it.
+	maxSessionLifetime = 720 * time.Hour
+)
+
+// sessionRec is a session row joined with its token.
+type sessionRec struct {
+	id        int64
+	tokenID   int64
+	tokenName string
+	role      string
+	csrf      string
+	expires   time.Time
+	lastUsed  int64 // the token's, in nanoseconds
+}
+
+func (r sessionRec) view() protocol.Session {
+	return protocol.Session{Role: r.role, TokenID: tokenID(r.tokenID), TokenName: r.tokenName, CSRF: r.csrf, Expires: r.expires}
+}
+
+func tokenID(id int64) string { return "t-" + strconv.FormatInt(id, 10) }
+
+func errSessionEnded() error {
+	return errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the session has ended: sign in again")
+}
+
+func checkSessionLifetime(value string) error {
+	d, err := time.ParseDuration(value)
+	if err != nil || d < time.Minute || d > maxSessionLifetime {
+		return badRequest("sessions.lifetime: %q is not a duration from 1m to %s, like 12h", value, maxSessionLifetime)
+	}
+	return nil
+}
+
+// hasSessionCookie tells whether the request carries a session cookie,
+// valid or not.
+func hasSessionCookie(r *http.Request) bool {
+	_, err := r.Cookie(protocol.SessionCookie)
+	return err == nil
+}
+
+// authSession authenticates a request by its session cookie (authToken
+// sends it here when there is no Authorization header).
+func (s *Server) authSession(r *http.Request, need string) (caller, error) {
+	rec, err := s.session(r, need)
+	if err != nil {
+		return caller{}, err
+	}
+	return caller{Role: rec.role, TokenID: rec.tokenID}, nil
+}
+
+// session finds the request's live session and checks what a cookie
+// request must show: the CSRF value and this server's origin on anything
+// but GET and HEAD, then the role.
+func (s *Server) session(r *http.Request, need string) (sessionRec, error) {
+	ck, err := r.Cookie(protocol.SessionCookie)
+	if err != nil {
+		return sessionRec{}, errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "no console session: sign in (POST /v1/session)")
+	}
+	if ck.Value == "" || len(ck.Value) > maxSessionSecret {
+		return sessionRec{}, errSessionEnded()
+	}
+	var rec sessionRec
+	var expires int64
+	var revoked bool
+	err = s.st.r.QueryRowContext(r.Context(), `SELECT s.id, s.csrf, s.expires, t.id, t.name, t.role, t.revoked, t.last_used
+		FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?`, hashSecret(ck.Value)).
+		Scan(&rec.id, &rec.csrf, &expires, &rec.tokenID, &rec.tokenName, &rec.role, &revoked, &rec.lastUsed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return sessionRec{}, errSessionEnded()
+	case err != nil:
+		return sessionRec{}, fmt.Errorf("session: %w", err)
+	}
+	rec.expires = fromNanos(expires)
+	now := s.clock.Now()
+	if revoked || !now.Before(rec.expires) {
+		return sessionRec{}, errSessionEnded()
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		got := r.Header.Get(protocol.HeaderCSRF)
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(rec.csrf)) != 1 {
+			return sessionRec{}, errf(http.StatusForbidden, protocol.CodeCSRF, "this request needs the session's CSRF value in the %s header (GET /v1/session has it)", protocol.HeaderCSRF)
+		}
+		if err := s.checkOrigin(r); err != nil {
+			return sessionRec{}, err
+		}
+	}
+	if protocol.RoleRank(rec.role) < protocol.RoleRank(need) {
+		return sessionRec{}, errf(http.StatusForbidden, protocol.CodeForbidden, "this needs the %s role; the session's token has %s", need, rec.role)
+	}
+	// As for bearer tokens, last_used is written at most once a minute.
+	if now.Sub(fromNanos(rec.lastUsed)) > time.Minute {
+		_ = s.st.tx(r.Context(), func(tx *sql.Tx) error {
+			_, err := tx.Exec(`UPDATE tokens SET last_used = ? WHERE id = ?`, nanos(now), rec.tokenID)
+			return err
+		})
+	}
+	return rec, nil
+}
+
+// checkOrigin refuses a request whose Origin header names another site
+// than this server (https://HOST, or the origin of --public-url). Browsers
+// send Origin with the requests that matter here; programs need not.
+func (s *Server) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "https://"+r.Host {
+		return nil
+	}
+	if s.opt.PublicURL != "" {
+		if u, err := url.Parse(s.opt.PublicURL); err == nil && origin == u.Scheme+"://"+u.Host {
+			return nil
+		}
+	}
+	if len(origin) > 100 {
+		origin = origin[:100] + "..."
+	}
+	return errf(http.StatusForbidden, protocol.CodeCSRF, "the request comes from %q, not from this server (https://%s)", origin, r.Host)
+}
+
+// handleSessionCreate signs in: a token or a one-time code is exchanged
+// for a session and its cookie.
+func (s *Server) handleSessionCreate(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if err := s.checkOrigin(r); err != nil {
+		return err
+	}
+	req, err := decodeJSON[protocol.SessionRequest](r.Body)
+	if err != nil {
+		return err
+	}
+	if (req.Token == "") == (req.Code == "") {
+		return badRequest("give one of token (an API token, molt_...) and code (from a sign-in link: molt console link)")
+	}
+	if req.Token != "" {
+		return s.signIn(w, r, req.Token, "token")
+	}
+	return s.signIn(w, r, req.Code, "link")
+}
+
+// signIn opens a session for the token named by secret ("token") or by a
+// one-time code ("link"), which is used up whatever the outcome.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, secret, with string) error {
+	refused := "the API token is unknown or revoked"
+	if with == "link" {
+		refused = "the sign-in link is unknown, used or expired: ask for a new one (molt console link)"
+	}
+	if len(secret) > maxSessionSecret {
+		return s.refuseSignIn(r.Context(), refused)
+	}
+	table := "tokens"
+	if with == "link" {
+		table = "signin_codes"
+	}
+	// A secret nobody made is refused without taking the server's lock.
+	var n int
+	if err := s.st.r.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM `+table+` WHERE hash = ?`, hashSecret(secret)).Scan(&n); err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	if n == 0 {
+		return s.refuseSignIn(r.Context(), refused)
+	}
+	cookie := newSecret("molts_")
+	var out protocol.Session
+	ok := false
+	s.mu.Lock()
+	ttl := s.durationSetting("sessions.lifetime")
+	err := s.change(r.Context(), func(wr *writer) error {
+		if err := sweepSessions(wr); err != nil {
+			return err
+		}
+		var tok int64
+		switch with {
+		case "link":
+			var exp int64
+			err := wr.queryRow(`SELECT token_id, expires FROM signin_codes WHERE hash = ?`, hashSecret(secret)).Scan(&tok, &exp)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // used by a sign-in at the same time
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := wr.exec(`DELETE FROM signin_codes WHERE hash = ?`, hashSecret(secret)); err != nil {
+				return err
+			}
+			if !wr.now.Before(fromNanos(exp)) {
+				return nil
+			}
+		default:
+			err := wr.queryRow(`SELECT id FROM tokens WHERE hash = ?`, hashSecret(secret)).Scan(&tok)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		var name, role string
+		var revoked bool
+		if err := wr.queryRow(`SELECT name, role, revoked FROM tokens WHERE id = ?`, tok).Scan(&name, &role, &revoked); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		}
+		if revoked {
+			return nil
+		}
+		out = protocol.Session{Role: role, TokenID: tokenID(tok), TokenName: name, CSRF: newSecret(""), Expires: wr.now.Add(ttl)}
+		if _, err := wr.exec(`INSERT INTO sessions (hash, token_id, csrf, created, expires) VALUES (?, ?, ?, ?, ?)`,
+			hashSecret(cookie), tok, out.CSRF, nanos(wr.now), nanos(out.Expires)); err != nil {
+			return err
+		}
+		ok = true
+		return wr.event(event{ID: protocol.EvSignedIn, Msg: fmt.Sprintf("API token %s (%s) signed in to the console with a %s", out.TokenID, role, with),
+			Fields: map[string]string{"token": out.TokenID, "token_name": name, "role": role, "with": with}})
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.refuseSignIn(r.Context(), refused)
+	}
+	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: cookie, Path: "/", MaxAge: int(ttl / time.Second),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// refuseSignIn answers a refused sign-in after signinFailDelay.
+func (s *Server) refuseSignIn(ctx context.Context, msg string) error {
+	t := time.NewTimer(signinFailDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.closing:
+	}
+	return errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "%s", msg)
+}
+
+// sweepSessions deletes a bounded number of ended sessions (expired, or
+// of a revoked token) and expired codes; used codes are deleted when used.
+func sweepSessions(wr *writer) error {
+	now := nanos(wr.now)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires <= ? LIMIT ?)`, []any{now, sweepBatch}},
+		{`DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE t.revoked = 1 LIMIT ?)`, []any{sweepBatch}},
+		{`DELETE FROM signin_codes WHERE id IN (SELECT id FROM signin_codes WHERE expires <= ? LIMIT ?)`, []any{now, sweepBatch}},
+	} {
+		if _, err := wr.exec(q.sql, q.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller) error {
+	rec, err := s.session(r, protocol.RoleViewer)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec.view())
+	return nil
+}
+
+// handleSessionDelete signs out: the session is deleted and its cookie
+// cleared. An ended session's cookie is cleared too.
+func (s *Server) handleSessionDelete(w http.ResponseWriter, r *http.Request, _ caller) error {
+	rec, err := s.session(r, protocol.RoleViewer)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		clearSessionCookie(w)
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	err = s.change(r.Context(), func(wr *writer) error {
+		if _, err := wr.exec(`DELETE FROM sessions WHERE id = ?`, rec.id); err != nil {
+			return err
+		}
+		return wr.event(event{ID: protocol.EvSignedOut, Msg: fmt.Sprintf("API token %s signed out of the console", tokenID(rec.tokenID)),
+			Fields: map[string]string{"token": tokenID(rec.tokenID), "token_name": rec.tokenName}})
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	clearSessionCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+}
+
+// handleSigninLinkCreate makes a one-time code that signs in as the
+// caller's token, and the console URL that carries it (in the fragment,
+// which browsers send to no server and keep out of Referer).
+func (s *Server) handleSigninLinkCreate(w http.ResponseWriter, r *http.Request, c caller) error {
+	code := newSecret("moltc_")
+	var out protocol.SigninLink
+	s.mu.Lock()
+	err := s.change(r.Context(), func(wr *writer) error {
+		if err := sweepSessions(wr); err != nil {
+			return err
+		}
+		out = protocol.SigninLink{Code: code, URL: s.baseURL(r) + "/console/#signin=" + code, Expires: wr.now.Add(protocol.SigninCodeTTL)}
+		_, err := wr.exec(`INSERT INTO signin_codes (hash, token_id, created, expires) VALUES (?, ?, ?, ?)`,
+			hashSecret(code), c.TokenID, nanos(wr.now), nanos(out.Expires))
+		return err
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
