@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/console"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -131,6 +132,10 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range s.routeTable() {
 		mux.Handle(rt.pattern, s.serve(rt))
 	}
+	// The console's files are public (they hold no data); everything they
+	// show comes from the routes above, with their roles.
+	mux.Handle("GET "+console.Prefix+"{file...}", console.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			s.writeError(w, r, s.unrouted(mux, r))
