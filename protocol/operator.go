@@ -198,6 +198,9 @@ type (
 	}
 	Deployments struct {
 		Deployments []Deployment `json:"deployments"`
+		// Total is how many deployments matched before paging (limit,
+		// offset).
+		Total int `json:"total"`
 	}
 	Releases struct {
 		Releases []Release `json:"releases"`

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/moltfleet/molt/protocol"
 )
@@ -50,45 +48,6 @@ func scanDeployments(ctx context.Context, db querier, q string, args ...any) ([]
 		out = append(out, d)
 	}
 	return out, rows.Err()
-}
-
-func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	q := r.URL.Query()
-	var where []string
-	var args []any
-	if v := q.Get("agent"); v != "" {
-		s.mu.Lock()
-		a, err := s.findAgent(v)
-		s.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		where, args = append(where, "agent_id = ?"), append(args, a.ID)
-	}
-	if v := q.Get("run"); v != "" {
-		id, ok := parseID(v, "r-")
-		if !ok {
-			return badRequest("run %q is not a run id like r-3", v)
-		}
-		where, args = append(where, "run_id = ?"), append(args, id)
-	}
-	if v := q.Get("state"); v != "" {
-		where, args = append(where, "state = ?"), append(args, v)
-	}
-	limit := 1000
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100000 {
-			return badRequest("limit %q is not from 1 to 100000", v)
-		}
-		limit = n
-	}
-	deps, err := s.queryDeployments(r.Context(), strings.Join(where, " AND "), args, limit, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, protocol.Deployments{Deployments: deps})
-	return nil
 }
 
 func (s *Server) loadDeployment(ctx context.Context, ref string) (protocol.Deployment, int64, error) {
