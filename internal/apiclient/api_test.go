@@ -33,6 +33,7 @@ func TestRoutes(t *testing.T) {
 		want string
 	}{
 		{func() error { _, err := c.ServerInfo(ctx); return err }, "GET /v1/server"},
+		{func() error { _, err := c.CreateSigninLink(ctx); return err }, "POST /v1/signin-links"},
 		{func() error { _, err := c.CreateToken(ctx, protocol.TokenRequest{Role: "viewer"}); return err }, "POST /v1/tokens"},
 		{func() error { _, err := c.Tokens(ctx); return err }, "GET /v1/tokens"},
 		{func() error { return c.RevokeToken(ctx, "tok/1") }, "DELETE /v1/tokens/tok%2F1"},
