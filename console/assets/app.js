@@ -6,30 +6,24 @@
 // who, signout, live, banner, nav-<page>.
 
 import { api, session, can, h, mount, showError, emitLive, refreshTimes } from './lib.js';
-import * as fleet from './fleet.js';
-import * as agent from './agent.js';
-import * as runs from './runs.js';
-import * as run from './run.js';
-import * as history from './history.js';
-import * as deployment from './deployment.js';
-import * as releases from './releases.js';
-import * as events from './events.js';
-import * as settings from './settings.js';
 
+// Each page is a module loaded when first opened: the shell starts with
+// only itself and lib.js, and a page that fails to load breaks only itself.
 const pages = [
-  { path: '/fleet', mod: fleet, nav: 'Fleet' },
-  { path: '/agents/:id', mod: agent, under: '/fleet' },
-  { path: '/runs', mod: runs, nav: 'Runs' },
-  { path: '/runs/:id', mod: run, under: '/runs' },
-  { path: '/history', mod: history, nav: 'Upgrade History' },
-  { path: '/deployments/:id', mod: deployment, under: '/history' },
-  { path: '/releases', mod: releases, nav: 'Releases' },
-  { path: '/events', mod: events, nav: 'Events' },
-  { path: '/settings', mod: settings, nav: 'Settings', role: 'admin' },
+  { path: '/fleet', mod: './fleet.js', nav: 'Fleet' },
+  { path: '/agents/:id', mod: './agent.js', under: '/fleet' },
+  { path: '/runs', mod: './runs.js', nav: 'Runs' },
+  { path: '/runs/:id', mod: './run.js', under: '/runs' },
+  { path: '/history', mod: './history.js', nav: 'Upgrade History' },
+  { path: '/deployments/:id', mod: './deployment.js', under: '/history' },
+  { path: '/releases', mod: './releases.js', nav: 'Releases' },
+  { path: '/events', mod: './events.js', nav: 'Events' },
+  { path: '/settings', mod: './settings.js', nav: 'Settings', role: 'admin' },
 ];
 
 const main = document.getElementById('main');
 let cleanup = null;
+let navSeq = 0; // the newest navigation; an older one still loading gives way
 
 function match(path) {
   const parts = path.split('/').filter(Boolean);
@@ -54,6 +48,7 @@ function parseHash() {
 }
 
 async function route() {
+  const seq = ++navSeq;
   const { path, query } = parseHash();
   if (cleanup) {
     try {
@@ -77,9 +72,20 @@ async function route() {
     return;
   }
   document.title = (m.page.nav || m.page.under.slice(1).replace(/^./, (c) => c.toUpperCase())) + ' · molt';
+  let mod;
   try {
-    const c = await m.page.mod.render(main, m.params, query);
-    if (typeof c === 'function') cleanup = c;
+    mod = await import(m.page.mod);
+  } catch (e) {
+    showError(main, `This page could not be loaded (${e.message}); reload to try again.`);
+    return;
+  }
+  if (seq !== navSeq) return;
+  try {
+    const c = await mod.render(main, m.params, query);
+    if (typeof c === 'function') {
+      if (seq === navSeq) cleanup = c;
+      else c(); // the page was left while it rendered
+    }
   } catch (e) {
     if (e.status === 401) return;
     showError(main, e);
