@@ -192,6 +192,9 @@ type Events struct {
 type (
 	Agents struct {
 		Agents []Agent `json:"agents"`
+		// Total is how many agents matched before paging (limit,
+		// offset).
+		Total int `json:"total"`
 	}
 	Runs struct {
 		Runs []Run `json:"runs"`

@@ -142,11 +142,13 @@ const (
 )
 
 // Selection chooses the agents of a run: exactly one of AgentIDs, Labels
-// (all must match) or All.
+// (all must match), All or Filter (the agents GET /v1/agents lists for
+// it when the run is created).
 type Selection struct {
 	AgentIDs []string          `json:"agent_ids,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	All      bool              `json:"all,omitempty"`
+	Filter   *AgentFilter      `json:"filter,omitempty"`
 }
 
 // RunRequest is POST /v1/runs.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
@@ -52,39 +51,6 @@ func (s *Server) refusedHosts(ctx context.Context) (map[string]bool, error) {
 		out[id] = true
 	}
 	return out, rows.Err()
-}
-
-func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	q := r.URL.Query()
-	platform, version := q.Get("platform"), q.Get("version")
-	inactive := q.Get("inactive") == "1" || q.Get("inactive") == "true"
-	refused, err := s.refusedHosts(r.Context())
-	if err != nil {
-		return err
-	}
-	now := s.clock.Now()
-	out := protocol.Agents{Agents: []protocol.Agent{}}
-	s.mu.Lock()
-	for _, a := range s.agents {
-		if (platform != "" && a.St.Platform != platform) || (version != "" && a.St.Version != version) {
-			continue
-		}
-		// Inactive by its last check-in, revoked or not: an agent long
-		// gone is listed with --inactive only.
-		if s.connStatus(a, now) == protocol.AgentInactive && !inactive {
-			continue
-		}
-		out.Agents = append(out.Agents, s.agentView(a, now, refused[a.ID]))
-	}
-	s.mu.Unlock()
-	sort.Slice(out.Agents, func(i, j int) bool {
-		if out.Agents[i].Name != out.Agents[j].Name {
-			return out.Agents[i].Name < out.Agents[j].Name
-		}
-		return out.Agents[i].ID < out.Agents[j].ID
-	})
-	writeJSON(w, 200, out)
-	return nil
 }
 
 // findAgent finds an agent by id or by a unique name. Call with s.mu held.

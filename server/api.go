@@ -92,6 +92,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/enroll-tokens", authToken, protocol.RoleAdmin, body, s.handleEnrollTokenCreate},
 		{"DELETE /v1/enroll-tokens/{id}", authToken, protocol.RoleAdmin, 0, s.handleEnrollTokenRevoke},
 		{"GET /v1/agents", authToken, protocol.RoleViewer, 0, s.handleAgentList},
+		{"GET /v1/agents/summary", authToken, protocol.RoleViewer, 0, s.handleAgentSummary},
 		{"GET /v1/agents/{id}", authToken, protocol.RoleViewer, 0, s.handleAgentShow},
 		{"POST /v1/agents/{id}/revoke", authToken, protocol.RoleAdmin, 0, s.handleAgentRevoke},
 		{"POST /v1/agents/{id}/allow", authToken, protocol.RoleAdmin, 0, s.handleAgentAllow},

@@ -48,23 +48,16 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		return protocol.Run{}, err
 	}
 	sel := req.Selection
-	n := 0
-	if len(sel.AgentIDs) > 0 {
-		n++
-	}
-	if len(sel.Labels) > 0 {
-		n++
-	}
-	if sel.All {
-		n++
-	}
-	if n != 1 {
-		return protocol.Run{}, badRequest("selection: give exactly one of agent_ids, labels or all")
+	if selectionSize(sel) != 1 {
+		return protocol.Run{}, badRequest("selection: give exactly one of agent_ids, labels, all or filter")
 	}
 	if len(sel.AgentIDs) > protocol.MaxRunAgents {
 		return protocol.Run{}, badRequest("selection: more than %d agent ids", protocol.MaxRunAgents)
 	}
 	if err := checkLabels(sel.Labels); err != nil {
+		return protocol.Run{}, err
+	}
+	if err := checkSelectionFilter(sel.Filter); err != nil {
 		return protocol.Run{}, err
 	}
 	if req.Target != "latest" && !pack.ValidVersion(req.Target) {
@@ -109,6 +102,10 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 				selected = append(selected, a)
 			}
 		}
+	} else if sel.Filter != nil {
+		// Evaluated now: the run keeps the filter, its deployments are
+		// the agents it matched at creation.
+		selected = s.filterAgents(*sel.Filter)
 	} else {
 		for _, a := range s.agents {
 			if a.Revoked {
