@@ -65,7 +65,10 @@ async function route() {
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  main.replaceChildren();
+  // Each navigation renders into a view of its own: a page still loading
+  // when the next one opens writes into a detached element.
+  const view = h('div', { class: 'view' });
+  main.replaceChildren(view);
   if (!m || (m.page.role && !can(m.page.role))) {
     document.title = 'Not found · molt';
     mount(main, h('h1', {}, 'Not found'), h('p', {}, 'No page ', h('code', {}, path), ' here. ', h('a', { href: '#/fleet' }, 'Go to the fleet.')));
@@ -76,19 +79,19 @@ async function route() {
   try {
     mod = await import(m.page.mod);
   } catch (e) {
-    showError(main, `This page could not be loaded (${e.message}); reload to try again.`);
+    showError(view, `This page could not be loaded (${e.message}); reload to try again.`);
     return;
   }
   if (seq !== navSeq) return;
   try {
-    const c = await mod.render(main, m.params, query);
+    const c = await mod.render(view, m.params, query);
     if (typeof c === 'function') {
       if (seq === navSeq) cleanup = c;
       else c(); // the page was left while it rendered
     }
   } catch (e) {
     if (e.status === 401) return;
-    showError(main, e);
+    showError(view, e);
   }
   main.focus({ preventScroll: true });
 }
