@@ -146,3 +146,32 @@ func errCode(body string) string {
 	_ = json.Unmarshal([]byte(body), &e)
 	return e.Code
 }
+
+// When the server restarts, the console says it lost the server, then
+// that it is back, without a reload, and the session survives.
+func TestBrowserServerRestart(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOptions{Hosts: 1})
+	b := newBrowser(t, f.srv)
+	b.signIn(f.token("operator"))
+	b.waitText(`[data-test=live]`, "live", 20*time.Second)
+	var marker bool
+	b.evalInto(`window.__noReload = true`, &marker)
+
+	f.srv.Stop()
+	b.waitText(`[data-test=banner]`, "cannot be reached", 30*time.Second)
+	b.waitText(`[data-test=live]`, "reconnecting", 5*time.Second)
+	b.shot("server-away")
+	f.srv.Start()
+	b.waitText(`[data-test=banner]`, "Reconnected", 60*time.Second)
+	b.waitText(`[data-test=live]`, "live", 5*time.Second)
+	b.evalInto(`window.__noReload === true`, &marker)
+	if !marker {
+		t.Error("the page was reloaded")
+	}
+	b.open("/fleet")
+	b.waitText("main", "host-1", 20*time.Second)
+	if who := b.text(`[data-test=who]`); !strings.Contains(who, "operator") {
+		t.Errorf("after the restart the shell shows %q", who)
+	}
+}
