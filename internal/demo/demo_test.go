@@ -132,6 +132,7 @@ func TestNextStepsNameTheKeptSetup(t *testing.T) {
 		"curl -s http://127.0.0.1:10/metrics",
 		filepath.Join("/d/homes/host-a", "logs", "workload-exporter-"+BadVersion+".log"),
 		"molt agents list", "molt history", "molt runs report r-2", "molt events --since all",
+		"molt console link           # a one-time sign-in link to the web console, https://127.0.0.1:9/console/",
 		"rm -rf /d",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -166,6 +167,11 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, text)
 	}
 
+	// The console's address and a sign-in link, once the server is up.
+	if !regexp.MustCompile(`(?m)^console: https://127\.0\.0\.1:\d+/console/ `).MatchString(text) ||
+		!regexp.MustCompile(`(?m)^sign in once, within 10 minutes, as admin: https://127\.0\.0\.1:\d+/console/#signin=moltc_\S+$`).MatchString(text) {
+		t.Errorf("the demo does not show the console's address and a sign-in link")
+	}
 	// 1. Three agents enroll at the old version, and the supervised
 	// hosts' exporters (installed from the pack) serve it.
 	for _, h := range []string{"host-a", "host-b", "host-c"} {

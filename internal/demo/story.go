@@ -121,7 +121,7 @@ func (d *demo) startServer(ctx context.Context) error {
 		return fmt.Errorf("write cli.yaml: %w", err)
 	}
 	d.say("\nmolt serve --dev listens on %s (embedded SQLite store and packs in %s)", d.url(), d.data)
-	return nil
+	return d.showConsole(ctx)
 }
 
 func (d *demo) url() string { return "https://" + d.addr }
@@ -539,6 +539,7 @@ func (d *demo) nextSteps() {
 	fmt.Fprintf(&b, "  export MOLT_SERVER=%s MOLT_CA=%s MOLT_TOKEN_FILE=%s\n", d.url(),
 		filepath.Join(d.data, "tls", "ca.pem"), filepath.Join(d.data, "admin.token"))
 	fmt.Fprintf(&b, "  alias molt=%s\n", d.molt)
+	fmt.Fprintf(&b, "  molt console link           # a one-time sign-in link to the web console, %s/console/\n", d.url())
 	fmt.Fprintf(&b, "  molt agents list            # with each host's workloads\n  molt history\n")
 	if d.badRun != "" {
 		fmt.Fprintf(&b, "  molt runs report %s\n", d.badRun)
