@@ -107,6 +107,7 @@ func TestBrowserViewerSeesNoActions(t *testing.T) {
 			}
 		}
 		b.shot("viewer-" + strings.ReplaceAll(strings.Trim(page, "/"), "/", "-"))
+		b.checkA11y(page)
 	}
 	csrf := b.csrf()
 	for _, req := range []struct{ method, path string }{
