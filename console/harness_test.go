@@ -19,6 +19,7 @@ package console_test
 //	b.eval(js) -> any (JSON), evalInto(js, &v)   // JS in the page; promises are awaited
 //	b.fetch("POST", "/v1/runs", body, headers)   // fetch from the page (its cookie): status, body
 //	b.shot("fleet")                              // PNG: $MOLT_ARTIFACTS/console/<Test>-fleet.png
+//	b.checkA11y("fleet")                         // labels, names, one h1, th scope, AA contrast (a11y_test.go)
 //
 // Selectors are CSS; the pages give what tests need `data-test` names
 // (listed at the top of each page module). Screenshots go to MOLT_ARTIFACTS

@@ -26,6 +26,7 @@ func TestBrowserSignInCSRFSignOut(t *testing.T) {
 		t.Errorf("heading %q", got)
 	}
 	b.shot("signin")
+	b.checkA11y("signin")
 
 	// A wrong token is refused with the server's message, on the form.
 	b.typeIn(`[data-test=signin-token]`, "molt_not-a-token")
