@@ -55,6 +55,15 @@ type Agent struct {
 	// fingerprint) may not enroll again until an admin allows it
 	// (POST /v1/agents/{id}/allow).
 	HostRefused bool `json:"host_refused,omitempty"`
+	// PreviousVersion is the version the agent ran before Version, when
+	// known: the one a trial in progress came from, or the one the last
+	// committed trial replaced (a rollback keeps none).
+	PreviousVersion string `json:"previous_version,omitempty"`
+	// TrialVersion is the version on trial: switched to, watched by the
+	// supervisor, not yet committed.
+	TrialVersion string `json:"trial_version,omitempty"`
+	// Upgrade is the upgrade order in flight, as the agent last said.
+	Upgrade *UpgradeProgress `json:"upgrade,omitempty"`
 }
 
 // ----- tokens -----

@@ -24,6 +24,7 @@ func (s *Server) agentStatus(a *agentRec, now time.Time) string {
 // enrollment (refusedHosts). Call with s.mu held.
 func (s *Server) agentView(a *agentRec, now time.Time, refused bool) protocol.Agent {
 	st := a.St
+	previous, trial := s.agentVersions(a)
 	return protocol.Agent{
 		ID: a.ID, Name: st.Name, Hostname: st.Hostname, Platform: st.Platform, OSFamily: st.OSFamily, Version: st.Version,
 		Supervised: st.Supervised, SupervisorVersion: st.SupervisorVersion, Labels: st.Labels, Cluster: st.Cluster,
@@ -31,6 +32,7 @@ func (s *Server) agentView(a *agentRec, now time.Time, refused bool) protocol.Ag
 		TargetVersion: s.targetFor(st.Platform), Busy: st.Busy, Holds: st.Holds, PendingReboot: st.PendingReboot,
 		FreeDiskBytes: st.FreeDiskBytes, Floor: s.floorOf(a), Enrolled: a.Enrolled, LastSeen: a.LastSeen, Revoked: a.Revoked,
 		LastResult: st.LastResult, Workloads: st.Workloads, HostRefused: a.Revoked && refused,
+		PreviousVersion: previous, TrialVersion: trial, Upgrade: st.Upgrade,
 	}
 }
 
