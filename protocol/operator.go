@@ -159,6 +159,22 @@ type Setting struct {
 	Value string `json:"value"`
 	// Default is true when the value is the built-in default.
 	Default bool `json:"default,omitempty"`
+	// DefaultValue is the built-in default (empty for a window.* key: it
+	// exists only once set).
+	DefaultValue string `json:"default_value"`
+	// Description says what the setting does and what a good value looks
+	// like (empty for a key the server does not know).
+	Description string `json:"description,omitempty"`
+}
+
+// SettingPattern describes keys made from a pattern
+// (version.<goos>/<goarch>, window.<label>=<value>): GET /v1/settings
+// lists such a key only once it is set.
+type SettingPattern struct {
+	Pattern     string `json:"pattern"`
+	Example     string `json:"example"`
+	Default     string `json:"default,omitempty"`
+	Description string `json:"description"`
 }
 
 // SettingRequest is PUT /v1/settings/{key}.
@@ -219,6 +235,8 @@ type (
 	}
 	Settings struct {
 		Settings []Setting `json:"settings"`
+		// Patterns describe the keys made from a pattern.
+		Patterns []SettingPattern `json:"patterns,omitempty"`
 	}
 	Tokens struct {
 		Tokens []Token `json:"tokens"`

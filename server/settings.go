@@ -211,7 +211,7 @@ func (s *Server) settingView(key string) protocol.Setting {
 	if !set {
 		v = s.settingLocked(key)
 	}
-	return protocol.Setting{Key: key, Value: v, Default: !set}
+	return describeSetting(protocol.Setting{Key: key, Value: v, Default: !set})
 }
 
 func (s *Server) handleSettingsList(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -223,7 +223,7 @@ func (s *Server) handleSettingsList(w http.ResponseWriter, r *http.Request, _ ca
 		}
 	}
 	sort.Strings(keys)
-	out := protocol.Settings{Settings: []protocol.Setting{}}
+	out := protocol.Settings{Settings: []protocol.Setting{}, Patterns: settingPatterns}
 	for _, k := range keys {
 		out.Settings = append(out.Settings, s.settingView(k))
 	}
