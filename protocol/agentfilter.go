@@ -139,6 +139,14 @@ func (f AgentFilter) String() string {
 	return strings.Join(parts, " ")
 }
 
+// AgentSortKeys are the keys GET /v1/agents sorts by (?sort=, "-"
+// before one: descending); name is the default and every key's
+// tie-break.
+var AgentSortKeys = []string{"name", "version", "platform", "os_family", "status", "upgrade_status", "last_seen", "supervisor_version", "cluster"}
+
+// MaxAgentPage bounds GET /v1/agents?limit=.
+const MaxAgentPage = 1000
+
 // AgentSummary is GET /v1/agents/summary: the agents a filter matches,
 // counted.
 type AgentSummary struct {

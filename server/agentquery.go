@@ -23,12 +23,6 @@ import (
 // full view (agentView, which looks up targets, floors and policies) is
 // built for the page alone.
 
-// agentSortKeys are the keys of ?sort= ("-" before one: descending).
-var agentSortKeys = []string{"name", "version", "platform", "os_family", "status", "upgrade_status", "last_seen", "supervisor_version", "cluster"}
-
-// maxAgentPage bounds ?limit=.
-const maxAgentPage = 1000
-
 // agentQuery is a parsed GET /v1/agents.
 type agentQuery struct {
 	f      protocol.AgentFilter
@@ -69,10 +63,10 @@ func parseAgentQuery(q url.Values, paging bool) (agentQuery, error) {
 	if k, ok := strings.CutPrefix(aq.sort, "-"); ok {
 		aq.sort, aq.desc = k, true
 	}
-	if !slices.Contains(agentSortKeys, aq.sort) {
-		return agentQuery{}, badRequest("sort %q: sort by one of %s (a leading - sorts descending, e.g. -last_seen)", aq.sort, strings.Join(agentSortKeys, ", "))
+	if !slices.Contains(protocol.AgentSortKeys, aq.sort) {
+		return agentQuery{}, badRequest("sort %q: sort by one of %s (a leading - sorts descending, e.g. -last_seen)", aq.sort, strings.Join(protocol.AgentSortKeys, ", "))
 	}
-	if aq.limit, err = intParam(q, "limit", 1, maxAgentPage); err != nil {
+	if aq.limit, err = intParam(q, "limit", 1, protocol.MaxAgentPage); err != nil {
 		return agentQuery{}, err
 	}
 	if aq.offset, err = intParam(q, "offset", 0, 1<<31-1); err != nil {

@@ -169,7 +169,7 @@ func TestAgentListSort(t *testing.T) {
 		})
 	}
 	// Every key the server knows is tested here.
-	for _, k := range agentSortKeys {
+	for _, k := range protocol.AgentSortKeys {
 		if !slices.ContainsFunc(tests, func(tt struct {
 			sort string
 			want []string

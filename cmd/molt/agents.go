@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltfleet/molt/internal/apiclient"
+	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -36,25 +38,122 @@ itself: upgrade it by hand with molt-agent upgrade --pack).`,
 }
 
 func newAgentsListCmd(cf *connFlags) *cobra.Command {
-	var f apiclient.AgentFilter
-	var asJSON bool
+	var o agentsListOpts
 	cmd := &cobra.Command{
-		Use:   "list [--platform P] [--version V] [--inactive]",
-		Short: "List agents",
+		Use:   "list [--search TEXT] [--platform P] [--version V] [--status S] [--upgrade-status U] [--label K=V] [--sort KEY] [--limit N --offset N] [--inactive]",
+		Short: "List agents, filtered, sorted and paged by the server",
+		Long: `List the agents that match every filter given, sorted by name (or --sort).
+
+Filters: --search is a case-insensitive substring of the name, hostname, id
+or a label value; --status is online, offline, inactive, revoked or busy
+(agents that report themselves busy); --upgrade-status is up_to_date,
+upgrade_recommended, upgrade_required or manual_upgrade_required; --label
+K=V repeats and all must match. Inactive agents are left out unless
+--inactive or --status inactive.
+
+Without --limit every match is listed. With --limit N (1 to 1000) one page
+is, from --offset; the total of matches is printed on stderr, so the table
+on stdout stays the rows alone. --json prints the page as a JSON array,
+as without paging.`,
 		Example: `  molt agents list --platform linux/amd64 --version 1.4.0
+  molt agents list --search web --status offline
+  molt agents list --label env=prod --upgrade-status upgrade_recommended --sort -last_seen
+  molt agents list --sort version --limit 50 --offset 100
   molt agents list --json | jq -r '.[] | select(.upgrade_status != "up_to_date") | .id'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listAndPrint(cmd, cf, asJSON, func(c *apiclient.Client, ctx context.Context) ([]protocol.Agent, error) {
-				return c.Agents(ctx, f)
-			}, printAgents)
+			q, err := o.query()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			page, err := c.AgentPage(cmd.Context(), q)
+			if err != nil {
+				return apiErr(err)
+			}
+			if o.asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), nonNil(page.Agents))
+			}
+			if err := printAgents(cmd.OutOrStdout(), page.Agents, time.Now()); err != nil {
+				return err
+			}
+			if q.Limit > 0 || q.Offset > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), pageText(q, len(page.Agents), page.Total))
+			}
+			return nil
 		},
 	}
-	cmd.Flags().StringVar(&f.Platform, "platform", "", "only agents of this platform (goos/goarch)")
-	cmd.Flags().StringVar(&f.Version, "version", "", "only agents running this version")
-	cmd.Flags().BoolVar(&f.Inactive, "inactive", false, "include inactive agents")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as a JSON array")
+	f := cmd.Flags()
+	f.StringVar(&o.f.Q, "search", "", "only agents whose name, hostname, id or a label value contains this text (case ignored)")
+	f.StringVar(&o.f.Platform, "platform", "", "only agents of this platform (goos/goarch)")
+	f.StringVar(&o.f.OSFamily, "os-family", "", "only agents of this OS family (linux, windows, unix)")
+	f.StringVar(&o.f.Version, "version", "", "only agents running this version")
+	f.StringVar(&o.f.Cluster, "cluster", "", "only agents of this cluster")
+	f.StringVar(&o.f.Status, "status", "", "only agents with this status: "+strings.Join(protocol.AgentFilterStatuses, ", "))
+	f.StringVar(&o.f.UpgradeStatus, "upgrade-status", "", "only agents with this upgrade status: "+strings.Join(protocol.UpgradeStatuses, ", "))
+	f.StringArrayVar(&o.labels, "label", nil, "K=V: only agents with this label (repeatable; all must match)")
+	f.BoolVar(&o.f.Inactive, "inactive", false, "include inactive agents")
+	f.StringVar(&o.sort, "sort", "name", "sort by "+strings.Join(protocol.AgentSortKeys, ", ")+"; a leading - sorts descending (-last_seen)")
+	f.IntVar(&o.limit, "limit", 0, fmt.Sprintf("list at most this many agents, 1 to %d (0: all)", protocol.MaxAgentPage))
+	f.IntVar(&o.offset, "offset", 0, "skip this many matches first (with --limit: the page)")
+	f.BoolVar(&o.asJSON, "json", false, "print as a JSON array")
 	return cmd
+}
+
+// agentsListOpts are the flags of molt agents list.
+type agentsListOpts struct {
+	f             protocol.AgentFilter
+	labels        []string
+	sort          string
+	limit, offset int
+	asJSON        bool
+}
+
+// query checks the flags (a usage error names the flag) and builds the
+// server's query.
+func (o agentsListOpts) query() (apiclient.AgentQuery, error) {
+	q := apiclient.AgentQuery{AgentFilter: o.f, Sort: o.sort, Limit: o.limit, Offset: o.offset}
+	for _, l := range o.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return q, cli.Usage("--label: %q is not KEY=VALUE (e.g. --label env=prod)", l)
+		}
+		if q.Labels == nil {
+			q.Labels = map[string]string{}
+		}
+		q.Labels[k] = v
+	}
+	if s := o.f.Status; s != "" && !slices.Contains(protocol.AgentFilterStatuses, s) {
+		return q, cli.Usage("--status %q: give one of %s", s, strings.Join(protocol.AgentFilterStatuses, ", "))
+	}
+	if s := o.f.UpgradeStatus; s != "" && !slices.Contains(protocol.UpgradeStatuses, s) {
+		return q, cli.Usage("--upgrade-status %q: give one of %s", s, strings.Join(protocol.UpgradeStatuses, ", "))
+	}
+	if !slices.Contains(protocol.AgentSortKeys, strings.TrimPrefix(o.sort, "-")) {
+		return q, cli.Usage("--sort %q: give one of %s, with a leading - to sort descending", o.sort, strings.Join(protocol.AgentSortKeys, ", "))
+	}
+	if o.limit < 0 || o.limit > protocol.MaxAgentPage {
+		return q, cli.Usage("--limit %d: give 1 to %d (0: every agent)", o.limit, protocol.MaxAgentPage)
+	}
+	if o.offset < 0 {
+		return q, cli.Usage("--offset %d: give 0 or more", o.offset)
+	}
+	return q, nil
+}
+
+// pageText says which matches a page shows ("agents 51-100 of 1234").
+func pageText(q apiclient.AgentQuery, n, total int) string {
+	if n == 0 {
+		return fmt.Sprintf("no agents from offset %d: %d match", q.Offset, total)
+	}
+	s := fmt.Sprintf("agents %d-%d of %d", q.Offset+1, q.Offset+n, total)
+	if next := q.Offset + n; next < total {
+		s += fmt.Sprintf(" (next page: --offset %d)", next)
+	}
+	return s
 }
 
 func printAgents(w io.Writer, as []protocol.Agent, now time.Time) error {

@@ -254,6 +254,8 @@ func fmtSelection(s protocol.Selection) string {
 		return "all agents"
 	case len(s.Labels) > 0:
 		return "label " + fmtLabels(s.Labels)
+	case s.Filter != nil:
+		return "filter " + clean(s.Filter.String())
 	case len(s.AgentIDs) > 0:
 		if len(s.AgentIDs) > 5 {
 			return fmt.Sprintf("%d agents: %s, ...", len(s.AgentIDs), strings.Join(s.AgentIDs[:5], ", "))

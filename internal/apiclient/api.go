@@ -68,27 +68,45 @@ func (c *Client) RevokeEnrollToken(ctx context.Context, id string) error {
 
 // ----- agents -----
 
-// AgentFilter narrows an agent listing.
-type AgentFilter struct {
-	Platform, Version string
-	// Inactive includes agents not seen for the inactivity period.
-	Inactive bool
+// AgentFilter narrows an agent listing (and selects a run's agents).
+type AgentFilter = protocol.AgentFilter
+
+// AgentQuery is a filter with the order and the page of a listing.
+type AgentQuery struct {
+	AgentFilter
+	// Sort is a key of GET /v1/agents?sort= (name when empty), "-" before
+	// it descending.
+	Sort string
+	// Limit is the page size (0: every match, from Offset).
+	Limit, Offset int
 }
 
-// Agents lists agents.
+// Agents lists every agent f matches, by name.
 func (c *Client) Agents(ctx context.Context, f AgentFilter) ([]protocol.Agent, error) {
-	q := url.Values{}
-	if f.Platform != "" {
-		q.Set("platform", f.Platform)
-	}
-	if f.Version != "" {
-		q.Set("version", f.Version)
-	}
-	if f.Inactive {
-		q.Set("inactive", "1")
-	}
-	out, err := do[protocol.Agents](ctx, c, Request{Method: http.MethodGet, Path: "/v1/agents", Query: q, Role: protocol.RoleViewer})
+	out, err := c.AgentPage(ctx, AgentQuery{AgentFilter: f})
 	return out.Agents, err
+}
+
+// AgentPage lists one page of the agents q matches, with the total
+// before paging.
+func (c *Client) AgentPage(ctx context.Context, q AgentQuery) (protocol.Agents, error) {
+	v := q.Values()
+	if q.Sort != "" {
+		v.Set("sort", q.Sort)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Offset > 0 {
+		v.Set("offset", strconv.Itoa(q.Offset))
+	}
+	return do[protocol.Agents](ctx, c, Request{Method: http.MethodGet, Path: "/v1/agents", Query: v, Role: protocol.RoleViewer})
+}
+
+// AgentSummary counts the agents f matches by status, upgrade status and
+// version per platform.
+func (c *Client) AgentSummary(ctx context.Context, f AgentFilter) (protocol.AgentSummary, error) {
+	return do[protocol.AgentSummary](ctx, c, Request{Method: http.MethodGet, Path: "/v1/agents/summary", Query: f.Values(), Role: protocol.RoleViewer})
 }
 
 // Agent shows one agent.

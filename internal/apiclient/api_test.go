@@ -44,6 +44,14 @@ func TestRoutes(t *testing.T) {
 			_, err := c.Agents(ctx, AgentFilter{Platform: "linux/amd64", Version: "1.0.0", Inactive: true})
 			return err
 		}, "GET /v1/agents?inactive=1&platform=linux%2Famd64&version=1.0.0"},
+		{func() error {
+			_, err := c.AgentPage(ctx, AgentQuery{AgentFilter: AgentFilter{Q: "web", Status: "online", Labels: map[string]string{"env": "prod", "a": "b"}}, Sort: "-version", Limit: 50, Offset: 100})
+			return err
+		}, "GET /v1/agents?label=a%3Db&label=env%3Dprod&limit=50&offset=100&q=web&sort=-version&status=online"},
+		{func() error {
+			_, err := c.AgentSummary(ctx, AgentFilter{Platform: "linux/amd64", UpgradeStatus: "upgrade_recommended"})
+			return err
+		}, "GET /v1/agents/summary?platform=linux%2Famd64&upgrade_status=upgrade_recommended"},
 		{func() error { _, err := c.Agent(ctx, "a-1"); return err }, "GET /v1/agents/a-1"},
 		{func() error { return c.RevokeAgent(ctx, "a-1") }, "POST /v1/agents/a-1/revoke"},
 		{func() error { _, err := c.AllowAgent(ctx, "a-1"); return err }, "POST /v1/agents/a-1/allow"},
