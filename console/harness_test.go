@@ -335,6 +335,9 @@ func (b *browser) fetch(method, path string, body any, headers map[string]string
 		}
 		bodyJS = jsString(string(j))
 	}
+	if headers == nil {
+		headers = map[string]string{}
+	}
 	h, _ := json.Marshal(headers)
 	var out struct {
 		Status int    `json:"status"`
@@ -351,7 +354,7 @@ func (b *browser) shot(name string) string {
 	dir := artifacts(b.t)
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return ""
