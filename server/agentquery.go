@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -119,19 +120,22 @@ type agentMatcher struct {
 	f                           protocol.AgentFilter
 	q                           string // f.Q folded to lower case
 	inactive                    bool   // inactive agents match too
+	upgrades                    bool   // the caller wants upgrade statuses (they cost a lookup)
 	now                         time.Time
 	offlineAfter, inactiveAfter time.Duration
 	ups                         upgradeStatuses
 }
 
-// newAgentMatcher prepares f. Call with s.mu held.
-func (s *Server) newAgentMatcher(f protocol.AgentFilter) *agentMatcher {
-	return &agentMatcher{f: f, q: strings.ToLower(f.Q), inactive: f.Inactive || f.Status == protocol.AgentInactive, now: s.clock.Now(),
+// newAgentMatcher prepares f; upgrades says whether match must return
+// the upgrade status of a match even when f does not test it. Call with
+// s.mu held.
+func (s *Server) newAgentMatcher(f protocol.AgentFilter, upgrades bool) *agentMatcher {
+	return &agentMatcher{f: f, q: strings.ToLower(f.Q), inactive: f.Inactive || f.Status == protocol.AgentInactive, upgrades: upgrades || f.UpgradeStatus != "", now: s.clock.Now(),
 		offlineAfter: s.durationSetting("agents.offline-after"), inactiveAfter: s.durationSetting("agents.inactive-after"), ups: upgradeStatuses{}}
 }
 
 // match reports whether a matches, and its status and upgrade status
-// (known only when it matches). Cheap tests first: most agents of a big
+// (known only when it matches; "" unless m.upgrades). Cheap tests first: most agents of a big
 // fleet fail on a string compare. Call with s.mu held.
 func (m *agentMatcher) match(s *Server, a *agentRec) (status, upgrade string, ok bool) {
 	st, f := &a.St, &m.f
@@ -159,9 +163,11 @@ func (m *agentMatcher) match(s *Server, a *agentRec) (status, upgrade string, ok
 	default:
 		return "", "", false
 	}
-	upgrade = m.ups.of(s, a)
-	if f.UpgradeStatus != "" && upgrade != f.UpgradeStatus {
-		return "", "", false
+	if m.upgrades {
+		upgrade = m.ups.of(s, a)
+		if f.UpgradeStatus != "" && upgrade != f.UpgradeStatus {
+			return "", "", false
+		}
 	}
 	if m.q != "" && !m.search(a) {
 		return "", "", false
@@ -217,7 +223,7 @@ func containsFold(s, lower string) bool {
 // filterAgents returns the agents f matches that are not revoked, by id:
 // the agents of a run selected by filter. Call with s.mu held.
 func (s *Server) filterAgents(f protocol.AgentFilter) []*agentRec {
-	m := s.newAgentMatcher(f)
+	m := s.newAgentMatcher(f, false)
 	var out []*agentRec
 	for _, a := range s.agents {
 		if _, _, ok := m.match(s, a); ok && !a.Revoked {
@@ -227,6 +233,11 @@ func (s *Server) filterAgents(f protocol.AgentFilter) []*agentRec {
 	slices.SortFunc(out, func(x, y *agentRec) int { return strings.Compare(x.ID, y.ID) })
 	return out
 }
+
+// agentRows keeps the rows of a listing between requests: at 50,000
+// agents they are megabytes, which the next page's request would
+// allocate (and the collector scan) again.
+var agentRows = sync.Pool{New: func() any { return new([]agentRow) }}
 
 // agentRow is a match with its sort key, copied out under s.mu.
 type agentRow struct {
@@ -349,9 +360,18 @@ func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ calle
 	if err != nil {
 		return err
 	}
-	var rows []agentRow
+	rowsp := agentRows.Get().(*[]agentRow)
+	defer func() {
+		clear(*rowsp) // keep no agent alive from the pool
+		*rowsp = (*rowsp)[:0]
+		agentRows.Put(rowsp)
+	}()
 	s.mu.Lock()
-	m := s.newAgentMatcher(aq.f)
+	rows := *rowsp
+	if cap(rows) < len(s.agents) {
+		rows = make([]agentRow, 0, len(s.agents)) // once, rather than growing
+	}
+	m := s.newAgentMatcher(aq.f, aq.sort == "upgrade_status")
 	for _, a := range s.agents {
 		status, upgrade, ok := m.match(s, a)
 		if !ok {
@@ -361,6 +381,7 @@ func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ calle
 		rows = append(rows, agentRow{a: a, name: a.St.Name, id: a.ID, key: key, n: n})
 	}
 	s.mu.Unlock()
+	*rowsp = rows
 	out := protocol.Agents{Agents: []protocol.Agent{}, Total: len(rows)}
 	if aq.sort == "version" || aq.sort == "supervisor_version" {
 		rankVersions(rows)
@@ -398,7 +419,7 @@ func (s *Server) handleAgentSummary(w http.ResponseWriter, r *http.Request, _ ca
 	type platformKey struct{ platform, version string }
 	counts := map[platformKey]int{}
 	s.mu.Lock()
-	m := s.newAgentMatcher(aq.f)
+	m := s.newAgentMatcher(aq.f, true)
 	for _, a := range s.agents {
 		status, upgrade, ok := m.match(s, a)
 		if !ok {
