@@ -44,10 +44,11 @@ then, with the molt CLI as an operator would type it:
   4. the agents table and the upgrade history.
 
 Every process (workloads included) is stopped at the end and the temporary
-directory removed, unless --keep, which leaves it (binaries, key, packs,
-server data, homes, logs) and prints the commands to start it again and
-explore it. ^C stops everything the demo started; a second ^C kills what is
-still stopping.
+directory removed, unless --keep: then the fleet keeps running when the
+story ends, with the web console's address and a one-time sign-in link,
+until ^C; the directory (binaries, key, packs, server data, homes, logs)
+stays, with the commands to start it again. ^C stops everything the demo
+started; a second ^C kills what is still stopping.
 
 It needs the go command (the one "go run" uses) and builds with the same
 flags, so a warm build cache leaves only linking to do.`,
@@ -77,6 +78,7 @@ flags, so a warm build cache leaves only linking to do.`,
 				}
 			}()
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			o.Hold = o.Keep
 			o.Hurry, o.Log = hurry, log
 			err = demo.Run(ctx, o)
 			switch {
@@ -89,7 +91,7 @@ flags, so a warm build cache leaves only linking to do.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.Keep, "keep", false, "keep the demo's directory and print how to start it again and explore it")
+	f.BoolVar(&o.Keep, "keep", false, "leave the fleet running after the story (console, CLI) until ^C, then keep its directory")
 	f.StringVar(&o.Dir, "dir", "", "make the demo's directory in `DIR` (default: the system's temporary directory)")
 	f.BoolVar(&o.Verbose, "verbose", false, "show the server's, supervisors', agents' and exporters' logs as they are written")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level of the server, supervisors and agents (debug, info, warn, error)")

@@ -19,3 +19,19 @@ func (d *demo) showConsole(ctx context.Context) error {
 	d.say("sign in once, within 10 minutes, as admin: %s", l.URL)
 	return nil
 }
+
+// hold keeps the fleet running after the story, with a fresh sign-in link
+// (the first may have expired), until ctx ends: the reader explores the
+// console and the CLI meanwhile. Its end is the demo's normal end.
+func (d *demo) hold(ctx context.Context) error {
+	d.held = true
+	d.section("The fleet keeps running for you to explore")
+	if err := d.showConsole(ctx); err != nil {
+		return err
+	}
+	d.say("The CLI: export MOLT_SERVER=%s MOLT_CA=%s MOLT_TOKEN_FILE=%s", d.url(),
+		filepath.Join(d.data, "tls", "ca.pem"), filepath.Join(d.data, "admin.token"))
+	d.say("Press Ctrl-C to stop it all (the directory is kept with --keep).")
+	<-ctx.Done()
+	return nil
+}

@@ -50,6 +50,10 @@ type Options struct {
 	// Keep leaves the directory (binaries, packs, key, server data, homes,
 	// logs) in place and prints how to pick it up again.
 	Keep bool
+	// Hold leaves the fleet running once the story ends, for the reader to
+	// explore in the console and the CLI, until ctx ends (Ctrl-C); then
+	// everything stops as usual. molt demo --keep sets it with Keep.
+	Hold bool
 	// Verbose copies the processes' logs to Stdout as they are written.
 	Verbose bool
 	// LogLevel of the server, supervisors and agents (default info).
@@ -84,6 +88,7 @@ const (
 // demo is one run of the demo and everything it started.
 type demo struct {
 	o     Options
+	held  bool      // the story ended and the fleet was left running (Options.Hold)
 	out   io.Writer // o.Stdout, serialized with the log tailer
 	mu    sync.Mutex
 	root  string
@@ -172,7 +177,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	start := time.Now()
 	defer func() {
-		if ctx.Err() != nil {
+		if d.held {
+			d.say("\nStopping everything the demo started.")
+		} else if ctx.Err() != nil {
 			d.say("\nInterrupted: stopping everything the demo started (^C again to kill at once).")
 		}
 		d.ps.stopAll(d.server, stopGrace+2*time.Second)
@@ -200,7 +207,13 @@ func Run(ctx context.Context, o Options) (err error) {
 			d.say("Removed %s.\n\nTo explore the fleet yourself afterwards: go run ./cmd/molt demo --keep", dir)
 		}
 	}()
-	return d.run(ctx)
+	if err := d.run(ctx); err != nil {
+		return err
+	}
+	if o.Hold {
+		return d.hold(ctx)
+	}
+	return nil
 }
 
 func (d *demo) run(ctx context.Context) error {

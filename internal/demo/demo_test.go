@@ -3,7 +3,10 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -160,8 +163,18 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	start := time.Now()
-	err := Run(ctx, Options{Dir: parent, Stdout: &out, Stderr: &out})
+	// Hold: the fleet stays up after the story (molt demo --keep) until
+	// the context ends; checkHeld signs in to its console meanwhile.
+	runCtx, stopHold := context.WithCancel(ctx)
+	defer stopHold()
+	held := make(chan error, 1)
+	go func() { held <- checkHeld(runCtx, &out, stopHold) }()
+	err := Run(runCtx, Options{Dir: parent, Stdout: &out, Stderr: &out, Hold: true})
 	text := out.String()
+	stopHold() // a demo that never held would leave checkHeld waiting
+	if herr := <-held; herr != nil {
+		t.Errorf("the fleet left running: %v", herr)
+	}
 	t.Logf("the demo took %s; %s", time.Since(start).Round(100*time.Millisecond), buildLine(text))
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, text)
@@ -478,4 +491,57 @@ func groupMembers(pgid int) []string {
 		}
 	}
 	return out
+}
+
+// checkHeld waits until the demo says the fleet keeps running, then signs
+// in to its console with the fresh one-time link (as a browser following
+// it does: POST /v1/session with the code) and ends the hold.
+func checkHeld(ctx context.Context, out *e2etest.Buffer, stop context.CancelFunc) error {
+	defer stop()
+	link := regexp.MustCompile(`(?m)^sign in once, within 10 minutes, as admin: (https://[^/]+)/console/#signin=(moltc_\S+)$`)
+	ca := regexp.MustCompile(`(?m)^console: https://\S+/console/ \(the browser warns of the --dev CA, (\S+),`)
+	for {
+		text := out.String()
+		if i := strings.Index(text, "== The fleet keeps running"); i >= 0 {
+			held := text[i:]
+			m, c := link.FindStringSubmatch(held), ca.FindStringSubmatch(held)
+			if m != nil && c != nil {
+				return signInWithCode(ctx, c[1], m[1], m[2])
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the demo ended without saying the fleet keeps running")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func signInWithCode(ctx context.Context, caFile, base, code string) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	res, err := c.Get(base + "/console/")
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("GET /console/: %s", res.Status)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/session", strings.NewReader(`{"code":"`+code+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err = c.Do(req)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		return fmt.Errorf("POST /v1/session with the link's code: %s", res.Status)
+	}
+	return nil
 }
