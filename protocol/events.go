@@ -69,9 +69,15 @@ const (
 
 // EventInfo describes one event id.
 type EventInfo struct {
-	ID          int
-	Name        string
-	Description string
+	ID          int    `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// Catalogue is GET /v1/events/catalogue: every event id the server
+// records, with its name and meaning, ordered by id.
+type Catalogue struct {
+	Events []EventInfo `json:"events"`
 }
 
 // EventCatalogue lists every event, ordered by id. docs/events.md is made
