@@ -221,7 +221,7 @@ export async function render(main, params, query) {
       const shown = p.versions.slice(0, 10);
       const rest = p.versions.slice(10);
       const restN = rest.reduce((n, v) => n + v.agents, 0);
-      return h('figure', { class: 'filter-platform', 'data-test': 'fleet-chart-platform', 'data-platform': p.platform },
+      return h('figure', { class: 'fleet-platform', 'data-test': 'fleet-chart-platform', 'data-platform': p.platform },
         h('figcaption', {}, h('strong', {}, p.platform), ' ', h('span', { class: 'muted' }, `${num(p.agents)} agent${p.agents === 1 ? '' : 's'}`)),
         h('ul', { class: 'fleet-bars', 'aria-label': `Agents per version on ${p.platform}` }, shown.map((v) => {
           const on = st.version === v.version && st.platform === p.platform;
@@ -331,7 +331,7 @@ export async function render(main, params, query) {
         h('span', { class: `badge b-${a.upgrade_status}` }, upgradeWord[a.upgrade_status] || (a.upgrade_status || '—').replaceAll('_', ' ')),
         a.upgrade_status === 'upgrade_recommended' && a.target_version ? h('span', { class: 'muted fleet-sub' }, ` → ${a.target_version}`) : null) },
       { label: 'Labels', cell: (a) => h('span', { class: 'fleet-labels' }, labelsText(a.labels).map((kv) =>
-        h('button', { type: 'button', class: 'filter-label', title: `Filter by ${kv}`, onclick: () => !st.labels.includes(kv) && apply({ labels: [...st.labels, kv] }) }, kv))) },
+        h('button', { type: 'button', class: 'fleet-label', title: `Filter by ${kv}`, onclick: () => !st.labels.includes(kv) && apply({ labels: [...st.labels, kv] }) }, kv))) },
       { label: 'Cluster', key: 'cluster', cell: (a) => a.cluster || h('span', { class: 'muted' }, '—') },
       { label: 'Last seen', key: 'last_seen', cell: (a) => timeEl(a.last_seen) },
     );

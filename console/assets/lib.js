@@ -271,7 +271,7 @@ export function table({ columns, rows, sort, onSort, empty = 'Nothing to show.',
     if (!c.key || !onSort) return h('th', { scope: 'col', class: c.class }, c.label);
     const active = c.key === cur;
     return h('th', { scope: 'col', class: c.class, 'aria-sort': active ? (desc ? 'descending' : 'ascending') : 'none' },
-      h('button', { type: 'button', class: 'sort', onclick: () => onSort(active && !desc ? '-' + c.key : c.key) },
+      h('button', { type: 'button', class: 'sort', 'data-key': c.key, onclick: () => onSort(active && !desc ? '-' + c.key : c.key) },
         c.label, h('span', { 'aria-hidden': 'true' }, active ? (desc ? ' ▼' : ' ▲') : '')));
   });
   const body = rows.length
