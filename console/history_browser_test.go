@@ -37,15 +37,6 @@ func TestBrowserHistory(t *testing.T) {
 	if r := f.srv.WaitRun(done.ID, 180*time.Second); r.Status != protocol.RunEndedOK {
 		t.Fatalf("run %s: %s %v", done.ID, r.Status, r.Counts)
 	}
-	waiting := f.srv.Upgrade("--agents", f.ids[1], "--target", v2, "--window", closedWindow())
-	var wait protocol.Deployment
-	e2etest.Eventually(t, 60*time.Second, "a deployment waiting for its window", func() (bool, string) {
-		ds := f.srv.History("--run", waiting.ID)
-		if len(ds) == 1 {
-			wait = ds[0]
-		}
-		return wait.State == protocol.StateWaitingForWindow, fmt.Sprintf("%+v", ds)
-	})
 	finished := f.srv.History("--run", done.ID)
 	if len(finished) != 1 {
 		t.Fatalf("run %s: %d deployments", done.ID, len(finished))
@@ -55,7 +46,22 @@ func TestBrowserHistory(t *testing.T) {
 	b := newBrowser(t, f.srv)
 	b.signIn(f.token("operator"))
 	b.open("/history")
-	b.waitFor("both deployments", `document.querySelectorAll('[data-test=history-row]').length === 2`, 20*time.Second)
+	b.waitFor("the finished run's deployment", `document.querySelectorAll('[data-test=history-row]').length === 1`, 20*time.Second)
+	b.evalInto(`window.__notReloaded = true`, nil)
+
+	// A run whose deployment waits for its window: it shows up live.
+	waiting := f.srv.Upgrade("--agents", f.ids[1], "--target", v2, "--window", closedWindow())
+	var wait protocol.Deployment
+	e2etest.Eventually(t, 60*time.Second, "a deployment waiting for its window", func() (bool, string) {
+		ds := f.srv.History("--run", waiting.ID)
+		if len(ds) == 1 {
+			wait = ds[0]
+		}
+		return wait.State == protocol.StateWaitingForWindow, fmt.Sprintf("%+v", ds)
+	})
+	waitRow := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, wait.ID)
+	b.waitFor("the waiting deployment, live", fmt.Sprintf(`document.querySelector(%q)?.dataset.state === 'waiting_for_window'`, waitRow), 20*time.Second)
+	b.waitText(`[data-test=page-info]`, "1–2 of 2", 10*time.Second)
 	row := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, dep.ID)
 	if s := b.attr(row, "data-state"); s != protocol.StateSucceeded {
 		t.Errorf("finished deployment's row: state %q", s)
@@ -72,7 +78,6 @@ func TestBrowserHistory(t *testing.T) {
 	if s := b.text(row); !strings.Contains(s, v1+" → "+v2) {
 		t.Errorf("row %q lacks %s → %s", s, v1, v2)
 	}
-	waitRow := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, wait.ID)
 	if n := b.count(row + ` [data-test=dep-skip]`); n != 0 {
 		t.Error("a finished deployment offers Skip Upgrade")
 	}
@@ -88,6 +93,13 @@ func TestBrowserHistory(t *testing.T) {
 	b.open("/history?run=" + waiting.ID)
 	b.waitFor("the run's deployment", fmt.Sprintf(`document.querySelectorAll('[data-test=history-row]').length === 1 && !!document.querySelector(%q)`, waitRow), 20*time.Second)
 	b.waitText(`[data-test=history-run]`, waiting.ID, 10*time.Second)
+	// Paging on the server, kept in the address.
+	b.open("/history?limit=1")
+	b.waitText(`[data-test=page-info]`, "1–1 of 2", 20*time.Second)
+	b.waitFor("the newest first", fmt.Sprintf(`!!document.querySelector(%q)`, waitRow), 10*time.Second)
+	b.click(`[data-test=page-next]`)
+	b.waitText(`[data-test=page-info]`, "2–2 of 2", 20*time.Second)
+	b.waitFor("the second page", fmt.Sprintf(`!!document.querySelector(%q) && location.hash.includes('offset=1')`, row), 10*time.Second)
 	b.open("/history?state=failed")
 	b.waitText(`[data-test=history-table]`, "No deployment matches these filters.", 20*time.Second)
 
@@ -122,7 +134,6 @@ func TestBrowserHistory(t *testing.T) {
 	// Skip Upgrade on the waiting one: it becomes skipped without a reload.
 	b.open("/history")
 	b.waitFor("the waiting row", fmt.Sprintf(`!!document.querySelector(%q)`, waitRow+` [data-test=dep-skip]`), 20*time.Second)
-	b.evalInto(`window.__notReloaded = true`, nil)
 	b.click(waitRow + ` [data-test=dep-skip]`)
 	b.waitText(`dialog`, "Skip the upgrade", 10*time.Second)
 	b.click(`[data-test=confirm-ok]`)

@@ -10,7 +10,7 @@
 //
 // data-test names: history, history-run (the run's summary when filtered
 // by run), history-filters, filter-agent, filter-run, filter-state,
-// filter-kind, filter-time, filter-since, filter-until, filter-apply,
+// filter-kind, filter-time, filter-since, filter-until, filter-limit, filter-apply,
 // filter-clear, history-table, history-row (data-id, data-state,
 // data-kind on it), dep-link, dep-run, dep-agent, dep-state, dep-repair,
 // dep-skip, dep-cancel, dep-retry, page-prev, page-info, page-next.
@@ -119,6 +119,13 @@ function oneLine(s, n = 90) {
   return t.length > n ? t.slice(0, n - 1) + '…' : t;
 }
 
+// pageLimit reads the page size from the address: 1 to 1000, 50 when
+// absent or wrong.
+function pageLimit(v) {
+  const n = parseInt(v || '', 10);
+  return n >= 1 && n <= 1000 ? String(n) : '50';
+}
+
 // toLocalInput turns an RFC 3339 time into a datetime-local value.
 function toLocalInput(v) {
   const d = new Date(v);
@@ -141,7 +148,7 @@ export async function render(main, params, query) {
     kind: query.get('kind') || '',
     since: query.get('since') || '',
     until: query.get('until') || '',
-    limit: pageSizes.includes(query.get('limit')) ? query.get('limit') : '50',
+    limit: pageLimit(query.get('limit')),
     offset: Math.max(0, parseInt(query.get('offset') || '0', 10) || 0),
   };
   const preset = !f.since && !f.until ? '' : (!f.until && timePresets.some(([v]) => v === f.since) ? f.since : 'custom');
@@ -159,7 +166,7 @@ export async function render(main, params, query) {
   const timeSel = select(timePresets, preset, { 'data-test': 'filter-time' });
   const sinceIn = h('input', { type: 'datetime-local', value: toLocalInput(f.since), 'data-test': 'filter-since' });
   const untilIn = h('input', { type: 'datetime-local', value: toLocalInput(f.until), 'data-test': 'filter-until' });
-  const sizeSel = select(pageSizes, f.limit, { 'data-test': 'filter-limit' });
+  const sizeSel = select(pageSizes.includes(f.limit) ? pageSizes : [f.limit, ...pageSizes], f.limit, { 'data-test': 'filter-limit' });
   const custom = h('div', { class: 'row hist-custom' }, field('From', sinceIn), field('Until', untilIn));
   custom.hidden = preset !== 'custom';
   timeSel.addEventListener('change', () => {
