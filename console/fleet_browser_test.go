@@ -318,3 +318,69 @@ func TestBrowserFleetPaging(t *testing.T) {
 	b.waitText(`[data-test=upgrade-summary]`, "120", 10*time.Second)
 	b.shot("fleet-upgrade-all")
 }
+
+// A trial whose workload fails at start rolls back: the agent page says
+// so with the reason, names the workload and where its logs and the
+// agent's are on the host, and its history marks the deployment
+// rolled_back with the same reason.
+func TestBrowserAgentRolledBack(t *testing.T) {
+	t.Parallel()
+	ok := []e2etest.Workload{sleeperWorkload(t)}
+	broken := sleeperWorkload(t)
+	broken.Files = map[string]string{"sleeper.sh": e2etest.WriteScript(t, "sleeper.sh", "echo 'sleeper: cannot open its data' >&2\nexit 3\n")}
+	f := startFleet(t, fleetOptions{
+		Hosts:    1,
+		Releases: []e2etest.PackOptions{{Version: v1, Workloads: ok}, {Version: v2, Workloads: []e2etest.Workload{broken}}},
+		Host: func(o *e2etest.HostOptions) {
+			o.Pack = e2etest.Pack(t, e2etest.PackOptions{Version: v1, Workloads: ok})
+		},
+	})
+	run := f.srv.Upgrade("--agents", f.ids[0], "--target", v2)
+	if r := f.srv.WaitRun(run.ID, 180*time.Second); r.Status != protocol.RunEndedNotOK {
+		t.Fatalf("run %s: %s %v, want %s", run.ID, r.Status, r.Counts, protocol.RunEndedNotOK)
+	}
+	var a protocol.Agent
+	e2etest.Eventually(t, 60*time.Second, "the rollback reported", func() (bool, string) {
+		a = f.srv.Agent(f.ids[0])
+		return a.LastResult != nil && a.LastResult.Outcome == protocol.TrialRolledBack && a.Version == v1, fmt.Sprintf("%s %+v", a.Version, a.LastResult)
+	})
+	r := a.LastResult
+	if r.Workload != "sleeper" || r.WorkloadLogs == "" || r.Reason == "" {
+		t.Fatalf("last result %+v: want the workload sleeper, its logs and a reason", r)
+	}
+
+	b := newBrowser(t, f.srv)
+	b.signIn(f.token("viewer"))
+	b.open("/agents/" + f.ids[0])
+	b.waitFor("the agent page", `!!document.querySelector('[data-test=agent-last-result]')`, 20*time.Second)
+	for sel, want := range map[string]string{
+		`[data-test=agent-result-outcome]`:       "rolled back",
+		`[data-test=agent-result-reason]`:        r.Reason,
+		`[data-test=agent-result-workload]`:      "sleeper",
+		`[data-test=agent-result-workload-logs]`: r.WorkloadLogs,
+		`[data-test=agent-result-logs]`:          r.Logs,
+		`[data-test=agent-current]`:              v1,
+		`[data-test=agent-trial]`:                "no trial",
+	} {
+		if s := b.text(sel); s != want {
+			t.Errorf("%s shows %q, want %q", sel, s, want)
+		}
+	}
+	if s := b.text(`[data-test=agent-last-result]`); !strings.Contains(s, v2+" failed and was rolled back to "+v1) {
+		t.Errorf("last trial %q", s)
+	}
+	deps := f.srv.History("--agent", f.ids[0])
+	if len(deps) != 1 || deps[0].State != protocol.StateRolledBack {
+		t.Fatalf("history: %+v", deps)
+	}
+	row := fmt.Sprintf(`[data-test=agent-deployment][data-id=%q]`, deps[0].ID)
+	b.waitText(row, "rolled back", 10*time.Second)
+	if s := b.text(row); !strings.Contains(s, deps[0].Reason) {
+		t.Errorf("history row %q lacks the reason %q", s, deps[0].Reason)
+	}
+	// A viewer is offered no action.
+	if n := b.count(`[data-test=agent-upgrade], [data-test=agent-revoke], [data-test=agent-allow]`); n != 0 {
+		t.Errorf("a viewer is offered %d actions", n)
+	}
+	b.shot("agent-rolled-back")
+}
