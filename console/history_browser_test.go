@@ -26,8 +26,8 @@ func closedWindow() string {
 	return fmt.Sprintf("daily %02d:00-%02d:00", h, h+1)
 }
 
-// The Upgrade History lists the deployments of a finished run, links each
-// to its DEPLOY report with every step the server recorded, filters on
+// The Upgrade History lists the deployments of a finished run and a
+// repair (marked REPAIR), live, links each to its DEPLOY report with every step the server recorded, filters on
 // the server (kept in the address), and Skip Upgrade on a deployment that
 // waits for its window makes it skipped, live.
 func TestBrowserHistory(t *testing.T) {
@@ -42,11 +42,35 @@ func TestBrowserHistory(t *testing.T) {
 		t.Fatalf("run %s: %d deployments", done.ID, len(finished))
 	}
 	dep := finished[0]
+	// host-1 is taken back to v1 by hand: the server repairs it to v2, a
+	// REPAIR entry of no run.
+	if r := f.hosts[0].AgentCLI("upgrade", "--pack", e2etest.Pack(t, e2etest.PackOptions{Version: v1}), "--wait"); r.Code != 0 {
+		t.Fatalf("manual downgrade: %s", r)
+	}
+	var repair protocol.Deployment
+	e2etest.Eventually(t, 120*time.Second, "a repair that succeeded", func() (bool, string) {
+		for _, d := range f.srv.History("--agent", f.ids[0]) {
+			if d.Kind == protocol.KindRepair {
+				repair = d
+			}
+		}
+		return repair.State == protocol.StateSucceeded, fmt.Sprintf("%+v", repair)
+	})
 
 	b := newBrowser(t, f.srv)
 	b.signIn(f.token("operator"))
 	b.open("/history")
-	b.waitFor("the finished run's deployment", `document.querySelectorAll('[data-test=history-row]').length === 1`, 20*time.Second)
+	b.waitFor("the finished run's deployment and the repair", `document.querySelectorAll('[data-test=history-row]').length === 2`, 20*time.Second)
+	repairRow := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, repair.ID)
+	if s := b.text(repairRow + ` [data-test=dep-repair]`); s != "REPAIR" {
+		t.Errorf("the repair is marked %q, want REPAIR", s)
+	}
+	if s := b.text(repairRow + ` [data-test=dep-run]`); s != "" {
+		t.Errorf("the repair links to run %q", s)
+	}
+	if n := b.count(`[data-test=dep-repair]`); n != 1 {
+		t.Errorf("%d entries marked REPAIR, want 1", n)
+	}
 	b.evalInto(`window.__notReloaded = true`, nil)
 
 	// A run whose deployment waits for its window: it shows up live.
@@ -61,7 +85,7 @@ func TestBrowserHistory(t *testing.T) {
 	})
 	waitRow := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, wait.ID)
 	b.waitFor("the waiting deployment, live", fmt.Sprintf(`document.querySelector(%q)?.dataset.state === 'waiting_for_window'`, waitRow), 20*time.Second)
-	b.waitText(`[data-test=page-info]`, "1–2 of 2", 10*time.Second)
+	b.waitText(`[data-test=page-info]`, "1–3 of 3", 10*time.Second)
 	row := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, dep.ID)
 	if s := b.attr(row, "data-state"); s != protocol.StateSucceeded {
 		t.Errorf("finished deployment's row: state %q", s)
@@ -89,24 +113,26 @@ func TestBrowserHistory(t *testing.T) {
 
 	// A filter goes to the server and into the address.
 	b.fill(`[data-test=filter-state]`, protocol.StateSucceeded)
-	b.waitFor("one succeeded row", `document.querySelectorAll('[data-test=history-row]').length === 1 && location.hash.includes('state=succeeded')`, 20*time.Second)
+	b.waitFor("two succeeded rows", `document.querySelectorAll('[data-test=history-row][data-state=succeeded]').length === 2 && location.hash.includes('state=succeeded')`, 20*time.Second)
+	b.fill(`[data-test=filter-kind]`, protocol.KindRepair)
+	b.waitFor("the repair alone", fmt.Sprintf(`document.querySelectorAll('[data-test=history-row]').length === 1 && !!document.querySelector(%q) && location.hash.includes('kind=repair')`, repairRow), 20*time.Second)
 	b.open("/history?run=" + waiting.ID)
 	b.waitFor("the run's deployment", fmt.Sprintf(`document.querySelectorAll('[data-test=history-row]').length === 1 && !!document.querySelector(%q)`, waitRow), 20*time.Second)
 	b.waitText(`[data-test=history-run]`, waiting.ID, 10*time.Second)
 	// Paging on the server, kept in the address.
 	b.open("/history?limit=1")
-	b.waitText(`[data-test=page-info]`, "1–1 of 2", 20*time.Second)
+	b.waitText(`[data-test=page-info]`, "1–1 of 3", 20*time.Second)
 	b.waitFor("the newest first", fmt.Sprintf(`!!document.querySelector(%q)`, waitRow), 10*time.Second)
 	b.click(`[data-test=page-next]`)
-	b.waitText(`[data-test=page-info]`, "2–2 of 2", 20*time.Second)
-	b.waitFor("the second page", fmt.Sprintf(`!!document.querySelector(%q) && location.hash.includes('offset=1')`, row), 10*time.Second)
+	b.waitText(`[data-test=page-info]`, "2–2 of 3", 20*time.Second)
+	b.waitFor("the second page", fmt.Sprintf(`!!document.querySelector(%q) && location.hash.includes('offset=1')`, repairRow), 10*time.Second)
 	b.open("/history?state=failed")
 	b.waitText(`[data-test=history-table]`, "No deployment matches these filters.", 20*time.Second)
 
 	// The DEPLOY report: every step, in order, with its time.
 	rep := f.srv.DeployReport(dep.ID)
 	b.open("/history")
-	b.waitFor("the rows", `document.querySelectorAll('[data-test=history-row]').length === 2`, 20*time.Second)
+	b.waitFor("the rows", `document.querySelectorAll('[data-test=history-row]').length === 3`, 20*time.Second)
 	b.click(row + ` [data-test=dep-link]`)
 	b.waitFor("the DEPLOY report", fmt.Sprintf(`document.querySelectorAll('[data-test=step]').length === %d`, len(rep.Steps)), 20*time.Second)
 	var names []string
