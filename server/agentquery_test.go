@@ -431,3 +431,36 @@ func TestSortPage(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentListSeesNewAgents: an agent enrolled after a listing is in the
+// next one, in the list, the summary and a run's filter alike (the
+// passes over the fleet keep the agents in a list of their own).
+func TestAgentListSeesNewAgents(t *testing.T) {
+	e := newEnv(t)
+	e.importPack("2.0.0", "", "linux/amd64")
+	e.newAgent("web-1", "1.0.0")
+	var list protocol.Agents
+	e.must("GET", "/v1/agents", protocol.RoleViewer, nil, &list)
+	var sum protocol.AgentSummary
+	e.must("GET", "/v1/agents/summary", protocol.RoleViewer, nil, &sum)
+	e.newAgent("web-2", "1.0.0")
+	e.must("GET", "/v1/agents?limit=10", protocol.RoleViewer, nil, &list)
+	if d := gocmp.Diff([]string{"web-1", "web-2"}, agentNames(list.Agents)); d != "" || list.Total != 2 {
+		t.Errorf("after an enrollment (-want +got):\n%s total %d", d, list.Total)
+	}
+	e.must("GET", "/v1/agents/summary", protocol.RoleViewer, nil, &sum)
+	if sum.Total != 2 {
+		t.Errorf("summary after an enrollment: total %d", sum.Total)
+	}
+	var run protocol.Run
+	e.must("POST", "/v1/runs", protocol.RoleOperator, protocol.RunRequest{Target: "latest", DryRun: true, Selection: protocol.Selection{Filter: &protocol.AgentFilter{}}}, &run)
+	if run.Total != 2 {
+		t.Errorf("a run by filter after an enrollment: %d agents", run.Total)
+	}
+	// And after a restart, which loads them again.
+	e.restart()
+	e.must("GET", "/v1/agents", protocol.RoleViewer, nil, &list)
+	if list.Total != 2 {
+		t.Errorf("after a restart: total %d", list.Total)
+	}
+}

@@ -94,6 +94,10 @@ type Server struct {
 	// the settings; windowsOK is false until they are (windows.go).
 	windows   []hostWindow
 	windowsOK bool
+
+	// agentScan is s.agents in memory order, for the passes of the agents
+	// listing (agentquery.go).
+	agentScan []*agentRec
 }
 
 type agentRec struct {
