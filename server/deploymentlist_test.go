@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +106,25 @@ func TestDeploymentListRefusesBadFilters(t *testing.T) {
 				t.Errorf("%d %s %q, want 400", code, pe.Code, pe.Error)
 			}
 		})
+	}
+}
+
+// TestSkipRefusalNamesTheStates: skipping a deployment the agent started
+// is a 409 that names its state and every state a skip is allowed in
+// (waiting_for_window too, as protocol.Queued has it).
+func TestSkipRefusalNamesTheStates(t *testing.T) {
+	e := newEnv(t)
+	e.importPack("1.0.0", "", "linux/amd64")
+	e.importPack("2.0.0", "", "linux/amd64")
+	a := e.newAgent("h", "1.0.0")
+	e.createRun(protocol.RunRequest{Selection: protocol.Selection{AgentIDs: []string{a.id}}, Target: "2.0.0"})
+	e.schedule()
+	a.complete(*upgradeOrder(a.checkin()))
+	var ds protocol.Deployments
+	e.must("GET", "/v1/deployments?agent="+a.id, protocol.RoleViewer, nil, &ds)
+	code, pe := e.do("POST", "/v1/deployments/"+ds.Deployments[0].ID+"/skip", e.tokens[protocol.RoleOperator], nil, nil)
+	want := "is succeeded: only a deployment the agent has not started (pending, waiting_for_host, waiting_for_window) can be skipped"
+	if code != 409 || !strings.Contains(pe.Error, want) {
+		t.Errorf("%d %q, want 409 %q", code, pe.Error, want)
 	}
 }

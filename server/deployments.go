@@ -112,7 +112,7 @@ func (s *Server) handleDeploymentSkip(w http.ResponseWriter, r *http.Request, c 
 		} else if dd, _, err := s.loadDeployment(r.Context(), r.PathValue("id")); err == nil {
 			state = dd.State
 		}
-		return conflict("deployment %s is %s: only a deployment the agent has not started (pending, waiting_for_host) can be skipped", depID(id), state)
+		return conflict("deployment %s is %s: only a deployment the agent has not started (pending, waiting_for_host, waiting_for_window) can be skipped", depID(id), state)
 	}
 	a := s.agents[d.AgentID]
 	err = s.change(r.Context(), func(wr *writer) error {
