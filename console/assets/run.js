@@ -33,7 +33,23 @@ export function fmtSeconds(s) {
   return duration(Math.round(s) * 1000);
 }
 
-const secs = (n) => duration(n * 1000);
+// secs says a setting's seconds the way they are given: 90s, 5m, 1h30m.
+export function secs(n) {
+  n = Math.round(n || 0);
+  if (!n) return '0s';
+  const parts = [];
+  for (const [u, d] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]]) {
+    if (n >= d) {
+      parts.push(Math.floor(n / d) + u);
+      n %= d;
+    }
+  }
+  return parts.join('');
+}
+
+// A run's reason reads as a warning while it is paused (someone has to
+// act) and as an error once it ended badly.
+const reasonClass = { paused: 'note run-reason-warn', ended_not_ok: 'error', cancelled: 'error' };
 
 function fmtSelection(s) {
   if (!s) return '—';
@@ -142,7 +158,7 @@ export async function render(main, { id }, query) {
     mount(head,
       h('h1', { 'data-test': 'run-title' }, `Run ${run.id} `, badge(run.status, { 'data-test': 'run-status' })),
       run.text ? h('p', { 'data-test': 'run-text' }, run.text) : null,
-      run.reason ? h('p', { class: run.status === 'ended_ok' ? 'note' : 'error', 'data-test': 'run-reason' }, run.reason) : null,
+      run.reason ? h('p', { class: reasonClass[run.status] || 'note', 'data-test': 'run-reason' }, run.reason) : null,
       !run.reason && run.status === 'running' && run.next_wave_at && !run.next_wave_at.startsWith('0001')
         ? h('p', { class: 'note' }, 'The next wave opens ', timeEl(run.next_wave_at, true), '.') : null);
   }
@@ -178,9 +194,9 @@ export async function render(main, { id }, query) {
     mount(progress,
       h('h2', { id: 'run-progress-h' }, 'Progress'),
       progressBar(run.counts, run.total, { 'data-test': 'run-progress' }),
-      h('p', { 'data-test': 'run-ended' }, `${num(done)} of ${num(run.total)} deployments ended`),
+      h('p', { 'data-test': 'run-ended' }, `${num(done)} of ${num(run.total)} deployment${run.total === 1 ? '' : 's'} ended`),
       h('ul', { class: 'run-counts' }, counts.length ? counts : h('li', { class: 'muted' }, 'No deployment.')),
-      waves.length ? table({
+      waves.length > 1 ? table({
         caption: 'Waves',
         attrs: { 'data-test': 'run-waves' },
         rowAttrs: (w) => ({ 'data-test': 'wave-row', 'data-wave': String(w.wave), 'aria-current': w.wave === run.wave && !ended(run) ? 'step' : null }),
@@ -189,7 +205,7 @@ export async function render(main, { id }, query) {
           { label: 'Name', cell: (w) => w.name },
           { label: 'Agents', class: 'num', cell: (w) => num(w.agents) },
           { label: 'State', cell: (w) => [badge(w.state === 'approval' ? 'approval' : w.state, { 'data-test': 'wave-state' }),
-            w.state === 'approval' ? h('small', { class: 'muted' }, ' waits for Promote') : null,
+            w.state === 'approval' ? h('small', { class: 'muted' }, ' done; the next wave waits for Promote') : null,
             w.wave === run.wave && run.next_wave_at && !run.next_wave_at.startsWith('0001') ? h('small', {}, ' next ', timeEl(run.next_wave_at)) : null] },
           { label: 'Progress', class: 'runs-progress', cell: (w) => [progressBar(w.counts, w.agents), h('small', {}, `${num(endedCount(w.counts))}/${num(w.agents)} ended`)] },
           { label: 'States', cell: (w) => h('small', {}, fmtCounts(w.counts) || '—') },
@@ -246,7 +262,7 @@ export async function render(main, { id }, query) {
     const stages = sum.stages || [];
     mount(report,
       h('h2', { id: 'run-report-h' }, 'Report'),
-      h('p', { 'data-test': 'report-states' }, `${num(sum.total || 0)} deployments: ${fmtCounts(sum.states) || 'none'}`),
+      h('p', { 'data-test': 'report-states' }, `${num(sum.total || 0)} deployment${sum.total === 1 ? '' : 's'}: ${fmtCounts(sum.states) || 'none'}`),
       (sum.versions || []).length ? table({
         caption: 'Versions moved',
         attrs: { 'data-test': 'report-versions' },

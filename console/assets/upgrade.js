@@ -265,7 +265,7 @@ function build(m, body, { ids, filter, count, releases, plats }) {
       field('Canary soak', canarySoak, 'how long they must stay good (default 5m)')),
     h('h3', {}, 'Waves'),
     h('div', { class: 'row' },
-      field('Waves (cumulative shares)', waves, 'or waves by label:'),
+      field('Waves (cumulative shares)', waves, 'or waves by label, not both'),
       field('Waves by label', waveLabel, 'in order; agents with none come last'),
       field('Wait between waves', waveWait, 'soak after a wave is done'),
       field('Wave done at (%)', waveDone, 'share that must succeed (default 90)')),

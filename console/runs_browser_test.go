@@ -1,0 +1,239 @@
+//go:build unix
+
+package console_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/protocol"
+)
+
+// An operator starts a run from the Upgrade dialog: the preview shows the
+// plan and the agent left out with the server's reason, the confirmation
+// starts it, and the run page follows it live (a wave waiting for
+// approval, Promote, ended_ok) without a reload.
+func TestBrowserUpgradeDialogRunLive(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOptions{Hosts: 3, Host: func(o *e2etest.HostOptions) {
+		if o.Name == "host-3" {
+			o.Supervised = false // left out under scope supervised
+		}
+	}})
+	b := newBrowser(t, f.srv)
+	b.signIn(f.token("operator"))
+	b.open("/runs")
+	b.waitText(`[data-test=runs-table]`, "No run yet", 10*time.Second)
+	b.evalInto(`window.__notReloaded = true`, nil)
+
+	b.click(`[data-test=runs-new]`)
+	b.waitFor("the dialog's platforms", `document.querySelectorAll('[data-test=upgrade-platform-row]').length === 1`, 20*time.Second)
+	if s := b.text(`[data-test=upgrade-summary]`); !strings.Contains(s, "every active agent") || !strings.Contains(s, "3 agents now") {
+		t.Errorf("selection summary %q", s)
+	}
+	var versions []string
+	b.evalInto(`[...document.querySelector('[data-test=upgrade-target]').options].map(o => o.value)`, &versions)
+	if want := []string{"latest", v2, v1}; fmt.Sprint(versions) != fmt.Sprint(want) {
+		t.Errorf("target versions %v, want %v (latest, then newest first)", versions, want)
+	}
+	b.shot("upgrade-dialog")
+	b.fill(`[data-test=upgrade-target]`, v2)
+	b.typeIn(`[data-test=upgrade-text]`, "from the console")
+	b.click(`[data-test=upgrade-rollout] summary`)
+	b.typeIn(`[data-test=upgrade-waves]`, "50%,100%")
+	b.click(`[data-test=upgrade-wave-approve]`)
+
+	b.click(`[data-test=upgrade-preview]`)
+	b.waitFor("the plan", `!!document.querySelector('[data-test=upgrade-plan-row]')`, 20*time.Second)
+	if s := b.text(`[data-test=upgrade-headline]`); !strings.Contains(s, "Upgrade run: 2 agents, at most 10 at once") {
+		t.Errorf("headline %q", s)
+	}
+	if s := b.text(`[data-test=upgrade-plan-row]`); !strings.Contains(s, v2) || !strings.Contains(s, "2") {
+		t.Errorf("plan row %q", s)
+	}
+	// The left-out agent and its reason, as the server gave them.
+	code, body := b.fetch("POST", "/v1/runs", protocol.RunRequest{Target: v2, Selection: protocol.Selection{Filter: &protocol.AgentFilter{}}, DryRun: true},
+		map[string]string{"X-CSRF-Token": b.csrf()})
+	var dry protocol.Run
+	if err := json.Unmarshal([]byte(body), &dry); code != 200 || err != nil || len(dry.Excluded) != 1 {
+		t.Fatalf("dry run: %d %s", code, body)
+	}
+	if n := b.count(`[data-test=upgrade-excluded-row]`); n != 1 {
+		t.Fatalf("%d left-out rows, want 1", n)
+	}
+	if s := b.text(`[data-test=upgrade-excluded-row]`); !strings.Contains(s, f.ids[2]) || !strings.Contains(s, dry.Excluded[0].Reason) {
+		t.Errorf("left-out row %q, want %s and %q", s, f.ids[2], dry.Excluded[0].Reason)
+	}
+	b.evalInto(`document.querySelector('dialog').scrollTop = 1e6`, nil)
+	b.shot("upgrade-preview")
+
+	b.click(`[data-test=upgrade-start]`)
+	b.waitText(`dialog:last-of-type`, "Start upgrading 2 agents?", 20*time.Second)
+	b.click(`[data-test=confirm-ok]`)
+	b.waitFor("the run page", `location.hash.startsWith('#/runs/r-') && !!document.querySelector('[data-test=run-title]')`, 20*time.Second)
+	if n := b.count(`dialog`); n != 0 {
+		t.Errorf("%d dialogs left open", n)
+	}
+	runs := f.srv.Runs()
+	if len(runs) != 1 || runs[0].Text != "from the console" || runs[0].Selection.Filter == nil || !runs[0].WaveApprove || len(runs[0].Waves) != 2 {
+		t.Fatalf("runs: %+v", runs)
+	}
+	id := runs[0].ID
+
+	// The first wave ends and waits for approval; Promote opens the next.
+	b.waitFor("wave 0 done, waiting for approval", `document.querySelector('[data-test=wave-row][data-wave="0"] [data-test=wave-state]')?.innerText === 'approval'`, 180*time.Second)
+	b.shotTop("run-approval")
+	b.click(`[data-test=run-promote]`)
+	b.waitFor("the run ended ok", `document.querySelector('[data-test=run-status]')?.innerText === 'ended ok'`, 180*time.Second)
+	b.waitFor("both deployments succeeded", `document.querySelectorAll('[data-test=dep-row][data-state=succeeded]').length === 2`, 10*time.Second)
+	b.waitText(`[data-test=run-ended]`, "2 of 2 deployments ended", 10*time.Second)
+	b.waitFor("the report's stage times", `!!document.querySelector('[data-test=report-stage-row][data-stage=total]')`, 20*time.Second)
+	var still bool
+	b.evalInto(`window.__notReloaded === true`, &still)
+	if !still {
+		t.Errorf("the page was reloaded")
+	}
+	for _, name := range []string{"pause", "resume", "cancel", "promote"} {
+		if n := b.count(`[data-test=run-` + name + `]`); n != 0 {
+			t.Errorf("an ended run shows %s", name)
+		}
+	}
+	if n := b.count(`[data-test=run-rollback]`); n != 1 {
+		t.Errorf("an ended run shows no Roll back")
+	}
+	b.shotTop("run")
+
+	b.open("/runs")
+	b.waitFor("the run in the list", fmt.Sprintf(`document.querySelector('[data-test=run-row][data-run=%q]')?.dataset.status === 'ended_ok'`, id), 10*time.Second)
+	b.shotTop("runs")
+}
+
+// A run to a release whose agent crashes at start ends not OK: the
+// deployment row shows rolled_back with the agent's reason, and a
+// rollback of it is refused with the server's own message.
+func TestBrowserRunRolledBack(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOptions{Hosts: 1, Releases: []e2etest.PackOptions{{Version: v1}, {Version: v2}, {Version: bad, AgentMode: "crash-at-start"}}})
+	b := newBrowser(t, f.srv)
+	b.signIn(f.token("operator"))
+	b.open("/runs")
+	// The dialog as the fleet opens it, for the selected agents.
+	b.evalInto(fmt.Sprintf(`import('/console/upgrade.js').then(m => { m.openUpgrade({agentIDs: [%q], count: 1}); return true; })`, f.ids[0]), nil)
+	b.waitFor("the dialog's platforms", `!!document.querySelector('[data-test=upgrade-platform-row] select')`, 20*time.Second)
+	if s := b.text(`[data-test=upgrade-summary]`); !strings.Contains(s, "1 selected agent") || !strings.Contains(s, f.ids[0]) {
+		t.Errorf("selection summary %q", s)
+	}
+	b.fill(`[data-test=upgrade-platform-row] select`, bad)
+	b.click(`[data-test=upgrade-start]`)
+	b.waitText(`dialog:last-of-type`, "Start upgrading 1 agent?", 20*time.Second)
+	if s := b.text(`[data-test=upgrade-plan-row]`); !strings.Contains(s, bad) {
+		t.Errorf("plan row %q, want %s", s, bad)
+	}
+	b.click(`[data-test=confirm-ok]`)
+	b.waitFor("the run page", `!!document.querySelector('[data-test=run-title]')`, 20*time.Second)
+	b.waitFor("the run ended not ok", `document.querySelector('[data-test=run-status]')?.innerText === 'ended not ok'`, 180*time.Second)
+	b.waitFor("the deployment rolled back", `!!document.querySelector('[data-test=dep-row][data-state=rolled_back]')`, 10*time.Second)
+
+	runs := f.srv.Runs()
+	if len(runs) != 1 {
+		t.Fatalf("runs: %+v", runs)
+	}
+	rep := f.srv.RunReport(runs[0].ID)
+	if len(rep.Deployments) != 1 || rep.Deployments[0].State != protocol.StateRolledBack || rep.Deployments[0].Reason == "" {
+		t.Fatalf("deployments: %+v", rep.Deployments)
+	}
+	if s := b.text(`[data-test=dep-row][data-state=rolled_back] [data-test=dep-reason]`); !strings.Contains(s, rep.Deployments[0].Reason) {
+		t.Errorf("deployment reason %q, want %q", s, rep.Deployments[0].Reason)
+	}
+	b.waitText(`[data-test=report-failures]`, "rolled back", 20*time.Second)
+	b.shotTop("run-rolled-back")
+
+	// Nothing moved, so nothing can go back: the server's message as is.
+	code, body := b.fetch("POST", "/v1/runs/"+runs[0].ID+"/rollback", protocol.RollbackRequest{DryRun: true}, map[string]string{"X-CSRF-Token": b.csrf()})
+	if code != 409 {
+		t.Fatalf("rollback dry run: %d %s", code, body)
+	}
+	var apiErr protocol.Error
+	_ = json.Unmarshal([]byte(body), &apiErr)
+	b.click(`[data-test=run-rollback]`)
+	b.waitText(`[data-test=rollback-dialog] [data-test=error]`, apiErr.Error, 20*time.Second)
+	b.shotTop("rollback-refused")
+}
+
+// Pause, resume, skip and cancel on a run whose deployments wait for its
+// start time; a viewer sees the same run without any of them.
+func TestBrowserRunPauseSkipCancel(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOptions{Hosts: 2})
+	run := f.srv.Upgrade("--target", v2, "--all", "--start-at", "+1h", "--text", "tonight")
+	b := newBrowser(t, f.srv)
+	b.signIn(f.token("operator"))
+	b.open("/runs/" + run.ID)
+	b.waitFor("the deployments", `document.querySelectorAll('[data-test=dep-row]').length === 2`, 20*time.Second)
+	b.waitText(`[data-test=run-settings]`, "Start at", 5*time.Second)
+
+	b.click(`[data-test=run-pause]`)
+	b.waitFor("paused", `document.querySelector('[data-test=run-status]')?.innerText === 'paused' && !!document.querySelector('[data-test=run-resume]') && !document.querySelector('[data-test=run-pause]')`, 10*time.Second)
+	if r := runOf(t, f, run.ID); r.Status != protocol.RunPaused {
+		t.Fatalf("after Pause the server has %s", r.Status)
+	}
+	b.click(`[data-test=run-resume]`)
+	b.waitFor("running", `document.querySelector('[data-test=run-status]')?.innerText === 'running' && !!document.querySelector('[data-test=run-pause]')`, 10*time.Second)
+
+	// Skip the first waiting deployment (after the confirmation).
+	var dep string
+	b.evalInto(`document.querySelector('[data-test=dep-row]').dataset.dep`, &dep)
+	b.click(fmt.Sprintf(`[data-test=dep-row][data-dep=%q] [data-test=dep-skip]`, dep))
+	b.click(`[data-test=confirm-ok]`)
+	b.waitFor("the deployment skipped", fmt.Sprintf(`document.querySelector('[data-test=dep-row][data-dep=%q]')?.dataset.state === 'skipped'`, dep), 10*time.Second)
+	b.waitFor("one Skip left", `document.querySelectorAll('[data-test=dep-skip]').length === 1`, 10*time.Second)
+	b.shotTop("run-running")
+
+	// Cancel asks first; Cancel in the question changes nothing.
+	b.click(`[data-test=run-cancel]`)
+	b.click(`[data-test=confirm-cancel]`)
+	if r := runOf(t, f, run.ID); r.Status != protocol.RunRunning {
+		t.Fatalf("after declining, the run is %s", r.Status)
+	}
+	b.click(`[data-test=run-cancel]`)
+	b.click(`[data-test=confirm-ok]`)
+	b.waitFor("cancelled", `document.querySelector('[data-test=run-status]')?.innerText === 'cancelled'`, 10*time.Second)
+	b.waitFor("no action but Roll back", `!document.querySelector('[data-test=run-pause], [data-test=run-resume], [data-test=run-cancel], [data-test=dep-skip]') && !!document.querySelector('[data-test=run-rollback]')`, 10*time.Second)
+	r := runOf(t, f, run.ID)
+	if r.Status != protocol.RunCancelled || r.Counts[protocol.StateSkipped] != 1 || r.Counts[protocol.StateCancelled] != 1 {
+		t.Fatalf("run after cancel: %s %v", r.Status, r.Counts)
+	}
+
+	// A viewer: the run, its deployments, no action.
+	v := newBrowser(t, f.srv)
+	v.signIn(f.token("viewer"))
+	v.open("/runs/" + run.ID)
+	v.waitFor("the deployments", `document.querySelectorAll('[data-test=dep-row]').length === 2`, 20*time.Second)
+	if n := v.count(`[data-test=run-actions] button, [data-test=dep-skip]`); n != 0 {
+		t.Errorf("a viewer sees %d actions on the run page", n)
+	}
+	v.open("/runs")
+	v.waitFor("the run in the list", fmt.Sprintf(`!!document.querySelector('[data-test=run-row][data-run=%q]')`, run.ID), 10*time.Second)
+	if n := v.count(`[data-test=runs-new]`); n != 0 {
+		t.Errorf("a viewer sees New upgrade run")
+	}
+}
+
+func runOf(t *testing.T, f *fleet, id string) protocol.Run {
+	t.Helper()
+	var r protocol.Run
+	f.srv.JSON(&r, "runs", "show", id)
+	return r
+}
+
+// shotTop saves a screenshot scrolled to the top, where the page's sticky
+// header belongs (a full-page screenshot draws it at the scroll position).
+func (b *browser) shotTop(name string) {
+	b.t.Helper()
+	b.evalInto(`window.scrollTo(0, 0)`, nil)
+	b.shot(name)
+}
