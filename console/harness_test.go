@@ -161,7 +161,11 @@ type browser struct {
 func newBrowser(t *testing.T, srv *e2etest.Server) *browser {
 	t.Helper()
 	exe := chromium(t)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+	// Chromium leaves org.chromium.Chromium.* behind in its TMPDIR when
+	// it is stopped; the test's own temporary directory is removed after
+	// the browser (cleanups run last-registered first).
+	tmp := t.TempDir()
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), chromedp.Env("TMPDIR="+tmp),
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.IgnoreCertErrors,
 		chromedp.WindowSize(1440, 900), chromedp.Flag("lang", "en-US"))
@@ -278,16 +282,33 @@ func (b *browser) count(sel string) int {
 	return n
 }
 
-// waitFor polls a JS predicate every 100 ms until it is truthy.
+// waitFor polls a JS predicate every 100 ms until it is truthy. A poll
+// cut short by a navigation (its JS context destroyed) starts again.
 func (b *browser) waitFor(what, predicate string, d time.Duration) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, d+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(d)))
-	if err != nil {
-		b.fail("waiting for "+what, err)
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		ctx, cancel := context.WithTimeout(b.ctx, left+5*time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(left)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if !navigated(err) || time.Now().After(deadline) {
+			b.fail("waiting for "+what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// navigated tells an error of a page that went away under a script (a
+// navigation or a reload) from a real failure.
+func navigated(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Cannot find context") || strings.Contains(s, "Execution context was destroyed") ||
+		strings.Contains(s, "Inspected target navigated")
 }
 
 // waitText waits until the element's text contains want.
