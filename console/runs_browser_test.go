@@ -32,7 +32,7 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 
 	b.click(`[data-test=runs-new]`)
 	b.waitFor("the dialog's platforms", `document.querySelectorAll('[data-test=upgrade-platform-row]').length === 1`, 20*time.Second)
-	if s := b.text(`[data-test=upgrade-summary]`); !strings.Contains(s, "every active agent") || !strings.Contains(s, "3 agents now") {
+	if s := b.text(`[data-test=upgrade-summary]`); !strings.Contains(s, "Every active agent") || !strings.Contains(s, "3 agents now") {
 		t.Errorf("selection summary %q", s)
 	}
 	var versions []string

@@ -54,7 +54,10 @@ const reasonClass = { paused: 'note run-reason-warn', ended_not_ok: 'error', can
 function fmtSelection(s) {
   if (!s) return '—';
   if (s.all) return 'all agents';
-  if (s.filter) return 'agents matching ' + filterText(s.filter);
+  if (s.filter) {
+    const t = filterText(s.filter);
+    return t === 'every active agent' ? t : 'agents matching ' + t;
+  }
   if (s.labels && Object.keys(s.labels).length) return 'label ' + Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).sort().join(', ');
   const ids = s.agent_ids || [];
   if (ids.length > 5) return `${num(ids.length)} agents: ${ids.slice(0, 5).join(', ')}, …`;
@@ -242,7 +245,7 @@ export async function render(main, { id }, query) {
     drawReport(rep.summary || {});
   }
   // The report reads every deployment: while the run goes on it is
-  // refreshed at most every 10 s, and at once when the status changes.
+  // refreshed at most every 5 s, and at once when the status changes.
   function reportSoon() {
     if (run.status !== reportStatus) {
       clearTimeout(reportTimer);
@@ -254,14 +257,16 @@ export async function render(main, { id }, query) {
     reportTimer = setTimeout(() => {
       reportTimer = null;
       loadReport();
-    }, Math.max(0, reportAt + 10000 - Date.now()));
+    }, Math.max(0, reportAt + 5000 - Date.now()));
   }
 
   function drawReport(sum) {
     const agentName = (a) => a.agent_name || a.agent_id;
+    const waveNames = new Map((run.waves_status || []).map((w) => [w.wave, w.name]));
     const stages = sum.stages || [];
     mount(report,
       h('h2', { id: 'run-report-h' }, 'Report'),
+      ended(run) ? null : h('p', { class: 'muted' }, 'As of ', timeEl(new Date(reportAt), true), ': refreshed every few seconds while the run goes on.'),
       h('p', { 'data-test': 'report-states' }, `${num(sum.total || 0)} deployment${sum.total === 1 ? '' : 's'}: ${fmtCounts(sum.states) || 'none'}`),
       (sum.versions || []).length ? table({
         caption: 'Versions moved',
@@ -301,7 +306,7 @@ export async function render(main, { id }, query) {
         caption: 'Waves',
         attrs: { 'data-test': 'report-waves' },
         columns: [
-          { label: 'Wave', class: 'num', cell: (w) => String(w.wave) },
+          { label: 'Wave', cell: (w) => `${w.wave}${waveNames.get(w.wave) ? ' · ' + waveNames.get(w.wave) : ''}` },
           { label: 'Deployments', class: 'num', cell: (w) => num(w.total) },
           { label: 'Failures', class: 'num', cell: (w) => num(w.failures) },
           { label: 'Started', cell: (w) => timeEl(w.started) },

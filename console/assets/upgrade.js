@@ -167,7 +167,8 @@ function build(m, body, { ids, filter, count, releases, plats }) {
   // ----- the selection -----
   let what;
   if (filter) {
-    what = [h('strong', {}, 'Every agent matching '), h('code', {}, filterText(filter))];
+    const t = filterText(filter);
+    what = t === 'every active agent' ? h('strong', {}, 'Every active agent') : [h('strong', {}, 'Every agent matching '), h('code', {}, t)];
   } else {
     const shown = ids.slice(0, 5).join(', ') + (ids.length > 5 ? `, … (+${num(ids.length - 5)})` : '');
     what = [h('strong', {}, `${num(ids.length)} selected agent${ids.length === 1 ? '' : 's'}: `), h('span', { class: 'mono' }, shown)];
@@ -229,7 +230,7 @@ function build(m, body, { ids, filter, count, releases, plats }) {
   const scopeAll = h('input', { type: 'radio', name: 'upg-scope', value: 'all', id: 'upg-scope-all', 'data-test': 'upgrade-scope-all' });
   const scope = h('fieldset', { class: 'upgrade-scope' }, h('legend', {}, 'Scope'),
     h('label', { for: 'upg-scope-sup' }, scopeSup, ' Supervised agents only (they roll back by themselves)'),
-    h('label', { for: 'upg-scope-all' }, scopeAll, ' All agents (unsupervised ones are left out as manual upgrades)'));
+    h('label', { for: 'upg-scope-all' }, scopeAll, ' All agents: unsupervised ones too, without a safety net (they wait in restarting until someone starts the new version)'));
   const maxConc = h('input', { type: 'text', value: '10', size: '6', 'data-test': 'upgrade-max-concurrent' });
   const maxFail = h('input', { type: 'text', size: '6', placeholder: 'never', 'data-test': 'upgrade-max-failures' });
   const minSample = h('input', { type: 'number', min: '0', size: '6', placeholder: '1', 'data-test': 'upgrade-min-sample' });
