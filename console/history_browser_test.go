@@ -86,6 +86,7 @@ func TestBrowserHistory(t *testing.T) {
 	waitRow := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, wait.ID)
 	b.waitFor("the waiting deployment, live", fmt.Sprintf(`document.querySelector(%q)?.dataset.state === 'waiting_for_window'`, waitRow), 20*time.Second)
 	b.waitText(`[data-test=page-info]`, "1–3 of 3", 10*time.Second)
+	b.waitFor("the new run among the filter's runs", fmt.Sprintf(`[...document.querySelectorAll('[data-test=filter-run] option')].some(o => o.value === %q)`, waiting.ID), 20*time.Second)
 	row := fmt.Sprintf(`[data-test=history-row][data-id=%q]`, dep.ID)
 	if s := b.attr(row, "data-state"); s != protocol.StateSucceeded {
 		t.Errorf("finished deployment's row: state %q", s)
@@ -156,6 +157,21 @@ func TestBrowserHistory(t *testing.T) {
 	}
 	b.shot("deployment")
 	b.checkA11y("deployment")
+
+	// A viewer sees the history and no action; the server refuses a
+	// forged skip anyway.
+	v := newBrowser(t, f.srv)
+	v.signIn(f.token("viewer"))
+	v.open("/history")
+	v.waitFor("the rows", `document.querySelectorAll('[data-test=history-row]').length === 3`, 20*time.Second)
+	for _, sel := range []string{"dep-skip", "dep-retry", "dep-cancel"} {
+		if n := v.count(`[data-test=` + sel + `]`); n != 0 {
+			t.Errorf("a viewer sees %s", sel)
+		}
+	}
+	if code, body := v.fetch("POST", "/v1/deployments/"+wait.ID+"/skip", nil, map[string]string{"X-CSRF-Token": v.csrf()}); code != 403 {
+		t.Errorf("a viewer's skip: %d %s, want 403", code, body)
+	}
 
 	// Skip Upgrade on the waiting one: it becomes skipped without a reload.
 	b.open("/history")

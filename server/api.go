@@ -121,6 +121,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/deployments/{id}/retry", authToken, protocol.RoleOperator, 0, s.handleDeploymentRetry},
 		{"POST /v1/deployments/{id}/cancel", authToken, protocol.RoleOperator, 0, s.handleDeploymentCancel},
 		{"GET /v1/events", authToken, protocol.RoleViewer, 0, s.handleEvents},
+		{"GET /v1/events/stream", authToken, protocol.RoleViewer, 0, s.handleEventStream},
 		{"GET /v1/events/catalogue", authToken, protocol.RoleViewer, 0, s.handleEventCatalogue},
 		{"POST /v1/session", authNone, "", sessionBody, s.handleSessionCreate},
 		{"GET /v1/session", authNone, "", 0, s.handleSessionShow},

@@ -134,6 +134,9 @@ func (e *env) do(method, path, token string, body any, out any) (int, protocol.E
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == 200 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return resp.StatusCode, protocol.Error{} // a stream does not end: its status is the answer
+	}
 	b, _ := io.ReadAll(resp.Body)
 	var pe protocol.Error
 	if resp.StatusCode >= 300 {

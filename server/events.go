@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"strconv"
 	"sync"
@@ -115,16 +116,24 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ caller) 
 	}
 }
 
+// eventColumns are the columns scanEvents reads, in its order.
+const eventColumns = `seq, id, name, at, agent_id, run_id, deployment_id, message, fields`
+
 func (s *Server) queryEvents(ctx context.Context, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
-	q := `SELECT seq, id, name, at, agent_id, run_id, deployment_id, message, fields FROM events WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`
+	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`
 	if tail {
-		q = `SELECT * FROM (SELECT seq, id, name, at, agent_id, run_id, deployment_id, message, fields FROM events WHERE seq > ? AND at >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`
+		q = `SELECT * FROM (SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`
 	}
 	rows, err := s.st.r.QueryContext(ctx, q, after, nanos(since), limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	return scanEvents(rows)
+}
+
+// scanEvents reads rows of eventColumns.
+func scanEvents(rows *sql.Rows) ([]protocol.Event, error) {
 	out := []protocol.Event{}
 	for rows.Next() {
 		var e protocol.Event

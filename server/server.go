@@ -51,6 +51,9 @@ type Options struct {
 	Log         *zap.Logger
 	// Version is reported by /v1/server and in events.
 	Version string
+	// StreamKeepalive is how often an idle event stream sends a keepalive
+	// comment (default 15 s; tests use short ones).
+	StreamKeepalive time.Duration
 }
 
 // Server is the control server. Create it with New, serve Handler(), and
@@ -87,6 +90,8 @@ type Server struct {
 	events *eventHub
 	hooks  *hookRunner
 	met    *metrics
+
+	streams streamGate // the open event streams (stream.go)
 
 	batchState // the changes being committed together (group.go)
 

@@ -17,7 +17,7 @@
 
 import {
   api, qs, enc, h, mount, link, timeEl, badge, showError, table, pager, field, select,
-  can, action, confirmDialog, liveRefresh, setQuery, navigate, num,
+  can, action, confirmDialog, liveRefresh, onLive, debounce, setQuery, navigate, num,
 } from './lib.js';
 
 const pageSizes = ['25', '50', '100', '200'];
@@ -215,15 +215,23 @@ export async function render(main, params, query) {
     h('p', { class: 'muted' }, 'Every deployment of every run, repair and activation upgrade, newest first. A deployment opens its DEPLOY report: every step with its time.'),
     form, runBox, errBox, status, listBox));
 
-  // The runs for the filter: the newest first, the one asked for kept.
-  api('GET', '/v1/runs').then((r) => {
-    const runs = (r && r.runs) || [];
-    const opts = [['', 'Any run'], ...runs.slice(0, 300).map((x) => [x.id, `${x.id} · ${x.status.replaceAll('_', ' ')}${x.text ? ' · ' + oneLine(x.text, 40) : ''}`])];
-    if (f.run && !opts.some(([v]) => v === f.run)) opts.push([f.run, f.run]);
-    mount(runSel, opts.map(([v, t]) => h('option', { value: v, selected: v === f.run }, t)));
-  }).catch(() => {
-    if (f.run) mount(runSel, h('option', { value: '' }, 'Any run'), h('option', { value: f.run, selected: true }, f.run));
-  });
+  // The runs for the filter: the newest first, the one asked for kept;
+  // a run the live feed names that the list lacks reloads it.
+  const knownRuns = new Set();
+  function loadRuns() {
+    return api('GET', '/v1/runs').then((r) => {
+      const runs = (r && r.runs) || [];
+      runs.forEach((x) => knownRuns.add(x.id));
+      const opts = [['', 'Any run'], ...runs.slice(0, 300).map((x) => [x.id, `${x.id} · ${x.status.replaceAll('_', ' ')}${x.text ? ' · ' + oneLine(x.text, 40) : ''}`])];
+      const cur = runSel.value || f.run;
+      if (cur && !opts.some(([v]) => v === cur)) opts.push([cur, cur]);
+      mount(runSel, opts.map(([v, t]) => h('option', { value: v, selected: v === cur }, t)));
+    }).catch(() => {
+      if (f.run && !runSel.querySelector('option[value="' + CSS.escape(f.run) + '"]')) runSel.append(h('option', { value: f.run, selected: true }, f.run));
+    });
+  }
+  loadRuns();
+  const reloadRuns = debounce(loadRuns, 2000);
 
   // ----- the run's summary, when filtered by one -----
   async function loadRun() {
@@ -308,8 +316,18 @@ export async function render(main, params, query) {
   await Promise.all([loadRun(), load()]);
   // Deployments change with the events of deployments and runs; a
   // reconnect (null) reloads too.
-  return liveRefresh(() => {
+  const unsubRuns = onLive((ev) => {
+    if (ev && ev.run_id && !knownRuns.has(ev.run_id)) {
+      knownRuns.add(ev.run_id);
+      reloadRuns();
+    }
+  });
+  const unsub = liveRefresh(() => {
     load();
     if (f.run) loadRun();
   }, (ev) => !!(ev.deployment_id || ev.run_id), 1500);
+  return () => {
+    unsub();
+    unsubRuns();
+  };
 }

@@ -1,0 +1,545 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moltfleet/molt/protocol"
+)
+
+// streamEnv is an env whose server is also served over HTTPS with read and
+// write timeouts far below a stream's life, as molt serve's are below it.
+type streamEnv struct {
+	*env
+	hs *httptest.Server
+}
+
+const testKeepalive = 50 * time.Millisecond
+
+func newStreamEnv(t *testing.T, h2 bool) *streamEnv {
+	e := newEnv(t)
+	e.s.opt.StreamKeepalive = testKeepalive
+	hs := httptest.NewUnstartedServer(e.s.Handler())
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Config.WriteTimeout = 300 * time.Millisecond
+	hs.EnableHTTP2 = h2
+	hs.StartTLS()
+	t.Cleanup(func() {
+		e.s.Shutdown() // ends the streams, which hs.Close waits for
+		hs.Close()
+	})
+	return &streamEnv{env: e, hs: hs}
+}
+
+// emitN records n events in one commit.
+func (e *streamEnv) emitN(n int, ev event) {
+	e.t.Helper()
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	err := e.s.change(context.Background(), func(w *writer) error {
+		for i := range n {
+			ev := ev
+			if n > 1 {
+				ev.Msg = fmt.Sprintf("%s %d", ev.Msg, i)
+			}
+			if err := w.event(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *streamEnv) lastSeq() int64 {
+	e.t.Helper()
+	n, err := e.s.lastEventSeq(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// sseMsg is one message of a stream, or one comment.
+type sseMsg struct {
+	id, event, data string
+	comment         string
+}
+
+type sseStream struct {
+	t      testing.TB
+	resp   *http.Response
+	cancel context.CancelFunc
+	msgs   chan sseMsg
+	ended  chan error // the read error that ended the stream
+}
+
+// open starts a stream; a status other than 200 is returned with its error
+// body and no stream.
+func (e *streamEnv) open(token, query string, hdr http.Header) (*sseStream, int, protocol.Error) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.hs.URL+"/v1/events/stream"+query, nil)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.hs.Client().Do(req)
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		defer cancel()
+		defer resp.Body.Close()
+		var pe protocol.Error
+		if err := json.NewDecoder(resp.Body).Decode(&pe); err != nil {
+			e.t.Fatalf("status %d with a body that is not the JSON error shape: %v", resp.StatusCode, err)
+		}
+		return nil, resp.StatusCode, pe
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		e.t.Fatalf("Content-Type %q", ct)
+	}
+	st := &sseStream{t: e.t, resp: resp, cancel: cancel, msgs: make(chan sseMsg), ended: make(chan error, 1)}
+	go st.read(ctx)
+	e.t.Cleanup(st.close)
+	return st, 200, protocol.Error{}
+}
+
+// read parses the stream as an EventSource does (fields until an empty
+// line; lines starting with a colon are comments).
+func (st *sseStream) read(ctx context.Context) {
+	br := bufio.NewReader(st.resp.Body)
+	var m sseMsg
+	var data []string
+	started := false
+	send := func(m sseMsg) bool {
+		select {
+		case st.msgs <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			st.ended <- err
+			return
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if strings.ContainsRune(line, '\r') {
+			st.ended <- fmt.Errorf("a raw CR in line %q", line)
+			return
+		}
+		switch {
+		case line == "":
+			if started {
+				m.data = strings.Join(data, "\n")
+				if !send(m) {
+					return
+				}
+			}
+			m, data, started = sseMsg{}, nil, false
+		case strings.HasPrefix(line, ":"):
+			if !send(sseMsg{comment: strings.TrimSpace(line[1:])}) {
+				return
+			}
+		default:
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "id":
+				m.id = value
+			case "event":
+				m.event = value
+			case "data":
+				data = append(data, value)
+			default:
+				st.ended <- fmt.Errorf("unknown field in line %q", line)
+				return
+			}
+			started = true
+		}
+	}
+}
+
+func (st *sseStream) close() {
+	st.cancel()
+	st.resp.Body.Close()
+}
+
+// next returns the next message or comment.
+func (st *sseStream) next() sseMsg {
+	st.t.Helper()
+	select {
+	case m := <-st.msgs:
+		return m
+	case err := <-st.ended:
+		st.t.Fatalf("the stream ended: %v", err)
+	case <-time.After(5 * time.Second):
+		st.t.Fatal("no message within 5 s")
+	}
+	return sseMsg{}
+}
+
+// event returns the next event, skipping keepalives; it checks the
+// message's framing.
+func (st *sseStream) event() protocol.Event {
+	st.t.Helper()
+	for {
+		m := st.next()
+		if m.comment == "keepalive" {
+			continue
+		}
+		return st.decode(m)
+	}
+}
+
+func (st *sseStream) decode(m sseMsg) protocol.Event {
+	st.t.Helper()
+	var ev protocol.Event
+	if m.event != protocol.StreamEvent {
+		st.t.Fatalf("message %+v, want an event", m)
+	}
+	if err := json.Unmarshal([]byte(m.data), &ev); err != nil {
+		st.t.Fatalf("event data %q: %v", m.data, err)
+	}
+	if m.id != strconv.FormatInt(ev.Seq, 10) {
+		st.t.Fatalf("message id %q for event seq %d", m.id, ev.Seq)
+	}
+	return ev
+}
+
+func (st *sseStream) hello() (protocol.StreamHello, string) {
+	st.t.Helper()
+	m := st.next()
+	var h protocol.StreamHello
+	if m.event != protocol.StreamHelloEvent || json.Unmarshal([]byte(m.data), &h) != nil {
+		st.t.Fatalf("first message %+v, want the hello", m)
+	}
+	return h, m.id
+}
+
+// untilKeepalive returns the events before the next keepalive: a catch-up
+// is written before the first keepalive can be.
+func (st *sseStream) untilKeepalive() []protocol.Event {
+	st.t.Helper()
+	var out []protocol.Event
+	for {
+		m := st.next()
+		if m.comment == "keepalive" {
+			return out
+		}
+		out = append(out, st.decode(m))
+	}
+}
+
+// waitStreams waits until n streams are open.
+func waitStreams(t *testing.T, s *Server, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.streams.open.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams open, want %d", s.streams.open.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestEventStream: the hello, then events in order as they are committed,
+// over HTTP/1.1 and HTTP/2, for longer than the server's read and write
+// timeouts, with keepalives while nothing happens.
+func TestEventStream(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http1", true: "http2"}[h2], func(t *testing.T) {
+			e := newStreamEnv(t, h2)
+			e.newAgent("a", "1.0.0")
+			last := e.lastSeq()
+			st, code, pe := e.open(e.tokens[protocol.RoleViewer], "", nil)
+			if code != 200 {
+				t.Fatalf("%d %+v", code, pe)
+			}
+			if (st.resp.ProtoMajor == 2) != h2 {
+				t.Fatalf("served over %s", st.resp.Proto)
+			}
+			h, id := st.hello()
+			if h.ServerVersion != "test" || h.LastSeq != last || id != strconv.FormatInt(last, 10) {
+				t.Fatalf("hello %+v id %q, want last_seq and id %d", h, id, last)
+			}
+			// Only new events: a.'s enrollment was before.
+			e.newAgent("b", "1.0.0")
+			want := e.events()
+			for seq := last + 1; seq <= want[len(want)-1].Seq; seq++ {
+				ev := st.event()
+				if ev.Seq != seq || (seq == last+1 && (ev.ID != protocol.EvAgentEnrolled || ev.AgentID == "")) {
+					t.Fatalf("event %+v, want seq %d", ev, seq)
+				}
+			}
+			// Nothing from the network breaks the framing: a message that
+			// holds an SSE message arrives as one event, whole.
+			forged := "upgrade failed\n\ndata: x\r\nevent: hello\rid: 1\n"
+			e.emitN(1, event{ID: protocol.EvUpgradeFailed, Msg: forged, Fields: map[string]string{"output": "\n\n: keepalive\n\nid: 99"}})
+			for i := range 3 {
+				e.emitN(1, event{ID: protocol.EvDeploymentProgress, Msg: fmt.Sprintf("step %d", i)})
+			}
+			ev := st.event()
+			if ev.Message != forged || ev.Fields["output"] != "\n\n: keepalive\n\nid: 99" || ev.Seq != want[len(want)-1].Seq+1 {
+				t.Fatalf("event %+v", ev)
+			}
+			for i := range 3 {
+				if got := st.event(); got.Message != fmt.Sprintf("step %d", i) || got.Seq != ev.Seq+int64(i)+1 {
+					t.Fatalf("event %d: %+v", i, got)
+				}
+			}
+			// Past the read and write timeouts (300 ms): keepalives, then
+			// an event still arrives.
+			keepalives := 0
+			for end := time.Now().Add(time.Second); time.Now().Before(end); {
+				if m := st.next(); m.comment != "keepalive" {
+					t.Fatalf("message %+v while idle", m)
+				}
+				keepalives++
+			}
+			if keepalives < 5 {
+				t.Fatalf("%d keepalives in 1 s every %s", keepalives, testKeepalive)
+			}
+			e.emitN(1, event{ID: protocol.EvSettingChanged, Msg: "late"})
+			if got := st.event(); got.Message != "late" {
+				t.Fatalf("event after 1 s: %+v", got)
+			}
+		})
+	}
+}
+
+func TestEventStreamFilters(t *testing.T) {
+	e := newStreamEnv(t, false)
+	a := e.newAgent("a", "1.0.0")
+	b := e.newAgent("b", "1.0.0")
+	from := e.lastSeq()
+	for _, ev := range []event{
+		{ID: protocol.EvUpgradeRequested, Agent: a.id, Run: 1, Msg: "a r-1"},
+		{ID: protocol.EvUpgraded, Agent: a.id, Run: 1, Msg: "a r-1 done"},
+		{ID: protocol.EvUpgradeRequested, Agent: b.id, Run: 2, Msg: "b r-2"},
+		{ID: protocol.EvUpgradeFailed, Agent: b.id, Run: 2, Msg: "b r-2 failed"},
+		{ID: protocol.EvRunEnded, Run: 1, Msg: "r-1 ended"},
+		{ID: protocol.EvSettingChanged, Msg: "setting"},
+	} {
+		e.emitN(1, ev)
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"a r-1", "a r-1 done", "b r-2", "b r-2 failed", "r-1 ended", "setting"}},
+		{"&id=264", []string{"a r-1", "b r-2"}},
+		{"&id=706,%20707", []string{"a r-1 done", "b r-2 failed"}},
+		{"&agent=" + a.id, []string{"a r-1", "a r-1 done"}},
+		{"&agent=b", []string{"b r-2", "b r-2 failed"}},
+		{"&run=r-1", []string{"a r-1", "a r-1 done", "r-1 ended"}},
+		{"&run=r-2&id=707", []string{"b r-2 failed"}},
+		{"&agent=a&run=r-2", nil},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			st, code, pe := e.open(e.tokens[protocol.RoleViewer], fmt.Sprintf("?after_id=%d%s", from, tc.query), nil)
+			if code != 200 {
+				t.Fatalf("%d %+v", code, pe)
+			}
+			defer st.close()
+			st.hello()
+			var got []string
+			for _, ev := range st.untilKeepalive() {
+				got = append(got, ev.Message)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// What is refused, naming the field.
+	many := strings.TrimSuffix(strings.Repeat("264,", protocol.MaxStreamEventIDs+1), ",")
+	for _, tc := range []struct {
+		query, lastID, want string
+	}{
+		{"?after_id=-1", "", "after_id"},
+		{"?after_id=x", "", "after_id"},
+		{"?after_id=5", "later", "Last-Event-ID"},
+		{"?id=abc", "", "id:"},
+		{"?id=99999", "", "id:"},
+		{"?id=264,,706", "", "id:"},
+		{"?id=" + many, "", "at most 100"},
+		{"?agent=nobody", "", "agent: no agent"},
+		{"?run=7", "", "run:"},
+		{"?run=r-0", "", "run:"},
+	} {
+		t.Run("refused"+tc.query, func(t *testing.T) {
+			hdr := http.Header{}
+			if tc.lastID != "" {
+				hdr.Set("Last-Event-ID", tc.lastID)
+			}
+			_, code, pe := e.open(e.tokens[protocol.RoleViewer], tc.query, hdr)
+			if code != 400 || pe.Code != protocol.CodeBadRequest || !strings.Contains(pe.Error, tc.want) {
+				t.Fatalf("%d %+v, want 400 naming %q", code, pe, tc.want)
+			}
+		})
+	}
+	waitStreams(t, e.s, 0)
+}
+
+// TestEventStreamResume: a browser that reconnects with Last-Event-ID gets
+// every event written while it was away, in pages, once each, and the
+// header wins over after_id.
+func TestEventStreamResume(t *testing.T) {
+	e := newStreamEnv(t, false)
+	viewer := e.tokens[protocol.RoleViewer]
+	st, _, _ := e.open(viewer, "", nil)
+	_, helloID := st.hello()
+	// A reconnect before any event resumes from the hello's id.
+	st.close()
+	waitStreams(t, e.s, 0) // the handler saw the client go
+	e.emitN(1, event{ID: protocol.EvSettingChanged, Msg: "while away"})
+	st, _, _ = e.open(viewer, "?after_id=0", http.Header{"Last-Event-ID": {helloID}})
+	if _, id := st.hello(); id != helloID {
+		t.Fatalf("hello id %q after resuming from %q", id, helloID)
+	}
+	if ev := st.event(); ev.Message != "while away" {
+		t.Fatalf("first event after resuming: %+v", ev)
+	}
+	e.emitN(1, event{ID: protocol.EvSettingChanged, Msg: "seen"})
+	seen := st.event()
+	st.close()
+	waitStreams(t, e.s, 0)
+	// More than two pages while away, then more while catching up.
+	n := 2*streamPage + 7
+	e.emitN(n, event{ID: protocol.EvDeploymentProgress, Msg: "away"})
+	st, _, _ = e.open(viewer, "", http.Header{"Last-Event-ID": {strconv.FormatInt(seen.Seq, 10)}})
+	st.hello()
+	next := seen.Seq + 1
+	for i := range n {
+		ev := st.event()
+		if ev.Seq != next || ev.Message != fmt.Sprintf("away %d", i) {
+			t.Fatalf("event %d after resuming: %+v, want seq %d", i, ev, next)
+		}
+		next++
+		if i == 10 {
+			e.emitN(1, event{ID: protocol.EvSettingChanged, Msg: "during catch-up"})
+		}
+	}
+	if ev := st.event(); ev.Seq != next || ev.Message != "during catch-up" {
+		t.Fatalf("after the catch-up: %+v, want seq %d", ev, next)
+	}
+	if m := st.next(); m.comment != "keepalive" {
+		t.Fatalf("an event repeated: %+v", m)
+	}
+	// A resume point past the newest event is from another database: the
+	// stream starts at the newest, so nothing written next is skipped.
+	st.close()
+	st, _, _ = e.open(viewer, fmt.Sprintf("?after_id=%d", next+1000), nil)
+	if h, id := st.hello(); id != strconv.FormatInt(h.LastSeq, 10) || h.LastSeq != next {
+		t.Fatalf("hello %+v id %q, want %d", h, id, next)
+	}
+	e.emitN(1, event{ID: protocol.EvSettingChanged, Msg: "after restore"})
+	if ev := st.event(); ev.Message != "after restore" {
+		t.Fatalf("event: %+v", ev)
+	}
+}
+
+// TestEventStreamShutdown: a shutting-down server ends its streams at
+// once (the browser reconnects to the next one), and refuses new ones.
+func TestEventStreamShutdown(t *testing.T) {
+	e := newStreamEnv(t, false)
+	st, _, _ := e.open(e.tokens[protocol.RoleViewer], "", nil)
+	st.hello()
+	start := time.Now()
+	e.s.Shutdown()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-st.msgs:
+			if m.comment != "keepalive" {
+				t.Fatalf("message %+v at shutdown", m)
+			}
+			continue
+		case err := <-st.ended:
+			if err != io.EOF {
+				t.Fatalf("the stream ended with %v, want its end (EOF)", err)
+			}
+		case <-deadline:
+			t.Fatal("the stream outlived the server's shutdown")
+		}
+		break
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the stream ended %s after the shutdown", took)
+	}
+	waitStreams(t, e.s, 0)
+	if _, code, pe := e.open(e.tokens[protocol.RoleViewer], "", nil); code != 503 || pe.Code != protocol.CodeUnavailable {
+		t.Fatalf("a stream while shutting down: %d %+v", code, pe)
+	}
+}
+
+// TestEventStreamLimits: only so many streams at once (503 beyond, a slot
+// freed when a client goes); a token is needed; the stream's life is not
+// counted as request latency.
+func TestEventStreamLimits(t *testing.T) {
+	e := newStreamEnv(t, false)
+	viewer := e.tokens[protocol.RoleViewer]
+	for _, tok := range []string{"", "molt_not-a-token"} {
+		if _, code, pe := e.open(tok, "", nil); code != 401 || pe.Code != protocol.CodeUnauthorized {
+			t.Fatalf("token %q: %d %+v", tok, code, pe)
+		}
+	}
+	// The other streams are counted, not opened: 256 connections would
+	// only make the test slow.
+	e.s.streams.open.Store(maxStreams - 1)
+	st, code, pe := e.open(viewer, "", nil)
+	if code != 200 {
+		t.Fatalf("the last stream allowed: %d %+v", code, pe)
+	}
+	st.hello()
+	if _, code, pe := e.open(viewer, "", nil); code != 503 || pe.Code != protocol.CodeUnavailable || !strings.Contains(pe.Error, "256") {
+		t.Fatalf("one stream too many: %d %+v", code, pe)
+	}
+	time.Sleep(300 * time.Millisecond) // a stream's life, left out of its latency
+	st.close()
+	waitStreams(t, e.s, maxStreams-1)
+	st, code, pe = e.open(viewer, "", nil)
+	if code != 200 {
+		t.Fatalf("after a stream ended: %d %+v", code, pe)
+	}
+	st.hello()
+	st.close()
+	waitStreams(t, e.s, maxStreams-1)
+	e.s.streams.open.Store(0)
+	req, _ := http.NewRequest("GET", e.hs.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+viewer)
+	resp, err := e.hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`molt_http_request_duration_seconds_bucket{route="GET /v1/events/stream",code="2xx",le="0.25"} 2`,
+		`molt_http_request_duration_seconds_bucket{route="GET /v1/events/stream",code="4xx",le="+Inf"} 2`,
+		`molt_http_request_duration_seconds_bucket{route="GET /v1/events/stream",code="5xx",le="+Inf"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
