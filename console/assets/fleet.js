@@ -149,6 +149,9 @@ export async function render(main, params, query) {
     sel.all = false;
     syncControls();
     save();
+    // The summary's chips and bars show the filter: they change with it
+    // even when the counts need no new answer.
+    renderSummary();
     load();
   }
 
@@ -179,7 +182,7 @@ export async function render(main, params, query) {
       q: qIn.value.trim(), version: versionIn.value.trim(), os_family: osIn.value.trim(), cluster: clusterIn.value.trim(),
       labels: labels.filter((kv) => kv.indexOf('=') > 0),
     });
-  }, 250);
+  }, 150);
   for (const el of [qIn, versionIn, osIn, clusterIn, labelIn]) el.addEventListener('input', typed);
   versionIn.addEventListener('change', typed);
   platformSel.addEventListener('change', () => apply({ platform: platformSel.value }));
@@ -210,7 +213,7 @@ export async function render(main, params, query) {
       type: 'button', class: `fleet-chip b-${value}`, 'aria-pressed': on ? 'true' : 'false',
       'data-test': `chip-${kind}-${value}`, 'data-count': count,
       title: on ? `Showing ${word} agents: click to show every ${kind === 'status' ? 'status' : 'upgrade status'}` : `Show ${word} agents only`,
-      onclick: () => apply({ [key]: on ? '' : value }),
+      onclick: () => apply({ [key]: st[key] === value ? '' : value }),
     }, h('span', { class: 'fleet-chip-word' }, word), ' ', h('span', { class: 'fleet-chip-n' }, num(count)));
   }
 
@@ -231,7 +234,7 @@ export async function render(main, params, query) {
               type: 'button', class: 'fleet-bar', 'aria-pressed': on ? 'true' : 'false',
               'data-test': 'fleet-chart-bar', 'data-platform': p.platform, 'data-version': v.version, 'data-agents': v.agents,
               title: on ? 'Show every version' : `Show the agents of ${p.platform} on ${v.version}`,
-              onclick: () => apply(on ? { version: '' } : { platform: p.platform, version: v.version }),
+              onclick: () => apply(st.version === v.version && st.platform === p.platform ? { version: '' } : { platform: p.platform, version: v.version }),
             },
             h('span', { class: 'fleet-bar-version mono' }, v.version || '(none)'),
             h('span', { class: 'fleet-bar-track', 'aria-hidden': 'true' },
@@ -244,6 +247,8 @@ export async function render(main, params, query) {
 
   function renderSummary() {
     if (!summary) return;
+    const a = document.activeElement;
+    const had = a && summaryBox.contains(a) ? [a.dataset.test, a.dataset.platform, a.dataset.version] : null;
     const statuses = STATUSES.filter((s) => s !== 'inactive' || st.inactive || st.status === 'inactive');
     mount(summaryBox,
       h('h2', { id: 'fleet-sum-h', class: 'fleet-sr' }, 'Overview'),
@@ -256,6 +261,10 @@ export async function render(main, params, query) {
     // The CSP allows no inline style attribute in markup, but a property
     // set from script is not markup: widths go through the CSSOM.
     for (const f of summaryBox.querySelectorAll('.fleet-bar-fill')) f.style.width = f.dataset.w + '%';
+    if (had) {
+      const el = [...summaryBox.querySelectorAll('button')].find((b) => b.dataset.test === had[0] && b.dataset.platform === had[1] && b.dataset.version === had[2]);
+      if (el) el.focus({ preventScroll: true });
+    }
   }
 
   // ----- table -----
@@ -368,38 +377,66 @@ export async function render(main, params, query) {
 
   // ----- loading -----
 
-  async function load() {
-    const my = ++seq;
-    if (ctrl) ctrl.abort();
-    ctrl = new AbortController();
-    const signal = ctrl.signal;
-    const listQ = { ...filterQuery(st), sort: st.sort === 'name' ? '' : st.sort, limit: PAGE, offset: st.offset };
+  // load fetches the page of agents and, when its query changed (or
+  // fresh says the fleet may have), the summary. Each is shown as soon as
+  // it arrives: the table does not wait for the counts. A newer load
+  // makes an older answer moot.
+  let sumSeq = 0;
+  let sumCtrl = null;
+  let lastSumQ = null;
+  function load(fresh = false) {
     // The chips count every status under the other filters (a facet), so
     // one can switch between them; the chart follows the whole filter but
     // the version, so the chosen version stands among the others.
     const sumQ = filterQuery(st, ['status', 'upgrade_status', 'version']);
     if (st.status === 'inactive') sumQ.inactive = true;
+    const sq = qs(sumQ);
+    const lists = loadList();
+    if (fresh || sq !== lastSumQ) {
+      lastSumQ = sq;
+      return Promise.all([lists, loadSummary(sq)]);
+    }
+    return lists;
+  }
+
+  async function loadList() {
+    const my = ++seq;
+    if (ctrl) ctrl.abort();
+    ctrl = new AbortController();
+    const listQ = { ...filterQuery(st), sort: st.sort === 'name' ? '' : st.sort, limit: PAGE, offset: st.offset };
     try {
-      const [list, sum] = await Promise.all([
-        api('GET', '/v1/agents' + qs(listQ), undefined, { signal }),
-        api('GET', '/v1/agents/summary' + qs(sumQ), undefined, { signal }),
-      ]);
+      const list = await api('GET', '/v1/agents' + qs(listQ), undefined, { signal: ctrl.signal });
       if (my !== seq) return;
       mount(errBox);
       page = { agents: list.agents || [], total: typeof list.total === 'number' ? list.total : (list.agents || []).length };
       // A server without paging answers every agent: show one page.
       if (page.agents.length > PAGE) page.agents = page.agents.slice(st.offset, st.offset + PAGE);
       if (st.offset && st.offset >= page.total && page.total > 0) {
+        // The fleet shrank under this page: show its last one.
         st.offset = Math.floor((page.total - 1) / PAGE) * PAGE;
         save();
-        return load();
+        return loadList();
       }
-      summary = sum;
-      fillPlatforms();
-      renderSummary();
       renderTable();
     } catch (e) {
       if (e.name === 'AbortError' || my !== seq) return;
+      showError(errBox, e);
+    }
+  }
+
+  async function loadSummary(sq) {
+    const my = ++sumSeq;
+    if (sumCtrl) sumCtrl.abort();
+    sumCtrl = new AbortController();
+    try {
+      const sum = await api('GET', '/v1/agents/summary' + sq, undefined, { signal: sumCtrl.signal });
+      if (my !== sumSeq) return;
+      summary = sum;
+      fillPlatforms();
+      renderSummary();
+    } catch (e) {
+      if (e.name === 'AbortError' || my !== sumSeq) return;
+      lastSumQ = null; // asked again next time
       showError(errBox, e);
     }
   }
@@ -415,13 +452,14 @@ export async function render(main, params, query) {
   fillPlatforms();
   await load();
 
-  const stopLive = liveRefresh(load, fleetEvent, 3000);
+  const stopLive = liveRefresh(() => load(true), fleetEvent, 3000);
   // Statuses move with time alone (online -> offline): refresh now and
   // then even when no event comes.
-  const timer = setInterval(() => !document.hidden && load(), 30000);
+  const timer = setInterval(() => !document.hidden && load(true), 30000);
   return () => {
     stopLive();
     clearInterval(timer);
     if (ctrl) ctrl.abort();
+    if (sumCtrl) sumCtrl.abort();
   };
 }
