@@ -162,6 +162,49 @@ func TestBrowserRunRolledBack(t *testing.T) {
 	b.click(`[data-test=run-rollback]`)
 	b.waitText(`[data-test=rollback-dialog] [data-test=error]`, apiErr.Error, 20*time.Second)
 	b.shotTop("rollback-refused")
+	b.click(`[data-test=rollback-dialog] footer button`)
+
+	// Quarantined for the platform: marked in the target lists, left out
+	// of the plan with the server's reason unless forced; a bad window is
+	// refused with the server's message as it is.
+	code, body = b.fetch("POST", "/v1/releases/"+bad+"/quarantine", protocol.QuarantineRequest{Reason: "crashes at start"}, map[string]string{"X-CSRF-Token": b.csrf()})
+	if code != 200 {
+		t.Fatalf("quarantine: %d %s", code, body)
+	}
+	b.evalInto(fmt.Sprintf(`import('/console/upgrade.js').then(m => { m.openUpgrade({agentIDs: [%q]}); return true; })`, f.ids[0]), nil)
+	b.waitFor("the dialog's platforms", `!!document.querySelector('[data-test=upgrade-platform-row] select')`, 20*time.Second)
+	var opts []string
+	b.evalInto(`[...document.querySelector('[data-test=upgrade-platform-row] select').options].map(o => o.text)`, &opts)
+	if want := []string{"the run target", "latest (" + bad + ", quarantined)", bad + " — quarantined: crashes at start", v2, v1}; fmt.Sprint(opts) != fmt.Sprint(want) {
+		t.Errorf("platform targets %q, want %q", opts, want)
+	}
+	b.fill(`[data-test=upgrade-platform-row] select`, bad)
+	b.click(`[data-test=upgrade-rollout] summary`)
+	b.typeIn(`[data-test=upgrade-window]`, "whenever")
+	code, body = b.fetch("POST", "/v1/runs", protocol.RunRequest{Target: bad, Selection: protocol.Selection{AgentIDs: f.ids}, MaxConcurrent: 10,
+		RunControls: protocol.RunControls{Window: "whenever"}, DryRun: true}, map[string]string{"X-CSRF-Token": b.csrf()})
+	var winErr protocol.Error
+	if err := json.Unmarshal([]byte(body), &winErr); code != 400 || err != nil || winErr.Error == "" {
+		t.Fatalf("a bad window: %d %s", code, body)
+	}
+	b.click(`[data-test=upgrade-preview]`)
+	b.waitFor("the server's error", fmt.Sprintf(`document.querySelector('[data-test=upgrade-result] [data-test=error]')?.innerText === %s`, jsString(winErr.Error)), 20*time.Second)
+	b.fill(`[data-test=upgrade-window]`, "")
+	b.click(`[data-test=upgrade-preview]`)
+	b.waitText(`[data-test=upgrade-headline]`, "no agent to upgrade", 20*time.Second)
+	if s := b.text(`[data-test=upgrade-excluded-row]`); !strings.Contains(s, "quarantine") {
+		t.Errorf("left out %q, want the quarantine", s)
+	}
+	b.evalInto(`window.scrollTo(0, 0)`, nil)
+	b.evalInto(`document.querySelector('dialog').scrollTop = 1e6`, nil)
+	b.shot("upgrade-quarantined")
+	b.click(`[data-test=upgrade-force]`)
+	b.click(`[data-test=upgrade-preview]`)
+	b.waitText(`[data-test=upgrade-plan-row]`, bad, 20*time.Second)
+	b.click(`[data-test=upgrade-cancel]`)
+	if n := len(f.srv.Runs()); n != 1 {
+		t.Errorf("%d runs after previews, want 1", n)
+	}
 }
 
 // Pause, resume, skip and cancel on a run whose deployments wait for its

@@ -181,9 +181,11 @@ function build(m, body, { ids, filter, count, releases, plats }) {
 
   // ----- targets -----
   const allVersions = releases.map((r) => r.version);
+  // "latest" is the highest release with a pack for the platform,
+  // quarantined or not (the server then leaves its agents out).
   const latestFor = (p) => {
-    const r = releases.find((x) => (x.platforms || []).includes(p) && !quarantineOf(x, p));
-    return r ? r.version : '';
+    const r = releases.find((x) => (x.platforms || []).includes(p));
+    return r ? r.version + (quarantineOf(r, p) ? ', quarantined' : '') : '';
   };
   const targetSel = select([['latest', 'latest (the newest release of each platform)'],
     ...releases.map((r) => {
