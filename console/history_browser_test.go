@@ -120,6 +120,16 @@ func TestBrowserHistory(t *testing.T) {
 	b.open("/history?run=" + waiting.ID)
 	b.waitFor("the run's deployment", fmt.Sprintf(`document.querySelectorAll('[data-test=history-row]').length === 1 && !!document.querySelector(%q)`, waitRow), 20*time.Second)
 	b.waitText(`[data-test=history-run]`, waiting.ID, 10*time.Second)
+	b.shot("history-run")
+	// The time range: the last 24 hours hold all three, a range that ended
+	// an hour ago none.
+	b.open("/history")
+	b.fill(`[data-test=filter-time]`, "24h")
+	b.waitFor("the last 24 hours", `document.querySelectorAll('[data-test=history-row]').length === 3 && location.hash.includes('since=24h')`, 20*time.Second)
+	b.fill(`[data-test=filter-time]`, "custom")
+	b.fill(`[data-test=filter-until]`, time.Now().Add(-time.Hour).Format("2006-01-02T15:04"))
+	b.click(`[data-test=filter-apply]`)
+	b.waitFor("a range before the runs", `document.querySelectorAll('[data-test=history-row]').length === 0 && location.hash.includes('until=')`, 20*time.Second)
 	// Paging on the server, kept in the address.
 	b.open("/history?limit=1")
 	b.waitText(`[data-test=page-info]`, "1–1 of 3", 20*time.Second)

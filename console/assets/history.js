@@ -250,7 +250,7 @@ export async function render(main, params, query) {
           h('dt', {}, 'Created'), h('dd', {}, timeEl(r.created, true), r.created_by ? ` by ${r.created_by}` : ''),
           r.ended && !r.ended.startsWith('0001') ? [h('dt', {}, 'Ended'), h('dd', {}, timeEl(r.ended, true))] : null,
           r.reason ? [h('dt', {}, 'Reason'), h('dd', {}, r.reason)] : null,
-          h('dt', {}, 'Deployments'), h('dd', {}, `${num(r.total)}: `,
+          h('dt', {}, 'Deployments'), h('dd', {}, `${num(r.total)} in all: `,
             counts.length ? counts.map(([s, n], i) => [i ? ', ' : '', `${num(n)} ${s.replaceAll('_', ' ')}`]) : 'none'))));
     } catch (e) {
       showError(runBox, e);
@@ -283,7 +283,7 @@ export async function render(main, params, query) {
       save();
       return load();
     }
-    mount(status, total ? `${num(total)} deployment${total === 1 ? '' : 's'} match.` : '');
+    mount(status, total ? `${num(total)} ${total === 1 ? 'deployment matches' : 'deployments match'}.` : '');
     const columns = [
       { label: 'Deployment', cell: (d) => link(`/deployments/${enc(d.id)}`, d.id, { 'data-test': 'dep-link', class: 'mono' }) },
       { label: 'Run', cell: (d) => (d.run_id ? link(`/runs/${enc(d.run_id)}`, d.run_id, { 'data-test': 'dep-run', class: 'mono' }) : h('span', { class: 'muted' }, '—')) },
