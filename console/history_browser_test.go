@@ -183,6 +183,14 @@ func TestBrowserHistory(t *testing.T) {
 		t.Errorf("a viewer's skip: %d %s, want 403", code, body)
 	}
 
+	// The viewer keeps the waiting deployment's page open: it follows the
+	// skip below, live.
+	v.open("/deployments/" + wait.ID)
+	v.waitText(`[data-test=deployment] [data-test=dep-state]`, "waiting for window", 20*time.Second)
+	if n := v.count(`[data-test=dep-actions]`); n != 0 {
+		t.Error("a viewer sees the deployment's actions")
+	}
+
 	// Skip Upgrade on the waiting one: it becomes skipped without a reload.
 	b.open("/history")
 	b.waitFor("the waiting row", fmt.Sprintf(`!!document.querySelector(%q)`, waitRow+` [data-test=dep-skip]`), 20*time.Second)
@@ -198,6 +206,8 @@ func TestBrowserHistory(t *testing.T) {
 	if !still {
 		t.Error("the page was reloaded")
 	}
+	v.waitText(`[data-test=deployment] [data-test=dep-state]`, "skipped", 20*time.Second)
+	v.waitText(`[data-test=steps]`, "skipped by operator", 10*time.Second)
 	if ds := f.srv.History("--run", waiting.ID); len(ds) != 1 || ds[0].State != protocol.StateSkipped {
 		t.Errorf("server: %+v", ds)
 	}
