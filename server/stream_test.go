@@ -543,3 +543,65 @@ func TestEventStreamLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestEventStreamReadRate: commits one after another wake a stream each
+// time, but it reads at most every streamGap, and still delivers every
+// event in order.
+func TestEventStreamReadRate(t *testing.T) {
+	e := newStreamEnv(t, false)
+	st, _, _ := e.open(e.tokens[protocol.RoleViewer], "", nil)
+	st.hello()
+	got := make(chan []protocol.Event, 1)
+	const n = 60
+	go func() {
+		var evs []protocol.Event
+		for len(evs) < n {
+			m := <-st.msgs
+			if m.comment == "" {
+				var ev protocol.Event
+				_ = json.Unmarshal([]byte(m.data), &ev)
+				evs = append(evs, ev)
+			}
+		}
+		got <- evs
+	}()
+	before := e.s.streams.reads.Load()
+	start := time.Now()
+	for i := range n {
+		e.emitN(1, event{ID: protocol.EvDeploymentProgress, Msg: fmt.Sprint(i)})
+		time.Sleep(5 * time.Millisecond)
+	}
+	var evs []protocol.Event
+	select {
+	case evs = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the events did not all arrive")
+	}
+	took := time.Since(start)
+	for i, ev := range evs {
+		if ev.Message != fmt.Sprint(i) || (i > 0 && ev.Seq != evs[i-1].Seq+1) {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+	reads := e.s.streams.reads.Load() - before
+	// One read per streamGap, and one per keepalive tick.
+	if most := int64(took/streamGap) + int64(took/testKeepalive) + 2; reads > most {
+		t.Fatalf("%d reads for %d commits in %s, want at most %d", reads, n, took, most)
+	}
+}
+
+// TestEventStreamHead: a HEAD gets the stream's headers and ends.
+func TestEventStreamHead(t *testing.T) {
+	e := newStreamEnv(t, false)
+	req, _ := http.NewRequest("HEAD", e.hs.URL+"/v1/events/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+e.tokens[protocol.RoleViewer])
+	resp, err := e.hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	waitStreams(t, e.s, 0)
+}
