@@ -85,14 +85,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ caller) 
 		}
 		limit = n
 	}
+	sel, err := s.parseEventSelect(r)
+	if err != nil {
+		return err
+	}
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
-	// Without after_id and since, the newest page is shown (like tail).
+	// Without after_id and since, the newest page is shown (like tail),
+	// before before_id when given.
 	tail := after == 0 && since.IsZero() && !follow
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	for {
 		wake := s.events.wait()
-		evs, err := s.queryEvents(r.Context(), after, since, limit, tail)
+		evs, err := s.queryEvents(r.Context(), sel, after, since, limit, tail)
 		if err != nil {
 			return err
 		}
@@ -119,12 +124,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ caller) 
 // eventColumns are the columns scanEvents reads, in its order.
 const eventColumns = `seq, id, name, at, agent_id, run_id, deployment_id, message, fields`
 
-func (s *Server) queryEvents(ctx context.Context, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
-	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`
+func (s *Server) queryEvents(ctx context.Context, sel eventSelect, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
+	where, args := sel.where()
+	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ?` + where + ` ORDER BY seq LIMIT ?`
 	if tail {
-		q = `SELECT * FROM (SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`
+		q = `SELECT * FROM (SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ?` + where + ` ORDER BY seq DESC LIMIT ?) ORDER BY seq`
 	}
-	rows, err := s.st.r.QueryContext(ctx, q, after, nanos(since), limit)
+	rows, err := s.st.r.QueryContext(ctx, q, append(append([]any{after, nanos(since)}, args...), limit)...)
 	if err != nil {
 		return nil, err
 	}

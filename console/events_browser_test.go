@@ -1,0 +1,89 @@
+//go:build unix
+
+package console_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Events page: the newest events with their names, links to the
+// agent, a new event arriving live without a reload, the filter by event
+// id (kept in the address, applied to live events too), and freezing the
+// tail.
+func TestBrowserEventsLiveAndFilter(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOptions{Hosts: 1})
+	b := newBrowser(t, f.srv)
+	b.signIn(f.adminToken())
+	b.open("/events")
+	b.waitFor("event rows", `document.querySelectorAll('[data-test=event-row]').length > 0`, 20*time.Second)
+	b.evalInto(`window.__notReloaded = true`, nil)
+
+	// The agent's enrollment (900), named from the catalogue, linking to
+	// its agent page.
+	sel := `[data-test=event-row][data-id="900"]`
+	b.waitFor("event 900", fmt.Sprintf(`!!document.querySelector(%s)`, jsString(sel)), 10*time.Second)
+	if s := b.text(sel + ` [data-test=event-id]`); !strings.Contains(s, "900 agent enrolled") {
+		t.Errorf("event 900 shows %q, want its id and name", s)
+	}
+	var href string
+	b.evalInto(fmt.Sprintf(`document.querySelector(%s).getAttribute('href')`, jsString(sel+` [data-test=event-agent] a`)), &href)
+	if href != "#/agents/"+f.ids[0] {
+		t.Errorf("agent link %q, want #/agents/%s", href, f.ids[0])
+	}
+
+	// A setting changed from the CLI shows on top, live.
+	f.srv.OK("settings", "set", "hooks.timeout", "61s")
+	first := `[data-test=event-row]:first-child`
+	b.waitText(first+` [data-test=event-message]`, "hooks.timeout = 61s", 20*time.Second)
+	if s := b.text(first + ` [data-test=event-fields]`); !strings.Contains(s, "key") || !strings.Contains(s, "61s") {
+		t.Errorf("fields of the new event: %q", s)
+	}
+	b.evalInto(`window.scrollTo(0, 0)`, nil) // sticky headers stay where the page was scrolled
+	b.shot("events")
+	b.checkA11y("/events")
+
+	// The filter by id: typed as a name from the catalogue, it narrows the
+	// list to that event, says so in the address, and holds for live
+	// events too.
+	b.typeIn(`[data-test=events-event-input]`, "1003 setting changed")
+	b.click(`[data-test=events-event-add]`)
+	b.waitFor("only event 1003", `(() => { const r = [...document.querySelectorAll('[data-test=event-row]')];
+		return r.length > 0 && r.every((x) => x.dataset.id === '1003'); })()`, 20*time.Second)
+	if s := b.text(`[data-test=events-chip]`); !strings.Contains(s, "1003 setting changed") {
+		t.Errorf("filter chip %q", s)
+	}
+	var hash string
+	b.evalInto(`location.hash`, &hash)
+	if !strings.Contains(hash, "id=1003") {
+		t.Errorf("address %q does not keep the filter", hash)
+	}
+	f.token("viewer") // event 1004: filtered out
+	f.srv.OK("settings", "set", "hooks.timeout", "62s")
+	b.waitText(first+` [data-test=event-message]`, "hooks.timeout = 62s", 20*time.Second)
+	if n := b.count(`[data-test=event-row]:not([data-id="1003"])`); n != 0 {
+		t.Errorf("%d rows of other events under the filter", n)
+	}
+
+	// Frozen, the tail holds new events back and says how many.
+	b.click(`[data-test=events-pause]`)
+	b.waitText(`[data-test=events-state]`, "Frozen", 5*time.Second)
+	f.srv.OK("settings", "set", "hooks.timeout", "63s")
+	b.waitText(`[data-test=events-pending]`, "1 new event", 20*time.Second)
+	if s := b.text(first + ` [data-test=event-message]`); strings.Contains(s, "63s") {
+		t.Errorf("a frozen tail showed the new event")
+	}
+	b.click(`[data-test=events-pending]`)
+	b.waitText(first+` [data-test=event-message]`, "hooks.timeout = 63s", 10*time.Second)
+
+	var same bool
+	b.evalInto(`window.__notReloaded === true`, &same)
+	if !same {
+		t.Error("the page was reloaded")
+	}
+	b.evalInto(`window.scrollTo(0, 0)`, nil) // sticky headers stay where the page was scrolled
+	b.shot("events-filtered")
+}
