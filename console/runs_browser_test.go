@@ -107,9 +107,33 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 	}
 	b.shotTop("run")
 
+	// Roll it back: the preview, the confirmation, the new run to its end.
+	b.click(`[data-test=run-rollback]`)
+	b.waitText(`[data-test=rollback-plan]`, v1, 20*time.Second)
+	if s := b.text(`[data-test=rollback-plan] tbody`); !strings.Contains(s, "2") || !strings.Contains(s, "2 revert") {
+		t.Errorf("rollback plan %q", s)
+	}
+	b.shot("rollback-preview")
+	b.click(`[data-test=rollback-start]`)
+	b.waitText(`dialog:last-of-type`, "Start a run moving 2 agents back?", 10*time.Second)
+	b.click(`[data-test=confirm-ok]`)
+	b.waitFor("the rollback's page", `location.hash === '#/runs/r-2' && document.querySelector('[data-test=run-title]')?.innerText.startsWith('Run r-2')`, 20*time.Second)
+	// It keeps the run's controls: its first wave waits for approval too.
+	b.waitFor("the rollback's wave 0 done", `document.querySelector('[data-test=wave-row][data-wave="0"] [data-test=wave-state]')?.innerText === 'approval'`, 180*time.Second)
+	b.click(`[data-test=run-promote]`)
+	b.waitFor("the rollback ended ok", `document.querySelector('[data-test=run-status]')?.innerText === 'ended ok'`, 180*time.Second)
+	for _, a := range f.srv.Agents() {
+		if a.Supervised && a.Version != v1 {
+			t.Errorf("agent %s runs %s after the rollback", a.Name, a.Version)
+		}
+	}
+
 	b.open("/runs")
-	b.waitFor("the run in the list", fmt.Sprintf(`document.querySelector('[data-test=run-row][data-run=%q]')?.dataset.status === 'ended_ok'`, id), 10*time.Second)
+	b.waitFor("the runs in the list", fmt.Sprintf(`document.querySelector('[data-test=run-row][data-run=%q]')?.dataset.status === 'ended_ok' && document.querySelector('[data-test=run-row][data-run="r-2"]')?.dataset.status === 'ended_ok'`, id), 10*time.Second)
 	b.shotTop("runs")
+	b.fill(`[data-test=runs-status]`, "running")
+	b.waitText(`[data-test=runs-table]`, "No run in this status", 10*time.Second)
+	b.waitFor("the filter in the address", `location.hash === '#/runs?status=running'`, 5*time.Second)
 }
 
 // A run to a release whose agent crashes at start ends not OK: the

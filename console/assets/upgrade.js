@@ -367,6 +367,7 @@ function build(m, body, { ids, filter, count, releases, plats }) {
     try {
       const plan = await api('POST', '/v1/runs', { ...req, dry_run: true });
       const total = showPlan(result, plan, req);
+      result.scrollIntoView({ block: 'nearest' });
       return { req, total };
     } catch (e) {
       showError(result, e);
