@@ -86,4 +86,31 @@ func TestBrowserEventsLiveAndFilter(t *testing.T) {
 	}
 	b.evalInto(`window.scrollTo(0, 0)`, nil) // sticky headers stay where the page was scrolled
 	b.shot("events-filtered")
+
+	// A burst of 300 events arrives live, in order; opened afresh the page
+	// shows the newest 200 and pages back to the rest with Load older.
+	b.click(`[data-test=events-clear]`)
+	b.waitFor("the unfiltered list", `document.querySelectorAll('[data-test=events-chip]').length === 0 &&
+		document.querySelectorAll('[data-test=event-row]:not([data-id="1003"])').length > 0`, 20*time.Second)
+	csrf := b.csrf()
+	b.evalInto(fmt.Sprintf(`(async () => { for (let i = 100; i < 400; i++) {
+		const r = await fetch('/v1/settings/hooks.timeout', {method: 'PUT', headers: {'X-CSRF-Token': %s, 'Content-Type': 'application/json'}, body: JSON.stringify({value: i + 's'})});
+		if (!r.ok) throw new Error(await r.text()); } })()`, jsString(csrf)), nil)
+	b.waitText(first+` [data-test=event-message]`, "hooks.timeout = 399s", 30*time.Second)
+	descending := `(() => { const s = [...document.querySelectorAll('[data-test=event-row]')].map((r) => Number(r.dataset.seq));
+		return s.every((x, i) => i === 0 || s[i - 1] > x) ? s.length : -1; })()`
+	var total int
+	b.evalInto(descending, &total)
+	if total < 300 {
+		t.Fatalf("after the burst: %d rows in descending order (-1: out of order), want every event", total)
+	}
+	b.open("/fleet")
+	b.open("/events")
+	b.waitFor("the newest page", `document.querySelectorAll('[data-test=event-row]').length === 200`, 20*time.Second)
+	b.click(`[data-test=events-older]`)
+	b.waitFor("older events", fmt.Sprintf(`document.querySelectorAll('[data-test=event-row]').length === %d`, total), 20*time.Second)
+	var n int
+	if b.evalInto(descending, &n); n != total {
+		t.Errorf("after Load older: %d rows in descending order (-1: out of order), want %d", n, total)
+	}
 }
