@@ -329,14 +329,30 @@ func compareRows(desc bool) func(x, y agentRow) int {
 	}
 }
 
-// sortPage puts the first k rows in order at the front of rows (k <= 0:
-// all of them). A page of 50 of 50,000 keeps the best k in a heap, n log k
-// rather than n log n.
-func sortPage(rows []agentRow, k int, compare func(x, y agentRow) int) []agentRow {
-	if k <= 0 || k >= len(rows)/4 {
+// page returns rows[lo:hi] as they are once rows are sorted, without
+// sorting all of them where that can be avoided: a first page keeps the
+// best hi in a heap (n log hi); a page deep in the list selects its
+// bounds (quickselect, about 2n compares), then sorts itself. Every row
+// is distinct (ids are), so the order is total. rows is reordered.
+func page(rows []agentRow, lo, hi int, compare func(x, y agentRow) int) []agentRow {
+	switch {
+	case lo == 0 && hi == len(rows):
 		slices.SortFunc(rows, compare)
 		return rows
+	case hi < len(rows)/4:
+		return heapFirst(rows, hi, compare)[lo:hi]
 	}
+	nth(rows, lo, compare)
+	if hi < len(rows) {
+		nth(rows[lo:], hi-lo, compare)
+	}
+	slices.SortFunc(rows[lo:hi], compare)
+	return rows[lo:hi]
+}
+
+// heapFirst puts the first k rows (0 < k <= len(rows)) in order at the
+// front of rows and returns them.
+func heapFirst(rows []agentRow, k int, compare func(x, y agentRow) int) []agentRow {
 	// rows[:k] is a max-heap of the best k so far: its root is the worst.
 	h := rows[:k]
 	down := func(i int) {
@@ -366,6 +382,43 @@ func sortPage(rows []agentRow, k int, compare func(x, y agentRow) int) []agentRo
 	}
 	slices.SortFunc(h, compare)
 	return h
+}
+
+// nth reorders rows so that rows[k] is the row a sort puts there, with
+// the rows before it before it and the rows after it after it (k <
+// len(rows)).
+func nth(rows []agentRow, k int, compare func(x, y agentRow) int) {
+	lo, hi := 0, len(rows)-1
+	for lo < hi {
+		// The median of three as the pivot, moved to hi: rows often
+		// come nearly in order (enrolled in name order, by address).
+		mid := lo + (hi-lo)/2
+		if compare(rows[mid], rows[lo]) < 0 {
+			rows[mid], rows[lo] = rows[lo], rows[mid]
+		}
+		if compare(rows[hi], rows[lo]) < 0 {
+			rows[hi], rows[lo] = rows[lo], rows[hi]
+		}
+		if compare(rows[mid], rows[hi]) < 0 {
+			rows[mid], rows[hi] = rows[hi], rows[mid]
+		}
+		p := lo
+		for i := lo; i < hi; i++ {
+			if compare(rows[i], rows[hi]) < 0 {
+				rows[i], rows[p] = rows[p], rows[i]
+				p++
+			}
+		}
+		rows[p], rows[hi] = rows[hi], rows[p]
+		switch {
+		case k == p:
+			return
+		case k < p:
+			hi = p - 1
+		default:
+			lo = p + 1
+		}
+	}
 }
 
 func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -408,7 +461,7 @@ func (s *Server) handleAgentList(w http.ResponseWriter, r *http.Request, _ calle
 		end = min(aq.offset+aq.limit, len(rows))
 	}
 	if aq.offset < end {
-		page := sortPage(rows, end, compareRows(aq.desc))[aq.offset:end]
+		page := page(rows, aq.offset, end, compareRows(aq.desc))
 		out.Agents = make([]protocol.Agent, len(page))
 		s.mu.Lock()
 		now := s.clock.Now()
