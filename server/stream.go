@@ -159,15 +159,16 @@ func (s *Server) handleEventStream(w http.ResponseWriter, r *http.Request, _ cal
 		defer func() { sw.held = time.Since(start) }()
 	}
 	out := &sseWriter{w: w, rc: rc, window: keepalive + streamWriteGrace}
-	if err := s.followEvents(ctx, out, f, last, keepalive); err != nil && ctx.Err() == nil {
-		s.log.Warn("event stream ended", zap.Error(err))
-	}
+	// A write that failed tells of a client gone (or not reading): nothing
+	// to answer or log.
+	_ = s.followEvents(ctx, out, f, last, keepalive)
 	return nil
 }
 
 // followEvents writes the hello and then every event after f.after that
 // matches f, until the server shuts down, the client goes away or a write
-// fails.
+// fails (its error is returned). A read of the log that fails is logged
+// and ends the stream: the client reconnects and resumes.
 func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilter, last int64, keepalive time.Duration) error {
 	// The hello carries the resume point as its id, so a browser that
 	// reconnects before any event arrived resumes from it, not from the
@@ -187,7 +188,10 @@ func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilte
 			s.streams.reads.Add(1)
 			evs, next, more, err := s.streamEvents(ctx, f, streamPage)
 			if err != nil {
-				return err
+				if ctx.Err() == nil {
+					s.log.Warn("event stream: read events", zap.Int64("after", f.after), zap.Error(err))
+				}
+				return nil
 			}
 			for _, e := range evs {
 				if err := out.message(e.Seq, protocol.StreamEvent, e); err != nil {
