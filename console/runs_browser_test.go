@@ -260,6 +260,15 @@ func TestBrowserRunPauseSkipCancel(t *testing.T) {
 	b.waitFor("one Skip left", `document.querySelectorAll('[data-test=dep-skip]').length === 1`, 10*time.Second)
 	b.shotTop("run-running")
 
+	// A viewer's list follows the run live.
+	v := newBrowser(t, f.srv)
+	v.signIn(f.token("viewer"))
+	v.open("/runs")
+	v.waitFor("the run in the list", fmt.Sprintf(`document.querySelector('[data-test=run-row][data-run=%q]')?.dataset.status === 'running'`, run.ID), 10*time.Second)
+	if n := v.count(`[data-test=runs-new]`); n != 0 {
+		t.Errorf("a viewer sees New upgrade run")
+	}
+
 	// Cancel asks first; Cancel in the question changes nothing.
 	b.click(`[data-test=run-cancel]`)
 	b.click(`[data-test=confirm-cancel]`)
@@ -275,18 +284,13 @@ func TestBrowserRunPauseSkipCancel(t *testing.T) {
 		t.Fatalf("run after cancel: %s %v", r.Status, r.Counts)
 	}
 
+	v.waitFor("the list showing the cancel", fmt.Sprintf(`document.querySelector('[data-test=run-row][data-run=%q]')?.dataset.status === 'cancelled'`, run.ID), 10*time.Second)
+
 	// A viewer: the run, its deployments, no action.
-	v := newBrowser(t, f.srv)
-	v.signIn(f.token("viewer"))
 	v.open("/runs/" + run.ID)
 	v.waitFor("the deployments", `document.querySelectorAll('[data-test=dep-row]').length === 2`, 20*time.Second)
 	if n := v.count(`[data-test=run-actions] button, [data-test=dep-skip]`); n != 0 {
 		t.Errorf("a viewer sees %d actions on the run page", n)
-	}
-	v.open("/runs")
-	v.waitFor("the run in the list", fmt.Sprintf(`!!document.querySelector('[data-test=run-row][data-run=%q]')`, run.ID), 10*time.Second)
-	if n := v.count(`[data-test=runs-new]`); n != 0 {
-		t.Errorf("a viewer sees New upgrade run")
 	}
 }
 

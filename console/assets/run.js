@@ -245,7 +245,8 @@ export async function render(main, { id }, query) {
     drawReport(rep.summary || {});
   }
   // The report reads every deployment: while the run goes on it is
-  // refreshed at most every 5 s, and at once when the status changes.
+  // refreshed at most every 5 s (30 s above 1,000 deployments), and at
+  // once when the status changes.
   function reportSoon() {
     if (run.status !== reportStatus) {
       clearTimeout(reportTimer);
@@ -257,7 +258,7 @@ export async function render(main, { id }, query) {
     reportTimer = setTimeout(() => {
       reportTimer = null;
       loadReport();
-    }, Math.max(0, reportAt + 5000 - Date.now()));
+    }, Math.max(0, reportAt + (run.total > 1000 ? 30000 : 5000) - Date.now()));
   }
 
   function drawReport(sum) {

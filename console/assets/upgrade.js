@@ -24,7 +24,7 @@
 // upgrade-plan-row, upgrade-headline, upgrade-excluded,
 // upgrade-excluded-row, upgrade-excluded-more, upgrade-error.
 
-import { api, h, mount, field, select, qs, enc, num, showError, toast, modal, confirmDialog, navigate, table } from './lib.js';
+import { api, can, h, mount, field, select, qs, enc, num, showError, toast, modal, confirmDialog, navigate, table } from './lib.js';
 
 // How many selected agents are looked up one by one to count them per
 // platform; a larger selection is counted by the preview instead.
@@ -144,6 +144,10 @@ function quarantineOf(rel, platform) {
 
 // openUpgrade opens the dialog; it resolves when the dialog closes.
 export async function openUpgrade({ agentIDs, filter, count } = {}) {
+  if (!can('operator')) {
+    toast('Starting an upgrade run needs the operator role.', 'error');
+    return;
+  }
   const ids = (agentIDs || []).filter(Boolean);
   if (!ids.length && !filter) {
     toast('Select agents (or a filter) to upgrade first.', 'error');
