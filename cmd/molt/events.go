@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,9 +24,10 @@ const eventsPage = 500
 
 func newEventsCmd() *cobra.Command {
 	var follow, asJSON bool
-	var since string
+	var since, agent, run string
+	var ids []string
 	cmd := &cobra.Command{
-		Use:   "events [--follow] [--since T] [--json]",
+		Use:   "events [--follow] [--since T] [--id N,...] [--agent A] [--run r-N] [--json]",
 		Short: "Print the event log, oldest first; --follow waits for new events",
 		Long: `Every step of enrollment, runs and deployments is an event with a stable
 numeric id (264 upgrade requested, 277 upgrade on activation skipped,
@@ -33,8 +35,12 @@ numeric id (264 upgrade requested, 277 upgrade on activation skipped,
 
 --since takes a time (2026-01-02T15:04:05Z, "2026-01-02 15:04:05" in local
 time, 2026-01-02), a duration back from now (15m, 2h), or "all"; the
-default is 24h. --json prints one JSON object per line, also with --follow.`,
+default is 24h. --id, --agent and --run keep only the events of those ids,
+that agent (id or name) and that run; the server selects them. --json
+prints one JSON object per line, also with --follow.`,
 		Example: `  molt events --since 1h
+  molt events --follow --id 707,708
+  molt events --agent web-1 --since all
   molt events --follow --json | jq -c 'select(.id == 707)'`,
 		Args: cobra.NoArgs,
 	}
@@ -48,15 +54,26 @@ default is 24h. --json prints one JSON object per line, also with --follow.`,
 			}
 			from = t
 		}
+		q := apiclient.EventQuery{Since: from, Agent: agent, Run: run}
+		for _, v := range ids {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n <= 0 {
+				return cli.Usage("--id: %q is not an event id (a number like 264; docs/events.md lists them)", v)
+			}
+			q.IDs = append(q.IDs, n)
+		}
 		c, err := cf.client()
 		if err != nil {
 			return err
 		}
 		p := eventPrinter{w: cmd.OutOrStdout(), json: asJSON}
-		return apiErr(followEvents(cmd.Context(), c, from, follow, p.print, cmd.ErrOrStderr()))
+		return apiErr(followEvents(cmd.Context(), c, q, follow, p.print, cmd.ErrOrStderr()))
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep waiting for new events (until interrupted)")
 	cmd.Flags().StringVar(&since, "since", "24h", "start at this time or this long ago, or \"all\"")
+	cmd.Flags().StringSliceVar(&ids, "id", nil, "only these event ids (comma-separated or repeated), e.g. 707,708")
+	cmd.Flags().StringVar(&agent, "agent", "", "only the events of this agent (id or name)")
+	cmd.Flags().StringVar(&run, "run", "", "only the events of this run (r-N)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	return cmd
 }
@@ -66,11 +83,11 @@ type eventsAPI interface {
 	Events(ctx context.Context, q apiclient.EventQuery) (protocol.Events, error)
 }
 
-// followEvents pages through events from since and, when follow is set,
-// keeps asking for more. While following, an unreachable server is waited
-// for (a restart must not end an operator's follow).
-func followEvents(ctx context.Context, c eventsAPI, since time.Time, follow bool, emit func(protocol.Event) error, warn io.Writer) error {
-	q := apiclient.EventQuery{Since: since, Limit: eventsPage}
+// followEvents pages through the events q selects from q.Since and, when
+// follow is set, keeps asking for more. While following, an unreachable
+// server is waited for (a restart must not end an operator's follow).
+func followEvents(ctx context.Context, c eventsAPI, q apiclient.EventQuery, follow bool, emit func(protocol.Event) error, warn io.Writer) error {
+	q.Limit = eventsPage
 	down := false
 	backoff := time.Second
 	for {

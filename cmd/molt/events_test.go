@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +41,8 @@ func TestFollowEvents(t *testing.T) {
 	var got []int64
 	var warn bytes.Buffer
 	since := gNow.Add(-time.Hour)
-	err := followEvents(ctx, f, since, true, func(e protocol.Event) error { got = append(got, e.Seq); return nil }, &warn)
+	sel := apiclient.EventQuery{Since: since, IDs: []int{264}, Agent: "web-1", Run: "r-3"}
+	err := followEvents(ctx, f, sel, true, func(e protocol.Event) error { got = append(got, e.Seq); return nil }, &warn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +55,30 @@ func TestFollowEvents(t *testing.T) {
 	if q := f.queries[1]; q.After != 2 || !q.Follow || !q.Since.IsZero() {
 		t.Errorf("second query %+v: want after 2, follow", q)
 	}
+	// Every request keeps the selection (--id, --agent, --run).
+	for i, q := range f.queries {
+		if len(q.IDs) != 1 || q.IDs[0] != 264 || q.Agent != "web-1" || q.Run != "r-3" {
+			t.Errorf("query %d %+v lost the selection", i, q)
+		}
+	}
 	if !bytes.Contains(warn.Bytes(), []byte("cannot connect")) || !bytes.Contains(warn.Bytes(), []byte("reachable again")) {
 		t.Errorf("warnings %q", warn.String())
 	}
 
 	// Without --follow an outage is an error.
 	f = &fakeEvents{pages: [][]protocol.Event{nil}, cancel: func() {}}
-	if err := followEvents(context.Background(), f, time.Time{}, false, func(protocol.Event) error { return nil }, &warn); err == nil {
+	if err := followEvents(context.Background(), f, apiclient.EventQuery{}, false, func(protocol.Event) error { return nil }, &warn); err == nil {
 		t.Fatal("no error for an unreachable server without --follow")
+	}
+}
+
+// A bad --id is a usage error naming the flag, before any request.
+func TestEventsIDFlag(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, v := range []string{"abc", "264,x", "0"} {
+		_, errOut, code := runPack(t, "events", "--id", v, "--server", "https://127.0.0.1:1", "--token", "molt_x")
+		if code != 2 || !strings.Contains(errOut, "--id: ") || !strings.Contains(errOut, "is not an event id") {
+			t.Errorf("--id %s: exit %d %q, want 2 naming --id", v, code, errOut)
+		}
 	}
 }

@@ -287,6 +287,11 @@ type EventQuery struct {
 	// Follow makes the server hold the request until an event after
 	// After arrives (or about 30 s pass with none).
 	Follow bool
+	// IDs, Agent (an id or unique name) and Run (r-N) keep only the
+	// events matching every one given.
+	IDs   []int
+	Agent string
+	Run   string
 }
 
 // Events returns events after q.After, oldest first.
@@ -303,6 +308,19 @@ func (c *Client) Events(ctx context.Context, q EventQuery) (protocol.Events, err
 	}
 	if q.Follow {
 		v.Set("follow", "1")
+	}
+	if len(q.IDs) > 0 {
+		ids := make([]string, len(q.IDs))
+		for i, id := range q.IDs {
+			ids[i] = strconv.Itoa(id)
+		}
+		v.Set("id", strings.Join(ids, ","))
+	}
+	if q.Agent != "" {
+		v.Set("agent", q.Agent)
+	}
+	if q.Run != "" {
+		v.Set("run", q.Run)
 	}
 	return do[protocol.Events](ctx, c, Request{Method: http.MethodGet, Path: "/v1/events", Query: v, Role: protocol.RoleViewer, NoTimeout: q.Follow})
 }

@@ -83,6 +83,10 @@ func TestRoutes(t *testing.T) {
 			_, err := c.Events(ctx, EventQuery{After: 7, Since: since, Limit: 10, Follow: true})
 			return err
 		}, "GET /v1/events?after_id=7&follow=1&limit=10&since=2026-01-02T03%3A04%3A05Z"},
+		{func() error {
+			_, err := c.Events(ctx, EventQuery{IDs: []int{264, 707}, Agent: "web-1", Run: "r-3"})
+			return err
+		}, "GET /v1/events?agent=web-1&id=264%2C707&run=r-3"},
 	}
 	for _, tt := range tests {
 		got = ""
