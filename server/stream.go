@@ -161,15 +161,23 @@ func (s *Server) handleEventStream(w http.ResponseWriter, r *http.Request, _ cal
 	out := &sseWriter{w: w, rc: rc, window: keepalive + streamWriteGrace}
 	// A write that failed tells of a client gone (or not reading): nothing
 	// to answer or log.
-	_ = s.followEvents(ctx, out, f, last, keepalive)
+	// A stream outlives its request's authentication: it is checked again
+	// at each keepalive, so a revoked token or an ended session stops
+	// receiving events within one.
+	allowed := func() bool {
+		_, err := s.authToken(r, protocol.RoleViewer)
+		return err == nil
+	}
+	_ = s.followEvents(ctx, out, f, last, keepalive, allowed)
 	return nil
 }
 
 // followEvents writes the hello and then every event after f.after that
 // matches f, until the server shuts down, the client goes away or a write
-// fails (its error is returned). A read of the log that fails is logged
+// fails (its error is returned), or allowed says the caller no longer may
+// read events. A read of the log that fails is logged
 // and ends the stream: the client reconnects and resumes.
-func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilter, last int64, keepalive time.Duration) error {
+func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilter, last int64, keepalive time.Duration, allowed func() bool) error {
 	// The hello carries the resume point as its id, so a browser that
 	// reconnects before any event arrived resumes from it, not from the
 	// events of its new connection.
@@ -227,6 +235,9 @@ func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilte
 				}
 			}
 		case <-tick.C:
+			if !allowed() {
+				return nil
+			}
 			if err := out.comment("keepalive"); err != nil {
 				return err
 			}

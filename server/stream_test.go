@@ -605,3 +605,55 @@ func TestEventStreamHead(t *testing.T) {
 	}
 	waitStreams(t, e.s, 0)
 }
+
+// TestEventStreamAuthEnds: a stream opened with a session cookie works as
+// with a token, and a stream ends when its token is revoked or its
+// session ends.
+func TestEventStreamAuthEnds(t *testing.T) {
+	e := newStreamEnv(t, false)
+	// ended waits for st's end; the events the ending wrote (token_revoked)
+	// may come first.
+	ended := func(t *testing.T, st *sseStream) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case <-st.msgs:
+				continue
+			case <-st.ended:
+			case <-deadline:
+				t.Fatal("the stream outlived its authentication")
+			}
+			return
+		}
+	}
+	t.Run("token revoked", func(t *testing.T) {
+		var tc protocol.TokenCreated
+		e.must("POST", "/v1/tokens", protocol.RoleAdmin, protocol.TokenRequest{Role: protocol.RoleViewer, Name: "tail"}, &tc)
+		st, code, pe := e.open(tc.Secret, "", nil)
+		if code != 200 {
+			t.Fatalf("%d %+v", code, pe)
+		}
+		st.hello()
+		if m := st.next(); m.comment != "keepalive" {
+			t.Fatalf("message %+v", m)
+		}
+		e.must("DELETE", "/v1/tokens/"+tc.Token.ID, protocol.RoleAdmin, nil, nil)
+		ended(t, st)
+	})
+	t.Run("session ended", func(t *testing.T) {
+		sess, cookie := e.signIn(protocol.SessionRequest{Token: e.tokens[protocol.RoleViewer]})
+		st, code, pe := e.open("", "", http.Header{"Cookie": {protocol.SessionCookie + "=" + cookie}})
+		if code != 200 {
+			t.Fatalf("with the session cookie: %d %+v", code, pe)
+		}
+		st.hello()
+		e.emitN(1, event{ID: protocol.EvSettingChanged, Msg: "seen by the session"})
+		if ev := st.event(); ev.Message != "seen by the session" {
+			t.Fatalf("event %+v", ev)
+		}
+		e.session(t, sreq{method: "DELETE", path: "/v1/session", cookie: cookie, csrf: sess.CSRF, wantStatus: 204})
+		ended(t, st)
+	})
+	waitStreams(t, e.s, 0)
+}
