@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,27 +41,29 @@ func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request, _ 
 		}
 		offset = n
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = ` WHERE ` + strings.Join(where, " AND ")
-	}
+	list, count := deploymentQueries(where)
 	ctx := r.Context()
-	deps, err := scanDeployments(ctx, s.st.r, `SELECT `+depColumns+` FROM deployments`+cond+` ORDER BY id DESC LIMIT ? OFFSET ?`, append(slices.Clone(args), limit, offset)...)
+	deps, err := scanDeployments(ctx, s.st.r, list, append(slices.Clone(args), limit, offset)...)
 	if err != nil {
 		return err
 	}
-	total, err := s.countDeployments(ctx, cond, args)
-	if err != nil {
+	var total int
+	if err := s.st.r.QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
 		return err
 	}
 	writeJSON(w, 200, protocol.Deployments{Deployments: deps, Total: total})
 	return nil
 }
 
-func (s *Server) countDeployments(ctx context.Context, cond string, args []any) (int, error) {
-	var n int
-	err := s.st.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM deployments`+cond, args...).Scan(&n)
-	return n, err
+// deploymentQueries are the page (its last two arguments limit and
+// offset) and the count of the deployments matching where.
+func deploymentQueries(where []string) (list, count string) {
+	cond := ""
+	if len(where) > 0 {
+		cond = ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return `SELECT ` + depColumns + ` FROM deployments` + cond + ` ORDER BY id DESC LIMIT ? OFFSET ?`,
+		`SELECT COUNT(*) FROM deployments` + cond
 }
 
 // deploymentWhere turns the history's filters into SQL conditions:
@@ -100,7 +101,7 @@ func (s *Server) deploymentWhere(q url.Values) ([]string, []any, error) {
 		where, args = append(where, "kind = ?"), append(args, v)
 	}
 	now := s.clock.Now()
-	for _, b := range []struct{ name, cond string }{{"since", "created >= ?"}, {"until", "created < ?"}} {
+	for _, b := range timeBounds {
 		v := q.Get(b.name)
 		if v == "" {
 			continue
@@ -109,9 +110,20 @@ func (s *Server) deploymentWhere(q url.Values) ([]string, []any, error) {
 		if err != nil {
 			return nil, nil, badRequest("%s: %q is neither an RFC 3339 time nor a duration like 24h", b.name, v)
 		}
-		where, args = append(where, b.cond), append(args, nanos(t))
+		where, args = append(where, b.cond), append(args, nanos(t), nanos(t))
 	}
 	return where, args, nil
+}
+
+// timeBounds are the conditions of since and until, each with its time
+// twice. The page is read newest id first, so a bare condition on created
+// would walk every newer deployment (until) or, when few match, every one
+// (since); the id bound, taken from the created index, starts and ends
+// that walk where the matches are. It narrows nothing (a clock set back
+// leaves created out of id order, and the condition on created decides).
+var timeBounds = []struct{ name, cond string }{
+	{"since", "created >= ? AND id >= (SELECT MIN(id) FROM deployments INDEXED BY deployments_created WHERE created >= ?)"},
+	{"until", "created < ? AND id <= (SELECT MAX(id) FROM deployments INDEXED BY deployments_created WHERE created < ?)"},
 }
 
 // pastTime reads an RFC 3339 time, or a duration meaning that long before

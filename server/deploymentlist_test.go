@@ -128,3 +128,50 @@ func TestSkipRefusalNamesTheStates(t *testing.T) {
 		t.Errorf("%d %q, want 409 %q", code, pe.Error, want)
 	}
 }
+
+// TestDeploymentListUsesIndexes: every filter of the history reads its
+// page and its count through an index, never the whole table (a page of
+// repairs, or of the last day, at millions of deployments).
+func TestDeploymentListUsesIndexes(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name  string
+		where []string
+	}{
+		{"since", []string{timeBounds[0].cond}},
+		{"until", []string{timeBounds[1].cond}},
+		{"since and until", []string{timeBounds[0].cond, timeBounds[1].cond}},
+		{"kind", []string{"kind = ?"}},
+		{"state since", []string{"state = ?", timeBounds[0].cond}},
+		{"run", []string{"run_id = ?"}},
+		{"agent kind", []string{"agent_id = ?", "kind = ?"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			list, count := deploymentQueries(tt.where)
+			for _, q := range []string{list, count} {
+				rows, err := e.s.st.r.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var plan []string
+				for rows.Next() {
+					var id, parent, unused int
+					var detail string
+					if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+						t.Fatal(err)
+					}
+					plan = append(plan, detail)
+				}
+				rows.Close()
+				for _, p := range plan {
+					// "SEARCH deployments" alone is a min/max walking the
+					// table in id order until a row matches.
+					if strings.HasPrefix(p, "SCAN ") || p == "SEARCH deployments" || strings.Contains(p, "TEMP B-TREE") {
+						t.Errorf("%s\nreads every row or sorts every match: %q", q, plan)
+					}
+				}
+			}
+		})
+	}
+}

@@ -211,6 +211,12 @@ var migrations = []string{
 		expires INTEGER NOT NULL
 	);
 	CREATE INDEX signin_codes_expires ON signin_codes(expires);`,
+	// The history's filters by time and kind (GET /v1/deployments since,
+	// until, kind): without these, a page of repairs or of the last day
+	// reads every deployment ever made. Neither column changes after the
+	// insert, so updates do not touch them.
+	`CREATE INDEX deployments_created ON deployments(created);
+	CREATE INDEX deployments_kind ON deployments(kind, id);`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies
