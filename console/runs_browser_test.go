@@ -41,6 +41,7 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 		t.Errorf("target versions %v, want %v (latest, then newest first)", versions, want)
 	}
 	b.shot("upgrade-dialog")
+	b.checkA11y("upgrade dialog")
 	b.fill(`[data-test=upgrade-target]`, v2)
 	b.typeIn(`[data-test=upgrade-text]`, "from the console")
 	b.click(`[data-test=upgrade-rollout] summary`)
@@ -70,6 +71,7 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 	}
 	b.evalInto(`document.querySelector('dialog').scrollTop = 1e6`, nil)
 	b.shot("upgrade-preview")
+	b.checkA11y("upgrade preview")
 
 	b.click(`[data-test=upgrade-start]`)
 	b.waitText(`dialog:last-of-type`, "Start upgrading 2 agents?", 20*time.Second)
@@ -87,6 +89,7 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 	// The first wave ends and waits for approval; Promote opens the next.
 	b.waitFor("wave 0 done, waiting for approval", `document.querySelector('[data-test=wave-row][data-wave="0"] [data-test=wave-state]')?.innerText === 'approval'`, 180*time.Second)
 	b.shotTop("run-approval")
+	b.checkA11y("run")
 	b.click(`[data-test=run-promote]`)
 	b.waitFor("the run ended ok", `document.querySelector('[data-test=run-status]')?.innerText === 'ended ok'`, 180*time.Second)
 	b.waitFor("both deployments succeeded", `document.querySelectorAll('[data-test=dep-row][data-state=succeeded]').length === 2`, 10*time.Second)
@@ -114,6 +117,7 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 		t.Errorf("rollback plan %q", s)
 	}
 	b.shot("rollback-preview")
+	b.checkA11y("rollback dialog")
 	b.click(`[data-test=rollback-start]`)
 	b.waitText(`dialog:last-of-type`, "Start a run moving 2 agents back?", 10*time.Second)
 	b.click(`[data-test=confirm-ok]`)
@@ -131,6 +135,7 @@ func TestBrowserUpgradeDialogRunLive(t *testing.T) {
 	b.open("/runs")
 	b.waitFor("the runs in the list", fmt.Sprintf(`document.querySelector('[data-test=run-row][data-run=%q]')?.dataset.status === 'ended_ok' && document.querySelector('[data-test=run-row][data-run="r-2"]')?.dataset.status === 'ended_ok'`, id), 10*time.Second)
 	b.shotTop("runs")
+	b.checkA11y("runs")
 	b.fill(`[data-test=runs-status]`, "running")
 	b.waitText(`[data-test=runs-table]`, "No run in this status", 10*time.Second)
 	b.waitFor("the filter in the address", `location.hash === '#/runs?status=running'`, 5*time.Second)
@@ -175,6 +180,7 @@ func TestBrowserRunRolledBack(t *testing.T) {
 	}
 	b.waitText(`[data-test=report-failures]`, "rolled back", 20*time.Second)
 	b.shotTop("run-rolled-back")
+	b.checkA11y("run rolled back")
 
 	// Nothing moved, so nothing can go back: the server's message as is.
 	code, body := b.fetch("POST", "/v1/runs/"+runs[0].ID+"/rollback", protocol.RollbackRequest{DryRun: true}, map[string]string{"X-CSRF-Token": b.csrf()})

@@ -122,7 +122,7 @@ function excludedTable(ex, attrs) {
     caption: `Left out (${num(ex.length)})`,
     attrs,
     columns: [
-      { label: 'Agent', cell: (e) => [link('/agents/' + enc(e.agent_id), e.agent_id, { class: 'mono' }), e.agent_name ? ` (${e.agent_name})` : ''] },
+      { label: 'Agent', cell: (e) => [link('/agents/' + enc(e.agent_id), e.agent_id, { class: 'mono', title: e.agent_name || e.agent_id }), e.agent_name ? ` (${e.agent_name})` : ''] },
       { label: 'Reason', cell: (e) => e.reason },
     ],
     rows: ex,
