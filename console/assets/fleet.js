@@ -120,7 +120,10 @@ export async function render(main, params, query) {
   // ----- filters -----
 
   const qIn = h('input', { type: 'search', value: st.q, placeholder: 'name, hostname, id, label value', 'data-test': 'filter-search', autocomplete: 'off', spellcheck: 'false' });
-  const platformSel = select([['', 'any']], '', { 'data-test': 'filter-platform' });
+  // Platform and version are typed, with the known ones offered (a
+  // datalist): any value works before the summary has named them.
+  const platformList = h('datalist', { id: 'fleet-platforms' });
+  const platformIn = h('input', { type: 'text', value: st.platform, list: 'fleet-platforms', placeholder: 'any, e.g. linux/amd64', size: 14, 'data-test': 'filter-platform', autocomplete: 'off', spellcheck: 'false' });
   const versionList = h('datalist', { id: 'fleet-versions' });
   const versionIn = h('input', { type: 'text', value: st.version, list: 'fleet-versions', placeholder: 'e.g. 1.4.0', size: 10, 'data-test': 'filter-version', autocomplete: 'off', spellcheck: 'false' });
   const statusSel = select([['', 'any'], ...STATUSES.map((s) => [s, s])], st.status, { 'data-test': 'filter-status' });
@@ -134,7 +137,7 @@ export async function render(main, params, query) {
   function fillPlatforms() {
     const names = new Set((summary ? summary.platforms : []).map((p) => p.platform));
     if (st.platform) names.add(st.platform);
-    mount(platformSel, h('option', { value: '' }, 'any'), [...names].sort().map((p) => h('option', { value: p, selected: p === st.platform }, p)));
+    mount(platformList, [...names].sort().map((p) => h('option', { value: p })));
     const versions = new Set();
     for (const p of summary ? summary.platforms : []) if (!st.platform || p.platform === st.platform) p.versions.forEach((v) => versions.add(v.version));
     mount(versionList, [...versions].map((v) => h('option', { value: v })));
@@ -144,6 +147,7 @@ export async function render(main, params, query) {
   // address, reloaded. A selection of "all matching" no longer means the
   // same agents.
   function apply(change) {
+    if (Object.entries(change).every(([k, v]) => String(st[k]) === String(v))) return; // nothing changed
     Object.assign(st, change);
     if (!('offset' in change)) st.offset = 0;
     sel.all = false;
@@ -165,6 +169,7 @@ export async function render(main, params, query) {
   function syncControls() {
     if (document.activeElement !== qIn) qIn.value = st.q;
     if (document.activeElement !== versionIn) versionIn.value = st.version;
+    if (document.activeElement !== platformIn) platformIn.value = st.platform;
     if (document.activeElement !== osIn) osIn.value = st.os_family;
     if (document.activeElement !== clusterIn) clusterIn.value = st.cluster;
     if (document.activeElement !== labelIn) labelIn.value = st.labels.join(' ');
@@ -174,18 +179,20 @@ export async function render(main, params, query) {
     fillPlatforms();
   }
 
-  const typed = debounce(() => {
+  // typedNow applies what the text fields say; typing waits for a pause
+  // (typed), choosing from a list (change) does not.
+  function typedNow() {
     const labels = labelIn.value.split(/[\s,]+/).filter(Boolean);
     const wrong = labels.find((kv) => kv.indexOf('=') <= 0);
     labelErr.textContent = wrong ? `label "${wrong}": give key=value, e.g. env=prod` : '';
     apply({
       q: qIn.value.trim(), version: versionIn.value.trim(), os_family: osIn.value.trim(), cluster: clusterIn.value.trim(),
-      labels: labels.filter((kv) => kv.indexOf('=') > 0),
+      labels: labels.filter((kv) => kv.indexOf('=') > 0), platform: platformIn.value.trim(),
     });
-  }, 150);
-  for (const el of [qIn, versionIn, osIn, clusterIn, labelIn]) el.addEventListener('input', typed);
-  versionIn.addEventListener('change', typed);
-  platformSel.addEventListener('change', () => apply({ platform: platformSel.value }));
+  }
+  const typed = debounce(typedNow, 150);
+  for (const el of [qIn, platformIn, versionIn, osIn, clusterIn, labelIn]) el.addEventListener('input', typed);
+  for (const el of [platformIn, versionIn]) el.addEventListener('change', typedNow);
   statusSel.addEventListener('change', () => apply({ status: statusSel.value }));
   upgradeSel.addEventListener('change', () => apply({ upgrade_status: upgradeSel.value }));
   inactiveIn.addEventListener('change', () => apply({ inactive: inactiveIn.checked }));
@@ -193,7 +200,8 @@ export async function render(main, params, query) {
   const filters = h('form', { class: 'fleet-filters', 'data-test': 'fleet-filters', role: 'search', 'aria-label': 'Filter agents', onsubmit: (e) => e.preventDefault() },
     h('div', { class: 'row' },
       field('Search', qIn),
-      field('Platform', platformSel),
+      field('Platform', platformIn),
+      platformList,
       field('Version', versionIn),
       versionList,
       field('Status', statusSel),
@@ -377,10 +385,9 @@ export async function render(main, params, query) {
 
   // ----- loading -----
 
-  // load fetches the page of agents and, when its query changed (or
-  // fresh says the fleet may have), the summary. Each is shown as soon as
-  // it arrives: the table does not wait for the counts. A newer load
-  // makes an older answer moot.
+  // load fetches the page of agents, then, when its query changed (or
+  // fresh says the fleet may have), the summary: the table does not wait
+  // for the counts. A newer load makes an older answer moot.
   let sumSeq = 0;
   let sumCtrl = null;
   let lastSumQ = null;
@@ -394,7 +401,9 @@ export async function render(main, params, query) {
     const lists = loadList();
     if (fresh || sq !== lastSumQ) {
       lastSumQ = sq;
-      return Promise.all([lists, loadSummary(sq)]);
+      // After the page: both count the whole fleet on the server, and the
+      // table is what the person waits for.
+      return lists.then(() => lastSumQ === sq && loadSummary(sq));
     }
     return lists;
   }
