@@ -126,6 +126,8 @@ func TestBrowserHistory(t *testing.T) {
 	b.open("/history")
 	b.fill(`[data-test=filter-time]`, "24h")
 	b.waitFor("the last 24 hours", `document.querySelectorAll('[data-test=history-row]').length === 3 && location.hash.includes('since=24h')`, 20*time.Second)
+	b.open("/history?since=2h")
+	b.waitFor("a duration from the address", `document.querySelector('[data-test=filter-time]').value === '2h' && document.querySelectorAll('[data-test=history-row]').length === 3`, 20*time.Second)
 	b.fill(`[data-test=filter-time]`, "custom")
 	b.fill(`[data-test=filter-until]`, time.Now().Add(-time.Hour).Format("2006-01-02T15:04"))
 	b.click(`[data-test=filter-apply]`)

@@ -151,7 +151,12 @@ export async function render(main, params, query) {
     limit: pageLimit(query.get('limit')),
     offset: Math.max(0, parseInt(query.get('offset') || '0', 10) || 0),
   };
-  const preset = !f.since && !f.until ? '' : (!f.until && timePresets.some(([v]) => v === f.since) ? f.since : 'custom');
+  // A duration from the address (since=2h) that no preset names becomes
+  // one, so Apply keeps it.
+  const isDuration = (v) => /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v);
+  const presets = !f.until && isDuration(f.since) && !timePresets.some(([v]) => v === f.since)
+    ? [...timePresets.slice(0, -1), [f.since, `Last ${f.since}`], timePresets[timePresets.length - 1]] : timePresets;
+  const preset = !f.since && !f.until ? '' : (!f.until && presets.some(([v]) => v === f.since) ? f.since : 'custom');
 
   const runBox = h('div', { 'data-test': 'history-run' });
   const errBox = h('div', { 'aria-live': 'polite' });
@@ -163,7 +168,7 @@ export async function render(main, params, query) {
   const runSel = select([['', 'Any run']], f.run, { 'data-test': 'filter-run' });
   const stateSel = select([['', 'Any state'], ...states.map((s) => [s, s.replaceAll('_', ' ')])], f.state, { 'data-test': 'filter-state' });
   const kindSel = select([['', 'Any kind'], ['upgrade', 'upgrade (a run)'], ['repair', 'REPAIR'], ['activation', 'activation']], f.kind, { 'data-test': 'filter-kind' });
-  const timeSel = select(timePresets, preset, { 'data-test': 'filter-time' });
+  const timeSel = select(presets, preset, { 'data-test': 'filter-time' });
   const sinceIn = h('input', { type: 'datetime-local', value: toLocalInput(f.since), 'data-test': 'filter-since' });
   const untilIn = h('input', { type: 'datetime-local', value: toLocalInput(f.until), 'data-test': 'filter-until' });
   const sizeSel = select(pageSizes.includes(f.limit) ? pageSizes : [f.limit, ...pageSizes], f.limit, { 'data-test': 'filter-limit' });
