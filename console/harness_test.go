@@ -218,8 +218,10 @@ func (b *browser) do(what string, d time.Duration, actions ...chromedp.Action[ch
 func (b *browser) fail(what string, err error) {
 	b.t.Helper()
 	b.shot("failed")
-	txt, _ := b.tryEval(`document.body.innerText.slice(0, 3000)`)
-	b.t.Fatalf("%s: %v\npage text:\n%v", what, err, txt)
+	raw, _ := b.tryEval(`document.body.innerText.slice(0, 3000)`)
+	var txt string
+	_ = json.Unmarshal(raw, &txt)
+	b.t.Fatalf("%s: %v\npage text:\n%s", what, err, txt)
 }
 
 // goto loads a URL of the server (path from /).
