@@ -194,6 +194,19 @@ func TestBrowserRunRolledBack(t *testing.T) {
 	b.shotTop("rollback-refused")
 	b.click(`[data-test=rollback-dialog] footer button`)
 
+	// The dialog's own readings of durations, limits and filters.
+	var got []string
+	b.evalInto(`import('/console/upgrade.js').then((m) => {
+		const tryD = (s) => { try { return String(m.parseDuration('Soak', s)); } catch (e) { return e.message; } };
+		return [tryD(''), tryD('90s'), tryD('5m'), tryD('1h30m'), tryD('2d'), tryD('5'), tryD('5m x'),
+			m.filterText({}), m.filterText({platform: 'linux/amd64', labels: {role: 'db', env: 'prod'}, inactive: true})];
+	})`, &got)
+	want := []string{"0", "90", "300", "5400", "172800", `Soak: "5" is not a duration like 90s, 5m or 1h30m`, `Soak: "5m x" is not a duration like 90s, 5m or 1h30m`,
+		"every active agent", "platform=linux/amd64 label=env=prod label=role=db inactive=1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("upgrade.js readings:\n got %q\nwant %q", got, want)
+	}
+
 	// Quarantined for the platform: marked in the target lists, left out
 	// of the plan with the server's reason unless forced; a bad window is
 	// refused with the server's message as it is.
@@ -242,10 +255,50 @@ func TestBrowserRunRolledBack(t *testing.T) {
 func TestBrowserRunPauseSkipCancel(t *testing.T) {
 	t.Parallel()
 	f := startFleet(t, fleetOptions{Hosts: 2})
-	run := f.srv.Upgrade("--target", v2, "--all", "--start-at", "+1h", "--text", "tonight")
 	b := newBrowser(t, f.srv)
 	b.signIn(f.token("operator"))
-	b.open("/runs/" + run.ID)
+
+	// The run comes from the dialog with its rollout controls set: every
+	// one reaches the server as the CLI's flags would send it.
+	b.open("/runs")
+	b.click(`[data-test=runs-new]`)
+	b.waitFor("the dialog's platforms", `!!document.querySelector('[data-test=upgrade-platform-row]')`, 20*time.Second)
+	b.fill(`[data-test=upgrade-target]`, v2)
+	b.typeIn(`[data-test=upgrade-text]`, "tonight")
+	b.fill(`[data-test=upgrade-max-concurrent]`, "50%")
+	b.fill(`[data-test=upgrade-max-failures]`, "1")
+	b.click(`[data-test=upgrade-rollout] summary`)
+	for sel, v := range map[string]string{"canary": "1", "canary-soak": "2m", "rate": "30", "ramp": "2x", "window": "Mon-Fri 01:00-05:00 Europe/Berlin",
+		"spread": "1h30m", "health-soak": "10m", "health-min-agents": "3", "health-percent": "20"} {
+		b.fill(`[data-test=upgrade-`+sel+`]`, v)
+	}
+	var startAt string // an hour from now, as the page's clock and zone say it
+	b.evalInto(`(() => { const d = new Date(Date.now() + 3600e3); const p = (n) => String(n).padStart(2, '0');
+		return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()); })()`, &startAt)
+	b.fill(`[data-test=upgrade-start-at]`, startAt)
+	b.click(`[data-test=upgrade-start]`)
+	b.click(`[data-test=confirm-ok]`)
+	b.waitFor("the run page", `!!document.querySelector('[data-test=run-title]')`, 20*time.Second)
+	runs := f.srv.Runs()
+	if len(runs) != 1 {
+		t.Fatalf("runs: %+v", runs)
+	}
+	run := runs[0]
+	c := run.RunControls
+	if run.Text != "tonight" || run.FailureThreshold != 1 || c.MaxConcurrentPercent != 50 || c.Canary != 1 || c.CanarySoakSeconds != 120 ||
+		c.RatePerMinute != 30 || c.Ramp != 2 || c.Window != "Mon-Fri 01:00-05:00 Europe/Berlin" || c.SpreadSeconds != 5400 ||
+		c.HealthSoakSeconds != 600 || c.HealthMinAgents != 3 || c.HealthPercent != 20 || c.NoHealthHalt {
+		t.Errorf("the run's settings: %+v", run)
+	}
+	if d := time.Until(c.StartAt); d < 58*time.Minute || d > 61*time.Minute {
+		t.Errorf("start_at %s is not an hour from now", c.StartAt)
+	}
+	for _, want := range []string{"Canaries", "1, soak 2m", "Rate", "30 a minute, ×2 every minute", "Window", "Spread", "1h30m", "Health halt", "soak 10m, 3 agents, 20%", "Failure threshold", "50% of the run's agents"} {
+		if s := b.text(`[data-test=run-settings]`); !strings.Contains(s, want) {
+			t.Errorf("run settings %q lack %q", s, want)
+		}
+	}
+	b.waitFor("the waves", `document.querySelectorAll('[data-test=wave-row]').length === 2`, 10*time.Second)
 	b.waitFor("the deployments", `document.querySelectorAll('[data-test=dep-row]').length === 2`, 20*time.Second)
 	b.waitText(`[data-test=run-settings]`, "Start at", 5*time.Second)
 
