@@ -303,6 +303,7 @@ func TestBrowserFleetPaging(t *testing.T) {
 	// filter and its count.
 	b.fill(`[data-test=filter-label]`, "ring=early")
 	b.waitText(`[data-test=page-info]`, "of 40", 10*time.Second)
+	b.waitFor("the counts of the filter", `document.querySelector('[data-test=chip-status-offline]')?.dataset.count === '40'`, 10*time.Second)
 	b.click(`[data-test=fleet-select-page]`)
 	b.waitText(`[data-test=fleet-selection]`, "40 agents selected", 5*time.Second)
 	b.fill(`[data-test=filter-label]`, "")
