@@ -125,12 +125,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ caller) 
 const eventColumns = `seq, id, name, at, agent_id, run_id, deployment_id, message, fields`
 
 func (s *Server) queryEvents(ctx context.Context, sel eventSelect, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
-	where, args := sel.where()
-	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ?` + where + ` ORDER BY seq LIMIT ?`
-	if tail {
-		q = `SELECT * FROM (SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ?` + where + ` ORDER BY seq DESC LIMIT ?) ORDER BY seq`
-	}
-	rows, err := s.st.r.QueryContext(ctx, q, append(append([]any{after, nanos(since)}, args...), limit)...)
+	q, args := sel.query(after, nanos(since), limit, tail)
+	rows, err := s.st.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,19 @@ func (s *Server) parseEventSelect(r *http.Request) (eventSelect, error) {
 	return sel, nil
 }
 
+// query is the SQL of a page of events and its arguments: those after
+// seq after and at or after since (nanoseconds) that sel selects, the
+// first limit of them, or with tail the newest limit, oldest first.
+func (sel eventSelect) query(after, since int64, limit int, tail bool) (string, []any) {
+	where, args := sel.where()
+	args = append(append([]any{after, since}, args...), limit)
+	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ?` + where + ` ORDER BY seq`
+	if tail {
+		return `SELECT * FROM (` + q + ` DESC LIMIT ?) ORDER BY seq`, args
+	}
+	return q + ` LIMIT ?`, args
+}
+
 // where returns the SQL conditions of sel, each starting with AND, and
 // their arguments.
 func (sel eventSelect) where() (string, []any) {

@@ -85,3 +85,45 @@ func TestEventsSelect(t *testing.T) {
 		}
 	}
 }
+
+// TestEventSelectUsesIndexes: the newest events of one event id, agent or
+// run, and the page before a seq, are read through that column's index,
+// not by walking the whole log back (an agent's events among millions).
+func TestEventSelectUsesIndexes(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		name  string
+		sel   eventSelect
+		index string
+	}{
+		{"id", eventSelect{ids: []int{protocol.EvUpgradeFailed}}, "events_id"},
+		{"agent", eventSelect{agent: "a-1"}, "events_agent"},
+		{"run", eventSelect{run: 3}, "events_run"},
+		{"agent before", eventSelect{agent: "a-1", before: 5000}, "events_agent"},
+		{"id before", eventSelect{ids: []int{protocol.EvUpgradeFailed}, before: 5000}, "events_id"},
+	} {
+		for _, tail := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s tail %v", c.name, tail), func(t *testing.T) {
+				q, args := c.sel.query(0, 0, 100, tail)
+				rows, err := e.s.st.r.Query("EXPLAIN QUERY PLAN "+q, args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				var plan []string
+				for rows.Next() {
+					var id, parent, unused int
+					var detail string
+					if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+						t.Fatal(err)
+					}
+					plan = append(plan, detail)
+				}
+				joined := strings.Join(plan, " | ")
+				if !strings.Contains(joined, "SEARCH events USING INDEX "+c.index+" ") || strings.Contains(joined, "SCAN events") {
+					t.Errorf("%s\nplan %q: want a search through %s", q, joined, c.index)
+				}
+			})
+		}
+	}
+}

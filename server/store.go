@@ -217,6 +217,14 @@ var migrations = []string{
 	// insert, so updates do not touch them.
 	`CREATE INDEX deployments_created ON deployments(created);
 	CREATE INDEX deployments_kind ON deployments(kind, id);`,
+	// The event log's selections (GET /v1/events?agent=&run=&id=, the
+	// console's Events page): the newest events of one agent, run or event
+	// id are read through these, not by walking the log back through
+	// millions of others. An entry carries the rowid (seq), so each index
+	// is in seq order within its value.
+	`CREATE INDEX events_agent ON events(agent_id);
+	CREATE INDEX events_run ON events(run_id);
+	CREATE INDEX events_id ON events(id);`,
 }
 
 // OpenStore opens (creating if needed) the database at path and applies
