@@ -299,6 +299,7 @@ func TestBrowserRunPauseSkipCancel(t *testing.T) {
 		}
 	}
 	b.waitFor("the waves", `document.querySelectorAll('[data-test=wave-row]').length === 2`, 10*time.Second)
+	b.waitText(`[data-test=run-start-at]`, "Nothing starts before 20", 5*time.Second)
 	b.waitFor("the deployments", `document.querySelectorAll('[data-test=dep-row]').length === 2`, 20*time.Second)
 	b.waitText(`[data-test=run-settings]`, "Start at", 5*time.Second)
 

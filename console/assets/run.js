@@ -6,7 +6,7 @@
 // stage times p50/p95) and its deployments, paged on the server, with
 // Skip on one its host has not started. Redrawn on the run's events.
 //
-// data-test names: run-title, run-status, run-reason, run-text,
+// data-test names: run-title, run-status, run-reason, run-text, run-start-at,
 // run-actions, run-pause, run-resume, run-promote, run-cancel,
 // run-rollback, run-progress, run-ended, run-count-<state>, run-waves,
 // wave-row (data-wave), wave-state, run-settings, run-plan,
@@ -17,7 +17,7 @@
 // dep-skip, rollback-dialog, rollback-plan, rollback-excluded,
 // rollback-text, rollback-force, rollback-start.
 
-import { api, h, mount, qs, enc, num, can, link, badge, timeEl, table, pager, select, field, setQuery, showError, toast, action, confirmDialog, modal, navigate, liveRefresh, duration } from './lib.js';
+import { api, h, mount, qs, enc, num, can, link, badge, timeEl, table, pager, select, field, setQuery, showError, toast, action, confirmDialog, modal, navigate, liveRefresh, duration, absTime, relTime } from './lib.js';
 import { progressBar, endedCount, fmtCounts, fmtTarget, fmtRequested, stateOrder } from './runs.js';
 import { filterText } from './upgrade.js';
 
@@ -162,6 +162,9 @@ export async function render(main, { id }, query) {
       h('h1', { 'data-test': 'run-title' }, `Run ${run.id} `, badge(run.status, { 'data-test': 'run-status' })),
       run.text ? h('p', { 'data-test': 'run-text' }, run.text) : null,
       run.reason ? h('p', { class: reasonClass[run.status] || 'note', 'data-test': 'run-reason' }, run.reason) : null,
+      !ended(run) && run.start_at && new Date(run.start_at) > Date.now()
+        ? h('p', { class: 'note', 'data-test': 'run-start-at' }, 'Nothing starts before ',
+          h('time', { datetime: run.start_at }, `${absTime(run.start_at)} (${relTime(run.start_at)})`), '.') : null,
       !run.reason && run.status === 'running' && run.next_wave_at && !run.next_wave_at.startsWith('0001')
         ? h('p', { class: 'note' }, 'The next wave opens ', timeEl(run.next_wave_at, true), '.') : null);
   }
