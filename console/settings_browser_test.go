@@ -60,6 +60,16 @@ func TestBrowserSettingsPolicyAndTokens(t *testing.T) {
 	b.click(poll + ` [data-test=setting-save]`)
 	b.waitText(poll+` [data-test=error]`, `agents.poll-seconds: "abc" is not a whole number from 1 to 600`, 10*time.Second)
 
+	// Any key: set where it is listed; an unknown one refused as the
+	// server says.
+	b.typeIn(`[data-test=any-key]`, "hooks.timeout")
+	b.typeIn(`[data-test=any-value]`, "75s")
+	b.click(`[data-test=any-save]`)
+	b.waitText(`[data-test=setting-row][data-key="hooks.timeout"] [data-test=setting-value]`, "75s", 10*time.Second)
+	b.fill(`[data-test=any-key]`, "no.such")
+	b.click(`[data-test=any-save]`)
+	b.waitText(`[data-test=any-error]`, `unknown setting "no.such"`, 10*time.Second)
+
 	// A token: its secret shown once, with a warning, and it works.
 	b.typeIn(`[data-test=token-name]`, "ci-pipeline")
 	b.fill(`[data-test=token-role]`, "operator")

@@ -35,6 +35,10 @@ const GROUPS = [
 // (version.linux/amd64) that the route takes as they are.
 const keyPath = (key) => '/v1/settings/' + enc(key).replaceAll('%2F', '/');
 
+// shownRows redraws the row of a key on the page (key -> draw(Setting)),
+// so a key set from "Set any key" shows its new value where it is listed.
+const shownRows = new Map();
+
 export async function render(main) {
   const err = h('div', { 'data-test': 'settings-error' });
   mount(main, h('h1', {}, 'Settings'), h('p', { class: 'muted' }, 'Loading…'));
@@ -54,6 +58,7 @@ export async function render(main) {
     showError(err, e);
     return;
   }
+  shownRows.clear();
   const settings = new Map((data.settings || []).map((s) => [s.key, s]));
   const patterns = data.patterns || [];
   const pattern = (prefix) => patterns.find((p) => p.pattern.startsWith(prefix)) || { description: '', example: '' };
@@ -148,6 +153,7 @@ function settingRow(s, onRemoved) {
     h('div', { class: 'row' }, field('New value of ' + s.key, input), h('div', { class: 'actions' }, save, reset)),
     errEl));
   draw(s);
+  shownRows.set(s.key, draw);
   if (onRemoved) reset.disabled = false;
   return form;
 }
@@ -206,6 +212,7 @@ function versionSection(settings, pat, releases, fleetPlatforms) {
       h('td', { class: 'muted' }, rels.length ? `${num(rels.length)} release${rels.length === 1 ? '' : 's'}` : 'no release has a pack'),
       h('td', {}, h('span', { class: 'actions' }, save, reset)));
     draw(cur);
+    shownRows.set(key, draw);
     return tr;
   }
 
@@ -282,12 +289,13 @@ function anyKeySection() {
   const value = h('input', { type: 'text', 'data-test': 'any-value', size: 30, spellcheck: 'false' });
   const errEl = h('div', { 'aria-live': 'assertive', 'data-test': 'any-error' });
   const save = h('button', { type: 'submit', class: 'primary', 'data-test': 'any-save' }, 'Set');
-  const reset = h('button', { type: 'button', 'data-test': 'any-reset', onclick: () => put(key.value.trim(), undefined, errEl, reset) }, 'Reset to default');
+  const done = (r) => r && shownRows.has(r.key) && shownRows.get(r.key)(r);
+  const reset = h('button', { type: 'button', 'data-test': 'any-reset', onclick: async () => done(await put(key.value.trim(), undefined, errEl, reset)) }, 'Reset to default');
   return section('Set any key',
-    h('p', { class: 'muted' }, 'For a key not shown above, as molt settings set KEY VALUE does. Reload the page to see it among the others.'),
+    h('p', { class: 'muted' }, 'Any key, as molt settings set KEY VALUE does; a key listed above shows its new value there, a new one (a version.* or window.* key) after a reload.'),
     h('form', { class: 'row', onsubmit: (e) => {
       e.preventDefault();
-      put(key.value.trim(), value.value, errEl, save);
+      put(key.value.trim(), value.value, errEl, save).then(done);
     } }, field('Key', key), field('Value', value), h('div', { class: 'actions' }, save, reset)),
     errEl);
 }
