@@ -319,6 +319,14 @@ func TestBrowserRunPauseSkipCancel(t *testing.T) {
 	b.waitFor("the deployment skipped", fmt.Sprintf(`document.querySelector('[data-test=dep-row][data-dep=%q]')?.dataset.state === 'skipped'`, dep), 10*time.Second)
 	b.waitFor("one Skip left", `document.querySelectorAll('[data-test=dep-skip]').length === 1`, 10*time.Second)
 	b.shotTop("run-running")
+	b.checkA11y("run with actions")
+
+	// The deployments filtered by state, kept in the address.
+	b.fill(`[data-test=run-dep-state]`, "skipped")
+	b.waitFor("only the skipped one", fmt.Sprintf(`document.querySelectorAll('[data-test=dep-row]').length === 1 && !!document.querySelector('[data-test=dep-row][data-dep=%q]')`, dep), 10*time.Second)
+	b.waitFor("the filter in the address", `location.hash.endsWith('?state=skipped')`, 5*time.Second)
+	b.fill(`[data-test=run-dep-state]`, "")
+	b.waitFor("both again", `document.querySelectorAll('[data-test=dep-row]').length === 2`, 10*time.Second)
 
 	// A viewer's list follows the run live.
 	v := newBrowser(t, f.srv)
