@@ -106,6 +106,8 @@ func TestBrowserSettingsPolicyAndTokens(t *testing.T) {
 	// A one-time sign-in link.
 	b.click(`[data-test=signin-link-make]`)
 	b.waitFor("the link", `(document.querySelector('[data-test=signin-link-url]')?.value ?? '').includes('/console/#signin=')`, 10*time.Second)
+	b.evalInto(`window.scrollTo(0, 0)`, nil)
+	b.shot("settings-tokens")
 }
 
 // errMessage is the message of an API error body.
