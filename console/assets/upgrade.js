@@ -419,7 +419,8 @@ function build(m, body, { ids, filter, count, releases, plats }) {
     rolloutSec,
     result,
     h('footer', {}, cancelBtn, previewBtn, startBtn));
-  previewBtn.focus();
+  // The first control, so the dialog opens at its top.
+  targetSel.focus();
 }
 
 // showPlan shows a dry run as molt upgrade does: the headline, the plan
