@@ -113,4 +113,18 @@ func TestBrowserEventsLiveAndFilter(t *testing.T) {
 	if b.evalInto(descending, &n); n != total {
 		t.Errorf("after Load older: %d rows in descending order (-1: out of order), want %d", n, total)
 	}
+
+	// A server restart: when the live feed is back, the events written
+	// while it was away (1200 server started) are fetched, on top.
+	var top int
+	b.evalInto(`Number(document.querySelector('[data-test=event-row]').dataset.seq)`, &top)
+	f.srv.Stop()
+	b.waitText(`[data-test=live]`, "reconnecting", 30*time.Second)
+	f.srv.Start()
+	b.waitText(`[data-test=banner]`, "Reconnected", 60*time.Second)
+	b.waitFor("event 1200 after the restart", fmt.Sprintf(`(() => { const r = document.querySelector('[data-test=event-row]');
+		return r.dataset.id === '1200' && Number(r.dataset.seq) > %d; })()`, top), 20*time.Second)
+	if b.evalInto(descending, &n); n <= total {
+		t.Errorf("after the restart: %d rows in descending order (-1: out of order), want more than %d", n, total)
+	}
 }
