@@ -139,7 +139,8 @@ export async function render(main, { id }, query) {
   const actions = h('div', { class: 'actions', 'data-test': 'run-actions' });
   const progress = h('section', { 'aria-labelledby': 'run-progress-h' });
   const settings = h('section', { 'aria-labelledby': 'run-settings-h' });
-  const report = h('section', { 'aria-labelledby': 'run-report-h', 'data-test': 'run-report' });
+  const report = h('section', { 'aria-labelledby': 'run-report-h', 'data-test': 'run-report' },
+    h('h2', { id: 'run-report-h' }, 'Report'), h('p', { class: 'muted' }, 'Reading the report…'));
   const deps = h('div', { 'aria-live': 'off' });
   const depStateSel = select([['', 'Any state'], ...stateOrder.map((s) => [s, s.replaceAll('_', ' ')])], depState, { 'data-test': 'run-dep-state' });
   depStateSel.addEventListener('change', () => {
@@ -465,8 +466,11 @@ export async function render(main, { id }, query) {
   }
 
   redraw();
-  await Promise.all([loadDeps(), loadReport()]);
+  // Follow the run from now on; the report (every deployment) may take a
+  // while on a large run and loads beside the rest.
   const stop = liveRefresh(reload, (ev) => ev.run_id === id, 1000);
+  loadReport();
+  await loadDeps();
   return () => {
     stop();
     clearTimeout(reportTimer);
