@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,15 +19,8 @@ import (
 // value is a usage error (exit 2) naming the flag, before any request.
 func TestAgentsListFlags(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), PollWait: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewTLSServer(srv.Handler())
-	defer hs.Close()
+	srv, hs, ca := inProcessServer(t, dir, server.Options{PollWait: 10 * time.Millisecond})
 	tok, err := srv.CreateToken(ctx, protocol.RoleViewer, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +49,6 @@ func TestAgentsListFlags(t *testing.T) {
 		if code, pe := postTo(t, hs, "/v1/agent/checkin", en.Credential, protocol.CheckinRequest{Status: st}, &cr); code != 200 {
 			t.Fatalf("check-in: %d %+v", code, pe)
 		}
-	}
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	t.Setenv(envToken, tok.Secret)
 	conn := []string{"--server", hs.URL, "--ca", ca}

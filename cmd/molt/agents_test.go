@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,15 +23,8 @@ import (
 // by the server.
 func TestAgentsWorkloads(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), PollWait: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewTLSServer(srv.Handler())
-	defer hs.Close()
+	srv, hs, ca := inProcessServer(t, dir, server.Options{PollWait: 10 * time.Millisecond})
 	tok, err := srv.CreateToken(ctx, protocol.RoleViewer, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +61,6 @@ func TestAgentsWorkloads(t *testing.T) {
 	st.LastResult.Reason = "workload sensor crashed"
 	post("/v1/agent/checkin", en.Credential, protocol.CheckinRequest{Status: st}, &cr)
 
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	t.Setenv(envToken, tok.Secret)
 	conn := []string{"--server", hs.URL, "--ca", ca}
 	run := func(args ...string) string {
@@ -149,15 +135,8 @@ func postTo(t *testing.T, hs *httptest.Server, path, cred string, body, out any)
 // and agents allow lets the host enroll again.
 func TestAgentsRevokeAllow(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), PollWait: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewTLSServer(srv.Handler())
-	defer hs.Close()
+	srv, hs, ca := inProcessServer(t, dir, server.Options{PollWait: 10 * time.Millisecond})
 	tok, err := srv.CreateToken(ctx, protocol.RoleAdmin, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +155,6 @@ func TestAgentsRevokeAllow(t *testing.T) {
 	if code, pe := postTo(t, hs, "/v1/agent/checkin", en.Credential, protocol.CheckinRequest{Status: protocol.Status{ProtocolVersion: protocol.Version,
 		Fingerprint: "fp", Name: "web-1", Platform: "linux/amd64", OSFamily: "linux", Version: "1.5.0", Supervised: true}}, &cr); code != 200 {
 		t.Fatalf("check-in: %d %+v", code, pe)
-	}
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	t.Setenv(envToken, tok.Secret)
 	run := func(args ...string) string {

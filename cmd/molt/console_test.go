@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,19 +17,8 @@ import (
 // console alone prints its help.
 func TestConsoleLink(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	hs := httptest.NewTLSServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	srv, hs, ca := inProcessServer(t, dir, server.Options{})
 	admin, err := srv.CreateToken(ctx, protocol.RoleAdmin, "ops")
 	if err != nil {
 		t.Fatal(err)

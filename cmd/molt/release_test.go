@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,22 +38,11 @@ func signedPack(t *testing.T, dir string) (string, []pack.Key) {
 // server refuses exits 1 with its reason.
 func TestReleaseImportZipAsIs(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "noconfig"))
 	zipPath, trusted := signedPack(t, dir)
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Options{DataDir: filepath.Join(dir, "data"), TrustedKeys: trusted})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	hs := httptest.NewTLSServer(srv.Handler())
-	defer hs.Close()
+	srv, hs, ca := inProcessServer(t, dir, server.Options{TrustedKeys: trusted})
 	tok, err := srv.CreateToken(ctx, protocol.RoleAdmin, "test")
 	if err != nil {
-		t.Fatal(err)
-	}
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(envToken, tok.Secret)
