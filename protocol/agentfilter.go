@@ -38,11 +38,17 @@ type AgentFilter struct {
 	// Inactive includes agents not seen for the inactivity period
 	// (Status inactive does too).
 	Inactive bool `json:"inactive,omitempty"`
+	// IDs, when given, keeps only these agents (at most MaxFilterIDs):
+	// a selection counted or narrowed like any other filter.
+	IDs []string `json:"ids,omitempty"`
 }
 
+// MaxFilterIDs bounds AgentFilter.IDs (id=... in the query form).
+const MaxFilterIDs = 1000
+
 // AgentFilterParams are the query parameters of an AgentFilter; label
-// is the only one that may repeat (label=k=v).
-var AgentFilterParams = []string{"q", "platform", "os_family", "version", "cluster", "status", "upgrade_status", "label", "inactive"}
+// (label=k=v) and id may repeat.
+var AgentFilterParams = []string{"q", "platform", "os_family", "version", "cluster", "status", "upgrade_status", "label", "inactive", "id"}
 
 // ParseAgentFilter reads a filter from its query form. It checks the
 // form only (a parameter given twice, label without "=", inactive not a
@@ -73,6 +79,12 @@ func ParseAgentFilter(q url.Values) (AgentFilter, error) {
 			return AgentFilter{}, fmt.Errorf("label %s is given twice (%q and %q): an agent has one value per label", k, old, v)
 		}
 		f.Labels[k] = v
+	}
+	if ids := q["id"]; len(ids) > 0 {
+		if len(ids) > MaxFilterIDs {
+			return AgentFilter{}, fmt.Errorf("id is given %d times: at most %d agents at once", len(ids), MaxFilterIDs)
+		}
+		f.IDs = slices.Clone(ids)
 	}
 	in, err := single(q, "inactive")
 	if err != nil {
@@ -114,6 +126,9 @@ func (f AgentFilter) AddTo(q url.Values) {
 	if f.Inactive {
 		q.Set("inactive", "1")
 	}
+	for _, id := range f.IDs {
+		q.Add("id", id)
+	}
 }
 
 // Values is f in its query form.
@@ -129,6 +144,10 @@ func (f AgentFilter) String() string {
 	q := f.Values()
 	var parts []string
 	for _, name := range AgentFilterParams {
+		if name == "id" && len(f.IDs) > 3 {
+			parts = append(parts, fmt.Sprintf("id=(%d agents)", len(f.IDs)))
+			continue
+		}
 		for _, v := range q[name] {
 			parts = append(parts, name+"="+v)
 		}

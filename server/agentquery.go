@@ -112,6 +112,14 @@ func checkAgentFilter(f protocol.AgentFilter) error {
 	if f.UpgradeStatus != "" && !slices.Contains(protocol.UpgradeStatuses, f.UpgradeStatus) {
 		return badRequest("upgrade_status %q: give one of %s", f.UpgradeStatus, strings.Join(protocol.UpgradeStatuses, ", "))
 	}
+	if len(f.IDs) > protocol.MaxFilterIDs {
+		return badRequest("ids: %d agents; at most %d at once", len(f.IDs), protocol.MaxFilterIDs)
+	}
+	for _, id := range f.IDs {
+		if err := checkString("id", id, true); err != nil {
+			return err
+		}
+	}
 	return checkLabels(f.Labels)
 }
 
@@ -119,7 +127,8 @@ func checkAgentFilter(f protocol.AgentFilter) error {
 // the settings it needs read once, upgrade statuses memoized.
 type agentMatcher struct {
 	f                           protocol.AgentFilter
-	q                           string // f.Q folded to lower case
+	q                           string          // f.Q folded to lower case
+	ids                         map[string]bool // f.IDs; nil: any agent
 	inactive                    bool   // inactive agents match too
 	upgrades                    bool   // the caller wants upgrade statuses (they cost a lookup)
 	now                         time.Time
@@ -131,8 +140,15 @@ type agentMatcher struct {
 // the upgrade status of a match even when f does not test it. Call with
 // s.mu held.
 func (s *Server) newAgentMatcher(f protocol.AgentFilter, upgrades bool) *agentMatcher {
-	return &agentMatcher{f: f, q: strings.ToLower(f.Q), inactive: f.Inactive || f.Status == protocol.AgentInactive, upgrades: upgrades || f.UpgradeStatus != "", now: s.clock.Now(),
+	m := &agentMatcher{f: f, q: strings.ToLower(f.Q), inactive: f.Inactive || f.Status == protocol.AgentInactive, upgrades: upgrades || f.UpgradeStatus != "", now: s.clock.Now(),
 		offlineAfter: s.durationSetting("agents.offline-after"), inactiveAfter: s.durationSetting("agents.inactive-after"), ups: upgradeStatuses{}}
+	if len(f.IDs) > 0 {
+		m.ids = make(map[string]bool, len(f.IDs))
+		for _, id := range f.IDs {
+			m.ids[id] = true
+		}
+	}
+	return m
 }
 
 // match reports whether a matches, and its status and upgrade status
@@ -140,6 +156,9 @@ func (s *Server) newAgentMatcher(f protocol.AgentFilter, upgrades bool) *agentMa
 // fleet fail on a string compare. Call with s.mu held.
 func (m *agentMatcher) match(s *Server, a *agentRec) (status, upgrade string, ok bool) {
 	st, f := &a.St, &m.f
+	if m.ids != nil && !m.ids[a.ID] {
+		return "", "", false
+	}
 	if (f.Platform != "" && st.Platform != f.Platform) || (f.Version != "" && st.Version != f.Version) ||
 		(f.OSFamily != "" && st.OSFamily != f.OSFamily) || (f.Cluster != "" && st.Cluster != f.Cluster) ||
 		(len(f.Labels) > 0 && !labelsMatch(st.Labels, f.Labels)) {

@@ -121,6 +121,11 @@ func TestAgentListFilters(t *testing.T) {
 		{"q=1&platform=linux/arm64", []string{"db-1"}}, // with another filter
 		{"platform=linux/amd64&version=1.0.0&status=online", []string{"web-1"}},
 		{"q=&platform=&status=", []string{"db-1", "gone-1", "off-1", "web-1", "web-2", "win-1"}}, // empty is no filter
+		{"id=" + f.ids["db-1"] + "&id=" + f.ids["web-2"], []string{"db-1", "web-2"}},             // these agents
+		{"id=" + f.ids["db-1"] + "&id=" + f.ids["web-2"] + "&status=busy", []string{"web-2"}},    // and another filter
+		{"id=" + f.ids["old-1"], []string{}},                                                     // inactive: with inactive=1 only
+		{"id=" + f.ids["old-1"] + "&inactive=1", []string{"old-1"}},
+		{"id=a-nosuch", []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -239,8 +244,10 @@ func TestAgentListBadQuery(t *testing.T) {
 		{"/v1/agents?inactive=yes", `inactive "yes": give 1 or 0`},
 		{"/v1/agents?platform=a&platform=b", "query parameter platform is given 2 times: give it once"},
 		{"/v1/agents?q=" + strings.Repeat("x", 300), "q is longer than 256 bytes"},
-		{"/v1/agents?stauts=online", `unknown query parameter "stauts" (known: q, platform, os_family, version, cluster, status, upgrade_status, label, inactive, sort, limit, offset)`},
-		{"/v1/agents/summary?sort=name", `unknown query parameter "sort" (known: q, platform, os_family, version, cluster, status, upgrade_status, label, inactive)`},
+		{"/v1/agents?stauts=online", `unknown query parameter "stauts" (known: q, platform, os_family, version, cluster, status, upgrade_status, label, inactive, id, sort, limit, offset)`},
+		{"/v1/agents/summary?sort=name", `unknown query parameter "sort" (known: q, platform, os_family, version, cluster, status, upgrade_status, label, inactive, id)`},
+		{"/v1/agents/summary?id=" + strings.Repeat("a", 300), "id is longer than 256 bytes"},
+		{"/v1/agents/summary?" + strings.Repeat("id=a-1&", 1001), "id is given 1001 times: at most 1000 agents at once"},
 		{"/v1/agents/summary?status=gone", `status "gone": give one of`},
 	}
 	for _, tt := range tests {

@@ -26,9 +26,10 @@
 
 import { api, can, h, mount, field, select, qs, enc, num, showError, toast, modal, confirmDialog, navigate, table } from './lib.js';
 
-// How many selected agents are looked up one by one to count them per
-// platform; a larger selection is counted by the preview instead.
-const lookupLimit = 500;
+// How many selected agents are counted per platform by one summary
+// request (the server's bound on id=); a larger selection is counted by
+// the preview instead.
+const lookupLimit = 1000;
 
 // filterQuery is a protocol.AgentFilter in its query form.
 export function filterQuery(f) {
@@ -104,38 +105,16 @@ function numField(name, s, { min = 0, max = Infinity } = {}) {
 const list = (s) => (s || '').split(',').map((x) => x.trim()).filter(Boolean);
 
 // platformsOf counts the selection per platform: the summary of a filter,
-// or the selected agents looked up (a few at a time). null: not known.
+// or of the selected agents (id=..., inactive ones too, since the fleet
+// may show them). null: not known.
 async function platformsOf({ agentIDs, filter }) {
   if (filter) {
     const s = await api('GET', '/v1/agents/summary' + qs(filterQuery(filter)));
     return { total: s.total, platforms: s.platforms || [] };
   }
   if (!agentIDs || !agentIDs.length || agentIDs.length > lookupLimit) return null;
-  const by = new Map();
-  const ids = [...agentIDs];
-  const failed = [];
-  async function worker() {
-    while (ids.length) {
-      const id = ids.shift();
-      try {
-        const a = await api('GET', '/v1/agents/' + enc(id));
-        if (!by.has(a.platform)) by.set(a.platform, { platform: a.platform, agents: 0, versions: new Map() });
-        const p = by.get(a.platform);
-        p.agents++;
-        p.versions.set(a.version, (p.versions.get(a.version) || 0) + 1);
-      } catch (e) {
-        if (e.status === 401) throw e;
-        failed.push(id);
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: 6 }, worker));
-  const platforms = [...by.values()].sort((a, b) => (a.platform < b.platform ? -1 : 1)).map((p) => ({
-    platform: p.platform,
-    agents: p.agents,
-    versions: [...p.versions.entries()].map(([version, agents]) => ({ version, agents })).sort((a, b) => b.agents - a.agents),
-  }));
-  return { total: agentIDs.length - failed.length, platforms, failed };
+  const s = await api('GET', '/v1/agents/summary' + qs({ id: agentIDs, inactive: true }));
+  return { total: s.total, platforms: s.platforms || [], missing: agentIDs.length - s.total };
 }
 
 function quarantineOf(rel, platform) {
@@ -180,7 +159,7 @@ function build(m, body, { ids, filter, count, releases, plats }) {
   const counts = [];
   if (plats) counts.push(`${num(plats.total)} agent${plats.total === 1 ? '' : 's'} now`);
   if (count !== undefined && count !== null && (!plats || count !== plats.total)) counts.push(`${num(count)} when you chose them`);
-  if (plats && plats.failed && plats.failed.length) counts.push(`${plats.failed.length} not found: ${plats.failed.slice(0, 5).join(', ')}`);
+  if (plats && plats.missing > 0) counts.push(`${num(plats.missing)} no longer found`);
   const summary = h('p', { 'data-test': 'upgrade-summary' }, what, counts.length ? ` (${counts.join('; ')})` : '');
 
   // ----- targets -----
