@@ -34,6 +34,8 @@ func TestBrowserEventsLiveAndFilter(t *testing.T) {
 	if href != "#/agents/"+f.ids[0] {
 		t.Errorf("agent link %q, want #/agents/%s", href, f.ids[0])
 	}
+	// The event carries the agent's id; the page shows its name.
+	b.waitText(sel+` [data-test=event-agent] a`, "host-1", 10*time.Second)
 
 	// A setting changed from the CLI shows on top, live.
 	f.srv.OK("settings", "set", "hooks.timeout", "61s")

@@ -193,13 +193,46 @@ export async function render(main, _params, query) {
         h('button', { type: 'button', class: 'link events-idbtn', title: info ? info.description : '', 'aria-label': `Show only event ${ev.id} ${name}`, onclick: () => addIds([ev.id]) },
           h('span', { class: 'mono' }, String(ev.id))),
         ' ', h('span', { title: info ? info.description : '' }, name)),
-      h('td', { 'data-test': 'event-agent' }, ev.agent_id ? link('/agents/' + enc(ev.agent_id), ev.agent_id, { class: 'mono' }) : ''),
+      h('td', { 'data-test': 'event-agent' }, ev.agent_id ? agentLink(ev.agent_id) : ''),
       h('td', { 'data-test': 'event-run' }, ev.run_id ? link('/runs/' + enc(ev.run_id), ev.run_id, { class: 'mono' }) : ''),
       h('td', { 'data-test': 'event-deployment' }, ev.deployment_id ? link('/deployments/' + enc(ev.deployment_id), ev.deployment_id, { class: 'mono' }) : ''),
       h('td', { class: 'events-msg', 'data-test': 'event-message' }, ev.message),
       h('td', { 'data-test': 'event-fields' }, fields.length
         ? h('dl', { class: 'events-fields' }, fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))
         : ''));
+  }
+
+  // Events carry agent ids; the names are asked for in one request per
+  // burst of unknown ids (GET /v1/agents?id=...) and put in place.
+  const agentNames = new Map(); // id -> name; '' while asked; null: unknown
+  let namesTimer = null;
+  function agentLink(id) {
+    const name = agentNames.get(id);
+    if (name === undefined) {
+      agentNames.set(id, '');
+      if (!namesTimer) namesTimer = setTimeout(resolveNames, 50);
+    }
+    return link('/agents/' + enc(id), name || id, { class: name ? '' : 'mono', 'data-agent': id, title: id });
+  }
+  async function resolveNames() {
+    namesTimer = null;
+    const ids = [...agentNames].filter(([, n]) => n === '').map(([id]) => id).slice(0, 1000);
+    if (!ids.length) return;
+    try {
+      const r = await api('GET', '/v1/agents' + qs({ id: ids, inactive: true, limit: ids.length }));
+      for (const a of r.agents || []) agentNames.set(a.id, a.name || null);
+    } catch (e) {
+      if (e.status === 401) return;
+    }
+    for (const id of ids) if (agentNames.get(id) === '') agentNames.set(id, null);
+    for (const el of tbody.querySelectorAll('a[data-agent]')) {
+      const n = agentNames.get(el.dataset.agent);
+      if (n && el.textContent !== n) {
+        el.textContent = n;
+        el.classList.remove('mono');
+      }
+    }
+    if ([...agentNames.values()].includes('')) namesTimer = setTimeout(resolveNames, 50);
   }
 
   function drawAll() {
