@@ -162,9 +162,15 @@ func newBrowser(t *testing.T, srv *e2etest.Server) *browser {
 	t.Helper()
 	exe := chromium(t)
 	// Chromium leaves org.chromium.Chromium.* behind in its TMPDIR when
-	// it is stopped; the test's own temporary directory is removed after
-	// the browser (cleanups run last-registered first).
-	tmp := t.TempDir()
+	// it is stopped, so it gets a directory of its own, removed after the
+	// browser (cleanups run last-registered first). The name is short: a
+	// Unix socket's path (its SingletonSocket in there) has at most 107
+	// bytes, which a t.TempDir() under CI's TMPDIR exceeds.
+	tmp, err := os.MkdirTemp("", "cr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), chromedp.Env("TMPDIR="+tmp),
 		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.IgnoreCertErrors,
