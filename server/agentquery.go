@@ -129,8 +129,8 @@ type agentMatcher struct {
 	f                           protocol.AgentFilter
 	q                           string          // f.Q folded to lower case
 	ids                         map[string]bool // f.IDs; nil: any agent
-	inactive                    bool   // inactive agents match too
-	upgrades                    bool   // the caller wants upgrade statuses (they cost a lookup)
+	inactive                    bool            // inactive agents match too
+	upgrades                    bool            // the caller wants upgrade statuses (they cost a lookup)
 	now                         time.Time
 	offlineAfter, inactiveAfter time.Duration
 	ups                         upgradeStatuses
