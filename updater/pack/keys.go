@@ -39,7 +39,7 @@ type Key struct {
 	Source string
 }
 
-// ID is the key id as the minisign tool prints it: 16 uppercase hex digits.
+// ID is the key id as the minisign tool prints it (FormatKeyID).
 func (k Key) ID() string { return FormatKeyID(k.pub.ID()) }
 
 // String is the public key's base64 line ("RW..."), usable inline in
@@ -54,8 +54,10 @@ func (k Key) MarshalText() ([]byte, error) {
 // Equal reports whether k and o are the same public key.
 func (k Key) Equal(o Key) bool { return k.pub.Equal(o.pub) }
 
-// FormatKeyID renders a minisign key id the way the minisign tool does.
-func FormatKeyID(id uint64) string { return fmt.Sprintf("%016X", id) }
+// FormatKeyID renders a minisign key id the way the minisign tool does:
+// uppercase hex without leading zeros (its "%" PRIX64), so an id whose
+// first digit would be 0 has 15 digits, or fewer.
+func FormatKeyID(id uint64) string { return fmt.Sprintf("%X", id) }
 
 // ParsePublicKey reads a minisign public key: either the content of a .pub
 // file (an "untrusted comment:" line, then the key) or the bare base64 line.

@@ -189,3 +189,20 @@ func testManifest(t testing.TB) []byte {
 }
 `)
 }
+
+// Key ids read as the minisign tool prints them, leading zeros dropped:
+// one key in sixteen has an id whose first hex digit is 0.
+func TestFormatKeyID(t *testing.T) {
+	for _, tc := range []struct {
+		id   uint64
+		want string
+	}{
+		{0x9A53AAAE44166BC1, "9A53AAAE44166BC1"},
+		{0x09A53AAAE44166BC, "9A53AAAE44166BC"},
+		{0x00000000000000AB, "AB"},
+	} {
+		if got := FormatKeyID(tc.id); got != tc.want {
+			t.Errorf("FormatKeyID(%#016x) = %s, want %s", tc.id, got, tc.want)
+		}
+	}
+}
