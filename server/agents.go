@@ -39,7 +39,7 @@ func (s *Server) agentView(a *agentRec, now time.Time, refused bool) protocol.Ag
 // refusedHosts returns the revoked agents whose host enrollment refuses
 // (agents.host_refused).
 func (s *Server) refusedHosts(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.st.r.QueryContext(ctx, `SELECT id FROM agents WHERE host_refused = 1`)
+	rows, err := s.st.Reader().QueryContext(ctx, `SELECT id FROM agents WHERE host_refused = 1`)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/moltfleet/molt/console"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // apiError is an error a handler returns to answer with status and code.
@@ -338,7 +338,7 @@ func (s *Server) authToken(r *http.Request, need string) (caller, error) {
 	var c caller
 	var revoked bool
 	var lastUsed int64
-	err := s.st.r.QueryRowContext(r.Context(), `SELECT id, role, revoked, last_used FROM tokens WHERE hash = ?`, hashSecret(tok)).Scan(&c.TokenID, &c.Role, &revoked, &lastUsed)
+	err := s.st.Reader().QueryRowContext(r.Context(), `SELECT id, role, revoked, last_used FROM tokens WHERE hash = ?`, hashSecret(tok)).Scan(&c.TokenID, &c.Role, &revoked, &lastUsed)
 	if err != nil || revoked {
 		return caller{}, errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the API token is unknown or revoked")
 	}
@@ -348,7 +348,7 @@ func (s *Server) authToken(r *http.Request, need string) (caller, error) {
 	// last_used is informational; writing it at most once a minute keeps
 	// reads from turning into fsyncs.
 	if now := s.clock.Now(); now.Sub(fromNanos(lastUsed)) > time.Minute {
-		_ = s.st.tx(r.Context(), func(tx *sql.Tx) error {
+		_ = s.st.Update(r.Context(), func(tx *store.Tx) error {
 			_, err := tx.Exec(`UPDATE tokens SET last_used = ? WHERE id = ?`, nanos(now), c.TokenID)
 			return err
 		})

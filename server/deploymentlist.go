@@ -43,12 +43,12 @@ func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request, _ 
 	}
 	list, count := deploymentQueries(where)
 	ctx := r.Context()
-	deps, err := scanDeployments(ctx, s.st.r, list, append(slices.Clone(args), limit, offset)...)
+	deps, err := scanDeployments(ctx, s.st.Reader(), list, append(slices.Clone(args), limit, offset)...)
 	if err != nil {
 		return err
 	}
 	var total int
-	if err := s.st.r.QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
+	if err := s.st.Reader().QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
 		return err
 	}
 	writeJSON(w, 200, protocol.Deployments{Deployments: deps, Total: total})

@@ -150,7 +150,7 @@ func TestDeploymentListUsesIndexes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			list, count := deploymentQueries(tt.where)
 			for _, q := range []string{list, count} {
-				rows, err := e.s.st.r.Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
+				rows, err := e.s.st.Reader().Query("EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -29,7 +29,7 @@ func (s *Server) queryDeployments(ctx context.Context, where string, args []any,
 		q += ` WHERE ` + where
 	}
 	q += ` ORDER BY ` + order + ` LIMIT ?`
-	return scanDeployments(ctx, s.st.r, q, append(args, limit)...)
+	return scanDeployments(ctx, s.st.Reader(), q, append(args, limit)...)
 }
 
 // scanDeployments runs q, a SELECT of depColumns, on db.
@@ -70,7 +70,7 @@ func (s *Server) handleDeploymentShow(w http.ResponseWriter, r *http.Request, _ 
 	if err != nil {
 		return err
 	}
-	rows, err := s.st.r.QueryContext(r.Context(), `SELECT at, name, detail FROM steps WHERE deployment_id = ? ORDER BY at, seq`, id)
+	rows, err := s.st.Reader().QueryContext(r.Context(), `SELECT at, name, detail FROM steps WHERE deployment_id = ? ORDER BY at, seq`, id)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 	var expires int64
 	var uses, used int
 	var revoked bool
-	err = s.st.w.QueryRowContext(ctx, `SELECT id, expires, uses, used, revoked FROM enroll_tokens WHERE hash = ?`, hashSecret(req.EnrollmentToken)).Scan(&tokID, &expires, &uses, &used, &revoked)
+	err = s.st.Writer().QueryRowContext(ctx, `SELECT id, expires, uses, used, revoked FROM enroll_tokens WHERE hash = ?`, hashSecret(req.EnrollmentToken)).Scan(&tokID, &expires, &uses, &used, &revoked)
 	reason := ""
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -168,7 +168,7 @@ const hostRefusedEvery = 10 * time.Minute
 func (s *Server) hostRefusal(ctx context.Context, now time.Time, st protocol.Status) error {
 	var id string
 	var refusedAt int64
-	err := s.st.w.QueryRowContext(ctx, `SELECT id, refused_at FROM agents WHERE fingerprint = ? AND host_refused = 1 ORDER BY enrolled DESC LIMIT 1`, st.Fingerprint).Scan(&id, &refusedAt)
+	err := s.st.Writer().QueryRowContext(ctx, `SELECT id, refused_at FROM agents WHERE fingerprint = ? AND host_refused = 1 ORDER BY enrolled DESC LIMIT 1`, st.Fingerprint).Scan(&id, &refusedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}

@@ -126,7 +126,7 @@ const eventColumns = `seq, id, name, at, agent_id, run_id, deployment_id, messag
 
 func (s *Server) queryEvents(ctx context.Context, sel eventSelect, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
 	q, args := sel.query(after, nanos(since), limit, tail)
-	rows, err := s.st.r.QueryContext(ctx, q, args...)
+	rows, err := s.st.Reader().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

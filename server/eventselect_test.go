@@ -105,7 +105,7 @@ func TestEventSelectUsesIndexes(t *testing.T) {
 		for _, tail := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s tail %v", c.name, tail), func(t *testing.T) {
 				q, args := c.sel.query(0, 0, 100, tail)
-				rows, err := e.s.st.r.Query("EXPLAIN QUERY PLAN "+q, args...)
+				rows, err := e.s.st.Reader().Query("EXPLAIN QUERY PLAN "+q, args...)
 				if err != nil {
 					t.Fatal(err)
 				}

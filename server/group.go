@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // Changes are committed in groups. A change joins the batch: the one open
@@ -31,7 +31,7 @@ import (
 // the server stops (Run returns the error) and starts again from what the
 // database holds.
 type batch struct {
-	tx      *sql.Tx
+	tx      *store.Tx
 	changes int
 	hooks   []hookJob
 	once    sync.Once
@@ -81,15 +81,7 @@ func (s *Server) join(fn func(w *writer) error) (*batch, error) {
 	defer s.batchMu.Unlock()
 	b := s.batch
 	if b == nil {
-		// Statements first used in earlier batches are prepared now: it
-		// needs the writer's connection, which a batch holds.
-		if err := s.st.prepareNoted(context.Background()); err != nil {
-			s.log.Warn("prepare statements", zap.Error(err))
-		}
-		// Not the request's context: the batch outlives it, and a
-		// statement interrupted by a cancelled context rolls back the
-		// whole transaction.
-		tx, err := s.st.w.BeginTx(context.Background(), nil)
+		tx, err := s.st.Begin()
 		if err != nil {
 			return nil, err
 		}
@@ -97,19 +89,16 @@ func (s *Server) join(fn func(w *writer) error) (*batch, error) {
 		s.batch = b
 	}
 	w := &writer{s: s, ctx: context.Background(), tx: b.tx, now: s.clock.Now()}
-	if _, err := w.exec(`SAVEPOINT change`); err != nil {
+	if err := b.tx.Savepoint(); err != nil {
 		return nil, s.poison(b, err)
 	}
 	if err := fn(w); err != nil {
-		if _, rerr := w.exec(`ROLLBACK TO change`); rerr != nil {
-			return nil, s.poison(b, rerr)
-		}
-		if _, rerr := w.exec(`RELEASE change`); rerr != nil {
+		if rerr := b.tx.RollbackToSavepoint(); rerr != nil {
 			return nil, s.poison(b, rerr)
 		}
 		return nil, err
 	}
-	if _, err := w.exec(`RELEASE change`); err != nil {
+	if err := b.tx.ReleaseSavepoint(); err != nil {
 		return nil, s.poison(b, err)
 	}
 	for _, f := range w.after {
@@ -152,8 +141,7 @@ func (s *Server) finish(b *batch) error {
 			s.stopOnFailure(b.err)
 			return
 		}
-		s.st.commits.Add(1)
-		s.st.changes.Add(int64(b.changes))
+		s.st.AddChanges(b.changes)
 		s.events.publish()
 		for _, h := range b.hooks {
 			s.hooks.enqueue(h)

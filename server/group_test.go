@@ -14,7 +14,7 @@ import (
 func countEvents(t *testing.T, e *env, msg string) int {
 	t.Helper()
 	var n int
-	if err := e.s.st.r.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM events WHERE message = ?`, msg).Scan(&n); err != nil {
+	if err := e.s.st.Reader().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM events WHERE message = ?`, msg).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -30,7 +30,7 @@ func TestChangesCommittedInGroups(t *testing.T) {
 	ev := func(msg string) func(w *writer) error {
 		return func(w *writer) error { return w.event(event{ID: protocol.EvServerStarted, Msg: msg}) }
 	}
-	c0, ch0 := s.st.commits.Load(), s.st.changes.Load()
+	c0, ch0 := s.st.Commits(), s.st.Changes()
 	mirrored := 0
 	s.mu.Lock()
 	wait1, err := s.changeGrouped(func(w *writer) error {
@@ -67,7 +67,7 @@ func TestChangesCommittedInGroups(t *testing.T) {
 	if err := wait1(); err != nil {
 		t.Fatal(err)
 	}
-	if c, ch := s.st.commits.Load()-c0, s.st.changes.Load()-ch0; c != 1 || ch != 2 {
+	if c, ch := s.st.Commits()-c0, s.st.Changes()-ch0; c != 1 || ch != 2 {
 		t.Errorf("%d commits holding %d changes, want 1 holding 2", c, ch)
 	}
 	for msg, want := range map[string]int{"group-one": 1, "group-two": 1, "group-failed": 0} {

@@ -65,7 +65,7 @@ func sameSample(a, b rollout.HealthSample) bool {
 func (s *Server) loadHealth(ctx context.Context, r *runRec, now time.Time, soak time.Duration) (*runHealth, error) {
 	h := &runHealth{since: now, base: map[int64]rollout.HealthSample{}, tracked: map[int64]*depRec{},
 		stored: map[int64]bool{}, soaking: map[int64]soakRec{}}
-	rows, err := s.st.w.QueryContext(ctx, `SELECT id, agent_id, wave, state, ended, baseline FROM deployments WHERE run_id = ? AND baseline != '' AND (state = ? OR ended = 0 OR ended >= ?)`,
+	rows, err := s.st.Writer().QueryContext(ctx, `SELECT id, agent_id, wave, state, ended, baseline FROM deployments WHERE run_id = ? AND baseline != '' AND (state = ? OR ended = 0 OR ended >= ?)`,
 		r.ID, protocol.StateSucceeded, nanos(now.Add(-soak)))
 	if err != nil {
 		return nil, err

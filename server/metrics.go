@@ -103,7 +103,7 @@ func (m *metrics) observeRequest(route string, status int, d time.Duration) {
 
 // countBy runs q, a "SELECT key, COUNT(*) ... GROUP BY key", into a map.
 func (s *Server) countBy(ctx context.Context, q string) (map[string]int, error) {
-	rows, err := s.st.r.QueryContext(ctx, q)
+	rows, err := s.st.Reader().QueryContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -214,9 +214,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 	s.met.mu.Unlock()
 	b.WriteString(quarantined)
 	b.WriteString("# HELP molt_db_commits_total Write transactions committed (each one fsync).\n# TYPE molt_db_commits_total counter\n")
-	fmt.Fprintf(&b, "molt_db_commits_total %d\n", s.st.commits.Load())
+	fmt.Fprintf(&b, "molt_db_commits_total %d\n", s.st.Commits())
 	b.WriteString("# HELP molt_db_changes_total State changes committed; several share a commit when they arrive together.\n# TYPE molt_db_changes_total counter\n")
-	fmt.Fprintf(&b, "molt_db_changes_total %d\n", s.st.changes.Load())
+	fmt.Fprintf(&b, "molt_db_changes_total %d\n", s.st.Changes())
 	b.WriteString("# HELP molt_scheduler_passes_total Scheduling passes.\n# TYPE molt_scheduler_passes_total counter\n")
 	fmt.Fprintf(&b, "molt_scheduler_passes_total %d\n", s.met.schedPasses.Load())
 	b.WriteString("# HELP molt_scheduler_seconds_total Time spent in scheduling passes, their commits included.\n# TYPE molt_scheduler_seconds_total counter\n")

@@ -152,7 +152,7 @@ func (s *Server) liftQuarantine(wr *writer, version, platform string) error {
 // loadQuarantines mirrors the quarantines in force at startup.
 func (s *Server) loadQuarantines(ctx context.Context) error {
 	s.quarantines = map[quarantineKey]quarantineRec{}
-	rows, err := s.st.w.QueryContext(ctx, `SELECT version, platform, reason, automatic, at FROM quarantines WHERE lifted = 0`)
+	rows, err := s.st.Writer().QueryContext(ctx, `SELECT version, platform, reason, automatic, at FROM quarantines WHERE lifted = 0`)
 	if err != nil {
 		return fmt.Errorf("quarantines: %w", err)
 	}

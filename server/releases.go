@@ -393,7 +393,7 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 }
 
 func (s *Server) listReleases(ctx context.Context) ([]protocol.Release, error) {
-	rows, err := s.st.r.QueryContext(ctx, `SELECT version, released, floor, platforms, imported, size FROM releases`)
+	rows, err := s.st.Reader().QueryContext(ctx, `SELECT version, released, floor, platforms, imported, size FROM releases`)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +462,7 @@ func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ c
 		}
 	}
 	var runs []string
-	rows, err := s.st.w.QueryContext(ctx, `SELECT id, target, target_for FROM runs WHERE ended = 0`)
+	rows, err := s.st.Writer().QueryContext(ctx, `SELECT id, target, target_for FROM runs WHERE ended = 0`)
 	if err != nil {
 		return err
 	}

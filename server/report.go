@@ -53,7 +53,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	d := s.open[a.ID]
 	if d == nil || d.ID != id {
 		var owner, state string
-		err := s.st.w.QueryRowContext(ctx, `SELECT agent_id, state FROM deployments WHERE id = ?`, id).Scan(&owner, &state)
+		err := s.st.Writer().QueryRowContext(ctx, `SELECT agent_id, state FROM deployments WHERE id = ?`, id).Scan(&owner, &state)
 		if err != nil || owner != a.ID {
 			return notFound("order %q is not one of this agent's", req.OrderID)
 		}
@@ -165,7 +165,7 @@ func (s *Server) reportEnded(w http.ResponseWriter, r *http.Request, id int64, s
 	if !cancelled {
 		for _, st := range req.Steps {
 			var one int
-			err := s.st.w.QueryRowContext(r.Context(), `SELECT 1 FROM steps WHERE deployment_id = ? AND at = ? AND name = ?`, id, nanos(st.At), st.Name).Scan(&one)
+			err := s.st.Writer().QueryRowContext(r.Context(), `SELECT 1 FROM steps WHERE deployment_id = ? AND at = ? AND name = ?`, id, nanos(st.At), st.Name).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) || (err == nil && st.At.IsZero()) {
 				return conflict("deployment %s ended (%s): its report is closed, step %q is not recorded", depID(id), state, st.Name)
 			}
@@ -186,7 +186,7 @@ func (s *Server) reportCleanup(r *http.Request, a *agentRec, cid int64, req prot
 	if idx < 0 {
 		var owner string
 		var done bool
-		err := s.st.w.QueryRowContext(r.Context(), `SELECT agent_id, done FROM cleanups WHERE id = ?`, cid).Scan(&owner, &done)
+		err := s.st.Writer().QueryRowContext(r.Context(), `SELECT agent_id, done FROM cleanups WHERE id = ?`, cid).Scan(&owner, &done)
 		if err != nil || owner != a.ID {
 			return nil, protocol.ReportResponse{}, notFound("order %q is not one of this agent's", req.OrderID)
 		}

@@ -275,7 +275,7 @@ func (s *Server) handleRunPromote(w http.ResponseWriter, r *http.Request, c call
 	rr := s.runs[id]
 	if rr == nil || !rr.WaveApproval || rr.Status != protocol.RunRunning {
 		s.mu.Unlock()
-		run, err := s.loadRun(ctx, s.st.r, id)
+		run, err := s.loadRun(ctx, s.st.Reader(), id)
 		if err != nil {
 			return err
 		}
@@ -287,7 +287,7 @@ func (s *Server) handleRunPromote(w http.ResponseWriter, r *http.Request, c call
 		return err
 	}
 	s.wake()
-	run, err := s.loadRun(ctx, s.st.r, id)
+	run, err := s.loadRun(ctx, s.st.Reader(), id)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // handleRunReport reads the run, its deployments and their server steps'
@@ -24,7 +25,7 @@ func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ calle
 	if err != nil {
 		return err
 	}
-	tx, err := s.st.r.BeginTx(r.Context(), &sql.TxOptions{ReadOnly: true})
+	tx, err := s.st.Reader().BeginTx(r.Context(), &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ calle
 
 // runHealthHalts reads the run's health-driven halts from its events
 // (health.go): those pruned (events.keep) are no longer listed.
-func runHealthHalts(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.HealthHalt, error) {
+func runHealthHalts(ctx context.Context, tx *store.Tx, run int64) ([]protocol.HealthHalt, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT at, fields FROM events WHERE run_id = ? AND id = ? ORDER BY seq`, run, protocol.EvRunHalted)
 	if err != nil {
 		return nil, err
@@ -75,7 +76,7 @@ func runHealthHalts(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.Heal
 	return out, rows.Err()
 }
 
-func runDeployments(ctx context.Context, tx *sql.Tx, run int64) ([]protocol.Deployment, error) {
+func runDeployments(ctx context.Context, tx *store.Tx, run int64) ([]protocol.Deployment, error) {
 	return scanDeployments(ctx, tx, `SELECT `+depColumns+` FROM deployments WHERE run_id = ? ORDER BY id`, run)
 }
 
@@ -100,7 +101,7 @@ var reportSteps = func() map[string]func(*stepTimes) *time.Time {
 
 // runStepTimes streams the server steps of run's deployments and keeps,
 // per deployment, the first time of each.
-func runStepTimes(ctx context.Context, tx *sql.Tx, run int64) (map[string]stepTimes, error) {
+func runStepTimes(ctx context.Context, tx *store.Tx, run int64) (map[string]stepTimes, error) {
 	names := make([]string, 0, len(reportSteps))
 	args := []any{run}
 	for name := range reportSteps {

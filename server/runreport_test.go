@@ -354,7 +354,7 @@ func seedRun(t testing.TB, e *env, run string, n int) {
 	t.Helper()
 	id, _ := parseID(run, "r-")
 	ctx := context.Background()
-	tx, err := e.s.st.w.BeginTx(ctx, nil)
+	tx, err := e.s.st.Writer().BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func (s *Server) RollbackRun(ctx context.Context, id int64, req protocol.Rollbac
 	if err := checkString("text", req.Text, false); err != nil {
 		return protocol.Run{}, err
 	}
-	orig, err := s.loadRun(ctx, s.st.r, id)
+	orig, err := s.loadRun(ctx, s.st.Reader(), id)
 	if err != nil {
 		return protocol.Run{}, err
 	}
@@ -138,7 +138,7 @@ func (s *Server) RollbackRun(ctx context.Context, id int64, req protocol.Rollbac
 // succeeded deployments that were handed to the agent (one that found its
 // agent already at the target moved nothing).
 func (s *Server) movedBy(ctx context.Context, id int64) ([]movedAgent, error) {
-	rows, err := s.st.r.QueryContext(ctx, `SELECT agent_id, agent_name, from_version, target FROM deployments
+	rows, err := s.st.Reader().QueryContext(ctx, `SELECT agent_id, agent_name, from_version, target FROM deployments
 		WHERE run_id = ? AND kind = ? AND state = ? AND started > 0 AND from_version != '' AND from_version != target ORDER BY id`,
 		id, protocol.KindUpgrade, protocol.StateSucceeded)
 	if err != nil {

@@ -350,7 +350,7 @@ func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request, _ caller)
 		q = `SELECT ` + runColumns + ` FROM runs WHERE status = ? ORDER BY id DESC LIMIT 500`
 		args = append(args, status)
 	}
-	rows, err := s.st.r.QueryContext(r.Context(), q, args...)
+	rows, err := s.st.Reader().QueryContext(r.Context(), q, args...)
 	if err != nil {
 		return err
 	}
@@ -369,7 +369,7 @@ func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request, _ caller)
 	}
 	for i := range out.Runs {
 		id, _ := parseID(out.Runs[i].ID, "r-")
-		if out.Runs[i].Counts, out.Runs[i].Total, err = s.runCounts(r.Context(), s.st.r, id); err != nil {
+		if out.Runs[i].Counts, out.Runs[i].Total, err = s.runCounts(r.Context(), s.st.Reader(), id); err != nil {
 			return err
 		}
 	}
@@ -382,7 +382,7 @@ func (s *Server) handleRunShow(w http.ResponseWriter, r *http.Request, _ caller)
 	if err != nil {
 		return err
 	}
-	run, err := s.loadRun(r.Context(), s.st.r, id)
+	run, err := s.loadRun(r.Context(), s.st.Reader(), id)
 	if err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 	rr := s.runs[id]
 	if rr == nil || (from != "" && rr.Status != from) || (from == "" && rr.Status != protocol.RunRunning && rr.Status != protocol.RunPaused) {
 		s.mu.Unlock()
-		run, err := s.loadRun(ctx, s.st.r, id)
+		run, err := s.loadRun(ctx, s.st.Reader(), id)
 		if err != nil {
 			return err
 		}
@@ -455,7 +455,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 	if err != nil {
 		return err
 	}
-	run, err := s.loadRun(ctx, s.st.r, id)
+	run, err := s.loadRun(ctx, s.st.Reader(), id)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/store"
 )
 
 // writer is one state change: a database transaction plus what to mirror
@@ -22,27 +23,17 @@ import (
 type writer struct {
 	s     *Server
 	ctx   context.Context
-	tx    *sql.Tx
+	tx    *store.Tx
 	now   time.Time
 	after []func()
 	hooks []hookJob
 }
 
 // exec runs q in the transaction, prepared once for the server's life.
-func (w *writer) exec(q string, args ...any) (sql.Result, error) {
-	if st := w.s.st.prepared(q); st != nil {
-		return w.tx.StmtContext(w.ctx, st).ExecContext(w.ctx, args...)
-	}
-	return w.tx.ExecContext(w.ctx, q, args...)
-}
+func (w *writer) exec(q string, args ...any) (sql.Result, error) { return w.tx.Exec(q, args...) }
 
 // queryRow is exec for a query of one row.
-func (w *writer) queryRow(q string, args ...any) *sql.Row {
-	if st := w.s.st.prepared(q); st != nil {
-		return w.tx.StmtContext(w.ctx, st).QueryRowContext(w.ctx, args...)
-	}
-	return w.tx.QueryRowContext(w.ctx, q, args...)
-}
+func (w *writer) queryRow(q string, args ...any) *sql.Row { return w.tx.QueryRow(q, args...) }
 
 func (w *writer) then(f func()) { w.after = append(w.after, f) }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"testing"
 
 	"github.com/moltfleet/molt/protocol"
@@ -40,9 +39,9 @@ func TestScheduleBatchesDecisions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.before()
-			c0 := e.s.st.commits.Load()
+			c0 := e.s.st.Commits()
 			e.schedule()
-			if c := e.s.st.commits.Load() - c0; c > tc.maxCommits {
+			if c := e.s.st.Commits() - c0; c > tc.maxCommits {
 				t.Errorf("one pass made %d commits, want at most %d", c, tc.maxCommits)
 			}
 			got := e.run(r.ID).Counts
@@ -52,39 +51,5 @@ func TestScheduleBatchesDecisions(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestWriterStatementsPrepared: the writer's statements are prepared once
-// (before the batch after their first use) and reused by later
-// transactions: parsing SQL was a tenth of the server's work in a large
-// run.
-func TestWriterStatementsPrepared(t *testing.T) {
-	e := newEnv(t)
-	st := e.s.st
-	const q = `UPDATE agents SET desired = ? WHERE id = ?`
-	use := func() {
-		t.Helper()
-		e.s.mu.Lock()
-		defer e.s.mu.Unlock()
-		if err := e.s.change(context.Background(), func(w *writer) error { _, err := w.exec(q, "", "none"); return err }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	use()
-	use()
-	prep := st.prepared(q)
-	if prep == nil {
-		t.Fatal("a statement used in two batches is not prepared")
-	}
-	use()
-	if again := st.prepared(q); again != prep {
-		t.Fatal("the statement was prepared again")
-	}
-	st.stmtMu.Lock()
-	n, noted := len(st.stmts), len(st.noted)
-	st.stmtMu.Unlock()
-	if n == 0 || noted != 0 {
-		t.Fatalf("%d statements prepared, %d waiting to be: want some and none", n, noted)
 	}
 }

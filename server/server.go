@@ -8,7 +8,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -60,7 +60,7 @@ type Options struct {
 // call Run for its background work (scheduler, flusher, hooks).
 type Server struct {
 	opt   Options
-	st    *Store
+	st    *store.DB
 	log   *zap.Logger
 	clock Clock
 
@@ -205,7 +205,7 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 			_ = os.RemoveAll(d)
 		}
 	}
-	st, err := OpenStore(ctx, filepath.Join(opt.DataDir, "molt.db"))
+	st, err := store.Open(ctx, filepath.Join(opt.DataDir, "molt.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +245,7 @@ func (s *Server) AgentCount() int {
 func (s *Server) Close() error { return s.st.Close() }
 
 // Store returns the server's database (tests inspect it).
-func (s *Server) Store() *Store { return s.st }
+func (s *Server) Store() *store.DB { return s.st }
 
 // Run does the background work until ctx ends: the scheduler's tick, the
 // flush of agents' last-seen times and the hook workers. On return every
@@ -324,7 +324,7 @@ func (s *Server) notify(id string) {
 }
 
 func (s *Server) load(ctx context.Context) error {
-	db := s.st.w
+	db := s.st.Writer()
 	rows, err := db.QueryContext(ctx, `SELECT id, cred_hash, fingerprint, enrolled, last_seen, revoked, desired, status, workload_alerts FROM agents`)
 	if err != nil {
 		return err
@@ -491,14 +491,9 @@ func (s *Server) flushSeen(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
-	err := s.st.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.Prepare(`UPDATE agents SET last_seen = ? WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		for _, b := range batch {
-			if _, err := stmt.Exec(b.at, b.id); err != nil {
+			if _, err := tx.Exec(`UPDATE agents SET last_seen = ? WHERE id = ?`, b.at, b.id); err != nil {
 				return err
 			}
 		}
@@ -518,7 +513,7 @@ func (s *Server) pruneEvents(ctx context.Context) {
 	s.mu.Unlock()
 	for ctx.Err() == nil {
 		var n int64
-		err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		err := s.st.Update(ctx, func(tx *store.Tx) error {
 			res, err := tx.Exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT 5000)`, nanos(cutoff))
 			if err != nil {
 				return err

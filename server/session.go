@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // Console sessions (docs/api.md, "Console sessions"). A browser exchanges
@@ -103,7 +104,7 @@ func (s *Server) session(r *http.Request, need string) (sessionRec, error) {
 	var rec sessionRec
 	var expires int64
 	var revoked bool
-	err = s.st.r.QueryRowContext(r.Context(), `SELECT s.id, s.csrf, s.expires, t.id, t.name, t.role, t.revoked, t.last_used
+	err = s.st.Reader().QueryRowContext(r.Context(), `SELECT s.id, s.csrf, s.expires, t.id, t.name, t.role, t.revoked, t.last_used
 		FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?`, hashSecret(ck.Value)).
 		Scan(&rec.id, &rec.csrf, &expires, &rec.tokenID, &rec.tokenName, &rec.role, &revoked, &rec.lastUsed)
 	switch {
@@ -131,7 +132,7 @@ func (s *Server) session(r *http.Request, need string) (sessionRec, error) {
 	}
 	// As for bearer tokens, last_used is written at most once a minute.
 	if now.Sub(fromNanos(rec.lastUsed)) > time.Minute {
-		_ = s.st.tx(r.Context(), func(tx *sql.Tx) error {
+		_ = s.st.Update(r.Context(), func(tx *store.Tx) error {
 			_, err := tx.Exec(`UPDATE tokens SET last_used = ? WHERE id = ?`, nanos(now), rec.tokenID)
 			return err
 		})
@@ -193,7 +194,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, secret, with str
 	}
 	// A secret nobody made is refused without taking the server's lock.
 	var n int
-	if err := s.st.r.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM `+table+` WHERE hash = ?`, hashSecret(secret)).Scan(&n); err != nil {
+	if err := s.st.Reader().QueryRowContext(r.Context(), `SELECT COUNT(*) FROM `+table+` WHERE hash = ?`, hashSecret(secret)).Scan(&n); err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
 	if n == 0 {

@@ -254,7 +254,7 @@ func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilte
 
 func (s *Server) lastEventSeq(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.st.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&n)
+	err := s.st.Reader().QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&n)
 	return n, err
 }
 
@@ -283,7 +283,7 @@ func (s *Server) streamEvents(ctx context.Context, f streamFilter, limit int) (e
 	if f.run != 0 {
 		where, args = append(where, "run_id = ?"), append(args, f.run)
 	}
-	rows, err := s.st.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	rows, err := s.st.Reader().QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, f.after, false, err
 	}

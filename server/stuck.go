@@ -330,7 +330,7 @@ const stepRetried = "server: retried"
 // marks are committed by the retry itself, before any check of the run.
 func (s *Server) retriedIn(ctx context.Context, run int64) (int, error) {
 	var n int
-	err := s.st.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.id) FROM deployments d JOIN steps st ON st.deployment_id = d.id WHERE d.run_id = ? AND st.name = ?`, run, stepRetried).Scan(&n)
+	err := s.st.Reader().QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.id) FROM deployments d JOIN steps st ON st.deployment_id = d.id WHERE d.run_id = ? AND st.name = ?`, run, stepRetried).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("run %s: count retried deployments: %w", runID(run), err)
 	}

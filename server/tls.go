@@ -154,7 +154,7 @@ func TLSConfig(certFile, keyFile string) (*tls.Config, error) {
 func (s *Server) EnsureAdminToken(ctx context.Context) (string, bool, error) {
 	path := filepath.Join(s.opt.DataDir, "admin.token")
 	var n int
-	if err := s.st.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n); err != nil {
+	if err := s.st.Writer().QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n); err != nil {
 		return "", false, err
 	}
 	if n > 0 {

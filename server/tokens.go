@@ -41,7 +41,7 @@ func (s *Server) createToken(ctx context.Context, role, name, secret string) (pr
 }
 
 func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	rows, err := s.st.r.QueryContext(r.Context(), `SELECT id, name, role, created, last_used, revoked FROM tokens ORDER BY id`)
+	rows, err := s.st.Reader().QueryContext(r.Context(), `SELECT id, name, role, created, last_used, revoked FROM tokens ORDER BY id`)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (s *Server) CreateEnrollToken(ctx context.Context, req protocol.EnrollToken
 }
 
 func (s *Server) handleEnrollTokenList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	rows, err := s.st.r.QueryContext(r.Context(), `SELECT id, name, created, expires, uses, used, revoked FROM enroll_tokens ORDER BY id`)
+	rows, err := s.st.Reader().QueryContext(r.Context(), `SELECT id, name, created, expires, uses, used, revoked FROM enroll_tokens ORDER BY id`)
 	if err != nil {
 		return err
 	}
