@@ -205,7 +205,6 @@ var migrations = []string{
 	CREATE INDEX events_id ON events(id);`,
 }
 
-
 var (
 	ddlAutoID  = regexp.MustCompile(`\bINTEGER PRIMARY KEY AUTOINCREMENT\b`)
 	ddlInteger = regexp.MustCompile(`\bINTEGER\b`)
