@@ -34,6 +34,9 @@ func (realClock) Now() time.Time { return time.Now().UTC() }
 type Options struct {
 	// DataDir holds molt.db, packs/, admin.token and (with --dev) tls/.
 	DataDir string
+	// Store is the database: empty for the SQLite file DATA/molt.db, or a
+	// postgres:// URL (store.Open).
+	Store string
 	// TrustedKeys verify imported packs.
 	TrustedKeys []pack.Key
 	// PublicURL is the base URL agents reach the server at, used in pack
@@ -205,7 +208,11 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 			_ = os.RemoveAll(d)
 		}
 	}
-	st, err := store.Open(ctx, filepath.Join(opt.DataDir, "molt.db"))
+	target := opt.Store
+	if target == "" {
+		target = filepath.Join(opt.DataDir, "molt.db")
+	}
+	st, err := store.Open(ctx, target)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/moltfleet/molt/internal/cli"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/server"
+	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -30,6 +31,7 @@ import (
 type serveConfig struct {
 	Listen      string   `yaml:"listen"`
 	Data        string   `yaml:"data"`
+	Store       string   `yaml:"store"`
 	TLSCert     string   `yaml:"tls_cert"`
 	TLSKey      string   `yaml:"tls_key"`
 	TrustedKeys []string `yaml:"trusted_keys"`
@@ -74,7 +76,9 @@ func newServeCmd() *cobra.Command {
 the upgrade run scheduler, events, hooks and /metrics, over HTTPS.
 
 State is kept in DATA/molt.db (SQLite, every change durable before it is
-acknowledged) and imported packs in DATA/packs/. On the first start an admin
+acknowledged), or in PostgreSQL with --store postgres://USER@HOST/DB (give
+the password in PGPASSWORD, ~/.pgpass or the config file, not on the command
+line); imported packs in DATA/packs/. On the first start an admin
 API token is written to DATA/admin.token (mode 0600).
 
 TLS: give a certificate and key (tls_cert/tls_key in the config file, or
@@ -84,7 +88,7 @@ TLS: give a certificate and key (tls_cert/tls_key in the config file, or
 Packs are imported only when signed by a key given with --trusted-key (a
 minisign .pub file or an inline key; repeatable).
 
-The config file (YAML) may set: listen, data, tls_cert, tls_key,
+The config file (YAML) may set: listen, data, store, tls_cert, tls_key,
 trusted_keys, public_url, log_level, log_file.`,
 		Example: `  molt serve --dev --data ./molt-data --trusted-key release.pub
   molt serve --config /etc/molt/server.yaml`,
@@ -102,6 +106,7 @@ trusted_keys, public_url, log_level, log_file.`,
 				}
 				merge("listen", &c.Listen, fc.Listen)
 				merge("data", &c.Data, fc.Data)
+				merge("store", &c.Store, fc.Store)
 				merge("tls-cert", &c.TLSCert, fc.TLSCert)
 				merge("tls-key", &c.TLSKey, fc.TLSKey)
 				merge("public-url", &c.PublicURL, fc.PublicURL)
@@ -127,6 +132,7 @@ trusted_keys, public_url, log_level, log_file.`,
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file")
 	f.StringVar(&c.Data, "data", "molt-data", "data directory (database, packs, admin token)")
+	f.StringVar(&c.Store, "store", "", "database: empty for DATA/molt.db (SQLite), or a postgres:// URL (pgx parameters, e.g. sslmode=verify-full)")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8443", "address to listen on (host:port; port 0 picks one)")
 	f.StringArrayVar(&c.TrustedKeys, "trusted-key", nil, "pack signing public key (file or inline); repeatable")
 	f.BoolVar(&dev, "dev", false, "make and use a local development CA and certificate in DATA/tls")
@@ -178,12 +184,15 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		ca, _ := filepath.Abs(d.CAFile)
 		fmt.Fprintf(out, "dev TLS: agents trust the CA %s (set ca_file: %s in agent.yaml, or --ca/MOLT_CA for molt)\ndev TLS: CA SHA-256 fingerprint %s\n", ca, ca, d.Fingerprint)
 	}
+	if c.Store != "" && !store.IsPostgres(c.Store) {
+		return cli.Exit(2, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for DATA/molt.db", c.Store))
+	}
 	tlsConf, err := server.TLSConfig(c.TLSCert, c.TLSKey)
 	if err != nil {
 		return cli.Exit(2, err)
 	}
 	srv, err := server.New(ctx, server.Options{
-		DataDir: c.Data, TrustedKeys: keys, PublicURL: c.PublicURL, PollWait: pollWait,
+		DataDir: c.Data, Store: c.Store, TrustedKeys: keys, PublicURL: c.PublicURL, PollWait: pollWait,
 		Log: log, Version: buildinfo.Version,
 	})
 	if err != nil {
