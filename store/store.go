@@ -300,6 +300,16 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	return t.Commit()
 }
 
+// query and queryRow read through the readers' pool; wquery and wqueryRow
+// through the writer's connection, after any transaction it holds.
+func (db *DB) wquery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.w.QueryContext(ctx, db.q(q), db.args(args)...)
+}
+
+func (db *DB) wqueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return db.w.QueryRowContext(ctx, db.q(q), db.args(args)...)
+}
+
 func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return db.r.QueryContext(ctx, db.q(q), db.args(args)...)
 }
