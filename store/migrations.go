@@ -203,6 +203,18 @@ var migrations = []string{
 	`CREATE INDEX events_agent ON events(agent_id);
 	CREATE INDEX events_run ON events(run_id);
 	CREATE INDEX events_id ON events(id);`,
+	// Leases (lease.go): which replica holds a role (the scheduler), with
+	// a token that grows at each change of holder, checked by the
+	// holder's writes so that a replica that lost the role cannot commit
+	// after another took it (fencing).
+	`CREATE TABLE leases (
+		name TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		address TEXT NOT NULL DEFAULT '',
+		token INTEGER NOT NULL,
+		acquired INTEGER NOT NULL,
+		expires INTEGER NOT NULL
+	);`,
 }
 
 var (
