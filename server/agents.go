@@ -39,20 +39,15 @@ func (s *Server) agentView(a *agentRec, now time.Time, refused bool) protocol.Ag
 // refusedHosts returns the revoked agents whose host enrollment refuses
 // (agents.host_refused).
 func (s *Server) refusedHosts(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.st.Reader().QueryContext(ctx, `SELECT id FROM agents WHERE host_refused = 1`)
+	ids, err := s.st.RefusedHostAgents(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		out[id] = true
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // findAgent finds an agent by id or by a unique name. Call with s.mu held.
@@ -102,7 +97,7 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ cal
 		return err
 	}
 	err = s.change(r.Context(), func(wr *writer) error {
-		if _, err := wr.exec(`UPDATE agents SET revoked = 1, host_refused = (fingerprint != '') WHERE id = ?`, a.ID); err != nil {
+		if err := wr.tx.RevokeAgent(a.ID); err != nil {
 			return err
 		}
 		wr.then(func() {
@@ -140,11 +135,8 @@ func (s *Server) handleAgentAllow(w http.ResponseWriter, r *http.Request, c call
 		return conflict("agent %s is not revoked: its host is not refused (only the host of a revoked agent is)", a.ID)
 	}
 	err = s.change(r.Context(), func(wr *writer) error {
-		res, err := wr.exec(`UPDATE agents SET host_refused = 0, refused_at = 0 WHERE fingerprint = ? AND host_refused = 1`, a.Fingerprint)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		n, err := wr.tx.AllowHost(a.Fingerprint)
+		if err != nil || n == 0 {
 			return err
 		}
 		by := tokenName(c)

@@ -335,22 +335,19 @@ func (s *Server) authToken(r *http.Request, need string) (caller, error) {
 	if !ok {
 		return caller{}, errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "an API token is required: Authorization: Bearer TOKEN")
 	}
-	var c caller
-	var revoked bool
-	var lastUsed int64
-	err := s.st.Reader().QueryRowContext(r.Context(), `SELECT id, role, revoked, last_used FROM tokens WHERE hash = ?`, hashSecret(tok)).Scan(&c.TokenID, &c.Role, &revoked, &lastUsed)
-	if err != nil || revoked {
+	t, err := s.st.TokenByHash(r.Context(), hashSecret(tok))
+	if err != nil || t.Revoked {
 		return caller{}, errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the API token is unknown or revoked")
 	}
+	c := caller{TokenID: t.ID, Role: t.Role}
 	if protocol.RoleRank(c.Role) < protocol.RoleRank(need) {
 		return caller{}, errf(http.StatusForbidden, protocol.CodeForbidden, "this needs the %s role; the token has %s", need, c.Role)
 	}
 	// last_used is informational; writing it at most once a minute keeps
 	// reads from turning into fsyncs.
-	if now := s.clock.Now(); now.Sub(fromNanos(lastUsed)) > time.Minute {
+	if now := s.clock.Now(); now.Sub(t.LastUsed) > time.Minute {
 		_ = s.st.Update(r.Context(), func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE tokens SET last_used = ? WHERE id = ?`, nanos(now), c.TokenID)
-			return err
+			return tx.SetTokenLastUsed(c.TokenID, now)
 		})
 	}
 	return c, nil

@@ -39,23 +39,19 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	var tokID int64
-	var expires int64
-	var uses, used int
-	var revoked bool
-	err = s.st.Writer().QueryRowContext(ctx, `SELECT id, expires, uses, used, revoked FROM enroll_tokens WHERE hash = ?`, hashSecret(req.EnrollmentToken)).Scan(&tokID, &expires, &uses, &used, &revoked)
+	tok, err := s.st.EnrollTokenByHash(ctx, hashSecret(req.EnrollmentToken))
 	reason := ""
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		reason = "the enrollment token is unknown"
 	case err != nil:
 		return err
-	case revoked:
+	case tok.Revoked:
 		reason = "the enrollment token was revoked"
-	case now.After(fromNanos(expires)):
-		reason = "the enrollment token expired at " + fromNanos(expires).Format(time.RFC3339)
-	case used >= uses:
-		reason = fmt.Sprintf("the enrollment token is used up (%d of %d uses)", used, uses)
+	case now.After(tok.Expires):
+		reason = "the enrollment token expired at " + tok.Expires.Format(time.RFC3339)
+	case tok.Used >= tok.Uses:
+		reason = fmt.Sprintf("the enrollment token is used up (%d of %d uses)", tok.Used, tok.Uses)
 	}
 	if reason != "" {
 		_ = s.change(ctx, func(wr *writer) error {
@@ -74,11 +70,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 	a.persisted = persistKey(st)
 	resp := protocol.EnrollResponse{AgentID: a.ID, Credential: cred, Settings: protocol.AgentSettings{PollSeconds: int(s.pollWait() / time.Second)}}
 	err = s.change(ctx, func(wr *writer) error {
-		if _, err := wr.exec(`INSERT INTO agents (id, cred_hash, fingerprint, enrolled, status) VALUES (?, ?, ?, ?, ?)`,
-			a.ID, a.CredHash, a.Fingerprint, nanos(now), mustJSON(st)); err != nil {
+		if err := wr.tx.InsertAgent(a.ID, a.CredHash, a.Fingerprint, now, st); err != nil {
 			return err
 		}
-		if _, err := wr.exec(`UPDATE enroll_tokens SET used = used + 1 WHERE id = ?`, tokID); err != nil {
+		if err := wr.tx.UseEnrollToken(tok.ID); err != nil {
 			return err
 		}
 		if err := wr.event(event{ID: protocol.EvAgentEnrolled, Agent: a.ID, Msg: fmt.Sprintf("agent %s (%s, %s) enrolled", st.Name, st.Version, st.Platform),
@@ -166,18 +161,17 @@ const hostRefusedEvery = 10 * time.Minute
 // MOLT_ENROLLMENT_TOKEN do. The token's use is not counted. Call with s.mu
 // held.
 func (s *Server) hostRefusal(ctx context.Context, now time.Time, st protocol.Status) error {
-	var id string
-	var refusedAt int64
-	err := s.st.Writer().QueryRowContext(ctx, `SELECT id, refused_at FROM agents WHERE fingerprint = ? AND host_refused = 1 ORDER BY enrolled DESC LIMIT 1`, st.Fingerprint).Scan(&id, &refusedAt)
+	h, err := s.st.HostRefusal(ctx, st.Fingerprint)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if now.Sub(fromNanos(refusedAt)) >= hostRefusedEvery {
+	id := h.AgentID
+	if now.Sub(h.RefusedAt) >= hostRefusedEvery {
 		_ = s.change(ctx, func(wr *writer) error {
-			if _, err := wr.exec(`UPDATE agents SET refused_at = ? WHERE id = ?`, nanos(now), id); err != nil {
+			if err := wr.tx.SetHostRefusedAt(id, now); err != nil {
 				return err
 			}
 			return wr.event(event{ID: protocol.EvHostRefused, Agent: id,

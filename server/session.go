@@ -52,7 +52,7 @@ type sessionRec struct {
 	role      string
 	csrf      string
 	expires   time.Time
-	lastUsed  int64 // the token's, in nanoseconds
+	lastUsed  time.Time // the token's
 }
 
 func (r sessionRec) view() protocol.Session {
@@ -101,21 +101,16 @@ func (s *Server) session(r *http.Request, need string) (sessionRec, error) {
 	if ck.Value == "" || len(ck.Value) > maxSessionSecret {
 		return sessionRec{}, errSessionEnded()
 	}
-	var rec sessionRec
-	var expires int64
-	var revoked bool
-	err = s.st.Reader().QueryRowContext(r.Context(), `SELECT s.id, s.csrf, s.expires, t.id, t.name, t.role, t.revoked, t.last_used
-		FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?`, hashSecret(ck.Value)).
-		Scan(&rec.id, &rec.csrf, &expires, &rec.tokenID, &rec.tokenName, &rec.role, &revoked, &rec.lastUsed)
+	row, err := s.st.SessionByHash(r.Context(), hashSecret(ck.Value))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return sessionRec{}, errSessionEnded()
 	case err != nil:
 		return sessionRec{}, fmt.Errorf("session: %w", err)
 	}
-	rec.expires = fromNanos(expires)
+	rec := sessionRec{id: row.ID, tokenID: row.TokenID, tokenName: row.TokenName, role: row.Role, csrf: row.CSRF, expires: row.Expires, lastUsed: row.LastUsed}
 	now := s.clock.Now()
-	if revoked || !now.Before(rec.expires) {
+	if row.Revoked || !now.Before(rec.expires) {
 		return sessionRec{}, errSessionEnded()
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -131,10 +126,9 @@ func (s *Server) session(r *http.Request, need string) (sessionRec, error) {
 		return sessionRec{}, errf(http.StatusForbidden, protocol.CodeForbidden, "this needs the %s role; the session's token has %s", need, rec.role)
 	}
 	// As for bearer tokens, last_used is written at most once a minute.
-	if now.Sub(fromNanos(rec.lastUsed)) > time.Minute {
+	if now.Sub(rec.lastUsed) > time.Minute {
 		_ = s.st.Update(r.Context(), func(tx *store.Tx) error {
-			_, err := tx.Exec(`UPDATE tokens SET last_used = ? WHERE id = ?`, nanos(now), rec.tokenID)
-			return err
+			return tx.SetTokenLastUsed(rec.tokenID, now)
 		})
 	}
 	return rec, nil
@@ -188,16 +182,16 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, secret, with str
 	if len(secret) > maxSessionSecret {
 		return s.refuseSignIn(r.Context(), refused)
 	}
-	table := "tokens"
+	known := s.st.TokenKnown
 	if with == "link" {
-		table = "signin_codes"
+		known = s.st.SigninCodeKnown
 	}
 	// A secret nobody made is refused without taking the server's lock.
-	var n int
-	if err := s.st.Reader().QueryRowContext(r.Context(), `SELECT COUNT(*) FROM `+table+` WHERE hash = ?`, hashSecret(secret)).Scan(&n); err != nil {
+	found, err := known(r.Context(), hashSecret(secret))
+	if err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
-	if n == 0 {
+	if !found {
 		return s.refuseSignIn(r.Context(), refused)
 	}
 	cookie := newSecret("molts_")
@@ -205,50 +199,47 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, secret, with str
 	ok := false
 	s.mu.Lock()
 	ttl := s.durationSetting("sessions.lifetime")
-	err := s.change(r.Context(), func(wr *writer) error {
+	err = s.change(r.Context(), func(wr *writer) error {
 		if err := sweepSessions(wr); err != nil {
 			return err
 		}
 		var tok int64
 		switch with {
 		case "link":
-			var exp int64
-			err := wr.queryRow(`SELECT token_id, expires FROM signin_codes WHERE hash = ?`, hashSecret(secret)).Scan(&tok, &exp)
+			id, exp, err := wr.tx.TakeSigninCode(hashSecret(secret))
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil // used by a sign-in at the same time
 			}
 			if err != nil {
 				return err
 			}
-			if _, err := wr.exec(`DELETE FROM signin_codes WHERE hash = ?`, hashSecret(secret)); err != nil {
-				return err
-			}
-			if !wr.now.Before(fromNanos(exp)) {
+			tok = id
+			if !wr.now.Before(exp) {
 				return nil
 			}
 		default:
-			err := wr.queryRow(`SELECT id FROM tokens WHERE hash = ?`, hashSecret(secret)).Scan(&tok)
+			t, err := wr.tx.TokenByHash(hashSecret(secret))
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
+			tok = t.ID
 		}
-		var name, role string
-		var revoked bool
-		if err := wr.queryRow(`SELECT name, role, revoked FROM tokens WHERE id = ?`, tok).Scan(&name, &role, &revoked); err != nil {
+		t, err := wr.tx.Token(tok)
+		if err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}
 			return err
 		}
-		if revoked {
+		name, role := t.Name, t.Role
+		if t.Revoked {
 			return nil
 		}
 		out = protocol.Session{Role: role, TokenID: tokenID(tok), TokenName: name, CSRF: newSecret(""), Expires: wr.now.Add(ttl)}
-		if _, err := wr.exec(`INSERT INTO sessions (hash, token_id, csrf, created, expires) VALUES (?, ?, ?, ?, ?)`,
-			hashSecret(cookie), tok, out.CSRF, nanos(wr.now), nanos(out.Expires)); err != nil {
+		if err := wr.tx.InsertSession(hashSecret(cookie), tok, out.CSRF, wr.now, out.Expires); err != nil {
 			return err
 		}
 		ok = true
@@ -283,20 +274,7 @@ func (s *Server) refuseSignIn(ctx context.Context, msg string) error {
 // sweepSessions deletes a bounded number of ended sessions (expired, or
 // of a revoked token) and expired codes; used codes are deleted when used.
 func sweepSessions(wr *writer) error {
-	now := nanos(wr.now)
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires <= ? LIMIT ?)`, []any{now, sweepBatch}},
-		{`DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE t.revoked = 1 LIMIT ?)`, []any{sweepBatch}},
-		{`DELETE FROM signin_codes WHERE id IN (SELECT id FROM signin_codes WHERE expires <= ? LIMIT ?)`, []any{now, sweepBatch}},
-	} {
-		if _, err := wr.exec(q.sql, q.args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return wr.tx.SweepSessions(wr.now, sweepBatch)
 }
 
 func (s *Server) handleSessionShow(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -321,7 +299,7 @@ func (s *Server) handleSessionDelete(w http.ResponseWriter, r *http.Request, _ c
 	}
 	s.mu.Lock()
 	err = s.change(r.Context(), func(wr *writer) error {
-		if _, err := wr.exec(`DELETE FROM sessions WHERE id = ?`, rec.id); err != nil {
+		if err := wr.tx.DeleteSession(rec.id); err != nil {
 			return err
 		}
 		return wr.event(event{ID: protocol.EvSignedOut, Msg: fmt.Sprintf("API token %s signed out of the console", tokenID(rec.tokenID)),
@@ -353,9 +331,7 @@ func (s *Server) handleSigninLinkCreate(w http.ResponseWriter, r *http.Request, 
 			return err
 		}
 		out = protocol.SigninLink{Code: code, URL: s.baseURL(r) + "/console/#signin=" + code, Expires: wr.now.Add(protocol.SigninCodeTTL)}
-		_, err := wr.exec(`INSERT INTO signin_codes (hash, token_id, created, expires) VALUES (?, ?, ?, ?)`,
-			hashSecret(code), c.TokenID, nanos(wr.now), nanos(out.Expires))
-		return err
+		return wr.tx.InsertSigninCode(hashSecret(code), c.TokenID, wr.now, out.Expires)
 	})
 	s.mu.Unlock()
 	if err != nil {

@@ -286,9 +286,9 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, key string, 
 	err := s.change(r.Context(), func(wr *writer) error {
 		var err error
 		if value == nil {
-			_, err = wr.exec(`DELETE FROM settings WHERE key = ?`, key)
+			err = wr.tx.DeleteSetting(key)
 		} else {
-			_, err = wr.exec(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, shown)
+			err = wr.tx.SetSetting(key, shown)
 		}
 		if err != nil {
 			return err

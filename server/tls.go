@@ -153,8 +153,8 @@ func TLSConfig(certFile, keyFile string) (*tls.Config, error) {
 // file's path and whether it was created now.
 func (s *Server) EnsureAdminToken(ctx context.Context) (string, bool, error) {
 	path := filepath.Join(s.opt.DataDir, "admin.token")
-	var n int
-	if err := s.st.Writer().QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n); err != nil {
+	n, err := s.st.TokenCount(ctx)
+	if err != nil {
 		return "", false, err
 	}
 	if n > 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // CreateToken makes an API token and returns its secret (shown once).
@@ -26,11 +27,7 @@ func (s *Server) createToken(ctx context.Context, role, name, secret string) (pr
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.change(ctx, func(w *writer) error {
-		res, err := w.exec(`INSERT INTO tokens (name, role, hash, created) VALUES (?, ?, ?, ?)`, name, role, hashSecret(secret), nanos(w.now))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
+		id, err := w.tx.InsertToken(name, role, hashSecret(secret), w.now)
 		if err != nil {
 			return err
 		}
@@ -41,23 +38,13 @@ func (s *Server) createToken(ctx context.Context, role, name, secret string) (pr
 }
 
 func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	rows, err := s.st.Reader().QueryContext(r.Context(), `SELECT id, name, role, created, last_used, revoked FROM tokens ORDER BY id`)
+	toks, err := s.st.Tokens(r.Context())
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	out := protocol.Tokens{Tokens: []protocol.Token{}}
-	for rows.Next() {
-		var t protocol.Token
-		var id, created, used int64
-		if err := rows.Scan(&id, &t.Name, &t.Role, &created, &used, &t.Revoked); err != nil {
-			return err
-		}
-		t.ID, t.Created, t.LastUsed = "t-"+strconv.FormatInt(id, 10), fromNanos(created), fromNanos(used)
-		out.Tokens = append(out.Tokens, t)
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	for _, t := range toks {
+		out.Tokens = append(out.Tokens, protocol.Token{ID: tokenID(t.ID), Name: t.Name, Role: t.Role, Created: t.Created, LastUsed: t.LastUsed, Revoked: t.Revoked})
 	}
 	writeJSON(w, 200, out)
 	return nil
@@ -77,13 +64,15 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request, _ cal
 }
 
 func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
-	return s.revokeSecret(w, r, revocable{table: "tokens", prefix: "t-", noun: "token", event: protocol.EvTokenRevoked, what: "API token"})
+	return s.revokeSecret(w, r, revocable{revoke: (*store.Tx).RevokeToken, prefix: "t-", noun: "token", event: protocol.EvTokenRevoked, what: "API token"})
 }
 
 // revocable names a table of secrets (API tokens, enrollment tokens) whose
 // rows are revoked by id.
 type revocable struct {
-	table, prefix, noun string
+	// revoke revokes a row by id and says whether there was one.
+	revoke       func(*store.Tx, int64) (bool, error)
+	prefix, noun string
 	// event, when not zero, is recorded with the revocation.
 	event int
 	what  string
@@ -99,11 +88,11 @@ func (s *Server) revokeSecret(w http.ResponseWriter, r *http.Request, k revocabl
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.change(r.Context(), func(wr *writer) error {
-		res, err := wr.exec(`UPDATE `+k.table+` SET revoked = 1 WHERE id = ?`, id)
+		found, err := k.revoke(wr.tx, id)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !found {
 			return notFound("no %s %s%d", k.noun, k.prefix, id)
 		}
 		if k.event == 0 {
@@ -141,11 +130,7 @@ func (s *Server) CreateEnrollToken(ctx context.Context, req protocol.EnrollToken
 	defer s.mu.Unlock()
 	err := s.change(ctx, func(w *writer) error {
 		exp := w.now.Add(time.Duration(req.ExpiresIn) * time.Second)
-		res, err := w.exec(`INSERT INTO enroll_tokens (name, hash, created, expires, uses) VALUES (?, ?, ?, ?, ?)`, req.Name, hashSecret(secret), nanos(w.now), nanos(exp), req.Uses)
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
+		id, err := w.tx.InsertEnrollToken(req.Name, hashSecret(secret), w.now, exp, req.Uses)
 		if err != nil {
 			return err
 		}
@@ -157,23 +142,14 @@ func (s *Server) CreateEnrollToken(ctx context.Context, req protocol.EnrollToken
 }
 
 func (s *Server) handleEnrollTokenList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	rows, err := s.st.Reader().QueryContext(r.Context(), `SELECT id, name, created, expires, uses, used, revoked FROM enroll_tokens ORDER BY id`)
+	toks, err := s.st.EnrollTokens(r.Context())
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	out := protocol.EnrollTokens{Tokens: []protocol.EnrollToken{}}
-	for rows.Next() {
-		var t protocol.EnrollToken
-		var id, created, exp int64
-		if err := rows.Scan(&id, &t.Name, &created, &exp, &t.Uses, &t.Used, &t.Revoked); err != nil {
-			return err
-		}
-		t.ID, t.Created, t.Expires = "e-"+strconv.FormatInt(id, 10), fromNanos(created), fromNanos(exp)
-		out.Tokens = append(out.Tokens, t)
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	for _, t := range toks {
+		out.Tokens = append(out.Tokens, protocol.EnrollToken{ID: "e-" + strconv.FormatInt(t.ID, 10), Name: t.Name, Created: t.Created, Expires: t.Expires,
+			Uses: t.Uses, Used: t.Used, Revoked: t.Revoked})
 	}
 	writeJSON(w, 200, out)
 	return nil
@@ -193,5 +169,5 @@ func (s *Server) handleEnrollTokenCreate(w http.ResponseWriter, r *http.Request,
 }
 
 func (s *Server) handleEnrollTokenRevoke(w http.ResponseWriter, r *http.Request, _ caller) error {
-	return s.revokeSecret(w, r, revocable{table: "enroll_tokens", prefix: "e-", noun: "enrollment token"})
+	return s.revokeSecret(w, r, revocable{revoke: (*store.Tx).RevokeEnrollToken, prefix: "e-", noun: "enrollment token"})
 }

@@ -149,7 +149,7 @@ func workloadEvents(wr *writer, a *agentRec, prev, cur []protocol.Workload, name
 	if maps.Equal(next, a.alerts) {
 		return nil
 	}
-	if _, err := wr.exec(`UPDATE agents SET workload_alerts = ? WHERE id = ?`, mustJSON(next), a.ID); err != nil {
+	if err := wr.tx.SetWorkloadAlerts(a.ID, next); err != nil {
 		return err
 	}
 	wr.then(func() { a.alerts = next })
