@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moltfleet/molt/internal/apiclient"
@@ -91,12 +92,19 @@ func Transient(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// Client speaks the agent protocol with one control server: enrollment,
+// Client speaks the agent protocol with the control server: enrollment,
 // check-in and reports. It holds no credential: callers pass the current
 // one per request, so re-enrollment needs no new client.
+//
+// The server may be several replicas, listed in agent.yaml's server
+// separated by commas: the client talks to one, and moves to the next
+// when that one cannot be reached or answers that it is unavailable (502,
+// 503, 504). The caller's retry, with its jittered backoff, then goes to
+// the next one, so a fleet does not move in a herd.
 type Client struct {
-	base *url.URL
-	hc   *http.Client
+	bases []*url.URL
+	cur   atomic.Int32
+	hc    *http.Client
 }
 
 // ClientOptions configure a Client.
@@ -113,7 +121,7 @@ type ClientOptions struct {
 
 // NewClient checks the server URL and CA file and builds a client.
 func NewClient(o ClientOptions) (*Client, error) {
-	base, err := apiclient.ParseServer(o.Server)
+	bases, err := apiclient.ParseServers(o.Server)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -136,11 +144,25 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 		hc = &http.Client{Transport: t}
 	}
-	return &Client{base: base, hc: hc}, nil
+	return &Client{bases: bases, hc: hc}, nil
 }
 
-// Server is the server's base URL.
-func (c *Client) Server() string { return c.base.String() }
+// Server is the base URL of the server (replica) in use.
+func (c *Client) Server() string { return c.base().String() }
+
+func (c *Client) base() *url.URL { return c.bases[int(c.cur.Load())%len(c.bases)] }
+
+// failover moves to the next replica after base failed, unless another
+// request moved already.
+func (c *Client) failover(base *url.URL) {
+	if len(c.bases) < 2 {
+		return
+	}
+	i := int(c.cur.Load())
+	if c.bases[i%len(c.bases)] == base {
+		c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.bases)))
+	}
+}
 
 // Enroll exchanges an enrollment token for an agent id and credential.
 func (c *Client) Enroll(ctx context.Context, req protocol.EnrollRequest) (protocol.EnrollResponse, error) {
@@ -194,8 +216,9 @@ func (c *Client) post(ctx context.Context, path, credential string, in, out any)
 	if len(b) > protocol.MaxBodySize {
 		return fmt.Errorf("request of %d bytes is over the server's limit", len(b))
 	}
-	u := *c.base
-	u.Path = c.base.Path + path
+	base := c.base()
+	u := *base
+	u.Path = base.Path + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(b))
 	if err != nil {
 		return err
@@ -210,10 +233,15 @@ func (c *Client) post(ctx context.Context, path, credential string, in, out any)
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return err
 		}
-		return apiclient.Classify(c.base.Host, err)
+		c.failover(base)
+		return apiclient.Classify(base.Host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			c.failover(base)
+		}
 		return readServerError(resp)
 	}
 	return apiclient.DecodeJSON(resp.Body, maxServerResponse, out)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/config"
+	"github.com/moltfleet/molt/internal/apiclient"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -53,15 +54,15 @@ func NewHTTPClient(cfg *config.Config, credential func() string) (*http.Client, 
 		// Capacity). A non-nil empty map turns HTTP/2 off.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
-	var origin *url.URL
+	var origins []*url.URL
 	if cfg.Server != "" {
-		u, err := url.Parse(cfg.Server)
+		us, err := apiclient.ParseServers(cfg.Server)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
-		origin = u
+		origins = us
 	}
-	return &http.Client{Transport: &credentialTransport{base: base, origin: origin, credential: credential, roots: roots}}, nil
+	return &http.Client{Transport: &credentialTransport{base: base, origins: origins, credential: credential, roots: roots}}, nil
 }
 
 // readCA reads ca_file and checks that it holds a certificate, so that a
@@ -110,10 +111,11 @@ func (l *lazyRoots) set() {
 }
 
 // credentialTransport adds the bearer credential to requests to the
-// server's origin and to nothing else.
+// server's origins (each replica listed) and to nothing else: not to a
+// store a manifest or a redirect points artifacts at.
 type credentialTransport struct {
 	base       http.RoundTripper
-	origin     *url.URL
+	origins    []*url.URL
 	credential func() string
 	roots      *lazyRoots // nil: the system's roots, which crypto/tls loads itself
 }
@@ -122,7 +124,7 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	if t.roots != nil {
 		t.roots.set()
 	}
-	if t.origin == nil || t.credential == nil || !sameOrigin(t.origin, r.URL) || r.Header.Get(protocol.HeaderAuthorization) != "" {
+	if t.credential == nil || !t.ours(r.URL) || r.Header.Get(protocol.HeaderAuthorization) != "" {
 		return t.base.RoundTrip(r)
 	}
 	c := t.credential()
@@ -132,6 +134,15 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	r = r.Clone(r.Context())
 	r.Header.Set(protocol.HeaderAuthorization, "Bearer "+c)
 	return t.base.RoundTrip(r)
+}
+
+func (t *credentialTransport) ours(u *url.URL) bool {
+	for _, o := range t.origins {
+		if sameOrigin(o, u) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameOrigin(a, b *url.URL) bool {

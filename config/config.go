@@ -115,9 +115,13 @@ func Parse(b []byte) (*Config, error) {
 // Validate checks every value and names the key of the first bad one.
 func (c *Config) Validate() error {
 	if c.Server != "" {
-		u, err := url.Parse(c.Server)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("server: %q is not an http(s) URL like https://molt.example.com:8443", c.Server)
+		// Several replicas of one server may be listed, separated by
+		// commas.
+		for _, one := range strings.Split(c.Server, ",") {
+			u, err := url.Parse(strings.TrimSpace(one))
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("server: %q is not an http(s) URL like https://molt.example.com:8443 (or several, separated by commas)", strings.TrimSpace(one))
+			}
 		}
 	}
 	for i, k := range c.TrustedKeys {

@@ -111,6 +111,23 @@ func ParseServer(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// ParseServers parses a server setting that may name several servers,
+// separated by commas: replicas of one control server, tried in turn.
+func ParseServers(s string) ([]*url.URL, error) {
+	var us []*url.URL
+	for _, one := range strings.Split(s, ",") {
+		if strings.TrimSpace(one) == "" && strings.Contains(s, ",") {
+			return nil, fmt.Errorf("server %q: an empty URL in the list", s)
+		}
+		u, err := ParseServer(strings.TrimSpace(one))
+		if err != nil {
+			return nil, err
+		}
+		us = append(us, u)
+	}
+	return us, nil
+}
+
 // TLSConfig trusts the system roots plus the certificates in caFile (a PEM
 // bundle), if given.
 func TLSConfig(caFile string) (*tls.Config, error) {
