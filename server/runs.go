@@ -227,13 +227,6 @@ func tokenName(c caller) string {
 	return "t-" + strconv.FormatInt(c.TokenID, 10)
 }
 
-func orEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
-}
-
 func mapValues(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for _, v := range m {
