@@ -11,6 +11,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // A quarantine keeps a release from one platform (docs/server.md,
@@ -107,10 +108,7 @@ func (s *Server) noteRollback(wr *writer, d *depRec) error {
 	if d.Canary {
 		reason = fmt.Sprintf("rolled back on a canary of run %s (deployment %s)", runID(d.RunID), depID(d.ID))
 	} else {
-		var n int
-		err := wr.queryRow(`SELECT COUNT(*) FROM deployments WHERE target = ? AND platform = ? AND state = ?
-			AND ended > COALESCE((SELECT lifted FROM quarantines WHERE version = ? AND platform = ?), 0)`,
-			d.Target, d.Platform, protocol.StateRolledBack, d.Target, d.Platform).Scan(&n)
+		n, err := wr.tx.RollbacksSinceLift(d.Target, d.Platform)
 		if err != nil {
 			return fmt.Errorf("count rollbacks of %s on %s: %w", d.Target, d.Platform, err)
 		}
@@ -125,9 +123,7 @@ func (s *Server) noteRollback(wr *writer, d *depRec) error {
 // setQuarantine records a quarantine of version for platform with its
 // event (ev names what caused it); the caller checked it is not in force.
 func (s *Server) setQuarantine(wr *writer, ev event, version, platform, reason string, automatic bool) error {
-	if _, err := wr.exec(`INSERT INTO quarantines (version, platform, reason, automatic, at, lifted) VALUES (?, ?, ?, ?, ?, 0)
-		ON CONFLICT(version, platform) DO UPDATE SET reason = excluded.reason, automatic = excluded.automatic, at = excluded.at, lifted = 0`,
-		version, platform, reason, automatic, nanos(wr.now)); err != nil {
+	if err := wr.tx.SetQuarantine(store.Quarantine{Version: version, Platform: platform, Reason: reason, Automatic: automatic, At: wr.now}); err != nil {
 		return fmt.Errorf("quarantine %s on %s: %w", version, platform, err)
 	}
 	q := quarantineRec{Reason: reason, At: wr.now, Automatic: automatic}
@@ -141,7 +137,7 @@ func (s *Server) setQuarantine(wr *writer, ev event, version, platform, reason s
 // liftQuarantine ends the quarantine of version for platform; rollbacks
 // count towards releases.quarantine-after again from now.
 func (s *Server) liftQuarantine(wr *writer, version, platform string) error {
-	if _, err := wr.exec(`UPDATE quarantines SET lifted = ? WHERE version = ? AND platform = ?`, nanos(wr.now), version, platform); err != nil {
+	if err := wr.tx.LiftQuarantine(version, platform, wr.now); err != nil {
 		return fmt.Errorf("unquarantine %s on %s: %w", version, platform, err)
 	}
 	wr.then(func() { delete(s.quarantines, quarantineKey{version, platform}) })
@@ -152,22 +148,14 @@ func (s *Server) liftQuarantine(wr *writer, version, platform string) error {
 // loadQuarantines mirrors the quarantines in force at startup.
 func (s *Server) loadQuarantines(ctx context.Context) error {
 	s.quarantines = map[quarantineKey]quarantineRec{}
-	rows, err := s.st.Writer().QueryContext(ctx, `SELECT version, platform, reason, automatic, at FROM quarantines WHERE lifted = 0`)
+	qs, err := s.st.QuarantinesInForce(ctx)
 	if err != nil {
 		return fmt.Errorf("quarantines: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k quarantineKey
-		var q quarantineRec
-		var at int64
-		if err := rows.Scan(&k.version, &k.platform, &q.Reason, &q.Automatic, &at); err != nil {
-			return fmt.Errorf("quarantines: %w", err)
-		}
-		q.At = fromNanos(at)
-		s.quarantines[k] = q
+	for _, q := range qs {
+		s.quarantines[quarantineKey{q.Version, q.Platform}] = quarantineRec{Reason: q.Reason, At: q.At, Automatic: q.Automatic}
 	}
-	return rows.Err()
+	return nil
 }
 
 // quarantineMetric is the molt_release_quarantined series of /metrics,

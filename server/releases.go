@@ -374,8 +374,7 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 	rel := protocol.Release{Version: m.Version, Released: m.Released, Floor: m.Floor, Platforms: m.Platforms(), Size: size}
 	err = s.change(ctx, func(w *writer) error {
 		rel.Imported = w.now
-		if _, err := w.exec(`INSERT INTO releases (version, released, floor, platforms, imported, size) VALUES (?, ?, ?, ?, ?, ?)`,
-			rel.Version, nanos(rel.Released), rel.Floor, mustJSON(rel.Platforms), nanos(w.now), size); err != nil {
+		if err := w.tx.InsertRelease(rel); err != nil {
 			return err
 		}
 		rr := releaseRec{Version: rel.Version, Floor: rel.Floor, Released: rel.Released, Platforms: map[string]bool{}}
@@ -393,26 +392,8 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 }
 
 func (s *Server) listReleases(ctx context.Context) ([]protocol.Release, error) {
-	rows, err := s.st.Reader().QueryContext(ctx, `SELECT version, released, floor, platforms, imported, size FROM releases`)
+	out, err := s.st.Releases(ctx)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []protocol.Release{}
-	for rows.Next() {
-		var rel protocol.Release
-		var released, imported int64
-		var plats string
-		if err := rows.Scan(&rel.Version, &released, &rel.Floor, &plats, &imported, &rel.Size); err != nil {
-			return nil, err
-		}
-		rel.Released, rel.Imported = fromNanos(released), fromNanos(imported)
-		if err := jsonUnmarshal(plats, &rel.Platforms); err != nil {
-			return nil, err
-		}
-		out = append(out, rel)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return semver.Less(out[j].Version, out[i].Version) })
@@ -462,29 +443,20 @@ func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ c
 		}
 	}
 	var runs []string
-	rows, err := s.st.Writer().QueryContext(ctx, `SELECT id, target, target_for FROM runs WHERE ended = 0`)
+	open, err := s.st.OpenRunTargets(ctx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var id int64
-		var target, tf string
-		if err := rows.Scan(&id, &target, &tf); err != nil {
-			rows.Close()
-			return err
-		}
-		var m map[string]string
-		_ = jsonUnmarshal(tf, &m)
-		if target == v || contains(mapValues(m), v) {
-			runs = append(runs, runID(id))
+	for _, rt := range open {
+		if rt.Target == v || contains(mapValues(rt.TargetFor), v) {
+			runs = append(runs, runID(rt.ID))
 		}
 	}
-	rows.Close()
 	if len(runs) > 0 {
 		return conflict("release %s is needed by run %s: wait for it to end or cancel it", v, strings.Join(runs, ", "))
 	}
 	err = s.change(ctx, func(wr *writer) error {
-		if _, err := wr.exec(`DELETE FROM releases WHERE version = ?`, v); err != nil {
+		if err := wr.tx.DeleteRelease(v); err != nil {
 			return err
 		}
 		wr.then(func() { delete(s.releases, v) })

@@ -50,7 +50,7 @@ func (r *runRec) countWave(w int, from, to string) {
 }
 
 // loadRollout reads r's rollout state (load at startup).
-func (s *Server) loadRollout(ctx context.Context, db querier, r *runRec, controls, waves string, created, doneAt int64) error {
+func (s *Server) loadRollout(ctx context.Context, r *runRec, controls, waves string, created, doneAt int64) error {
 	r.Created, r.WaveDoneAt = fromNanos(created), fromNanos(doneAt)
 	if err := jsonUnmarshal(controls, &r.Controls); err != nil {
 		return err
@@ -73,34 +73,26 @@ func (s *Server) loadRollout(ctx context.Context, db querier, r *runRec, control
 		// A run created before waves: one wave of all its deployments.
 		r.Waves = []waveRec{{Name: "all", Counts: map[string]int{}}}
 	}
-	rows, err := db.QueryContext(ctx, `SELECT wave, state, COUNT(*), MIN(id), MIN(CASE WHEN started > 0 THEN started END) FROM deployments WHERE run_id = ? GROUP BY wave, state`, r.ID)
+	tallies, err := s.st.RunWaveTallies(ctx, r.ID)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var w, n int
-		var st string
-		var first int64
-		var started *int64
-		if err := rows.Scan(&w, &st, &n, &first, &started); err != nil {
-			return err
+	for _, t := range tallies {
+		r.Total += t.Count
+		if r.FirstDep == 0 || t.FirstID < r.FirstDep {
+			r.FirstDep = t.FirstID
 		}
-		r.Total += n
-		if r.FirstDep == 0 || first < r.FirstDep {
-			r.FirstDep = first
+		if !t.FirstStarted.IsZero() && (r.FirstStart.IsZero() || t.FirstStarted.Before(r.FirstStart)) {
+			r.FirstStart = t.FirstStarted
 		}
-		if started != nil && (r.FirstStart.IsZero() || fromNanos(*started).Before(r.FirstStart)) {
-			r.FirstStart = fromNanos(*started)
-		}
-		if w >= 0 && w < len(r.Waves) {
-			r.Waves[w].Counts[st] += n
+		if t.Wave >= 0 && t.Wave < len(r.Waves) {
+			r.Waves[t.Wave].Counts[t.State] += t.Count
 			if len(ws) == 0 {
-				r.Waves[w].Size += n
+				r.Waves[t.Wave].Size += t.Count
 			}
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // rolloutPass applies r's own rules before its deployments are looked at:
@@ -157,7 +149,7 @@ func (s *Server) rolloutPass(ctx context.Context, r *runRec, now time.Time) erro
 func (s *Server) waveDone(ctx context.Context, r *runRec, w int, now time.Time) error {
 	c, counts := r.Controls, r.Waves[w].Counts
 	return s.change(ctx, func(wr *writer) error {
-		if _, err := wr.exec(`UPDATE runs SET wave_done_at = ?, wave_approval = ? WHERE id = ?`, nanos(now), c.WaveApprove, r.ID); err != nil {
+		if err := wr.tx.SetWaveDone(r.ID, now, c.WaveApprove); err != nil {
 			return err
 		}
 		failed := counts[protocol.StateFailed] + counts[protocol.StateRolledBack]
@@ -182,7 +174,7 @@ func (s *Server) waveDone(ctx context.Context, r *runRec, w int, now time.Time) 
 // openWave lets wave w of r start; by is the operator who promoted it, or
 // "" when the soak ended.
 func (s *Server) openWave(wr *writer, r *runRec, w int, by string) error {
-	if _, err := wr.exec(`UPDATE runs SET wave = ?, wave_done_at = 0, wave_approval = 0 WHERE id = ?`, w, r.ID); err != nil {
+	if err := wr.tx.OpenWave(r.ID, w); err != nil {
 		return err
 	}
 	if by != "" {
@@ -209,7 +201,7 @@ func (s *Server) halt(ctx context.Context, r *runRec, signal, reason string, age
 	}
 	return s.change(ctx, func(wr *writer) error {
 		full := "halted: " + reason
-		if _, err := wr.exec(`UPDATE runs SET status = ?, reason = ? WHERE id = ?`, protocol.RunPaused, full, r.ID); err != nil {
+		if err := wr.tx.SetRunStatus(r.ID, protocol.RunPaused, full); err != nil {
 			return err
 		}
 		if err := wr.event(event{ID: protocol.EvRunHalted, Run: r.ID, Msg: "run " + runID(r.ID) + " " + full, Fields: fields}); err != nil {
@@ -275,7 +267,7 @@ func (s *Server) handleRunPromote(w http.ResponseWriter, r *http.Request, c call
 	rr := s.runs[id]
 	if rr == nil || !rr.WaveApproval || rr.Status != protocol.RunRunning {
 		s.mu.Unlock()
-		run, err := s.loadRun(ctx, s.st.Reader(), id)
+		run, err := s.loadRun(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -287,7 +279,7 @@ func (s *Server) handleRunPromote(w http.ResponseWriter, r *http.Request, c call
 		return err
 	}
 	s.wake()
-	run, err := s.loadRun(ctx, s.st.Reader(), id)
+	run, err := s.loadRun(ctx, id)
 	if err != nil {
 		return err
 	}

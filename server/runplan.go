@@ -11,6 +11,7 @@ import (
 	"github.com/moltfleet/molt/internal/window"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/store"
 )
 
 // plannedDep is one agent a run will move, to its own target.
@@ -129,13 +130,11 @@ func (s *Server) insertRun(ctx context.Context, req protocol.RunRequest, run pro
 		for i, wv := range waves {
 			stored[i] = protocol.WaveStatus{Wave: i, Name: wv.Name, Agents: wv.Agents}
 		}
-		res, err := w.exec(`INSERT INTO runs (text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, plan, excluded, controls, waves) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			req.Text, protocol.RunRunning, req.Target, mustJSON(orEmpty(req.TargetFor)), req.Scope, req.MaxConcurrent, req.FailureThreshold, mustJSON(run.Selection), run.CreatedBy, nanos(w.now), mustJSON(p.lines), mustJSON(p.excluded),
-			mustJSON(req.RunControls), mustJSON(stored))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
+		id, err := w.tx.InsertRun(store.Run{
+			Text: req.Text, Status: protocol.RunRunning, Target: req.Target, TargetFor: req.TargetFor, Scope: req.Scope,
+			MaxConcurrent: req.MaxConcurrent, FailureThreshold: req.FailureThreshold, Selection: run.Selection, CreatedBy: run.CreatedBy,
+			Created: w.now, Plan: p.lines, Excluded: p.excluded, Controls: req.RunControls, Waves: stored,
+		})
 		if err != nil {
 			return err
 		}

@@ -2,8 +2,8 @@ package server
 
 import (
 	"cmp"
-	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -16,68 +16,63 @@ import (
 )
 
 // handleRunReport reads the run, its deployments and their server steps'
-// times in one read transaction (one snapshot: a step is never newer than
-// the state it is read with) and hands them to summarizeRun. The steps are
-// one query, streamed: for 10,000 deployments that is about 70,000 rows
-// folded into one small struct per deployment.
+// times in one snapshot (a step is never newer than the state it is read
+// with) and hands them to summarizeRun. The steps are streamed: for
+// 10,000 deployments that is about 70,000 rows folded into one small
+// struct per deployment.
 func (s *Server) handleRunReport(w http.ResponseWriter, r *http.Request, _ caller) error {
 	id, err := runParam(r)
 	if err != nil {
 		return err
 	}
-	tx, err := s.st.Reader().BeginTx(r.Context(), &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
+	names := make([]string, 0, len(reportSteps))
+	for name := range reportSteps {
+		names = append(names, name)
 	}
-	defer func() { _ = tx.Rollback() }() // read only: nothing to undo
-	run, err := s.loadRun(r.Context(), tx, id)
-	if err != nil {
-		return err
+	byID := map[int64]*stepTimes{}
+	rep, err := s.st.RunReport(r.Context(), id, names, func(st store.StepTime) {
+		t := byID[st.Deployment]
+		if t == nil {
+			t = &stepTimes{}
+			byID[st.Deployment] = t
+		}
+		if p := reportSteps[st.Name](t); p.IsZero() || st.At.Before(*p) {
+			*p = st.At
+		}
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound("no run %s", runID(id))
 	}
-	deps, err := runDeployments(r.Context(), tx, id)
 	if err != nil {
-		return fmt.Errorf("run report %s: deployments: %w", runID(id), err)
+		return fmt.Errorf("run report %s: %w", runID(id), err)
 	}
-	times, err := runStepTimes(r.Context(), tx, id)
-	if err != nil {
-		return fmt.Errorf("run report %s: steps: %w", runID(id), err)
+	run := withWaveCounts(runView(rep.Run), rep.Run)
+	deps := make([]protocol.Deployment, len(rep.Deployments))
+	for i, d := range rep.Deployments {
+		deps[i] = d.Deployment
+		deps[i].ID, deps[i].RunID = depID(d.ID), runID(d.RunID)
+	}
+	times := make(map[string]stepTimes, len(byID))
+	for dep, t := range byID {
+		times[depID(dep)] = *t
 	}
 	sum := summarizeRun(deps, times)
-	if sum.Health, err = runHealthHalts(r.Context(), tx, id); err != nil {
-		return fmt.Errorf("run report %s: health: %w", runID(id), err)
-	}
+	sum.Health = healthHalts(rep.Halts)
 	writeJSON(w, 200, protocol.RunReport{Run: run, Deployments: deps, Summary: sum})
 	return nil
 }
 
-// runHealthHalts reads the run's health-driven halts from its events
-// (health.go): those pruned (events.keep) are no longer listed.
-func runHealthHalts(ctx context.Context, tx *store.Tx, run int64) ([]protocol.HealthHalt, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT at, fields FROM events WHERE run_id = ? AND id = ? ORDER BY seq`, run, protocol.EvRunHalted)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+// healthHalts are the run's health-driven halts (health.go) among its
+// halts: those pruned from the events (events.keep) are no longer
+// listed.
+func healthHalts(halts []store.RunHalt) []protocol.HealthHalt {
 	var out []protocol.HealthHalt
-	for rows.Next() {
-		var at int64
-		var fields string
-		if err := rows.Scan(&at, &fields); err != nil {
-			return nil, err
-		}
-		var f map[string]string
-		if err := jsonUnmarshal(fields, &f); err != nil {
-			return nil, err
-		}
-		if strings.HasPrefix(f["signal"], "health_") {
-			out = append(out, protocol.HealthHalt{At: fromNanos(at), Signal: f["signal"], Reason: f["reason"]})
+	for _, h := range halts {
+		if strings.HasPrefix(h.Fields["signal"], "health_") {
+			out = append(out, protocol.HealthHalt{At: h.At, Signal: h.Fields["signal"], Reason: h.Fields["reason"]})
 		}
 	}
-	return out, rows.Err()
-}
-
-func runDeployments(ctx context.Context, tx *store.Tx, run int64) ([]protocol.Deployment, error) {
-	return scanDeployments(ctx, tx, `SELECT `+depColumns+` FROM deployments WHERE run_id = ? ORDER BY id`, run)
+	return out
 }
 
 // reportSteps are the server steps the report's stages are measured
@@ -98,47 +93,6 @@ var reportSteps = func() map[string]func(*stepTimes) *time.Time {
 	}
 	return m
 }()
-
-// runStepTimes streams the server steps of run's deployments and keeps,
-// per deployment, the first time of each.
-func runStepTimes(ctx context.Context, tx *store.Tx, run int64) (map[string]stepTimes, error) {
-	names := make([]string, 0, len(reportSteps))
-	args := []any{run}
-	for name := range reportSteps {
-		names = append(names, "?")
-		args = append(args, name)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT s.deployment_id, s.name, s.at FROM deployments d JOIN steps s ON s.deployment_id = d.id
-		WHERE d.run_id = ? AND s.name IN (`+strings.Join(names, ", ")+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	byID := map[int64]*stepTimes{}
-	for rows.Next() {
-		var dep, at int64
-		var name string
-		if err := rows.Scan(&dep, &name, &at); err != nil {
-			return nil, err
-		}
-		t := byID[dep]
-		if t == nil {
-			t = &stepTimes{}
-			byID[dep] = t
-		}
-		if p := reportSteps[name](t); p.IsZero() || fromNanos(at).Before(*p) {
-			*p = fromNanos(at)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	out := make(map[string]stepTimes, len(byID))
-	for id, t := range byID {
-		out[depID(id)] = *t
-	}
-	return out, nil
-}
 
 // stepTimes are the first times of a deployment's server steps (zero:
 // not recorded); end is its end, whichever it was.

@@ -59,7 +59,7 @@ func (s *Server) RollbackRun(ctx context.Context, id int64, req protocol.Rollbac
 	if err := checkString("text", req.Text, false); err != nil {
 		return protocol.Run{}, err
 	}
-	orig, err := s.loadRun(ctx, s.st.Reader(), id)
+	orig, err := s.loadRun(ctx, id)
 	if err != nil {
 		return protocol.Run{}, err
 	}
@@ -138,22 +138,15 @@ func (s *Server) RollbackRun(ctx context.Context, id int64, req protocol.Rollbac
 // succeeded deployments that were handed to the agent (one that found its
 // agent already at the target moved nothing).
 func (s *Server) movedBy(ctx context.Context, id int64) ([]movedAgent, error) {
-	rows, err := s.st.Reader().QueryContext(ctx, `SELECT agent_id, agent_name, from_version, target FROM deployments
-		WHERE run_id = ? AND kind = ? AND state = ? AND started > 0 AND from_version != '' AND from_version != target ORDER BY id`,
-		id, protocol.KindUpgrade, protocol.StateSucceeded)
+	moved, err := s.st.MovedAgents(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("deployments of run %s: %w", runID(id), err)
 	}
-	defer rows.Close()
 	var out []movedAgent
-	for rows.Next() {
-		var m movedAgent
-		if err := rows.Scan(&m.agentID, &m.name, &m.from, &m.to); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
+	for _, m := range moved {
+		out = append(out, movedAgent{agentID: m.AgentID, name: m.AgentName, from: m.From, to: m.To})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // exclusionsText lists up to n exclusions as "name: reason; ...".

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -224,13 +227,6 @@ func tokenName(c caller) string {
 	return "t-" + strconv.FormatInt(c.TokenID, 10)
 }
 
-func orEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
-}
-
 func mapValues(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for _, v := range m {
@@ -248,28 +244,18 @@ func labelsMatch(have, want map[string]string) bool {
 	return true
 }
 
-const runColumns = `id, text, status, target, target_for, scope, max_concurrent, failure_threshold, selection, created_by, created, ended, reason, plan, excluded, controls, waves, wave, wave_done_at, wave_approval`
-
-func scanRun(sc interface{ Scan(...any) error }) (protocol.Run, error) {
-	var r protocol.Run
-	var id, created, ended, doneAt int64
-	var approval bool
-	var tf, sel, plan, exc, controls, waves string
-	if err := sc.Scan(&id, &r.Text, &r.Status, &r.Target, &tf, &r.Scope, &r.MaxConcurrent, &r.FailureThreshold, &sel, &r.CreatedBy, &created, &ended, &r.Reason, &plan, &exc,
-		&controls, &waves, &r.Wave, &doneAt, &approval); err != nil {
-		return r, err
+// runView is the protocol's view of run r with its counts: its id named,
+// each wave's state, when the next wave may open. Its waves' counts are
+// loadRun's to add.
+func runView(sr store.Run) protocol.Run {
+	r := protocol.Run{
+		ID: runID(sr.ID), Text: sr.Text, Status: sr.Status, Target: sr.Target, TargetFor: sr.TargetFor, Scope: sr.Scope,
+		MaxConcurrent: sr.MaxConcurrent, FailureThreshold: sr.FailureThreshold, Selection: sr.Selection, CreatedBy: sr.CreatedBy,
+		Created: sr.Created, Ended: sr.Ended, Reason: sr.Reason, Plan: sr.Plan, Excluded: sr.Excluded,
+		Counts: sr.Counts, RunControls: sr.Controls, WaveList: sr.Waves, Wave: sr.Wave,
 	}
-	r.ID, r.Created, r.Ended = runID(id), fromNanos(created), fromNanos(ended)
-	for _, x := range []struct {
-		s string
-		v any
-	}{{tf, &r.TargetFor}, {sel, &r.Selection}, {plan, &r.Plan}, {exc, &r.Excluded}, {controls, &r.RunControls}, {waves, &r.WaveList}} {
-		if err := jsonUnmarshal(x.s, x.v); err != nil {
-			return r, err
-		}
-	}
-	if len(r.TargetFor) == 0 {
-		r.TargetFor = nil
+	for _, n := range sr.Counts {
+		r.Total += n
 	}
 	for i := range r.WaveList {
 		w := &r.WaveList[i]
@@ -278,57 +264,42 @@ func scanRun(sc interface{ Scan(...any) error }) (protocol.Run, error) {
 			w.State = "done"
 		case i > r.Wave:
 			w.State = "waiting"
-		case approval:
+		case sr.WaveApproval:
 			w.State = "approval"
-		case doneAt != 0:
+		case !sr.WaveDoneAt.IsZero():
 			w.State = "done"
 		default:
 			w.State = "open"
 		}
 	}
-	if doneAt != 0 && !approval && r.Wave < len(r.WaveList)-1 {
-		r.NextWave = fromNanos(doneAt).Add(rollout.WaveWait(r.RunControls, r.Wave))
+	if !sr.WaveDoneAt.IsZero() && !sr.WaveApproval && r.Wave < len(r.WaveList)-1 {
+		r.NextWave = sr.WaveDoneAt.Add(rollout.WaveWait(r.RunControls, r.Wave))
 	}
-	return r, nil
+	return r
 }
 
-func (s *Server) loadRun(ctx context.Context, q querier, id int64) (protocol.Run, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
+// withWaveCounts adds to r, a run of waves, its waves' counts.
+func withWaveCounts(r protocol.Run, sr store.Run) protocol.Run {
+	if len(r.WaveList) < 2 {
+		return r
+	}
+	for w, counts := range sr.WaveCounts {
+		if w >= 0 && w < len(r.WaveList) {
+			r.WaveList[w].Counts = counts
+		}
+	}
+	return r
+}
+
+func (s *Server) loadRun(ctx context.Context, id int64) (protocol.Run, error) {
+	sr, err := s.st.Run(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return protocol.Run{}, notFound("no run %s", runID(id))
+	}
 	if err != nil {
 		return protocol.Run{}, err
 	}
-	if !rows.Next() {
-		rows.Close()
-		return protocol.Run{}, notFound("no run %s", runID(id))
-	}
-	r, err := scanRun(rows)
-	rows.Close()
-	if err != nil {
-		return r, err
-	}
-	r.Counts, r.Total, err = s.runCounts(ctx, q, id)
-	if err != nil || len(r.WaveList) < 2 {
-		return r, err
-	}
-	rows, err = q.QueryContext(ctx, `SELECT wave, state, COUNT(*) FROM deployments WHERE run_id = ? GROUP BY wave, state`, id)
-	if err != nil {
-		return r, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var w, n int
-		var st string
-		if err := rows.Scan(&w, &st, &n); err != nil {
-			return r, err
-		}
-		if w >= 0 && w < len(r.WaveList) {
-			if r.WaveList[w].Counts == nil {
-				r.WaveList[w].Counts = map[string]int{}
-			}
-			r.WaveList[w].Counts[st] = n
-		}
-	}
-	return r, rows.Err()
+	return withWaveCounts(runView(sr), sr), nil
 }
 
 func runParam(r *http.Request) (int64, error) {
@@ -343,35 +314,13 @@ func runParam(r *http.Request) (int64, error) {
 }
 
 func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request, _ caller) error {
-	status := r.URL.Query().Get("status")
-	q := `SELECT ` + runColumns + ` FROM runs ORDER BY id DESC LIMIT 500`
-	args := []any{}
-	if status != "" {
-		q = `SELECT ` + runColumns + ` FROM runs WHERE status = ? ORDER BY id DESC LIMIT 500`
-		args = append(args, status)
-	}
-	rows, err := s.st.Reader().QueryContext(r.Context(), q, args...)
+	runs, err := s.st.Runs(r.Context(), r.URL.Query().Get("status"), 500)
 	if err != nil {
 		return err
 	}
-	out := protocol.Runs{Runs: []protocol.Run{}}
-	for rows.Next() {
-		run, err := scanRun(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		out.Runs = append(out.Runs, run)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for i := range out.Runs {
-		id, _ := parseID(out.Runs[i].ID, "r-")
-		if out.Runs[i].Counts, out.Runs[i].Total, err = s.runCounts(r.Context(), s.st.Reader(), id); err != nil {
-			return err
-		}
+	out := protocol.Runs{Runs: make([]protocol.Run, 0, len(runs))}
+	for _, sr := range runs {
+		out.Runs = append(out.Runs, runView(sr))
 	}
 	writeJSON(w, 200, out)
 	return nil
@@ -382,7 +331,7 @@ func (s *Server) handleRunShow(w http.ResponseWriter, r *http.Request, _ caller)
 	if err != nil {
 		return err
 	}
-	run, err := s.loadRun(r.Context(), s.st.Reader(), id)
+	run, err := s.loadRun(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -414,7 +363,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 	rr := s.runs[id]
 	if rr == nil || (from != "" && rr.Status != from) || (from == "" && rr.Status != protocol.RunRunning && rr.Status != protocol.RunPaused) {
 		s.mu.Unlock()
-		run, err := s.loadRun(ctx, s.st.Reader(), id)
+		run, err := s.loadRun(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -422,15 +371,13 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 		return conflict("run %s is %s: it cannot be %s", run.ID, run.Status, verb)
 	}
 	err = s.change(ctx, func(wr *writer) error {
-		q := `UPDATE runs SET status = ?, reason = ? WHERE id = ?`
-		args := []any{to, reason, id}
 		if to == protocol.RunRunning {
 			ack := rr.failures()
-			q = `UPDATE runs SET status = ?, reason = ?, ack_failures = ? WHERE id = ?`
-			args = []any{to, reason, ack, id}
+			if err := wr.tx.SetRunStatusAck(id, to, reason, ack); err != nil {
+				return err
+			}
 			wr.then(func() { rr.AckFailures = ack })
-		}
-		if _, err := wr.exec(q, args...); err != nil {
+		} else if err := wr.tx.SetRunStatus(id, to, reason); err != nil {
 			return err
 		}
 		if to == protocol.RunCancelled {
@@ -455,7 +402,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to stri
 	if err != nil {
 		return err
 	}
-	run, err := s.loadRun(ctx, s.st.Reader(), id)
+	run, err := s.loadRun(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -406,7 +406,7 @@ func (s *Server) load(ctx context.Context) error {
 			return err
 		}
 		x := ro[r.ID]
-		if err := s.loadRollout(ctx, db, r, x.controls, x.waves, x.created, x.done); err != nil {
+		if err := s.loadRollout(ctx, r, x.controls, x.waves, x.created, x.done); err != nil {
 			return err
 		}
 	}
