@@ -1,0 +1,112 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
+)
+
+// HeaderForwarded marks a request a follower passed on: a replica that
+// gets one and is not the leader answers 503 rather than pass it on
+// again (the lease moved meanwhile; the client retries).
+const HeaderForwarded = "X-Molt-Forwarded-By"
+
+// Forwarder is a follower's handler: it passes each request to the leader
+// the lease names. Long polls, event streams and downloads pass through as
+// they come (responses are flushed as written).
+type Forwarder struct {
+	DB   *store.DB
+	Self string // this replica's id
+	// Transport reaches the other replicas (their TLS certificate is the
+	// one clients see; see PeerTLS).
+	Transport http.RoundTripper
+	Log       *zap.Logger
+
+	mu      sync.Mutex
+	leader  *url.URL
+	checked time.Time
+}
+
+// leaderURL is the leader's address, read from the database at most
+// twice a second.
+func (f *Forwarder) leaderURL(ctx context.Context) (*url.URL, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if time.Since(f.checked) < 500*time.Millisecond {
+		return f.leader, nil
+	}
+	l, err := f.DB.CurrentLease(ctx, LeaseName)
+	if err != nil {
+		return nil, err
+	}
+	f.checked = time.Now()
+	f.leader = nil
+	if l.Holder != "" && l.Holder != f.Self && l.Address != "" && time.Until(l.Expires) > 0 {
+		u, err := url.Parse(l.Address)
+		if err == nil && u.Host != "" {
+			f.leader = u
+		}
+	}
+	return f.leader, nil
+}
+
+// Forget drops the leader's address, so that the next request reads it
+// again (after a failed pass).
+func (f *Forwarder) forget() {
+	f.mu.Lock()
+	f.checked = time.Time{}
+	f.mu.Unlock()
+}
+
+func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(HeaderForwarded) != "" {
+		unavailable(w, "this replica is not the leader any more: retry")
+		return
+	}
+	target, err := f.leaderURL(r.Context())
+	if err != nil || target == nil {
+		unavailable(w, "no leader replica at the moment: retry")
+		return
+	}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // origin checks and the URLs of orders name what the client used
+			pr.SetXForwarded()
+			pr.Out.Header.Set(HeaderForwarded, f.Self)
+		},
+		Transport:     f.Transport,
+		FlushInterval: -1, // long polls and event streams as they come
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f.forget()
+			if f.Log != nil {
+				f.Log.Warn("forward to the leader", zap.String("leader", target.Host), zap.Error(err))
+			}
+			if r.Context().Err() == nil {
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusBadGateway, "the leader replica did not answer: retry")
+			}
+		},
+	}
+	p.ServeHTTP(w, r)
+}
+
+func unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, msg)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(protocol.Error{Code: protocol.CodeUnavailable, Error: msg})
+}
