@@ -55,7 +55,7 @@ func (t *Tx) clock() (int64, error) {
 func (db *DB) AcquireLease(ctx context.Context, name, holder, address string, ttl time.Duration) (Lease, bool, error) {
 	var l Lease
 	var held bool
-	err := db.Update(ctx, func(t *Tx) error {
+	err := db.update(ctx, db.l, false, func(t *Tx) error {
 		now, err := t.clock()
 		if err != nil {
 			return err
@@ -89,7 +89,7 @@ func (db *DB) AcquireLease(ctx context.Context, name, holder, address string, tt
 
 // RenewLease extends l by ttl from now; ErrLeaseLost when another took it.
 func (db *DB) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
-	err := db.Update(ctx, func(t *Tx) error {
+	err := db.update(ctx, db.l, false, func(t *Tx) error {
 		now, err := t.clock()
 		if err != nil {
 			return err
@@ -110,7 +110,7 @@ func (db *DB) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease
 // ReleaseLease gives l up at once (a replica shutting down), so another
 // takes it without waiting for it to expire.
 func (db *DB) ReleaseLease(ctx context.Context, l Lease) error {
-	return db.Update(ctx, func(t *Tx) error {
+	return db.update(ctx, db.l, false, func(t *Tx) error {
 		_, err := t.exec(`UPDATE leases SET expires = 0 WHERE name = ? AND holder = ? AND token = ?`, l.Name, l.Holder, l.Token)
 		return err
 	})

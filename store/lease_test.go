@@ -117,3 +117,35 @@ func TestLeaseTakeoverWaitsForFencedWrite(t *testing.T) {
 		}
 	})
 }
+
+// With a fence set, every write transaction first checks the lease: once
+// another replica took it, none begins.
+func TestFence(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		a, _, err := db.AcquireLease(ctx, "leader", "A", "", 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Fence(a)
+		put := func() error {
+			return db.Update(ctx, func(tx *Tx) error {
+				_, err := tx.Exec(`INSERT INTO settings (key, value) VALUES ('k', 'v') ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
+				return err
+			})
+		}
+		if err := put(); err != nil {
+			t.Fatalf("the holder's write: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if _, held, err := db.AcquireLease(ctx, "leader", "B", "", time.Second); err != nil || !held {
+			t.Fatalf("B: %v %v", held, err)
+		}
+		if err := put(); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("a write after the takeover: %v", err)
+		}
+		if _, err := db.Begin(); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("a batch after the takeover: %v", err)
+		}
+	})
+}

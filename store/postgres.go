@@ -34,7 +34,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		return db
 	}
-	db := &DB{engine: Postgres, w: open(1), r: open(8)}
+	db := &DB{engine: Postgres, w: open(1), r: open(8), l: open(1)}
 	if err := db.w.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", redact(dsn), err)

@@ -31,7 +31,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	db := &DB{engine: SQLite, w: w}
+	db := &DB{engine: SQLite, w: w, l: w}
 	if err := db.migrate(ctx, ""); err != nil {
 		w.Close()
 		return nil, err

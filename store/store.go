@@ -36,6 +36,11 @@ type DB struct {
 	engine Engine
 	w      *sql.DB // the writer: one connection
 	r      *sql.DB // readers
+	l      *sql.DB // leases (PostgreSQL: a connection of their own, so that renewals never wait behind the writer's transactions)
+
+	// fence, when set, is the lease every write transaction checks first
+	// (CheckLease): a replica's writes commit only while it leads.
+	fence atomic.Pointer[Lease]
 
 	// commits counts write transactions committed (each an fsync: tests
 	// check the scheduler batches its writes); changes counts the
@@ -89,7 +94,24 @@ func (db *DB) Close() error {
 	}
 	db.stmts = nil
 	db.stmtMu.Unlock()
-	return errors.Join(append(errs, db.r.Close(), db.w.Close())...)
+	errs = append(errs, db.r.Close(), db.w.Close())
+	if db.l != db.w {
+		errs = append(errs, db.l.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Fence makes every later write transaction check that l is still held
+// (CheckLease) before anything else, so that none commits once another
+// replica took the lease.
+func (db *DB) Fence(l Lease) { db.fence.Store(&l) }
+
+// fenced runs the fence's check in t, if there is a fence.
+func (t *Tx) fenced() error {
+	if l := t.db.fence.Load(); l != nil {
+		return t.CheckLease(*l)
+	}
+	return nil
 }
 
 // q is query for this engine: PostgreSQL numbers its placeholders.
@@ -220,7 +242,12 @@ func (db *DB) Begin() (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{db: db, tx: tx, ctx: ctx}, nil
+	t := &Tx{db: db, tx: tx, ctx: ctx}
+	if err := t.fenced(); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return t, nil
 }
 
 // Commit commits t durably.
@@ -288,11 +315,21 @@ func affected(res sql.Result, err error) (int64, error) {
 // returns nil: for writes that are not the server's state changes
 // (last-seen times, pruning).
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+	return db.update(ctx, db.w, true, fn)
+}
+
+func (db *DB) update(ctx context.Context, pool *sql.DB, fence bool, fn func(*Tx) error) error {
+	tx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	t := &Tx{db: db, tx: tx, ctx: ctx}
+	if fence {
+		if err := t.fenced(); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
 	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		return err
