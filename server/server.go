@@ -37,6 +37,9 @@ type Options struct {
 	// Store is the database: empty for the SQLite file DATA/molt.db, or a
 	// postgres:// URL (store.Open).
 	Store string
+	// Fence is the leader's lease of a replica (package replica): every
+	// write checks it, so that none commits once another replica leads.
+	Fence *store.Lease
 	// TrustedKeys verify imported packs.
 	TrustedKeys []pack.Key
 	// PublicURL is the base URL agents reach the server at, used in pack
@@ -215,6 +218,9 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	st, err := store.Open(ctx, target)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Fence != nil {
+		st.Fence(*opt.Fence)
 	}
 	s := &Server{
 		opt: opt, st: st, log: opt.Log, clock: opt.Clock,
