@@ -11,6 +11,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -120,12 +121,8 @@ func (s *Server) newDeployment(wr *writer, a *agentRec, run int64, kind, target 
 // not.
 func (s *Server) newRunDeployment(wr *writer, a *agentRec, run int64, kind, target string, wave int, canary bool) error {
 	revert := semver.Less(target, a.St.Version)
-	res, err := wr.exec(`INSERT INTO deployments (run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, created, updated, wave, canary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		run, a.ID, a.St.Name, a.St.Platform, kind, a.St.Version, target, revert, protocol.StatePending, nanos(wr.now), nanos(wr.now), wave, canary)
-	if err != nil {
-		return err
-	}
-	id, err := res.LastInsertId()
+	id, err := wr.tx.InsertDeployment(store.Deployment{RunID: run, AgentID: a.ID, AgentName: a.St.Name, Platform: a.St.Platform, Kind: kind,
+		From: a.St.Version, Target: target, Revert: revert, State: protocol.StatePending, Created: wr.now, Updated: wr.now, Wave: wave, Canary: canary})
 	if err != nil {
 		return err
 	}

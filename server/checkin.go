@@ -135,7 +135,7 @@ func (s *Server) checkin(ctx context.Context, a *agentRec, st protocol.Status) (
 	}
 	wait, err := s.changeGrouped(func(wr *writer) error {
 		if key != a.persisted {
-			if _, err := wr.exec(`UPDATE agents SET status = ?, last_seen = ? WHERE id = ?`, mustJSON(st), nanos(now), a.ID); err != nil {
+			if err := wr.tx.RecordAgentStatus(a.ID, st, now); err != nil {
 				return err
 			}
 			wr.then(func() { a.persisted = key })
@@ -206,7 +206,7 @@ func (s *Server) progressFromStatus(wr *writer, a *agentRec, d *depRec, st proto
 	}
 	if u := st.Upgrade; u != nil && u.OrderID == depID(d.ID) {
 		if u.Done != 0 || u.Total != 0 {
-			if _, err := wr.exec(`UPDATE deployments SET done = ?, total = ? WHERE id = ?`, u.Done, u.Total, d.ID); err != nil {
+			if err := wr.tx.SetDeploymentProgress(d.ID, u.Done, u.Total); err != nil {
 				return err
 			}
 		}
@@ -240,11 +240,7 @@ func (s *Server) succeed(wr *writer, a *agentRec, d *depRec) error {
 	if d.From != "" && d.From != d.Target {
 		keep = append(keep, d.From)
 	}
-	res, err := wr.exec(`INSERT INTO cleanups (agent_id, deployment_id, keep, created) VALUES (?, ?, ?, ?)`, a.ID, d.ID, mustJSON(keep), nanos(wr.now))
-	if err != nil {
-		return err
-	}
-	cid, err := res.LastInsertId()
+	cid, err := wr.tx.InsertCleanup(a.ID, d.ID, keep, wr.now)
 	if err != nil {
 		return err
 	}
@@ -281,7 +277,8 @@ func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) e
 	if dep != 0 {
 		// Only a deployment of this agent is marked; an order id the agent
 		// made up names nothing.
-		err := wr.queryRow(`SELECT run_id FROM deployments WHERE id = ? AND agent_id = ?`, dep, a.ID).Scan(&run)
+		var err error
+		run, err = wr.tx.AgentDeploymentRun(a.ID, dep)
 		if errors.Is(err, sql.ErrNoRows) {
 			dep = 0
 		} else if err != nil {
@@ -297,13 +294,11 @@ func supervisorEvent(wr *writer, a *agentRec, prev, cur *protocol.TrialResult) e
 		if at.IsZero() {
 			at = cur.At
 		}
-		res, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(at), "server: supervisor", detail)
+		added, err := wr.tx.InsertStep(dep, at, "server: supervisor", detail)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		if !added {
 			return nil // recorded before
 		}
 	}
@@ -325,7 +320,7 @@ func (s *Server) rollBack(wr *writer, d *depRec, reason, logs, workload string) 
 	}
 	if workload != "" {
 		f["workload"] = workload
-		if _, err := wr.exec(`UPDATE deployments SET workload = ? WHERE id = ?`, workload, d.ID); err != nil {
+		if err := wr.tx.SetDeploymentWorkload(d.ID, workload); err != nil {
 			return err
 		}
 	}

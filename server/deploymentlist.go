@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // maxDeploymentsPage bounds one page of GET /v1/deployments.
@@ -22,7 +23,7 @@ var deploymentKinds = []string{protocol.KindUpgrade, protocol.KindRepair, protoc
 // them; total counts the matches before paging.
 func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
-	where, args, err := s.deploymentWhere(q)
+	f, err := s.deploymentFilter(q)
 	if err != nil {
 		return err
 	}
@@ -41,89 +42,67 @@ func (s *Server) handleDeploymentList(w http.ResponseWriter, r *http.Request, _ 
 		}
 		offset = n
 	}
-	list, count := deploymentQueries(where)
 	ctx := r.Context()
-	deps, err := scanDeployments(ctx, s.st.Reader(), list, append(slices.Clone(args), limit, offset)...)
+	deps, err := s.st.Deployments(ctx, f, limit, offset)
 	if err != nil {
 		return err
 	}
-	var total int
-	if err := s.st.Reader().QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
+	total, err := s.st.CountDeployments(ctx, f)
+	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, protocol.Deployments{Deployments: deps, Total: total})
+	writeJSON(w, 200, protocol.Deployments{Deployments: apiDeployments(deps), Total: total})
 	return nil
 }
 
-// deploymentQueries are the page (its last two arguments limit and
-// offset) and the count of the deployments matching where.
-func deploymentQueries(where []string) (list, count string) {
-	cond := ""
-	if len(where) > 0 {
-		cond = ` WHERE ` + strings.Join(where, " AND ")
-	}
-	return `SELECT ` + depColumns + ` FROM deployments` + cond + ` ORDER BY id DESC LIMIT ? OFFSET ?`,
-		`SELECT COUNT(*) FROM deployments` + cond
-}
-
-// deploymentWhere turns the history's filters into SQL conditions:
-// agent, run, state, kind and the time range since..until of the
-// deployments' creation.
-func (s *Server) deploymentWhere(q url.Values) ([]string, []any, error) {
-	var where []string
-	var args []any
+// deploymentFilter reads the history's filters: agent, run, state, kind
+// and the time range since..until of the deployments' creation.
+func (s *Server) deploymentFilter(q url.Values) (store.DeploymentFilter, error) {
+	var f store.DeploymentFilter
 	if v := q.Get("agent"); v != "" {
 		s.mu.Lock()
 		a, err := s.findAgent(v)
 		s.mu.Unlock()
 		if err != nil {
-			return nil, nil, err
+			return f, err
 		}
-		where, args = append(where, "agent_id = ?"), append(args, a.ID)
+		f.AgentID = a.ID
 	}
 	if v := q.Get("run"); v != "" {
 		id, ok := parseID(v, "r-")
 		if !ok {
-			return nil, nil, badRequest("run %q is not a run id like r-3", v)
+			return f, badRequest("run %q is not a run id like r-3", v)
 		}
-		where, args = append(where, "run_id = ?"), append(args, id)
+		f.RunID = id
 	}
 	if v := q.Get("state"); v != "" {
 		if !slices.Contains(protocol.DeploymentStates, v) {
-			return nil, nil, badRequest("state %q is not one of %s", v, strings.Join(protocol.DeploymentStates, ", "))
+			return f, badRequest("state %q is not one of %s", v, strings.Join(protocol.DeploymentStates, ", "))
 		}
-		where, args = append(where, "state = ?"), append(args, v)
+		f.State = v
 	}
 	if v := q.Get("kind"); v != "" {
 		if !slices.Contains(deploymentKinds, v) {
-			return nil, nil, badRequest("kind %q is not one of %s", v, strings.Join(deploymentKinds, ", "))
+			return f, badRequest("kind %q is not one of %s", v, strings.Join(deploymentKinds, ", "))
 		}
-		where, args = append(where, "kind = ?"), append(args, v)
+		f.Kind = v
 	}
 	now := s.clock.Now()
-	for _, b := range timeBounds {
+	for _, b := range []struct {
+		name  string
+		bound *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
 		v := q.Get(b.name)
 		if v == "" {
 			continue
 		}
 		t, err := pastTime(v, now)
 		if err != nil {
-			return nil, nil, badRequest("%s: %q is neither an RFC 3339 time nor a duration like 24h", b.name, v)
+			return f, badRequest("%s: %q is neither an RFC 3339 time nor a duration like 24h", b.name, v)
 		}
-		where, args = append(where, b.cond), append(args, nanos(t), nanos(t))
+		*b.bound = t
 	}
-	return where, args, nil
-}
-
-// timeBounds are the conditions of since and until, each with its time
-// twice. The page is read newest id first, so a bare condition on created
-// would walk every newer deployment (until) or, when few match, every one
-// (since); the id bound, taken from the created index, starts and ends
-// that walk where the matches are. It narrows nothing (a clock set back
-// leaves created out of id order, and the condition on created decides).
-var timeBounds = []struct{ name, cond string }{
-	{"since", "created >= ? AND id >= (SELECT MIN(id) FROM deployments INDEXED BY deployments_created WHERE created >= ?)"},
-	{"until", "created < ? AND id <= (SELECT MAX(id) FROM deployments INDEXED BY deployments_created WHERE created < ?)"},
+	return f, nil
 }
 
 // pastTime reads an RFC 3339 time, or a duration meaning that long before

@@ -2,12 +2,35 @@ package server
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
+// apiDeployment is deployment d as the API shows it.
+func apiDeployment(d store.Deployment) protocol.Deployment {
+	return protocol.Deployment{ID: depID(d.ID), RunID: runID(d.RunID), AgentID: d.AgentID, AgentName: d.AgentName,
+		Platform: d.Platform, Kind: d.Kind, From: d.From, Target: d.Target, Revert: d.Revert, Wave: d.Wave, Canary: d.Canary,
+		State: d.State, Reason: d.Reason, Workload: d.Workload, Done: d.Done, Total: d.Total,
+		Created: d.Created, Started: d.Started, Ended: d.Ended, Updated: d.Updated}
+}
+
+// apiDeployments is ds as the API shows them.
+func apiDeployments(ds []store.Deployment) []protocol.Deployment {
+	out := make([]protocol.Deployment, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, apiDeployment(d))
+	}
+	return out
+}
+
+// TRANSITIONAL: depColumns, scanDeployment and scanDeployments remain
+// for runreport.go's query until it reads through package store; delete
+// them then.
 const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, workload, done, total, created, started, ended, updated, wave, canary`
 
 func scanDeployment(sc interface{ Scan(...any) error }) (protocol.Deployment, error) {
@@ -17,19 +40,6 @@ func scanDeployment(sc interface{ Scan(...any) error }) (protocol.Deployment, er
 	d.ID, d.RunID = depID(id), runID(run)
 	d.Created, d.Started, d.Ended, d.Updated = fromNanos(created), fromNanos(started), fromNanos(ended), fromNanos(updated)
 	return d, err
-}
-
-func (s *Server) queryDeployments(ctx context.Context, where string, args []any, limit int, newestFirst bool) ([]protocol.Deployment, error) {
-	order := "id"
-	if newestFirst {
-		order = "id DESC"
-	}
-	q := `SELECT ` + depColumns + ` FROM deployments`
-	if where != "" {
-		q += ` WHERE ` + where
-	}
-	q += ` ORDER BY ` + order + ` LIMIT ?`
-	return scanDeployments(ctx, s.st.Reader(), q, append(args, limit)...)
 }
 
 // scanDeployments runs q, a SELECT of depColumns, on db.
@@ -55,14 +65,14 @@ func (s *Server) loadDeployment(ctx context.Context, ref string) (protocol.Deplo
 	if !ok {
 		return protocol.Deployment{}, 0, notFound("no deployment %q (ids look like d-3)", ref)
 	}
-	deps, err := s.queryDeployments(ctx, "id = ?", []any{id}, 1, false)
+	d, err := s.st.Deployment(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return protocol.Deployment{}, 0, notFound("no deployment %s", ref)
+	}
 	if err != nil {
 		return protocol.Deployment{}, 0, err
 	}
-	if len(deps) == 0 {
-		return protocol.Deployment{}, 0, notFound("no deployment %s", ref)
-	}
-	return deps[0], id, nil
+	return apiDeployment(d), id, nil
 }
 
 func (s *Server) handleDeploymentShow(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -70,25 +80,11 @@ func (s *Server) handleDeploymentShow(w http.ResponseWriter, r *http.Request, _ 
 	if err != nil {
 		return err
 	}
-	rows, err := s.st.Reader().QueryContext(r.Context(), `SELECT at, name, detail FROM steps WHERE deployment_id = ? ORDER BY at, seq`, id)
+	steps, err := s.st.Steps(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	rep := protocol.DeploymentReport{Deployment: d, Steps: []protocol.Step{}}
-	for rows.Next() {
-		var st protocol.Step
-		var at int64
-		if err := rows.Scan(&at, &st.Name, &st.Detail); err != nil {
-			return err
-		}
-		st.At = fromNanos(at)
-		rep.Steps = append(rep.Steps, st)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	writeJSON(w, 200, rep)
+	writeJSON(w, 200, protocol.DeploymentReport{Deployment: d, Steps: steps})
 	return nil
 }
 

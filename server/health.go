@@ -65,32 +65,24 @@ func sameSample(a, b rollout.HealthSample) bool {
 func (s *Server) loadHealth(ctx context.Context, r *runRec, now time.Time, soak time.Duration) (*runHealth, error) {
 	h := &runHealth{since: now, base: map[int64]rollout.HealthSample{}, tracked: map[int64]*depRec{},
 		stored: map[int64]bool{}, soaking: map[int64]soakRec{}}
-	rows, err := s.st.Writer().QueryContext(ctx, `SELECT id, agent_id, wave, state, ended, baseline FROM deployments WHERE run_id = ? AND baseline != '' AND (state = ? OR ended = 0 OR ended >= ?)`,
-		r.ID, protocol.StateSucceeded, nanos(now.Add(-soak)))
+	bases, err := s.st.HealthBaselines(ctx, r.ID, now.Add(-soak))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, ended int64
-		var agent, state, base string
-		var wave int
-		if err := rows.Scan(&id, &agent, &wave, &state, &ended, &base); err != nil {
-			return nil, err
-		}
+	for _, b := range bases {
 		var hs rollout.HealthSample
-		if err := jsonUnmarshal(base, &hs); err != nil {
+		if err := jsonUnmarshal(b.Baseline, &hs); err != nil {
 			return nil, err
 		}
-		h.stored[id] = true
+		h.stored[b.ID] = true
 		switch {
-		case !protocol.Terminal(state):
-			h.base[id] = hs
-		case state == protocol.StateSucceeded && !fromNanos(ended).Before(now.Add(-soak)):
-			h.soaking[id] = soakRec{Agent: agent, Wave: wave, Ended: fromNanos(ended), Base: hs}
+		case !protocol.Terminal(b.State):
+			h.base[b.ID] = hs
+		case b.State == protocol.StateSucceeded && !b.Ended.Before(now.Add(-soak)):
+			h.soaking[b.ID] = soakRec{Agent: b.AgentID, Wave: b.Wave, Ended: b.Ended, Base: hs}
 		}
 	}
-	return h, rows.Err()
+	return h, nil
 }
 
 // healthPass watches r's upgraded agents: it keeps the baseline of each
@@ -144,15 +136,13 @@ func (s *Server) healthPass(ctx context.Context, r *runRec, now time.Time) error
 		sort.Slice(ended, func(i, j int) bool { return ended[i].ID < ended[j].ID })
 		err := s.change(ctx, func(wr *writer) error {
 			for _, id := range store {
-				if _, err := wr.exec(`UPDATE deployments SET baseline = ? WHERE id = ?`, mustJSON(h.base[id]), id); err != nil {
+				if err := wr.tx.SetDeploymentBaseline(id, mustJSON(h.base[id])); err != nil {
 					return err
 				}
 			}
 			soaked := map[int64]soakRec{}
 			for _, d := range ended {
-				var state string
-				var at int64
-				err := wr.queryRow(`SELECT state, ended FROM deployments WHERE id = ?`, d.ID).Scan(&state, &at)
+				state, at, err := wr.tx.DeploymentEnd(d.ID)
 				if errors.Is(err, sql.ErrNoRows) {
 					continue
 				} else if err != nil {
@@ -160,12 +150,12 @@ func (s *Server) healthPass(ctx context.Context, r *runRec, now time.Time) error
 				}
 				base, ok := h.base[d.ID]
 				if ok && !h.stored[d.ID] {
-					if _, err := wr.exec(`UPDATE deployments SET baseline = ? WHERE id = ?`, mustJSON(base), d.ID); err != nil {
+					if err := wr.tx.SetDeploymentBaseline(d.ID, mustJSON(base)); err != nil {
 						return err
 					}
 				}
 				if state == protocol.StateSucceeded {
-					soaked[d.ID] = soakRec{Agent: d.AgentID, Wave: d.Wave, Ended: fromNanos(at), Base: base}
+					soaked[d.ID] = soakRec{Agent: d.AgentID, Wave: d.Wave, Ended: at, Base: base}
 				}
 			}
 			wr.then(func() {
@@ -233,7 +223,7 @@ func (s *Server) healthPass(ctx context.Context, r *runRec, now time.Time) error
 	// restarted server does not read them back.
 	return s.change(ctx, func(wr *writer) error {
 		for _, id := range regressed {
-			if _, err := wr.exec(`UPDATE deployments SET baseline = '' WHERE id = ?`, id); err != nil {
+			if err := wr.tx.SetDeploymentBaseline(id, ""); err != nil {
 				return err
 			}
 		}

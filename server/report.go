@@ -1,8 +1,6 @@
 package server
 
 import (
-	"database/sql"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -52,8 +50,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	d := s.open[a.ID]
 	if d == nil || d.ID != id {
-		var owner, state string
-		err := s.st.Writer().QueryRowContext(ctx, `SELECT agent_id, state FROM deployments WHERE id = ?`, id).Scan(&owner, &state)
+		owner, state, err := s.st.DeploymentAgentState(ctx, id)
 		if err != nil || owner != a.ID {
 			return notFound("order %q is not one of this agent's", req.OrderID)
 		}
@@ -64,7 +61,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 			return err
 		}
 		if req.Done != 0 || req.Total != 0 {
-			if _, err := wr.exec(`UPDATE deployments SET done = ?, total = ?, updated = ? WHERE id = ?`, req.Done, req.Total, nanos(wr.now), d.ID); err != nil {
+			if err := wr.tx.ReportDeploymentProgress(d.ID, req.Done, req.Total, wr.now); err != nil {
 				return err
 			}
 			now := wr.now
@@ -123,8 +120,8 @@ func insertSteps(wr *writer, dep int64, steps []protocol.Step) error {
 	if len(steps) == 0 {
 		return nil
 	}
-	var n, dropped int
-	if err := wr.queryRow(`SELECT COUNT(*), COUNT(CASE WHEN name = ? THEN 1 END) FROM steps WHERE deployment_id = ?`, stepsDropped, dep).Scan(&n, &dropped); err != nil {
+	n, dropped, err := wr.tx.CountSteps(dep, stepsDropped)
+	if err != nil {
 		return err
 	}
 	for _, st := range steps {
@@ -136,17 +133,15 @@ func insertSteps(wr *writer, dep int64, steps []protocol.Step) error {
 			if dropped > 0 {
 				return nil
 			}
-			_, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(wr.now), stepsDropped,
+			_, err := wr.tx.InsertStep(dep, wr.now, stepsDropped,
 				fmt.Sprintf("this report holds %d steps: later ones the agent sent are not recorded", n))
 			return err
 		}
-		res, err := wr.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(at), st.Name, st.Detail)
+		added, err := wr.tx.InsertStep(dep, at, st.Name, st.Detail)
 		if err != nil {
 			return err
 		}
-		if k, err := res.RowsAffected(); err != nil {
-			return err
-		} else if k > 0 {
+		if added {
 			n++
 		}
 	}
@@ -164,13 +159,12 @@ func (s *Server) reportEnded(w http.ResponseWriter, r *http.Request, id int64, s
 	cancelled := state == protocol.StateCancelled || state == protocol.StateSkipped
 	if !cancelled {
 		for _, st := range req.Steps {
-			var one int
-			err := s.st.Writer().QueryRowContext(r.Context(), `SELECT 1 FROM steps WHERE deployment_id = ? AND at = ? AND name = ?`, id, nanos(st.At), st.Name).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) || (err == nil && st.At.IsZero()) {
-				return conflict("deployment %s ended (%s): its report is closed, step %q is not recorded", depID(id), state, st.Name)
-			}
+			known, err := s.st.HasStep(r.Context(), id, st.At, st.Name)
 			if err != nil {
 				return err
+			}
+			if !known || st.At.IsZero() {
+				return conflict("deployment %s ended (%s): its report is closed, step %q is not recorded", depID(id), state, st.Name)
 			}
 		}
 	}
@@ -184,9 +178,7 @@ func (s *Server) reportEnded(w http.ResponseWriter, r *http.Request, id int64, s
 func (s *Server) reportCleanup(r *http.Request, a *agentRec, cid int64, req protocol.ReportRequest) (func() error, protocol.ReportResponse, error) {
 	idx := slices.IndexFunc(s.cleanups[a.ID], func(c cleanupRec) bool { return c.ID == cid })
 	if idx < 0 {
-		var owner string
-		var done bool
-		err := s.st.Writer().QueryRowContext(r.Context(), `SELECT agent_id, done FROM cleanups WHERE id = ?`, cid).Scan(&owner, &done)
+		owner, _, err := s.st.CleanupAgent(r.Context(), cid)
 		if err != nil || owner != a.ID {
 			return nil, protocol.ReportResponse{}, notFound("order %q is not one of this agent's", req.OrderID)
 		}
@@ -200,7 +192,7 @@ func (s *Server) reportCleanup(r *http.Request, a *agentRec, cid int64, req prot
 		state = protocol.StateFailed
 	}
 	wait, err := s.changeGrouped(func(wr *writer) error {
-		if _, err := wr.exec(`UPDATE cleanups SET done = 1 WHERE id = ?`, cid); err != nil {
+		if err := wr.tx.FinishCleanup(cid); err != nil {
 			return err
 		}
 		msg := "cleanup done"

@@ -107,12 +107,10 @@ func (s *Server) sweepIdle(ctx context.Context, now time.Time) error {
 func (w *writer) markStuck(d *depRec) error {
 	last, idle, state := d.Updated, w.now.Sub(d.Updated).Round(time.Second), d.State
 	heard := "nothing"
-	var name string
-	var at int64
-	err := w.queryRow(`SELECT name, at FROM steps WHERE deployment_id = ? ORDER BY at DESC, seq DESC LIMIT 1`, d.ID).Scan(&name, &at)
+	name, at, err := w.tx.LastStep(d.ID)
 	switch {
 	case err == nil:
-		heard = name + " at " + fromNanos(at).UTC().Format(time.RFC3339)
+		heard = name + " at " + at.UTC().Format(time.RFC3339)
 	case !errors.Is(err, sql.ErrNoRows):
 		return err
 	}
@@ -124,7 +122,7 @@ func (w *writer) markStuck(d *depRec) error {
 	if err := w.setState(d, protocol.StateStuck, fmt.Sprintf("no progress for %s in %s (last heard: %s)", idle, state, heard)); err != nil {
 		return err
 	}
-	if _, err := w.exec(`UPDATE deployments SET updated = ? WHERE id = ?`, nanos(last), d.ID); err != nil {
+	if err := w.tx.SetDeploymentUpdated(d.ID, last); err != nil {
 		return err
 	}
 	w.then(func() { d.Updated = last })
@@ -134,10 +132,9 @@ func (w *writer) markStuck(d *depRec) error {
 // stuckFrom is the state stuck deployment dep was in: the last phase the
 // server recorded in its report.
 func (w *writer) stuckFrom(dep int64) (string, error) {
-	var name string
-	err := w.queryRow(`SELECT name FROM steps WHERE deployment_id = ? AND name IN (?, ?, ?, ?, ?) ORDER BY at DESC, seq DESC LIMIT 1`, dep,
+	name, err := w.tx.LastStepNamed(dep,
 		"server: "+protocol.StateRequested, "server: "+protocol.StateDownloading, "server: "+protocol.StateStaged,
-		"server: "+protocol.StateRestarting, "server: "+protocol.StateWatching).Scan(&name)
+		"server: "+protocol.StateRestarting, "server: "+protocol.StateWatching)
 	if errors.Is(err, sql.ErrNoRows) {
 		return protocol.StateRequested, nil
 	}
@@ -246,9 +243,11 @@ func (s *Server) handleDeploymentRetry(w http.ResponseWriter, r *http.Request, c
 		if err := s.newRunDeployment(wr, a, rid, dd.Kind, dd.Target, dd.Wave, dd.Canary); err != nil {
 			return err
 		}
-		if err := wr.queryRow(`SELECT MAX(id) FROM deployments WHERE agent_id = ?`, a.ID).Scan(&newID); err != nil {
+		id, err := wr.tx.LastDeploymentOf(a.ID)
+		if err != nil {
 			return err
 		}
+		newID = id
 		why := "retried as " + depID(newID)
 		if d != nil {
 			if err := wr.setState(d, protocol.StateCancelled, why); err != nil {
@@ -329,8 +328,7 @@ const stepRetried = "server: retried"
 // failed or cancelled, and their retries decide the run's outcome. The
 // marks are committed by the retry itself, before any check of the run.
 func (s *Server) retriedIn(ctx context.Context, run int64) (int, error) {
-	var n int
-	err := s.st.Reader().QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.id) FROM deployments d JOIN steps st ON st.deployment_id = d.id WHERE d.run_id = ? AND st.name = ?`, run, stepRetried).Scan(&n)
+	n, err := s.st.RunDeploymentsMarked(ctx, run, stepRetried)
 	if err != nil {
 		return 0, fmt.Errorf("run %s: count retried deployments: %w", runID(run), err)
 	}
