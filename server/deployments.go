@@ -28,38 +28,6 @@ func apiDeployments(ds []store.Deployment) []protocol.Deployment {
 	return out
 }
 
-// TRANSITIONAL: depColumns, scanDeployment and scanDeployments remain
-// for runreport.go's query until it reads through package store; delete
-// them then.
-const depColumns = `id, run_id, agent_id, agent_name, platform, kind, from_version, target, revert, state, reason, workload, done, total, created, started, ended, updated, wave, canary`
-
-func scanDeployment(sc interface{ Scan(...any) error }) (protocol.Deployment, error) {
-	var d protocol.Deployment
-	var id, run, created, started, ended, updated int64
-	err := sc.Scan(&id, &run, &d.AgentID, &d.AgentName, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &d.Workload, &d.Done, &d.Total, &created, &started, &ended, &updated, &d.Wave, &d.Canary)
-	d.ID, d.RunID = depID(id), runID(run)
-	d.Created, d.Started, d.Ended, d.Updated = fromNanos(created), fromNanos(started), fromNanos(ended), fromNanos(updated)
-	return d, err
-}
-
-// scanDeployments runs q, a SELECT of depColumns, on db.
-func scanDeployments(ctx context.Context, db querier, q string, args ...any) ([]protocol.Deployment, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []protocol.Deployment{}
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
 func (s *Server) loadDeployment(ctx context.Context, ref string) (protocol.Deployment, int64, error) {
 	id, ok := parseID(ref, "d-")
 	if !ok {
