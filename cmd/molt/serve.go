@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,8 @@ type serveConfig struct {
 	Listen      string   `yaml:"listen"`
 	Data        string   `yaml:"data"`
 	Store       string   `yaml:"store"`
+	Advertise   string   `yaml:"advertise"`
+	PeerCA      string   `yaml:"peer_ca"`
 	TLSCert     string   `yaml:"tls_cert"`
 	TLSKey      string   `yaml:"tls_key"`
 	TrustedKeys []string `yaml:"trusted_keys"`
@@ -88,7 +91,13 @@ TLS: give a certificate and key (tls_cert/tls_key in the config file, or
 Packs are imported only when signed by a key given with --trusted-key (a
 minisign .pub file or an inline key; repeatable).
 
-The config file (YAML) may set: listen, data, store, tls_cert, tls_key,
+Replicas: several molt serve on one PostgreSQL database (--store) share
+the work: one leads (it holds the scheduler's lease, keeps the state and
+makes every change), the others pass each request to it, and one of them
+takes over within seconds when the leader dies. Each replica names the URL
+the others reach it at with --advertise. See docs/server.md, Replicas.
+
+The config file (YAML) may set: listen, data, store, advertise, peer_ca, tls_cert, tls_key,
 trusted_keys, public_url, log_level, log_file.`,
 		Example: `  molt serve --dev --data ./molt-data --trusted-key release.pub
   molt serve --config /etc/molt/server.yaml`,
@@ -107,6 +116,8 @@ trusted_keys, public_url, log_level, log_file.`,
 				merge("listen", &c.Listen, fc.Listen)
 				merge("data", &c.Data, fc.Data)
 				merge("store", &c.Store, fc.Store)
+				merge("advertise", &c.Advertise, fc.Advertise)
+				merge("peer-ca", &c.PeerCA, fc.PeerCA)
 				merge("tls-cert", &c.TLSCert, fc.TLSCert)
 				merge("tls-key", &c.TLSKey, fc.TLSKey)
 				merge("public-url", &c.PublicURL, fc.PublicURL)
@@ -133,6 +144,8 @@ trusted_keys, public_url, log_level, log_file.`,
 	f.StringVar(&configFile, "config", "", "YAML config file")
 	f.StringVar(&c.Data, "data", "molt-data", "data directory (database, packs, admin token)")
 	f.StringVar(&c.Store, "store", "", "database: empty for DATA/molt.db (SQLite), or a postgres:// URL (pgx parameters, e.g. sslmode=verify-full)")
+	f.StringVar(&c.Advertise, "advertise", "", "with --store postgres://: the https:// URL the other replicas reach this one at")
+	f.StringVar(&c.PeerCA, "peer-ca", "", "with --store postgres://: a CA (PEM) the other replicas' certificates chain to, besides the system's and this replica's certificate")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8443", "address to listen on (host:port; port 0 picks one)")
 	f.StringArrayVar(&c.TrustedKeys, "trusted-key", nil, "pack signing public key (file or inline); repeatable")
 	f.BoolVar(&dev, "dev", false, "make and use a local development CA and certificate in DATA/tls")
@@ -191,10 +204,14 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 	if err != nil {
 		return cli.Exit(2, err)
 	}
-	srv, err := server.New(ctx, server.Options{
+	opt := server.Options{
 		DataDir: c.Data, Store: c.Store, TrustedKeys: keys, PublicURL: c.PublicURL, PollWait: pollWait,
 		Log: log, Version: buildinfo.Version,
-	})
+	}
+	if store.IsPostgres(c.Store) {
+		return runReplica(ctx, out, c, opt, tlsConf, log)
+	}
+	srv, err := server.New(ctx, opt)
 	if err != nil {
 		return err
 	}
@@ -221,17 +238,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 	if err != nil {
 		return cli.Exit(1, fmt.Errorf("listen: %w", err))
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      10 * time.Minute, // above the long-poll wait; pack downloads extend it per request
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
-	}
+	hs := newHTTPServer(srv.Handler(), tlsConf, log)
 	var dln net.Listener
 	if dbg.addr != "" {
 		if dln, err = dbg.listen(log); err != nil {
@@ -288,4 +295,19 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		return err
 	})
 	return g.Wait()
+}
+
+// newHTTPServer is the server's HTTPS front.
+func newHTTPServer(h http.Handler, tlsConf *tls.Config, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      10 * time.Minute, // above the long-poll wait; pack downloads extend it per request
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
 }

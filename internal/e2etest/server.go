@@ -34,6 +34,9 @@ type ServerOptions struct {
 	Settings map[string]string
 	// Env is added to molt serve's environment, at every start.
 	Env []string
+	// Store, when set, is a postgres:// URL: the server runs as a replica
+	// on it (--store, --advertise its own address); see StartReplicas.
+	Store string
 	// KeepDefaults leaves every setting as a new server has it:
 	// PollSeconds, OfflineAfter and Settings are not applied (for a test
 	// that looks at the defaults and sets what it needs itself).
@@ -122,8 +125,11 @@ func (s *Server) Start() {
 	if len(s.o.Env) > 0 {
 		env = append(cleanEnv(), s.o.Env...)
 	}
-	p, err := startProc(log, env, filepath.Join(s.bin, exe("molt")), "serve", "--dev", "--data", s.Data,
-		"--listen", s.Addr, "--trusted-key", pub, "--log-level", "debug")
+	args := []string{"serve", "--dev", "--data", s.Data, "--listen", s.Addr, "--trusted-key", pub, "--log-level", "debug"}
+	if s.o.Store != "" {
+		args = append(args, "--store", s.o.Store, "--advertise", s.URL())
+	}
+	p, err := startProc(log, env, append([]string{filepath.Join(s.bin, exe("molt"))}, args...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -159,6 +165,10 @@ func (s *Server) healthy() bool {
 		return false
 	}
 	resp.Body.Close()
+	if s.o.Store != "" {
+		// A replica that follows has no admin token of its own.
+		return resp.StatusCode == http.StatusOK
+	}
 	_, err = os.Stat(s.TokenFile())
 	return resp.StatusCode == http.StatusOK && err == nil
 }
