@@ -38,7 +38,7 @@ func (w *writer) event(e event) error {
 
 // step adds a server-side line to a deployment's DEPLOY report.
 func (w *writer) step(dep int64, name, detail string) error {
-	_, err := w.tx.AddStep(dep, w.now, name, detail)
+	_, err := w.tx.InsertStep(dep, w.now, name, detail)
 	return err
 }
 

@@ -9,7 +9,7 @@ import (
 // A step is added once: the same name at the same time again (a report
 // sent twice) is ignored and keeps the first detail, without failing the
 // transaction.
-func TestAddStep(t *testing.T) {
+func TestInsertStepOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *DB) {
 		at := time.Date(2026, 8, 1, 0, 0, 0, 3, time.UTC)
 		for _, c := range []struct {
@@ -23,7 +23,7 @@ func TestAddStep(t *testing.T) {
 			{"server: failed", "other name", at, true},
 		} {
 			coreTx(t, db, func(tx *Tx) error {
-				added, err := tx.AddStep(7, c.at, c.name, c.detail)
+				added, err := tx.InsertStep(7, c.at, c.name, c.detail)
 				if err != nil {
 					return err
 				}
