@@ -343,7 +343,7 @@ func (e *env) schedule() {
 	e.s.mu.Lock()
 	defer e.s.mu.Unlock()
 	for id, r := range e.s.runs {
-		db, _, err := e.s.runCounts(context.Background(), e.s.st.Writer(), id)
+		db, _, err := e.s.st.RunCounts(context.Background(), id)
 		if err != nil {
 			e.t.Fatal(err)
 		}

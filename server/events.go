@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // event is an event about to be recorded.
@@ -121,38 +121,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ caller) 
 	}
 }
 
-// eventColumns are the columns scanEvents reads, in its order.
-const eventColumns = `seq, id, name, at, agent_id, run_id, deployment_id, message, fields`
-
 func (s *Server) queryEvents(ctx context.Context, sel eventSelect, after int64, since time.Time, limit int, tail bool) ([]protocol.Event, error) {
-	q, args := sel.query(after, nanos(since), limit, tail)
-	rows, err := s.st.Reader().QueryContext(ctx, q, args...)
+	evs, err := s.st.Events(ctx, sel.page(after, since, limit, tail))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	return scanEvents(rows)
+	return protocolEvents(evs), nil
 }
 
-// scanEvents reads rows of eventColumns.
-func scanEvents(rows *sql.Rows) ([]protocol.Event, error) {
-	out := []protocol.Event{}
-	for rows.Next() {
-		var e protocol.Event
-		var at, run, dep int64
-		var fields string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Name, &at, &e.AgentID, &run, &dep, &e.Message, &fields); err != nil {
-			return nil, err
+// protocolEvents are evs as the API shows them.
+func protocolEvents(evs []store.Event) []protocol.Event {
+	out := make([]protocol.Event, len(evs))
+	for i, e := range evs {
+		out[i] = protocol.Event{Seq: e.Seq, ID: e.ID, Name: e.Name, At: e.At, AgentID: e.AgentID, RunID: runID(e.RunID), Message: e.Message, Fields: e.Fields}
+		if e.DeploymentID != 0 {
+			out[i].DeploymentID = depID(e.DeploymentID)
 		}
-		e.At = fromNanos(at)
-		e.RunID = runID(run)
-		if dep != 0 {
-			e.DeploymentID = depID(dep)
-		}
-		if err := jsonUnmarshal(fields, &e.Fields); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
 	}
-	return out, rows.Err()
+	return out
 }

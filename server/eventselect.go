@@ -3,7 +3,9 @@ package server
 import (
 	"net/http"
 	"strconv"
-	"strings"
+	"time"
+
+	"github.com/moltfleet/molt/store"
 )
 
 // eventSelect is what GET /v1/events selects within its window (after_id,
@@ -37,41 +39,11 @@ func (s *Server) parseEventSelect(r *http.Request) (eventSelect, error) {
 	return sel, nil
 }
 
-// query is the SQL of a page of events and its arguments: those after
-// seq after and at or after since (nanoseconds) that sel selects, the
-// first limit of them, or with tail the newest limit, oldest first.
-func (sel eventSelect) query(after, since int64, limit int, tail bool) (string, []any) {
-	where, args := sel.where()
-	args = append(append([]any{after, since}, args...), limit)
-	q := `SELECT ` + eventColumns + ` FROM events WHERE seq > ? AND at >= ?` + where + ` ORDER BY seq`
-	if tail {
-		return `SELECT * FROM (` + q + ` DESC LIMIT ?) ORDER BY seq`, args
+// page is the page of events after seq after and at or after since that
+// sel selects: the first limit of them, or with tail the newest limit.
+func (sel eventSelect) page(after int64, since time.Time, limit int, tail bool) store.EventPage {
+	return store.EventPage{
+		EventFilter: store.EventFilter{IDs: sel.ids, AgentID: sel.agent, RunID: sel.run},
+		After:       after, Before: sel.before, Since: since, Limit: limit, Tail: tail,
 	}
-	return q + ` LIMIT ?`, args
-}
-
-// where returns the SQL conditions of sel, each starting with AND, and
-// their arguments.
-func (sel eventSelect) where() (string, []any) {
-	var b strings.Builder
-	var args []any
-	if len(sel.ids) > 0 {
-		b.WriteString(" AND id IN (?" + strings.Repeat(",?", len(sel.ids)-1) + ")")
-		for _, id := range sel.ids {
-			args = append(args, id)
-		}
-	}
-	if sel.agent != "" {
-		b.WriteString(" AND agent_id = ?")
-		args = append(args, sel.agent)
-	}
-	if sel.run != 0 {
-		b.WriteString(" AND run_id = ?")
-		args = append(args, sel.run)
-	}
-	if sel.before != 0 {
-		b.WriteString(" AND seq < ?")
-		args = append(args, sel.before)
-	}
-	return b.String(), args
 }

@@ -8,14 +8,21 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // countEvents counts the events whose message is msg, in the database.
 func countEvents(t *testing.T, e *env, msg string) int {
 	t.Helper()
-	var n int
-	if err := e.s.st.Reader().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM events WHERE message = ?`, msg).Scan(&n); err != nil {
+	evs, err := e.s.st.Events(context.Background(), store.EventPage{Limit: 1 << 30})
+	if err != nil {
 		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Message == msg {
+			n++
+		}
 	}
 	return n
 }
@@ -115,7 +122,7 @@ func TestCommitFailureStopsServer(t *testing.T) {
 			`CREATE TEMP TABLE IF NOT EXISTS c (p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)`,
 			`INSERT INTO c VALUES (5)`,
 		} {
-			if _, err := w.exec(q); err != nil {
+			if _, err := w.tx.Exec(q); err != nil {
 				return err
 			}
 		}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,25 +100,6 @@ func (m *metrics) observeRequest(route string, status int, d time.Duration) {
 	m.mu.Unlock()
 }
 
-// countBy runs q, a "SELECT key, COUNT(*) ... GROUP BY key", into a map.
-func (s *Server) countBy(ctx context.Context, q string) (map[string]int, error) {
-	rows, err := s.st.Reader().QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var k string
-		var n int
-		if err := rows.Scan(&k, &n); err != nil {
-			return nil, err
-		}
-		out[k] = n
-	}
-	return out, rows.Err()
-}
-
 func promLabel(v string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }
@@ -156,14 +136,14 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller)
 		}
 	}
 	s.mu.Unlock()
-	deps, err := s.countBy(r.Context(), `SELECT state, COUNT(*) FROM deployments GROUP BY state`)
+	deps, err := s.st.CountDeploymentsByState(r.Context())
 	if err != nil {
 		return err
 	}
 	// Runs are counted in the store, not in s.runs: that holds only runs
 	// not ended, and a cancelled run leaves it as soon as none of its
 	// deployments is in progress, so a cancelled count taken there was 0.
-	runs, err := s.countBy(r.Context(), `SELECT status, COUNT(*) FROM runs GROUP BY status`)
+	runs, err := s.st.CountRunsByStatus(r.Context())
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sort"
 	"strconv"
@@ -29,28 +28,17 @@ type writer struct {
 	hooks []hookJob
 }
 
-// exec runs q in the transaction, prepared once for the server's life.
-func (w *writer) exec(q string, args ...any) (sql.Result, error) { return w.tx.Exec(q, args...) }
-
-// queryRow is exec for a query of one row.
-func (w *writer) queryRow(q string, args ...any) *sql.Row { return w.tx.QueryRow(q, args...) }
-
 func (w *writer) then(f func()) { w.after = append(w.after, f) }
 
 // event records e in the transaction.
 func (w *writer) event(e event) error {
-	fields := ""
-	if len(e.Fields) > 0 {
-		fields = mustJSON(e.Fields)
-	}
-	_, err := w.exec(`INSERT INTO events (id, name, at, agent_id, run_id, deployment_id, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, protocol.EventName(e.ID), nanos(w.now), e.Agent, e.Run, e.Dep, e.Msg, fields)
-	return err
+	return w.tx.InsertEvent(store.Event{ID: e.ID, Name: protocol.EventName(e.ID), At: w.now,
+		AgentID: e.Agent, RunID: e.Run, DeploymentID: e.Dep, Message: e.Msg, Fields: e.Fields})
 }
 
 // step adds a server-side line to a deployment's DEPLOY report.
 func (w *writer) step(dep int64, name, detail string) error {
-	_, err := w.exec(`INSERT OR IGNORE INTO steps (deployment_id, at, name, detail) VALUES (?, ?, ?, ?)`, dep, nanos(w.now), name, detail)
+	_, err := w.tx.InsertStep(dep, w.now, name, detail)
 	return err
 }
 
@@ -58,19 +46,9 @@ func (w *writer) step(dep int64, name, detail string) error {
 // run's slot, queues the on-deployment-end hook and wakes the scheduler.
 func (w *writer) setState(d *depRec, state, reason string) error {
 	s := w.s
-	q := `UPDATE deployments SET state = ?, reason = ?, updated = ?`
-	args := []any{state, reason, nanos(w.now)}
-	if state == protocol.StateRequested {
-		q += `, started = ?`
-		args = append(args, nanos(w.now))
-	}
-	if protocol.Terminal(state) {
-		q += `, ended = ?`
-		args = append(args, nanos(w.now))
-	}
-	q += ` WHERE id = ?`
-	args = append(args, d.ID)
-	if _, err := w.exec(q, args...); err != nil {
+	err := w.tx.SetDeploymentState(d.ID, store.DeploymentState{State: state, Reason: reason, At: w.now,
+		Started: state == protocol.StateRequested, Ended: protocol.Terminal(state)})
+	if err != nil {
 		return fmt.Errorf("deployment %d: %w", d.ID, err)
 	}
 	detail := reason
@@ -380,7 +358,7 @@ func (s *Server) start(a *agentRec, d *depRec) (func(w *writer) error, bool) {
 		if err != nil {
 			return err
 		}
-		if _, err := w.exec(`UPDATE deployments SET from_version = ? WHERE id = ?`, a.St.Version, d.ID); err != nil {
+		if err := w.tx.SetDeploymentFromVersion(d.ID, a.St.Version); err != nil {
 			return err
 		}
 		from := a.St.Version
@@ -391,36 +369,11 @@ func (s *Server) start(a *agentRec, d *depRec) (func(w *writer) error, bool) {
 }
 
 func (w *writer) setDesired(a *agentRec, v string) error {
-	if _, err := w.exec(`UPDATE agents SET desired = ? WHERE id = ?`, v, a.ID); err != nil {
+	if err := w.tx.SetAgentDesired(a.ID, v); err != nil {
 		return err
 	}
 	w.then(func() { a.Desired = v })
 	return nil
-}
-
-// runCounts counts the deployments of run id by state.
-func (s *Server) runCounts(ctx context.Context, q querier, id int64) (map[string]int, int, error) {
-	rows, err := q.QueryContext(ctx, `SELECT state, COUNT(*) FROM deployments WHERE run_id = ? GROUP BY state`, id)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	counts := map[string]int{}
-	total := 0
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, 0, err
-		}
-		counts[st] = n
-		total += n
-	}
-	return counts, total, rows.Err()
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
 // checkRun pauses r when its failures reach the threshold and ends it when
@@ -442,7 +395,7 @@ func (s *Server) checkRun(ctx context.Context, r *runRec) error {
 			status = protocol.RunCancelled
 		}
 		return s.change(ctx, func(w *writer) error {
-			if _, err := w.exec(`UPDATE runs SET status = ?, ended = ? WHERE id = ?`, status, nanos(w.now), r.ID); err != nil {
+			if err := w.tx.EndRun(r.ID, status, w.now); err != nil {
 				return err
 			}
 			hs := protocol.HookEndedOK
@@ -465,7 +418,7 @@ func (s *Server) checkRun(ctx context.Context, r *runRec) error {
 	if r.Status == protocol.RunRunning && r.FailureThreshold > 0 && failures-r.AckFailures >= r.FailureThreshold {
 		reason := fmt.Sprintf("failure threshold reached: %d failed or rolled back (threshold %d)", failures, r.FailureThreshold)
 		return s.change(ctx, func(w *writer) error {
-			if _, err := w.exec(`UPDATE runs SET status = ?, reason = ? WHERE id = ?`, protocol.RunPaused, reason, r.ID); err != nil {
+			if err := w.tx.SetRunStatus(r.ID, protocol.RunPaused, reason); err != nil {
 				return err
 			}
 			if err := w.event(event{ID: protocol.EvRunPaused, Run: r.ID, Msg: "run " + runID(r.ID) + " paused: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {

@@ -337,149 +337,40 @@ func (s *Server) notify(id string) {
 }
 
 func (s *Server) load(ctx context.Context) error {
-	db := s.st.Writer()
-	rows, err := db.QueryContext(ctx, `SELECT id, cred_hash, fingerprint, enrolled, last_seen, revoked, desired, status, workload_alerts FROM agents`)
+	l, err := s.st.Load(ctx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		a := &agentRec{}
-		var enrolled, seen int64
-		var status, alerts string
-		if err := rows.Scan(&a.ID, &a.CredHash, &a.Fingerprint, &enrolled, &seen, &a.Revoked, &a.Desired, &status, &alerts); err != nil {
-			rows.Close()
-			return err
-		}
-		a.Enrolled, a.LastSeen = fromNanos(enrolled), fromNanos(seen)
-		if err := jsonUnmarshal(status, &a.St); err != nil {
-			rows.Close()
-			return fmt.Errorf("agent %s: %w", a.ID, err)
-		}
-		if err := jsonUnmarshal(alerts, &a.alerts); err != nil {
-			rows.Close()
-			return fmt.Errorf("agent %s: workload alerts: %w", a.ID, err)
-		}
+	for _, la := range l.Agents {
+		a := &agentRec{ID: la.ID, CredHash: la.CredHash, Fingerprint: la.Fingerprint, Enrolled: la.Enrolled, LastSeen: la.LastSeen,
+			Revoked: la.Revoked, Desired: la.Desired, St: la.Status, alerts: la.WorkloadAlerts}
 		a.persisted = persistKey(a.St)
 		s.agents[a.ID] = a
 		s.byCred[a.CredHash] = a.ID
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+	for _, ld := range l.Deployments {
+		s.open[ld.AgentID] = &depRec{ID: ld.ID, RunID: ld.RunID, Wave: ld.Wave, Canary: ld.Canary, AgentID: ld.AgentID, Platform: ld.Platform, Kind: ld.Kind,
+			From: ld.From, Target: ld.Target, Revert: ld.Revert, State: ld.State, Reason: ld.Reason, Updated: ld.Updated, Started: ld.Started}
 	}
-	rows, err = db.QueryContext(ctx, `SELECT id, run_id, agent_id, platform, kind, from_version, target, revert, state, reason, updated, started, wave, canary FROM deployments WHERE state NOT IN ('succeeded','failed','rolled_back','skipped','cancelled')`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		d := &depRec{}
-		var upd, started int64
-		if err := rows.Scan(&d.ID, &d.RunID, &d.AgentID, &d.Platform, &d.Kind, &d.From, &d.Target, &d.Revert, &d.State, &d.Reason, &upd, &started, &d.Wave, &d.Canary); err != nil {
-			rows.Close()
-			return err
-		}
-		d.Updated, d.Started = fromNanos(upd), fromNanos(started)
-		s.open[d.AgentID] = d
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = db.QueryContext(ctx, `SELECT id, text, status, max_concurrent, failure_threshold, ack_failures, controls, waves, wave, wave_done_at, wave_approval, created FROM runs WHERE ended = 0`)
-	if err != nil {
-		return err
-	}
-	type rollout struct {
-		controls, waves string
-		created, done   int64
-	}
-	ro := map[int64]rollout{}
-	for rows.Next() {
-		r := &runRec{}
-		var x rollout
-		if err := rows.Scan(&r.ID, &r.Text, &r.Status, &r.MaxConcurrent, &r.FailureThreshold, &r.AckFailures, &x.controls, &x.waves, &r.Wave, &x.done, &r.WaveApproval, &x.created); err != nil {
-			rows.Close()
-			return err
-		}
-		s.runs[r.ID], ro[r.ID] = r, x
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, r := range s.runs {
-		if r.Counts, _, err = s.runCounts(ctx, db, r.ID); err != nil {
-			return err
-		}
-		x := ro[r.ID]
-		if err := s.loadRollout(ctx, r, x.controls, x.waves, x.created, x.done); err != nil {
+	for _, lr := range l.Runs {
+		r := &runRec{ID: lr.ID, Text: lr.Text, Status: lr.Status, MaxConcurrent: lr.MaxConcurrent, FailureThreshold: lr.FailureThreshold,
+			AckFailures: lr.AckFailures, Counts: lr.Counts}
+		r.Wave, r.WaveApproval = lr.Wave, lr.WaveApproval
+		s.runs[r.ID] = r
+		if err := s.loadRollout(ctx, r, mustJSON(lr.Controls), mustJSON(lr.Waves), nanos(lr.Created), nanos(lr.WaveDoneAt)); err != nil {
 			return err
 		}
 	}
-	rows, err = db.QueryContext(ctx, `SELECT id, agent_id, keep FROM cleanups WHERE done = 0`)
-	if err != nil {
-		return err
+	for _, c := range l.Cleanups {
+		s.cleanups[c.AgentID] = append(s.cleanups[c.AgentID], cleanupRec{ID: c.ID, Keep: c.Keep})
 	}
-	for rows.Next() {
-		var c cleanupRec
-		var agent, keep string
-		if err := rows.Scan(&c.ID, &agent, &keep); err != nil {
-			rows.Close()
-			return err
-		}
-		if err := jsonUnmarshal(keep, &c.Keep); err != nil {
-			rows.Close()
-			return err
-		}
-		s.cleanups[agent] = append(s.cleanups[agent], c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = db.QueryContext(ctx, `SELECT key, value FROM settings`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			rows.Close()
-			return err
-		}
-		s.settings[k] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = db.QueryContext(ctx, `SELECT version, floor, platforms, released FROM releases`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var r releaseRec
-		var plats string
-		var rel int64
-		if err := rows.Scan(&r.Version, &r.Floor, &plats, &rel); err != nil {
-			rows.Close()
-			return err
-		}
-		var ps []string
-		if err := jsonUnmarshal(plats, &ps); err != nil {
-			rows.Close()
-			return err
-		}
-		r.Platforms = map[string]bool{}
-		for _, p := range ps {
+	s.settings = l.Settings
+	for _, lr := range l.Releases {
+		r := releaseRec{Version: lr.Version, Floor: lr.Floor, Platforms: map[string]bool{}, Released: lr.Released}
+		for _, p := range lr.Platforms {
 			r.Platforms[p] = true
 		}
-		r.Released = fromNanos(rel)
 		s.releases[r.Version] = r
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	return s.loadQuarantines(ctx)
 }
@@ -489,33 +380,21 @@ func (s *Server) load(ctx context.Context) error {
 // few seconds old, which its next check-in corrects.
 func (s *Server) flushSeen(ctx context.Context) {
 	s.mu.Lock()
-	type seen struct {
-		id string
-		at int64
-	}
-	var batch []seen
+	var batch []store.AgentSeen
 	for _, a := range s.agents {
 		if a.seenDirty {
-			batch = append(batch, seen{a.ID, nanos(a.LastSeen)})
+			batch = append(batch, store.AgentSeen{ID: a.ID, At: a.LastSeen})
 			a.seenDirty = false
 		}
 	}
 	s.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		for _, b := range batch {
-			if _, err := tx.Exec(`UPDATE agents SET last_seen = ? WHERE id = ?`, b.at, b.id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err := s.st.FlushLastSeen(ctx, batch); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("flush last-seen times", zap.Error(err))
 	}
 }
+
+// pruneBatch is how many events one transaction of pruneEvents deletes.
+const pruneBatch = 5000
 
 // pruneEvents deletes events older than the events.keep setting, in
 // batches so the writer is never held for long. Deployments and their DEPLOY
@@ -525,22 +404,14 @@ func (s *Server) pruneEvents(ctx context.Context) {
 	cutoff := s.clock.Now().Add(-s.durationSetting("events.keep"))
 	s.mu.Unlock()
 	for ctx.Err() == nil {
-		var n int64
-		err := s.st.Update(ctx, func(tx *store.Tx) error {
-			res, err := tx.Exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT 5000)`, nanos(cutoff))
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
+		n, err := s.st.PruneEvents(ctx, cutoff, pruneBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("prune events", zap.Error(err))
 			}
 			return
 		}
-		if n < 5000 {
+		if n < pruneBatch {
 			return
 		}
 	}

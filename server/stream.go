@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // Live updates: GET /v1/events/stream serves the event log as Server-Sent
@@ -252,11 +253,7 @@ func (s *Server) followEvents(ctx context.Context, out *sseWriter, f streamFilte
 	}
 }
 
-func (s *Server) lastEventSeq(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.st.Reader().QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&n)
-	return n, err
-}
+func (s *Server) lastEventSeq(ctx context.Context) (int64, error) { return s.st.LastEventSeq(ctx) }
 
 // streamEvents reads up to limit events after f.after that match f. next
 // is the sequence number read up to: past the last event returned, or,
@@ -269,28 +266,11 @@ func (s *Server) streamEvents(ctx context.Context, f streamFilter, limit int) (e
 	if err != nil || hi <= f.after {
 		return nil, f.after, false, err
 	}
-	where := []string{"seq > ?", "seq <= ?"}
-	args := []any{f.after, hi}
-	if len(f.ids) > 0 {
-		where = append(where, "id IN (?"+strings.Repeat(",?", len(f.ids)-1)+")")
-		for _, id := range f.ids {
-			args = append(args, id)
-		}
-	}
-	if f.agent != "" {
-		where, args = append(where, "agent_id = ?"), append(args, f.agent)
-	}
-	if f.run != 0 {
-		where, args = append(where, "run_id = ?"), append(args, f.run)
-	}
-	rows, err := s.st.Reader().QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	page, err := s.st.EventsThrough(ctx, store.EventFilter{IDs: f.ids, AgentID: f.agent, RunID: f.run}, f.after, hi, limit)
 	if err != nil {
 		return nil, f.after, false, err
 	}
-	defer rows.Close()
-	if evs, err = scanEvents(rows); err != nil {
-		return nil, f.after, false, err
-	}
+	evs = protocolEvents(page)
 	if len(evs) == limit {
 		return evs, evs[len(evs)-1].Seq, true, nil
 	}

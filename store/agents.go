@@ -89,3 +89,21 @@ func (t *Tx) SetWorkloadAlerts(id string, alerts map[string]string) error {
 	_, err = t.exec(`UPDATE agents SET workload_alerts = ? WHERE id = ?`, string(b), id)
 	return err
 }
+
+// SetAgentDesired records v as the version agent id should run: the last
+// target it reached, which a repair brings it back to.
+func (t *Tx) SetAgentDesired(id, v string) error {
+	_, err := t.exec(`UPDATE agents SET desired = ? WHERE id = ?`, v, id)
+	return err
+}
+
+// RecordAgentStatus keeps the status agent id checked in with, seen at
+// seen.
+func (t *Tx) RecordAgentStatus(id string, status protocol.Status, seen time.Time) error {
+	b, err := json.Marshal(status)
+	if err != nil {
+		return fmt.Errorf("agent status: %w", err)
+	}
+	_, err = t.exec(`UPDATE agents SET status = ?, last_seen = ? WHERE id = ?`, string(b), Nanos(seen), id)
+	return err
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -132,6 +133,64 @@ func TestSetWorkloadAlerts(t *testing.T) {
 			var got map[string]string
 			if err := json.Unmarshal([]byte(readAgent(t, db, "a-1").alerts), &got); err != nil || !maps.Equal(got, alerts) {
 				t.Fatalf("alerts %v (%v), want %v", got, err, alerts)
+			}
+		}
+	})
+}
+
+// Setting an agent's desired version touches only that agent.
+func TestSetAgentDesired(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		for _, id := range []string{"a-1", "a-2", "a-3"} {
+			seedAgent(t, db, id, "{}")
+		}
+		inTx(t, db, func(tx *Tx) error { return tx.SetAgentDesired("a-2", "1.4.0") })
+		rows, err := db.query(context.Background(), `SELECT desired FROM agents ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var desired []string
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				t.Fatal(err)
+			}
+			desired = append(desired, d)
+		}
+		if d := cmp.Diff([]string{"", "1.4.0", ""}, desired); d != "" {
+			t.Errorf("desired (-want +got):\n%s", d)
+		}
+	})
+}
+
+func TestRecordAgentStatus(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		deployTx(t, db, func(tx *Tx) error {
+			for _, id := range []string{"a", "b"} {
+				if _, err := tx.exec(`INSERT INTO agents (id, cred_hash, fingerprint, enrolled, status) VALUES (?, ?, '', 1, '{}')`, id, "h-"+id); err != nil {
+					return err
+				}
+			}
+			return tx.RecordAgentStatus("a", protocol.Status{Name: "web-1", Version: "2.0.0", Platform: "linux/amd64"}, t0.Add(time.Minute))
+		})
+		for _, tt := range []struct {
+			id   string
+			name string
+			seen time.Time
+		}{{"a", "web-1", t0.Add(time.Minute)}, {"b", "", time.Time{}}} {
+			var status string
+			var seen int64
+			if err := db.queryRow(ctx, `SELECT status, last_seen FROM agents WHERE id = ?`, tt.id).Scan(&status, &seen); err != nil {
+				t.Fatal(err)
+			}
+			var st protocol.Status
+			if err := json.Unmarshal([]byte(status), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Name != tt.name || !FromNanos(seen).Equal(tt.seen) {
+				t.Errorf("agent %s: status %s, seen %v; want name %q seen %v", tt.id, status, FromNanos(seen), tt.name, tt.seen)
 			}
 		}
 	})

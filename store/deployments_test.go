@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -343,4 +344,163 @@ func TestDeploymentsUseIndexes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A deployment's move to a state sets its updated time, and its started
+// or ended time only when it starts or ends; its from version is set
+// alone.
+func TestSetDeploymentState(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		at := time.Date(2026, 4, 1, 2, 3, 4, 5, time.UTC)
+		type row struct {
+			State, Reason, From     string
+			Updated, Started, Ended int64
+		}
+		read := func(id int64) row {
+			t.Helper()
+			var r row
+			if err := db.queryRow(ctx, `SELECT state, reason, from_version, updated, started, ended FROM deployments WHERE id = ?`, id).
+				Scan(&r.State, &r.Reason, &r.From, &r.Updated, &r.Started, &r.Ended); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		for _, c := range []struct {
+			name string
+			st   DeploymentState
+			want row
+		}{
+			{"waits", DeploymentState{State: "waiting_for_host", Reason: "busy", At: at}, row{State: "waiting_for_host", Reason: "busy", Updated: at.UnixNano()}},
+			{"starts", DeploymentState{State: "requested", At: at, Started: true}, row{State: "requested", Updated: at.UnixNano(), Started: at.UnixNano()}},
+			{"ends", DeploymentState{State: "failed", Reason: "below floor", At: at, Ended: true}, row{State: "failed", Reason: "below floor", Updated: at.UnixNano(), Ended: at.UnixNano()}},
+			{"starts and ends", DeploymentState{State: "succeeded", At: at, Started: true, Ended: true}, row{State: "succeeded", Updated: at.UnixNano(), Started: at.UnixNano(), Ended: at.UnixNano()}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				id := seedDeployment(t, db, 0, "a-1", "pending")
+				other := seedDeployment(t, db, 0, "a-2", "pending")
+				inTx(t, db, func(tx *Tx) error { return tx.SetDeploymentState(id, c.st) })
+				if d := cmp.Diff(c.want, read(id)); d != "" {
+					t.Errorf("(-want +got):\n%s", d)
+				}
+				if got := read(other); got != (row{State: "pending", Updated: 1}) {
+					t.Errorf("another deployment changed: %+v", got)
+				}
+			})
+		}
+		id := seedDeployment(t, db, 0, "a-1", "pending")
+		inTx(t, db, func(tx *Tx) error { return tx.SetDeploymentFromVersion(id, "1.2.3") })
+		if got := read(id); got != (row{State: "pending", From: "1.2.3", Updated: 1}) {
+			t.Errorf("from version set: %+v", got)
+		}
+	})
+}
+
+// A run's deployments are counted by state, through the readers or inside
+// a transaction (which sees its own writes); every deployment by state
+// for /metrics.
+func TestRunCounts(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		counts, total, err := db.RunCounts(ctx, 1)
+		if err != nil || len(counts) != 0 || counts == nil || total != 0 {
+			t.Fatalf("a run of no deployments: %v %d %v", counts, total, err)
+		}
+		if all, err := db.CountDeploymentsByState(ctx); err != nil || len(all) != 0 || all == nil {
+			t.Fatalf("no deployments counted %v (%v)", all, err)
+		}
+		for _, d := range []struct {
+			run   int64
+			state string
+		}{{1, "pending"}, {1, "pending"}, {1, "succeeded"}, {1, "failed"}, {2, "pending"}, {0, "requested"}} {
+			seedDeployment(t, db, d.run, "a", d.state)
+		}
+		want := map[string]int{"pending": 2, "succeeded": 1, "failed": 1}
+		counts, total, err = db.RunCounts(ctx, 1)
+		if err != nil || total != 4 {
+			t.Fatalf("total %d (%v), want 4", total, err)
+		}
+		if d := cmp.Diff(want, counts); d != "" {
+			t.Errorf("run counts (-want +got):\n%s", d)
+		}
+		all, err := db.CountDeploymentsByState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(map[string]int{"pending": 3, "succeeded": 1, "failed": 1, "requested": 1}, all); d != "" {
+			t.Errorf("all counts (-want +got):\n%s", d)
+		}
+		inTx(t, db, func(tx *Tx) error {
+			if err := tx.SetDeploymentState(1, DeploymentState{State: "requested", At: time.Now()}); err != nil {
+				return err
+			}
+			counts, total, err := tx.RunCounts(1)
+			if err != nil {
+				return err
+			}
+			if d := cmp.Diff(map[string]int{"pending": 1, "requested": 1, "succeeded": 1, "failed": 1}, counts); d != "" || total != 4 {
+				t.Errorf("counts in the transaction, total %d (-want +got):\n%s", total, d)
+			}
+			return nil
+		})
+	})
+}
+
+// RunWaveTallies counts by wave and state with the lowest id and the
+// earliest start of each (zero when none started), for one run only.
+func TestRunWaveTallies(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		const run = 7
+		addDep(t, db, testDep{run: 8, agent: "x", state: protocol.StateSucceeded, started: runsT0.Add(-time.Hour)})
+		a := addDep(t, db, testDep{run: run, agent: "a", state: protocol.StateSucceeded, started: runsT0.Add(time.Minute)})
+		addDep(t, db, testDep{run: run, agent: "b", state: protocol.StateSucceeded, started: runsT0})
+		c := addDep(t, db, testDep{run: run, agent: "c", state: protocol.StatePending, wave: 1})
+		addDep(t, db, testDep{run: run, agent: "d", state: protocol.StatePending, wave: 1})
+		e := addDep(t, db, testDep{run: run, agent: "e", state: protocol.StateFailed, wave: 1, started: runsT0.Add(2 * time.Minute)})
+		got, err := db.RunWaveTallies(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []WaveTally{
+			{Wave: 0, State: protocol.StateSucceeded, Count: 2, FirstID: a, FirstStarted: runsT0},
+			{Wave: 1, State: protocol.StateFailed, Count: 1, FirstID: e, FirstStarted: runsT0.Add(2 * time.Minute)},
+			{Wave: 1, State: protocol.StatePending, Count: 2, FirstID: c},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("tallies\n%+v\nwant\n%+v", got, want)
+		}
+		if got, err := db.RunWaveTallies(ctx, 99); err != nil || len(got) != 0 {
+			t.Fatalf("a run without deployments: %v (%v)", got, err)
+		}
+	})
+}
+
+// MovedAgents lists, by id, the run's succeeded upgrades that were
+// started and changed the version.
+func TestMovedAgents(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		const run = 3
+		for _, d := range []testDep{
+			{run: run, agent: "moved2", from: "1.3.0", to: "1.5.0", state: protocol.StateSucceeded, started: runsT0},
+			{run: run, agent: "moved1", from: "1.4.0", to: "1.5.0", state: protocol.StateSucceeded, started: runsT0},
+			{run: run, agent: "failed", from: "1.4.0", state: protocol.StateFailed, started: runsT0},
+			{run: run, agent: "never-started", from: "1.4.0", state: protocol.StateSucceeded},
+			{run: run, agent: "already-there", from: "1.5.0", state: protocol.StateSucceeded, started: runsT0},
+			{run: run, agent: "no-from", state: protocol.StateSucceeded, started: runsT0},
+			{run: run, agent: "repair", kind: protocol.KindRepair, from: "1.5.0", to: "1.4.0", state: protocol.StateSucceeded, started: runsT0},
+			{run: run + 1, agent: "other-run", from: "1.4.0", state: protocol.StateSucceeded, started: runsT0},
+		} {
+			addDep(t, db, d)
+		}
+		got, err := db.MovedAgents(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []MovedAgent{{"moved2", "name-moved2", "1.3.0", "1.5.0"}, {"moved1", "name-moved1", "1.4.0", "1.5.0"}}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("moved %+v, want %+v", got, want)
+		}
+	})
 }

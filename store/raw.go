@@ -6,8 +6,9 @@ import (
 )
 
 // Raw is SQL access to one of a DB's pools, in this engine's words
-// (placeholders rebound, arguments converted), for the statements of the
-// server that have no method yet.
+// (placeholders rebound, arguments converted). It is for tests that seed
+// or inspect a database; the server itself goes through the methods
+// (server's TestNoSQLInServer keeps it so).
 type Raw struct {
 	db   *DB
 	pool *sql.DB

@@ -294,3 +294,15 @@ func (db *DB) RunReport(ctx context.Context, id int64, steps []string, step func
 	}
 	return rep, nil
 }
+
+// EndRun records that run id ended at at, with status.
+func (t *Tx) EndRun(id int64, status string, at time.Time) error {
+	_, err := t.exec(`UPDATE runs SET status = ?, ended = ? WHERE id = ?`, status, Nanos(at), id)
+	return err
+}
+
+// CountRunsByStatus counts every run by status (/metrics).
+func (db *DB) CountRunsByStatus(ctx context.Context) (map[string]int, error) {
+	counts, _, err := scanCountsByKey(db.query(ctx, `SELECT status, COUNT(*) FROM runs GROUP BY status`))
+	return counts, err
+}

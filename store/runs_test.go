@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -322,6 +323,49 @@ func TestRunReport(t *testing.T) {
 		}
 		if _, err := db.RunReport(ctx, other+1, nil, nil); !errors.Is(err, sql.ErrNoRows) {
 			t.Errorf("a missing run's report: %v, want sql.ErrNoRows", err)
+		}
+	})
+}
+
+// A run ends with a status and a time, and changes status with a reason,
+// touching no other run; runs are counted by status for /metrics.
+func TestRunStatus(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		if counts, err := db.CountRunsByStatus(ctx); err != nil || len(counts) != 0 || counts == nil {
+			t.Fatalf("no runs counted %v (%v)", counts, err)
+		}
+		a, b, c := seedRun(t, db, "running", 0), seedRun(t, db, "running", 0), seedRun(t, db, "running", 0)
+		at := time.Date(2026, 5, 1, 0, 0, 0, 9, time.UTC)
+		inTx(t, db, func(tx *Tx) error {
+			if err := tx.EndRun(a, "ended_not_ok", at); err != nil {
+				return err
+			}
+			return tx.SetRunStatus(b, "paused", "failure threshold reached")
+		})
+		type row struct {
+			Status, Reason string
+			Ended          int64
+		}
+		for id, want := range map[int64]row{
+			a: {Status: "ended_not_ok", Ended: at.UnixNano()},
+			b: {Status: "paused", Reason: "failure threshold reached"},
+			c: {Status: "running"},
+		} {
+			var got row
+			if err := db.queryRow(ctx, `SELECT status, reason, ended FROM runs WHERE id = ?`, id).Scan(&got.Status, &got.Reason, &got.Ended); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("run %d: %+v, want %+v", id, got, want)
+			}
+		}
+		counts, err := db.CountRunsByStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(map[string]int{"ended_not_ok": 1, "paused": 1, "running": 1}, counts); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
 		}
 	})
 }
