@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 var r0 = time.Date(2026, 5, 6, 7, 0, 0, 0, time.UTC)
@@ -354,7 +355,7 @@ func seedRun(t testing.TB, e *env, run string, n int) {
 	t.Helper()
 	id, _ := parseID(run, "r-")
 	ctx := context.Background()
-	tx, err := e.s.st.Writer().BeginTx(ctx, nil)
+	tx, err := e.s.st.(*store.DB).Writer().BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ type Options struct {
 // call Run for its background work (scheduler, flusher, hooks).
 type Server struct {
 	opt   Options
-	st    *store.DB
+	st    Store
 	log   *zap.Logger
 	clock Clock
 
@@ -257,8 +257,8 @@ func (s *Server) AgentCount() int {
 // Close releases the database. Call it after Run returned.
 func (s *Server) Close() error { return s.st.Close() }
 
-// Store returns the server's database (tests inspect it).
-func (s *Server) Store() *store.DB { return s.st }
+// Store returns the server's database.
+func (s *Server) Store() Store { return s.st }
 
 // Run does the background work until ctx ends: the scheduler's tick, the
 // flush of agents' last-seen times and the hook workers. On return every

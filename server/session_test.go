@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // sreq is one request as a browser with a session sends it: the cookie,
@@ -240,7 +241,7 @@ func TestSessionEnds(t *testing.T) {
 		var tc protocol.TokenCreated
 		e.must("POST", "/v1/tokens", protocol.RoleAdmin, protocol.TokenRequest{Role: protocol.RoleAdmin}, &tc)
 		_, cookie := e.signIn(protocol.SessionRequest{Token: tc.Secret})
-		if _, err := e.s.st.Writer().Exec(`UPDATE tokens SET role = 'viewer' WHERE hash = ?`, hashSecret(tc.Secret)); err != nil {
+		if _, err := e.s.st.(*store.DB).Writer().Exec(`UPDATE tokens SET role = 'viewer' WHERE hash = ?`, hashSecret(tc.Secret)); err != nil {
 			t.Fatal(err)
 		}
 		e.session(t, sreq{method: "GET", path: "/v1/tokens", cookie: cookie, wantStatus: 403, wantCode: protocol.CodeForbidden})
@@ -272,7 +273,7 @@ func TestSessionEnds(t *testing.T) {
 	t.Run("ended sessions are swept", func(t *testing.T) {
 		e.signIn(protocol.SessionRequest{Token: e.tokens[protocol.RoleViewer]})
 		var ended int
-		if err := e.s.st.Reader().QueryRow(`SELECT COUNT(*) FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE s.expires <= ? OR t.revoked = 1`, nanos(e.clock.Now())).Scan(&ended); err != nil || ended != 0 {
+		if err := e.s.st.(*store.DB).Reader().QueryRow(`SELECT COUNT(*) FROM sessions s JOIN tokens t ON t.id = s.token_id WHERE s.expires <= ? OR t.revoked = 1`, nanos(e.clock.Now())).Scan(&ended); err != nil || ended != 0 {
 			t.Errorf("%d ended sessions left after a sign-in (%v)", ended, err)
 		}
 	})
@@ -310,7 +311,7 @@ func TestSigninLinks(t *testing.T) {
 	e.clock.Add(10 * time.Minute)
 	e.session(t, sreq{method: "POST", path: "/v1/session", body: protocol.SessionRequest{Code: late.Code}, wantStatus: 401, wantCode: protocol.CodeUnauthorized})
 	var n int
-	if err := e.s.st.Reader().QueryRow(`SELECT COUNT(*) FROM signin_codes`).Scan(&n); err != nil || n != 0 {
+	if err := e.s.st.(*store.DB).Reader().QueryRow(`SELECT COUNT(*) FROM signin_codes`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d codes left after their use and expiry (%v)", n, err)
 	}
 	for _, ev := range e.events() {
