@@ -46,6 +46,7 @@ func (c *fakeClock) Add(d time.Duration) {
 type env struct {
 	t       testing.TB
 	dir     string
+	store   string // "" (SQLite in dir) or a PostgreSQL database (testStore)
 	s       *Server
 	hs      *httptest.Server
 	clock   *fakeClock
@@ -67,7 +68,7 @@ var testKey = sync.OnceValues(func() (pack.Key, pack.SecretKey) {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, tokens: map[string]string{}}
+	e := &env{t: t, dir: t.TempDir(), store: testStore(t), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, tokens: map[string]string{}}
 	e.key, e.sk = testKey()
 	e.start()
 	for _, role := range []string{protocol.RoleViewer, protocol.RoleOperator, protocol.RoleAdmin} {
@@ -88,7 +89,7 @@ func newEnv(t testing.TB) *env {
 
 // start opens the server on e.dir (again, after stop: a restart).
 func (e *env) start() {
-	s, err := New(context.Background(), Options{DataDir: e.dir, TrustedKeys: []pack.Key{e.key}, Clock: e.clock, PollWait: 20 * time.Millisecond, Version: "test"})
+	s, err := New(context.Background(), Options{DataDir: e.dir, Store: e.store, TrustedKeys: []pack.Key{e.key}, Clock: e.clock, PollWait: 20 * time.Millisecond, Version: "test"})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ var moltDir string
 // that runs molt serve.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	cleanupTestStore()
 	if moltDir != "" {
 		os.RemoveAll(moltDir)
 	}

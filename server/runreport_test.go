@@ -360,7 +360,7 @@ func seedRun(t testing.TB, e *env, run string, n int) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	dep, err := tx.PrepareContext(ctx, `INSERT INTO deployments (run_id, agent_id, agent_name, platform, kind, from_version, target, state, reason, created, started, ended, updated) VALUES (?, ?, ?, 'linux/amd64', 'upgrade', '1.4.0', '1.5.0', ?, ?, ?, ?, ?, ?)`)
+	dep, err := tx.PrepareContext(ctx, `INSERT INTO deployments (run_id, agent_id, agent_name, platform, kind, from_version, target, state, reason, created, started, ended, updated) VALUES (?, ?, ?, 'linux/amd64', 'upgrade', '1.4.0', '1.5.0', ?, ?, ?, ?, ?, ?) RETURNING id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,11 +378,10 @@ func seedRun(t testing.TB, e *env, run string, n int) {
 		for _, d := range []time.Duration{5, 30 + time.Duration(i%13), 2, 4, 60} {
 			ts = append(ts, ts[len(ts)-1].Add(d*time.Second))
 		}
-		res, err := dep.ExecContext(ctx, id, fmt.Sprintf("a-%d", i), fmt.Sprintf("web-%05d", i), state, reason, nanos(ts[0]), nanos(ts[1]), nanos(ts[6]), nanos(ts[6]))
-		if err != nil {
+		var did int64
+		if err := dep.QueryRowContext(ctx, id, fmt.Sprintf("a-%d", i), fmt.Sprintf("web-%05d", i), state, reason, nanos(ts[0]), nanos(ts[1]), nanos(ts[6]), nanos(ts[6])).Scan(&did); err != nil {
 			t.Fatal(err)
 		}
-		did, _ := res.LastInsertId()
 		names := []string{"server: created", "server: requested", "server: downloading", "server: staged", "server: restarting", "server: watching", "server: " + state}
 		for k, name := range names {
 			if _, err := step.ExecContext(ctx, did, nanos(ts[k]), name); err != nil {

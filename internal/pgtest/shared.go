@@ -31,10 +31,17 @@ var shared struct {
 // one was started.
 func Main(m *testing.M) {
 	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes the shared cluster, if one was started: for a TestMain
+// that does more than Main.
+func Cleanup() {
 	for i := len(shared.cleanups) - 1; i >= 0; i-- {
 		shared.cleanups[i]()
 	}
-	os.Exit(code)
+	shared.cleanups = nil
 }
 
 // SharedDB creates a database in the package's shared cluster (started
