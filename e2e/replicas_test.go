@@ -9,6 +9,7 @@ import (
 
 	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/internal/pgtest"
+	"github.com/moltfleet/molt/internal/s3test"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -22,7 +23,12 @@ func TestReplicas(t *testing.T) {
 	needBuild(t)
 	pg := pgtest.Start(t)
 	dsn := pg.CreateDB(t, "molt")
-	r := e2etest.StartReplicas(t, 3, dsn, e2etest.ServerOptions{Version: newVersion})
+	s3 := s3test.Start(t)
+	r := e2etest.StartReplicas(t, 3, dsn, e2etest.ServerOptions{
+		Version:   newVersion,
+		Artifacts: "s3://" + s3.Bucket(t, "packs") + "/molt?region=us-east-1&endpoint=" + s3.Endpoint(),
+		Env:       []string{"AWS_ACCESS_KEY_ID=" + s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3.SecretKey},
+	})
 	if l := r.Leader(); l != 0 {
 		t.Fatalf("replica %d leads, want the first", l)
 	}

@@ -2,13 +2,13 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/moltfleet/molt/artifacts"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/store"
@@ -176,20 +176,31 @@ func (s *Server) handlePack(w http.ResponseWriter, r *http.Request, _ caller) er
 	if !ok {
 		return notFound("release %s is not imported", version)
 	}
-	f, err := os.Open(filepath.Join(s.opt.DataDir, "packs", version, filepath.FromSlash(p)))
-	if err != nil {
+	if s.opt.ArtifactRedirect > 0 {
+		// Straight from the store: the agent follows the redirect with its
+		// Range header, and its credential stays with this server.
+		u, err := s.art.Presign(r.Context(), version, p, s.opt.ArtifactRedirect)
+		if err != nil {
+			return err
+		}
+		if u != "" {
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+			return nil
+		}
+	}
+	f, err := s.art.Open(r.Context(), version, p)
+	if errors.Is(err, artifacts.ErrNotFound) {
 		return notFound("release %s has no file %s", version, p)
+	}
+	if err != nil {
+		return errf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "release %s: %s: the artifact store: %v", version, p, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return notFound("release %s has no file %s", version, p)
-	}
 	// Large artifacts over slow links need longer than the default write
 	// timeout; the deadline still bounds a stuck client.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("ETag", fmt.Sprintf(`"%s-%x-%x"`, version, fi.Size(), fi.ModTime().UnixNano()))
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	w.Header().Set("ETag", fmt.Sprintf(`"%s-%x-%x"`, version, f.Size(), f.ModTime().UnixNano()))
+	http.ServeContent(w, r, "", f.ModTime(), f)
 	return nil
 }

@@ -351,26 +351,29 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 	if err != nil {
 		return reject(err)
 	}
+	// The version is reserved while its files are published, without
+	// holding s.mu (an upload to an object store takes a while): a second
+	// import of it meanwhile is refused, so that no one overwrites the
+	// files of a release being recorded or recorded already.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.releases[m.Version]; ok {
+	if _, ok := s.releases[m.Version]; ok || s.importing[m.Version] {
+		s.mu.Unlock()
 		return protocol.Release{}, conflict("release %s is already imported (remove it first to replace it)", m.Version)
 	}
-	dst := filepath.Join(packs, m.Version)
-	_ = os.RemoveAll(dst) // a leftover of an import that crashed before its commit
-	if err := os.Rename(tmp, dst); err != nil {
-		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
-	}
+	s.importing[m.Version] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.importing, m.Version)
+		s.mu.Unlock()
+	}()
 	// The files are durable before the release is recorded: a release row
-	// never points at a directory a power loss took away.
-	if err := syncTree(dst); err != nil {
-		_ = os.RemoveAll(dst)
+	// never points at files a power loss or a failed upload took away.
+	if err := s.art.Publish(ctx, m.Version, tmp); err != nil {
 		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
 	}
-	if err := atomicfile.SyncDir(packs); err != nil {
-		_ = os.RemoveAll(dst)
-		return protocol.Release{}, fmt.Errorf("import %s: %w", m.Version, err)
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	rel := protocol.Release{Version: m.Version, Released: m.Released, Floor: m.Floor, Platforms: m.Platforms(), Size: size}
 	err = s.change(ctx, func(w *writer) error {
 		rel.Imported = w.now
@@ -385,7 +388,9 @@ func (s *Server) ImportPack(ctx context.Context, body io.Reader) (protocol.Relea
 		return w.event(event{ID: protocol.EvReleaseImported, Msg: fmt.Sprintf("release %s imported (%s)", rel.Version, strings.Join(rel.Platforms, ", ")), Fields: map[string]string{"version": rel.Version}})
 	})
 	if err != nil {
-		_ = os.RemoveAll(dst)
+		if rerr := s.art.Remove(context.WithoutCancel(ctx), m.Version); rerr != nil {
+			s.log.Warn("remove the files of a release not recorded: " + rerr.Error())
+		}
 		return protocol.Release{}, err
 	}
 	return rel, nil
@@ -465,29 +470,11 @@ func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ c
 	if err != nil {
 		return err
 	}
-	packs := filepath.Join(s.opt.DataDir, "packs")
-	trash, err := os.MkdirTemp(packs, ".removed-")
-	if err == nil {
-		if err = os.Rename(filepath.Join(packs, v), filepath.Join(trash, v)); err == nil {
-			err = os.RemoveAll(trash)
-		}
-	}
-	if err != nil {
+	if err := s.art.Remove(ctx, v); err != nil {
 		s.log.Warn("remove release files: " + err.Error())
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// syncTree fsyncs every directory under root (the files were synced as
-// they were written).
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return err
-		}
-		return atomicfile.SyncDir(p)
-	})
 }
 
 func contains(ss []string, v string) bool {

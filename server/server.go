@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/artifacts"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
@@ -37,6 +38,13 @@ type Options struct {
 	// Store is the database: empty for the SQLite file DATA/molt.db, or a
 	// postgres:// URL (store.Open).
 	Store string
+	// Artifacts keep the packs' files (default: the directory
+	// DATA/packs); replicas share an S3 bucket (package artifacts).
+	Artifacts artifacts.Store
+	// ArtifactRedirect, when positive, sends agents straight to the
+	// artifact store with pre-signed URLs valid that long, where the
+	// store has them (S3); otherwise the server serves the files.
+	ArtifactRedirect time.Duration
 	// Fence is the leader's lease of a replica (package replica): every
 	// write checks it, so that none commits once another replica leads.
 	Fence *store.Lease
@@ -67,6 +75,7 @@ type Options struct {
 type Server struct {
 	opt   Options
 	st    Store
+	art   artifacts.Store
 	log   *zap.Logger
 	clock Clock
 
@@ -81,6 +90,9 @@ type Server struct {
 	waiters  map[string]*waiter // agent id -> its long poll
 	settings map[string]string
 	releases map[string]releaseRec
+	// importing are the versions whose files are being published
+	// (ImportPack).
+	importing map[string]bool
 	// quarantines are the releases kept from a platform (quarantine.go).
 	quarantines map[quarantineKey]quarantineRec
 
@@ -222,11 +234,18 @@ func New(ctx context.Context, opt Options) (*Server, error) {
 	if opt.Fence != nil {
 		st.Fence(*opt.Fence)
 	}
+	art := opt.Artifacts
+	if art == nil {
+		if art, err = artifacts.NewDir(filepath.Join(opt.DataDir, "packs")); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	s := &Server{
-		opt: opt, st: st, log: opt.Log, clock: opt.Clock,
+		opt: opt, st: st, art: art, log: opt.Log, clock: opt.Clock,
 		agents: map[string]*agentRec{}, byCred: map[string]string{}, open: map[string]*depRec{},
 		runs: map[int64]*runRec{}, cleanups: map[string][]cleanupRec{}, waiters: map[string]*waiter{},
-		settings: map[string]string{}, releases: map[string]releaseRec{},
+		settings: map[string]string{}, releases: map[string]releaseRec{}, importing: map[string]bool{},
 		kick: make(chan struct{}, 1), closing: make(chan struct{}),
 		batchState: batchState{failed: make(chan struct{})},
 		events:     newEventHub(), met: newMetrics(), resumed: newResumedListener(),

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/moltfleet/molt/artifacts"
 	"github.com/moltfleet/molt/config"
 	"github.com/moltfleet/molt/internal/buildinfo"
 	"github.com/moltfleet/molt/internal/cli"
@@ -30,17 +31,21 @@ import (
 // serveConfig is the file --config names; flags given on the command line
 // win over it.
 type serveConfig struct {
-	Listen      string   `yaml:"listen"`
-	Data        string   `yaml:"data"`
-	Store       string   `yaml:"store"`
-	Advertise   string   `yaml:"advertise"`
-	PeerCA      string   `yaml:"peer_ca"`
-	TLSCert     string   `yaml:"tls_cert"`
-	TLSKey      string   `yaml:"tls_key"`
-	TrustedKeys []string `yaml:"trusted_keys"`
-	PublicURL   string   `yaml:"public_url"`
-	LogLevel    string   `yaml:"log_level"`
-	LogFile     string   `yaml:"log_file"`
+	Listen    string `yaml:"listen"`
+	Data      string `yaml:"data"`
+	Store     string `yaml:"store"`
+	Advertise string `yaml:"advertise"`
+	Artifacts string `yaml:"artifacts"`
+	// ArtifactRedirect is a duration ("15m"): agents download straight
+	// from the artifact store with pre-signed URLs valid that long.
+	ArtifactRedirect string   `yaml:"artifact_redirect"`
+	PeerCA           string   `yaml:"peer_ca"`
+	TLSCert          string   `yaml:"tls_cert"`
+	TLSKey           string   `yaml:"tls_key"`
+	TrustedKeys      []string `yaml:"trusted_keys"`
+	PublicURL        string   `yaml:"public_url"`
+	LogLevel         string   `yaml:"log_level"`
+	LogFile          string   `yaml:"log_file"`
 }
 
 func loadServeConfig(path string) (serveConfig, error) {
@@ -97,7 +102,13 @@ makes every change), the others pass each request to it, and one of them
 takes over within seconds when the leader dies. Each replica names the URL
 the others reach it at with --advertise. See docs/server.md, Replicas.
 
-The config file (YAML) may set: listen, data, store, advertise, peer_ca, tls_cert, tls_key,
+Artifacts: the packs' files are kept in DATA/packs, or with --artifacts
+s3://BUCKET/PREFIX in an S3-compatible store (AWS S3, MinIO, Ceph, ...), which
+replicas share. Agents download through the server (Range requests, as
+always), or straight from the store with --artifact-redirect.
+
+The config file (YAML) may set: listen, data, store, advertise, peer_ca,
+artifacts, artifact_redirect, tls_cert, tls_key,
 trusted_keys, public_url, log_level, log_file.`,
 		Example: `  molt serve --dev --data ./molt-data --trusted-key release.pub
   molt serve --config /etc/molt/server.yaml`,
@@ -117,6 +128,8 @@ trusted_keys, public_url, log_level, log_file.`,
 				merge("data", &c.Data, fc.Data)
 				merge("store", &c.Store, fc.Store)
 				merge("advertise", &c.Advertise, fc.Advertise)
+				merge("artifacts", &c.Artifacts, fc.Artifacts)
+				merge("artifact-redirect", &c.ArtifactRedirect, fc.ArtifactRedirect)
 				merge("peer-ca", &c.PeerCA, fc.PeerCA)
 				merge("tls-cert", &c.TLSCert, fc.TLSCert)
 				merge("tls-key", &c.TLSKey, fc.TLSKey)
@@ -146,6 +159,8 @@ trusted_keys, public_url, log_level, log_file.`,
 	f.StringVar(&c.Store, "store", "", "database: empty for DATA/molt.db (SQLite), or a postgres:// URL (pgx parameters, e.g. sslmode=verify-full)")
 	f.StringVar(&c.Advertise, "advertise", "", "with --store postgres://: the https:// URL the other replicas reach this one at")
 	f.StringVar(&c.PeerCA, "peer-ca", "", "with --store postgres://: a CA (PEM) the other replicas' certificates chain to, besides the system's and this replica's certificate")
+	f.StringVar(&c.Artifacts, "artifacts", "", "where the packs' files are kept: empty for DATA/packs, or s3://BUCKET/PREFIX?endpoint=URL&region=R (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the instance's role)")
+	f.StringVar(&c.ArtifactRedirect, "artifact-redirect", "", "with --artifacts s3://: send agents straight to the store with pre-signed URLs valid this long (e.g. 15m); default: this server serves the files")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8443", "address to listen on (host:port; port 0 picks one)")
 	f.StringArrayVar(&c.TrustedKeys, "trusted-key", nil, "pack signing public key (file or inline); repeatable")
 	f.BoolVar(&dev, "dev", false, "make and use a local development CA and certificate in DATA/tls")
@@ -204,9 +219,22 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 	if err != nil {
 		return cli.Exit(2, err)
 	}
+	var redirect time.Duration
+	if c.ArtifactRedirect != "" {
+		if redirect, err = time.ParseDuration(c.ArtifactRedirect); err != nil || redirect < time.Minute || redirect > 7*24*time.Hour {
+			return cli.Exit(2, fmt.Errorf("--artifact-redirect %q: want a duration from 1m to 168h, e.g. 15m", c.ArtifactRedirect))
+		}
+	}
+	art, err := artifacts.Open(ctx, c.Artifacts, c.Data)
+	if err != nil {
+		return cli.Exit(2, err)
+	}
+	if c.Artifacts != "" {
+		fmt.Fprintf(out, "artifacts in %s\n", art)
+	}
 	opt := server.Options{
 		DataDir: c.Data, Store: c.Store, TrustedKeys: keys, PublicURL: c.PublicURL, PollWait: pollWait,
-		Log: log, Version: buildinfo.Version,
+		Log: log, Version: buildinfo.Version, Artifacts: art, ArtifactRedirect: redirect,
 	}
 	if store.IsPostgres(c.Store) {
 		return runReplica(ctx, out, c, opt, tlsConf, log)

@@ -40,6 +40,9 @@ func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Op
 	if err != nil {
 		return cli.Exit(2, err)
 	}
+	if c.Artifacts == "" {
+		fmt.Fprintf(out, "warning: the packs' files are in %s, which only this replica has: replicas share them with --artifacts s3://...\n", filepath.Join(c.Data, "packs"))
+	}
 	db, err := store.Open(ctx, c.Store)
 	if err != nil {
 		return err

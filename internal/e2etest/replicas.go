@@ -37,7 +37,7 @@ func StartReplicas(tb testing.TB, n int, dsn string, o ServerOptions) *Replicas 
 	r.Servers = append(r.Servers, first)
 	for i := 1; i < n; i++ {
 		dir := tb.TempDir()
-		s := &Server{tb: tb, o: o, bin: first.bin, Dir: dir, Data: filepath.Join(dir, "data"), Addr: FreeAddr(tb)}
+		s := &Server{tb: tb, o: o, bin: first.bin, Dir: dir, Data: filepath.Join(dir, "data"), Addr: FreeAddr(tb), follower: true}
 		if err := copyDir(filepath.Join(first.Data, "tls"), filepath.Join(s.Data, "tls")); err != nil {
 			tb.Fatal(err)
 		}

@@ -37,6 +37,8 @@ type ServerOptions struct {
 	// Store, when set, is a postgres:// URL: the server runs as a replica
 	// on it (--store, --advertise its own address); see StartReplicas.
 	Store string
+	// Artifacts is --artifacts (an s3:// store; credentials go in Env).
+	Artifacts string
 	// KeepDefaults leaves every setting as a new server has it:
 	// PollSeconds, OfflineAfter and Settings are not applied (for a test
 	// that looks at the defaults and sets what it needs itself).
@@ -52,6 +54,10 @@ type Server struct {
 	Dir  string // the test's directory: data/, logs, cli config
 	Data string
 	Addr string
+
+	// follower: a replica started after the first (StartReplicas), which
+	// makes no admin token.
+	follower bool
 
 	mu   sync.Mutex
 	proc *proc
@@ -129,6 +135,9 @@ func (s *Server) Start() {
 	if s.o.Store != "" {
 		args = append(args, "--store", s.o.Store, "--advertise", s.URL())
 	}
+	if s.o.Artifacts != "" {
+		args = append(args, "--artifacts", s.o.Artifacts)
+	}
 	p, err := startProc(log, env, append([]string{filepath.Join(s.bin, exe("molt"))}, args...)...)
 	if err != nil {
 		tb.Fatal(err)
@@ -165,7 +174,7 @@ func (s *Server) healthy() bool {
 		return false
 	}
 	resp.Body.Close()
-	if s.o.Store != "" {
+	if s.follower {
 		// A replica that follows has no admin token of its own.
 		return resp.StatusCode == http.StatusOK
 	}
