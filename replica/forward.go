@@ -3,6 +3,8 @@ package replica
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -30,6 +32,12 @@ type Forwarder struct {
 	// one clients see; see PeerTLS).
 	Transport http.RoundTripper
 	Log       *zap.Logger
+	// Wait is how long a request waits for a leader while there is none
+	// (an election under way), or while the leader the lease names
+	// refuses connections (it died; its lease has not expired yet),
+	// before the answer is 503 (default 15 s: a dead leader's lease
+	// expires and another leads within about 10).
+	Wait time.Duration
 
 	mu      sync.Mutex
 	leader  *url.URL
@@ -72,7 +80,16 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "this replica is not the leader any more: retry")
 		return
 	}
+	deadline := time.Now().Add(f.wait())
 	target, err := f.leaderURL(r.Context())
+	for err == nil && target == nil && time.Now().Before(deadline) {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		target, err = f.leaderURL(r.Context())
+	}
 	if err != nil || target == nil {
 		unavailable(w, "no leader replica at the moment: retry")
 		return
@@ -84,7 +101,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			pr.SetXForwarded()
 			pr.Out.Header.Set(HeaderForwarded, f.Self)
 		},
-		Transport:     f.Transport,
+		Transport:     &leaderTransport{f: f, base: f.Transport, deadline: deadline},
 		FlushInterval: -1, // long polls and event streams as they come
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.forget()
@@ -98,6 +115,43 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	p.ServeHTTP(w, r)
+}
+
+func (f *Forwarder) wait() time.Duration {
+	if f.Wait <= 0 {
+		return 15 * time.Second
+	}
+	return f.Wait
+}
+
+// leaderTransport passes a request to the leader and, while the leader
+// refuses connections (the request never reached it, so passing it again
+// is safe), to whichever replica the lease names next, until the
+// deadline.
+type leaderTransport struct {
+	f        *Forwarder
+	base     http.RoundTripper
+	deadline time.Time
+}
+
+func (t *leaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	for {
+		resp, err := t.base.RoundTrip(r)
+		var op *net.OpError
+		if err == nil || !errors.As(err, &op) || op.Op != "dial" || !time.Now().Before(t.deadline) {
+			return resp, err
+		}
+		t.f.forget()
+		select {
+		case <-r.Context().Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+		if u, lerr := t.f.leaderURL(r.Context()); lerr == nil && u != nil {
+			r = r.Clone(r.Context())
+			r.URL.Scheme, r.URL.Host = u.Scheme, u.Host
+		}
+	}
 }
 
 func unavailable(w http.ResponseWriter, msg string) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/store"
 )
 
 // A follower passes requests to the leader the lease names, over TLS it
@@ -58,7 +59,7 @@ func TestForwarder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Forwarder{DB: db, Self: "F", Transport: tr}
+	f := &Forwarder{DB: db, Self: "F", Transport: tr, Wait: 3 * time.Second}
 	follower := httptest.NewServer(f)
 	defer follower.Close()
 
@@ -116,14 +117,48 @@ func TestForwarder(t *testing.T) {
 	default:
 	}
 
+	// The leader dies; another takes the lease while a request waits:
+	// the request reaches the new leader.
 	leader.Close()
+	leader2 := httptest.NewUnstartedServer(leader.Config.Handler)
+	leader2.TLS = leader.TLS
+	leader2.StartTLS()
+	defer leader2.Close()
+	took := make(chan store.Lease, 1)
+	go func() {
+		time.Sleep(time.Second)
+		if err := db.ReleaseLease(ctx, l); err != nil {
+			t.Error(err)
+		}
+		l2, _, err := db.AcquireLease(ctx, LeaseName, "L2", leader2.URL, 5*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		took <- l2
+	}()
+	resp, err = do("/v1/agents", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("a request during a failover: %d", resp.StatusCode)
+	}
+	<-got
+	l = <-took
+
+	// Past the wait, a leader that does not answer is a 502.
+	leader2.Close()
 	resp, err = do("/v1/agents", nil)
 	unavailable("the leader down", resp, err, http.StatusBadGateway)
 
 	if err := db.ReleaseLease(ctx, l); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond) // the follower reads the lease again
+	start := time.Now()
 	resp, err = do("/v1/agents", nil)
 	unavailable("no leader", resp, err, http.StatusServiceUnavailable)
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("without a leader the answer came after %v, not after the wait", d)
+	}
 }
