@@ -27,6 +27,10 @@ type item struct {
 	// dst is the file's slash path inside versions/<V>/.
 	dst  string
 	perm fs.FileMode
+	// patch, when the signed manifest offers one from the installed
+	// version, makes the file from base, the installed file (patch.go).
+	patch *pack.Patch
+	base  string
 }
 
 // workload reports whether it is a workload's file.
@@ -71,7 +75,7 @@ func (u *Updater) items(m *pack.Manifest) ([]item, []spec.Workload, error) {
 // itself, a workload's file by a digest of its key, so that no manifest
 // path ever names a file in cache/ and the directory stays flat.
 func cacheName(key string) string {
-	if !strings.HasPrefix(key, workloadKey) {
+	if !strings.HasPrefix(key, workloadKey) && !strings.HasPrefix(key, patchKey) {
 		return key
 	}
 	sum := sha256.Sum256([]byte(key))
