@@ -197,4 +197,3 @@ func size(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
-
