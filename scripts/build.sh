@@ -26,7 +26,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -eq 0 ]; then
 	set -- "$(go env GOOS)/$(go env GOARCH)"
 fi
-commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# MOLT_COMMIT names the commit of a tree that is not a git checkout
+# (scripts/repro-check.sh builds from git archive).
+commit=${MOLT_COMMIT:-$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
 pkg=github.com/moltfleet/molt/internal/buildinfo
 ldflags="-s -w -buildid= -X $pkg.Version=$version -X $pkg.Commit=$commit"
 mkdir -p "$out"
