@@ -54,11 +54,11 @@ if [ ! -f "$dir/1.1.1.zip" ]; then
 	done
 	pf=()
 	for p in "${platforms[@]}"; do pf+=(--platform "$p"); done
-	"$dir/molt" pack build --version 1.0.0 --bin-dir "$dir/bin-1.0.0" --key "$dir/key/molt.key" --no-passphrase "${pf[@]}" --out "$dir/1.0.0.zip"
+	"$dir/molt" pack build --version 1.0.0 --bin-dir "$dir/bin-1.0.0" --key "$dir/key/molt.key" "${pf[@]}" --out "$dir/1.0.0.zip"
 	start=$(date +%s.%N)
-	"$dir/molt" pack build --version 1.1.0 --bin-dir "$dir/bin-1.1.0" --key "$dir/key/molt.key" --no-passphrase "${pf[@]}" \
+	"$dir/molt" pack build --version 1.1.0 --bin-dir "$dir/bin-1.1.0" --key "$dir/key/molt.key" "${pf[@]}" \
 		--delta-from "$dir/1.0.0.zip" --out "$dir/1.1.0.zip"
-	"$dir/molt" pack build --version 1.1.1 --bin-dir "$dir/bin-1.1.1" --key "$dir/key/molt.key" --no-passphrase "${pf[@]}" \
+	"$dir/molt" pack build --version 1.1.1 --bin-dir "$dir/bin-1.1.1" --key "$dir/key/molt.key" "${pf[@]}" \
 		--delta-from "$dir/1.1.0.zip" --out "$dir/1.1.1.zip"
 	echo "the two builds with patches took $(echo "$(date +%s.%N) - $start" | bc) s"
 fi
