@@ -96,7 +96,7 @@ func (u *Updater) patched(ctx context.Context, log *zap.Logger, st *UpgradeState
 			zap.Int64("patch_bytes", it.patch.Size), zap.Int64("file_bytes", it.a.Size))
 		return true
 	}
-	_ = os.Remove(u.partPath(st.Version, it.key))
+	_ = os.Remove(u.patchedPath(st.Version, it.key))
 	if ctx.Err() != nil {
 		return false
 	}
@@ -136,16 +136,20 @@ func (u *Updater) applyPatch(ctx context.Context, log *zap.Logger, st *UpgradeSt
 		return err
 	}
 	defer patch.Close()
-	out, err := os.OpenFile(u.partPath(st.Version, it.key), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	// The result is made beside the file's part file, never in it: a part
+	// file holds only bytes of the full file, so a fallback's download
+	// resumes whatever an earlier attempt did.
+	tmp := u.patchedPath(st.Version, it.key)
+	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
 	rh := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(out, rh), copyBuffer)
-	// A crash from here leaves a part file that is no prefix of the
-	// file: the next attempt truncates it and applies again (the patch
-	// is on disk, verified), or the fallback removes it.
+	// A crash from here leaves a half-made file: the next attempt
+	// truncates it and applies again (the patch is on disk, verified),
+	// or the fallback removes it.
 	w := &crashAfterFirst{w: bw, at: func() { u.checkpoint("patch-applying") }}
 	n, err := delta.Apply(base, baseSize, patch, p.Size, w, it.a.Size)
 	if err != nil {
@@ -157,7 +161,17 @@ func (u *Updater) applyPatch(ctx context.Context, log *zap.Logger, st *UpgradeSt
 	if sum := hex.EncodeToString(rh.Sum(nil)); n != it.a.Size || sum != it.a.SHA256 {
 		return fmt.Errorf("%w: the patched file has sha256 %s (%d bytes), the manifest says %s", pack.ErrHashMismatch, short(sum), n, short(it.a.SHA256))
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		return err
+	}
+	// Verified: it becomes the part file, which fetch syncs and renames
+	// like a downloaded one.
+	return os.Rename(tmp, u.partPath(st.Version, it.key))
+}
+
+// patchedPath is where a file is made from its patch, in cache/<V>/.
+func (u *Updater) patchedPath(v, key string) string {
+	return filepath.Join(u.cacheDir(v), cacheName(key)+".patched")
 }
 
 // crashAfterFirst calls at once, after its first write: the crash point

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/updater/delta"
@@ -255,9 +256,9 @@ func TestPatchCrash(t *testing.T) {
 				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
 			}
 			if point == "patch-applying" {
-				part := filepath.Join(pr.h.CacheDir(), "1.1.0", "agent.part")
-				if fi, err := os.Stat(part); err != nil || fi.Size() == 0 || fi.Size() >= int64(len(pr.agent)) {
-					t.Fatalf("no half-applied agent.part: %v %v", fi, err)
+				half := filepath.Join(pr.h.CacheDir(), "1.1.0", "agent.patched")
+				if fi, err := os.Stat(half); err != nil || fi.Size() == 0 || fi.Size() >= int64(len(pr.agent)) {
+					t.Fatalf("no half-applied agent.patched: %v %v", fi, err)
 				}
 			}
 			checkHomeInvariants(t, pr.h)
@@ -274,5 +275,63 @@ func TestPatchCrash(t *testing.T) {
 				t.Errorf("served %d bytes of the %d-byte patch: downloaded again", n, len(pr.patch))
 			}
 		})
+	}
+}
+
+// TestPatchFallbackResumes: when the patch cannot be used, the full
+// file's download resumes across a kill like any download: the part file
+// only ever holds the full file's bytes, never a patch's output.
+func TestPatchFallbackResumes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the crash harness is Unix's")
+	}
+	pub, sk := newKey(t)
+	pr := newPatchRelease(t, sk, nil)
+	b := bytes.Clone(pr.old)
+	b[1000] ^= 1
+	if err := os.WriteFile(pr.h.AgentBinary("1.0.0"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t)
+	base := srv.publish(pr.rel)
+	agent := srv.path(pr.rel, pack.RoleAgent)
+	const at = copyBuffer + 20_000
+	srv.edit(func() { srv.hold[agent] = at })
+	env := []string{envHome + "=" + pr.h.Dir, envOrder + "=o", envVersion + "=1.1.0", envKey + "=" + pub.String(), envURL + "=" + base}
+	cmd := helperCmd(t, "upgrade", env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.held:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the helper never reached the hold")
+	}
+	part := New(testOptions(pr.h, pub)).partPath("1.1.0", pack.RoleAgent)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if fi, err := os.Stat(part); err == nil && fi.Size() >= copyBuffer {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no part file of a buffer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	srv.releaseHolds()
+	if out, err := helperCmd(t, "upgrade", env...).CombinedOutput(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if got := readFile(t, pr.h.AgentBinary("1.1.0")); !bytes.Equal(got, pr.agent) {
+		t.Fatal("the staged agent is not 1.1.0's")
+	}
+	// The first run sent at bytes, of which a buffer was written; the
+	// second sends the rest.
+	if got, max := srv.servedBytes(agent), int64(at+len(pr.agent)-copyBuffer); got > max {
+		t.Errorf("served %d bytes of the agent, more than %d: the fallback's download started over", got, max)
 	}
 }
