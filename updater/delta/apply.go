@@ -48,7 +48,7 @@ func ReadHeader(patch io.ReaderAt, patchSize int64) (Header, error) {
 // its size, which must be wantSize (the size the signed manifest names).
 //
 // Memory is bounded whatever the patch says: three inflaters (32 KiB
-// window each), two 64 KiB buffers and bufio's, about 400 KiB; the base
+// window each), two 64 KiB buffers and bufio's, about 300 KiB; the base
 // is read where the patch points and the result is written as it is
 // made. Every size and position the patch declares is checked before it
 // is used: the base size must be the base's, the result size wantSize,

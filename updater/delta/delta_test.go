@@ -167,6 +167,7 @@ func TestApplyMemory(t *testing.T) {
 	if err != nil || n != int64(len(result)) {
 		t.Fatalf("Apply = %d, %v", n, err)
 	}
+	t.Logf("Apply allocated %d KiB", (after.TotalAlloc-before.TotalAlloc)>>10)
 	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
 		t.Errorf("Apply allocated %d bytes for a %d-byte result, want under 1 MiB", got, len(result))
 	}
