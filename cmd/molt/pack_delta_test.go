@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -50,8 +51,12 @@ func TestPackBuildDeltaFrom(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "2 platforms (linux/amd64, windows/amd64), 1 patches from 1.5.0 (") {
 		t.Fatalf("build 1.5.1: exit %d: %s%s", code, stdout, errOut)
 	}
-	if stdout, errOut, code := runPack(t, "pack", "verify", "--key", pubFile, out); code != 0 {
+	if stdout, errOut, code := runPack(t, "pack", "verify", "--key", pubFile, out); code != 0 || !strings.Contains(stdout, ", 1 patches from 1.5.0 (") {
 		t.Fatalf("verify: exit %d: %s%s", code, stdout, errOut)
+	}
+	if stdout, errOut, code := runPack(t, "pack", "inspect", out); code != 0 ||
+		!regexp.MustCompile(`(?m)^1\.5\.0 +linux_amd64/molt-agent +[0-9.]+ (B|KiB) +64\.5 KiB \([0-9.]+ %\) +[0-9a-f]{64}$`).MatchString(stdout) {
+		t.Fatalf("inspect: exit %d: %s%s", code, stdout, errOut)
 	}
 	js, errOut, code := runPack(t, "pack", "build", "--version", "1.5.1", "--bin-dir", dist2, "--skip-version-check", "--key", keyFile,
 		"--delta-from", old, "--out", out, "--json")
