@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/moltfleet/molt/internal/faults"
 	"github.com/moltfleet/molt/updater/delta"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -150,7 +151,7 @@ func (u *Updater) applyPatch(ctx context.Context, log *zap.Logger, st *UpgradeSt
 	// A crash from here leaves a half-made file: the next attempt
 	// truncates it and applies again (the patch is on disk, verified),
 	// or the fallback removes it.
-	w := &crashAfterFirst{w: bw, at: func() { u.checkpoint("patch-applying") }}
+	w := &crashAfterFirst{w: bw, at: func() { u.checkpoint("patch-applying"); faults.Point("agent/patch-applying") }}
 	n, err := delta.Apply(base, baseSize, patch, p.Size, w, it.a.Size)
 	if err != nil {
 		return fmt.Errorf("apply the patch: %w", err)
