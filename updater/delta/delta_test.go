@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 )
 
 func roundTrip(t testing.TB, base, result []byte) []byte {
@@ -197,4 +198,21 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("no error but %d bytes of %d", n, want)
 		}
 	})
+}
+
+// TestDiffLongRuns: a file with megabytes of one byte value (a sparse
+// data file, a zero-filled section) diffs in about linear time. bsdiff
+// 4's search took one-byte matches there, and minutes for 4 MiB.
+func TestDiffLongRuns(t *testing.T) {
+	base := make([]byte, 4<<20)
+	result := bytes.Clone(base)
+	result[len(result)/2] = 1
+	start := time.Now()
+	p := roundTrip(t, base, result)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("4 MiB of zeros took %s to diff", d)
+	}
+	if len(p) > 16<<10 {
+		t.Errorf("patch of %d bytes for a one-byte change", len(p))
+	}
 }

@@ -142,13 +142,17 @@ func scan(old, nw []byte, emit func(add, cp, seek int) error, dw, ew io.Writer) 
 }
 
 // search finds the suffix of old in I[st..en] with the longest common
-// prefix with nw: its position and the prefix's length.
+// prefix with nw: its position and the prefix's length. A suffix that is
+// a proper prefix of nw sorts before it (bsdiff 4 sends the search the
+// other way, towards shorter suffixes: in a long run of one byte value
+// every search then finds a match of one byte, and diffing a file with a
+// few MB of zeros took minutes instead of milliseconds).
 func search(I []int32, old, nw []byte, st, en int) (pos, n int) {
 	for en-st >= 2 {
 		x := st + (en-st)/2
 		p := int(I[x])
 		m := min(len(old)-p, len(nw))
-		if bytes.Compare(old[p:p+m], nw[:m]) < 0 {
+		if c := bytes.Compare(old[p:p+m], nw[:m]); c < 0 || (c == 0 && m < len(nw)) {
 			st = x
 		} else {
 			en = x

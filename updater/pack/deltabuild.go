@@ -78,7 +78,7 @@ type packedFile struct {
 // delta.MaxDiffInput, or the patch would not save half of it. Each patch
 // is applied once here and its result compared before it is packed.
 func addDeltas(zw *zip.Writer, m *Manifest, files []packedFile, older []*olderPack, mod time.Time) error {
-	stored := map[string]bool{}
+	stored := map[string]Artifact{}
 	for _, o := range older {
 		for _, f := range files {
 			base, ok := o.files[f.a.Path]
@@ -86,10 +86,8 @@ func addDeltas(zw *zip.Writer, m *Manifest, files []packedFile, older []*olderPa
 				continue
 			}
 			path := PatchPath(base.SHA256, f.a.SHA256)
-			var pa Artifact
-			if stored[path] {
-				pa = m.patchArtifact(path)
-			} else {
+			pa, ok := stored[path]
+			if !ok {
 				p, err := makePatch(o, base, f)
 				if err != nil {
 					return err
@@ -102,7 +100,7 @@ func addDeltas(zw *zip.Writer, m *Manifest, files []packedFile, older []*olderPa
 				}
 				sum := sha256.Sum256(p)
 				pa = Artifact{Path: path, Size: int64(len(p)), SHA256: hex.EncodeToString(sum[:])}
-				stored[path] = true
+				stored[path] = pa
 			}
 			if m.Deltas == nil {
 				m.Deltas = map[string]Delta{}
@@ -116,16 +114,6 @@ func addDeltas(zw *zip.Writer, m *Manifest, files []packedFile, older []*olderPa
 		}
 	}
 	return nil
-}
-
-// patchArtifact finds a patch already named in m.
-func (m *Manifest) patchArtifact(path string) Artifact {
-	for _, a := range m.patchFiles() {
-		if a.Path == path {
-			return a
-		}
-	}
-	return Artifact{}
 }
 
 // makePatch diffs older pack o's file base against f and checks that the
