@@ -26,6 +26,14 @@ func NewUpdater(o updater.Options) Updater {
 		if f == nil {
 			return
 		}
+		if p.Method != "" {
+			// How a file was obtained: a "delta" or "full" step of the
+			// DEPLOY report, with the reason (patch.go in package updater).
+			if !strings.HasPrefix(p.File, "workload/") || p.Total >= stepFileSize {
+				f(Progress{Phase: protocol.StateDownloading, Step: p.Method, Detail: methodDetail(p)})
+			}
+			return
+		}
 		step := "download"
 		if strings.HasPrefix(p.File, "workload/") && p.Total < stepFileSize {
 			// A workload's tree can be thousands of small files: they
@@ -37,6 +45,16 @@ func NewUpdater(o updater.Options) Updater {
 	}
 	a.u = updater.New(o)
 	return a
+}
+
+// methodDetail is a "delta" or "full" step's detail: "agent: patch from
+// 1.4.0, 48.1 KiB instead of 9.8 MiB", or the reason alone for the whole
+// order.
+func methodDetail(p updater.Progress) string {
+	if p.File == "*" {
+		return p.Reason
+	}
+	return p.File + ": " + p.Reason
 }
 
 // stepFileSize is the size from which a workload's file gets lines of its

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +23,17 @@ import (
 // both versions' packs carry the exporter of their version
 // (workloadPack) and each host is installed from the old one, its
 // exporter on a free loopback port of its own.
-func newFleet(t *testing.T, n int, srvEnv, hostEnv []string, serverURL func(*e2etest.Server) string, workloads bool) *fleet {
+func newFleet(t *testing.T, n int, srvEnv, hostEnv []string, serverURL func(*e2etest.Server) string, workloads bool, opts ...fleetOption) *fleet {
 	t.Helper()
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, Env: srvEnv})
 	oldPack := ""
 	if workloads {
-		srv.Import(workloadPack(t, newVersion, ""))
 		oldPack = workloadPack(t, oldVersion, "")
+		if slices.Contains(opts, withPatches) {
+			srv.Import(patchedWorkloadPack(t, oldPack))
+		} else {
+			srv.Import(workloadPack(t, newVersion, ""))
+		}
 	} else {
 		srv.Import(e2etest.Pack(t, e2etest.PackOptions{Version: newVersion}))
 	}

@@ -37,6 +37,9 @@ type point struct {
 	// supervisor is the version bin/molt-supervisor must end at, with
 	// result.json recording the self-upgrade ("": either version).
 	supervisor string
+	// patches upgrades with a pack that carries patches from the
+	// installed version (delta_test.go).
+	patches bool
 }
 
 // badVersion is a release whose agent crashes at start
@@ -49,6 +52,7 @@ var points = []point{
 	{name: "agent/order-received", proc: "agent"},
 	{name: "agent/mid-download", proc: "agent", hit: 44, midDownload: true}, // 11 MiB into molt-agent
 	{name: "agent/after-download", proc: "agent"},
+	{name: "agent/patch-applying", proc: "agent", patches: true},
 	{name: "agent/mid-staging", proc: "agent"},
 	{name: "agent/staging-workload-file", proc: "agent"},
 	{name: "agent/before-valid", proc: "agent"},
@@ -283,10 +287,14 @@ func crashCase(t *testing.T, p point, pack string) string {
 	// Every host talks to the server through a proxy that counts the
 	// bytes it receives.
 	var px *Proxy
+	var opts []fleetOption
+	if p.patches {
+		opts = append(opts, withPatches)
+	}
 	f := newFleet(t, max(p.hosts, 1), srvEnv, hostEnv, func(s *e2etest.Server) string {
 		px = startProxy(t, s.Addr)
 		return "https://" + px.Addr()
-	}, true)
+	}, true, opts...)
 	if p.broken {
 		f.target = badVersion
 		f.srv.Import(workloadPack(t, badVersion, "crash-at-start"))

@@ -4,6 +4,14 @@
 #   scripts/build.sh VERSION OUTDIR [GOOS/GOARCH ...]
 #
 # Binaries land in OUTDIR/<goos>_<goarch>/. Without platforms, the host's.
+#
+# Release builds are lean and reproducible: no symbol table or DWARF (-s -w;
+# with them any binary patch is a quarter to half of the file), no file
+# system paths (-trimpath), no build id (-buildid=, a hash of the inputs that
+# would differ with every version string) and no VCS stamp (-buildvcs=false:
+# the commit is stamped below; the stamp would add the tree's dirty flag and
+# commit time). The same commit and version give the same bytes:
+# scripts/repro-check.sh checks it.
 set -euo pipefail
 if [ $# -lt 2 ]; then
 	echo "usage: scripts/build.sh VERSION OUTDIR [GOOS/GOARCH ...]" >&2
@@ -18,9 +26,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -eq 0 ]; then
 	set -- "$(go env GOOS)/$(go env GOARCH)"
 fi
-commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# MOLT_COMMIT names the commit of a tree that is not a git checkout
+# (scripts/repro-check.sh builds from git archive).
+commit=${MOLT_COMMIT:-$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
 pkg=github.com/moltfleet/molt/internal/buildinfo
-ldflags="-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit"
+ldflags="-s -w -buildid= -X $pkg.Version=$version -X $pkg.Commit=$commit"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 for p in "$@"; do
@@ -34,7 +44,7 @@ for p in "$@"; do
 	dir="$out/${goos}_${goarch}"
 	mkdir -p "$dir"
 	for cmd in molt molt-agent molt-supervisor; do
-		(cd "$root" && CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath \
+		(cd "$root" && CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -buildvcs=false \
 			-ldflags "$ldflags" -o "$dir/$cmd$ext" "./cmd/$cmd")
 	done
 	echo "built $version for $goos/$goarch in $dir"

@@ -126,7 +126,9 @@ func (u *Updater) fetch(ctx context.Context, log *zap.Logger, st *UpgradeState, 
 	case *packSource:
 		err = u.copyFromPack(st, it, s)
 	case *httpSource:
-		err = u.download(ctx, log, st, it, src.location(it.a))
+		if !u.patched(ctx, log, st, src, it) {
+			err = u.download(ctx, log, st, it, src.location(it.a))
+		}
 	default:
 		err = fmt.Errorf("unknown source %T", src)
 	}

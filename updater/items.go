@@ -27,6 +27,10 @@ type item struct {
 	// dst is the file's slash path inside versions/<V>/.
 	dst  string
 	perm fs.FileMode
+	// patch, when the signed manifest offers one from the installed
+	// version, makes the file from base, the installed file (patch.go).
+	patch *pack.Patch
+	base  string
 }
 
 // workload reports whether it is a workload's file.
@@ -68,14 +72,19 @@ func (u *Updater) items(m *pack.Manifest) ([]item, []spec.Workload, error) {
 }
 
 // cacheName is the file name in cache/<V>/ of a state key: a role as
-// itself, a workload's file by a digest of its key, so that no manifest
-// path ever names a file in cache/ and the directory stays flat.
+// itself, a workload's file ("w-") or a patch ("p-") by a digest of its
+// key, so that no manifest path ever names a file in cache/ and the
+// directory stays flat.
 func cacheName(key string) string {
-	if !strings.HasPrefix(key, workloadKey) {
+	prefix := "w-"
+	switch {
+	case strings.HasPrefix(key, patchKey):
+		prefix = "p-"
+	case !strings.HasPrefix(key, workloadKey):
 		return key
 	}
 	sum := sha256.Sum256([]byte(key))
-	return "w-" + hex.EncodeToString(sum[:16])
+	return prefix + hex.EncodeToString(sum[:16])
 }
 
 // target is where it goes under dir (a version or staging directory).

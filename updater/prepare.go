@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -149,10 +150,12 @@ func (u *Updater) prepare(ctx context.Context, log *zap.Logger, st *UpgradeState
 		}
 	}
 	for key := range st.Files {
-		if !named[key] {
+		if !named[key] && !strings.HasPrefix(key, patchKey) {
 			delete(st.Files, key)
 		}
 	}
+	_, overHTTP := src.(*httpSource)
+	u.planPatches(st, m, items, overHTTP)
 
 	if done, err := u.alreadyStaged(st, items, ws); err != nil || done {
 		if err == nil {

@@ -137,6 +137,11 @@ type Progress struct {
 	File  string
 	Done  int64
 	Total int64
+	// Method, when set, says how File was obtained: MethodDelta (made
+	// from a patch and the installed file) or MethodFull (a patch was
+	// offered but not used; File "*": none was offered from the
+	// installed version); Reason says why or how much.
+	Method, Reason string
 }
 
 // Order is one upgrade order.

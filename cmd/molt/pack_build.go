@@ -41,12 +41,26 @@ its owner may execute it, else gets 0644; on windows/* a command without
 The pack gets manifest.json (version, release time, floor, each file's size
 and SHA-256, the workloads' specs and files) signed by the secret key into
 manifest.json.sig. It is written to a temporary file, verified, synced and
-renamed: a failed build leaves no half-written pack behind.`,
+renamed: a failed build leaves no half-written pack behind.
+
+Delta updates: each --delta-from names the pack of an earlier version. For
+every file of this pack (binaries and workload files, per platform) that
+the older pack has at the same path, a binary patch (bsdiff) from the old
+file to the new one is added under deltas/ and named in the signed
+manifest with its size and SHA-256 and the SHA-256 of the file it applies
+to and of the file it makes. Files under 4 KiB, new files, and files whose
+patch would not save half of them get none. An agent whose installed
+version is one of these, with its file intact, downloads the patch instead
+of the file; any other agent downloads the full file. The older pack's
+files are checked against its manifest; its signature is not (it may be by
+a retired key).`,
 		Example: `  scripts/build.sh 1.5.0 dist linux/amd64 linux/arm64 windows/amd64
   molt pack build --version 1.5.0 --bin-dir dist --key molt.key --out molt-1.5.0.zip
   molt pack build --version 1.5.0 --bin-dir dist --key molt.key --floor 1.2.0 \
       --platform linux/amd64 --out molt-1.5.0-linux.zip
-  molt pack build --version 1.5.0 --bin-dir dist --key molt.key --workloads release/pack.yaml --out molt-1.5.0.zip`,
+  molt pack build --version 1.5.0 --bin-dir dist --key molt.key --workloads release/pack.yaml --out molt-1.5.0.zip
+  molt pack build --version 1.5.1 --bin-dir dist --key molt.key --delta-from molt-1.5.0.zip \
+      --delta-from molt-1.4.2.zip --out molt-1.5.1.zip`,
 		Args: packNoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct{ name, v string }{{"version", opts.Version}, {"bin-dir", opts.BinDir}, {"key", keyPath}, {"out", opts.Out}} {
@@ -97,8 +111,8 @@ renamed: a failed build leaves no half-written pack behind.`,
 					"file": opts.Out, "size": st.Size(), "key_id": sk.ID(), "manifest": m,
 				})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "built %s: molt %s, %d platforms (%s)%s, %s, signed by key %s\n",
-				opts.Out, m.Version, len(m.Artifacts), strings.Join(m.Platforms(), ", "), workloadCount(m), fmtBytes(st.Size()), sk.ID())
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s: molt %s, %d platforms (%s)%s%s, %s, signed by key %s\n",
+				opts.Out, m.Version, len(m.Artifacts), strings.Join(m.Platforms(), ", "), workloadCount(m), patchCount(m), fmtBytes(st.Size()), sk.ID())
 			return nil
 		},
 	}
@@ -111,6 +125,7 @@ renamed: a failed build leaves no half-written pack behind.`,
 	f.StringVar(&opts.Out, "out", "", "pack `FILE` to write")
 	f.StringArrayVar(&platforms, "platform", nil, "only `GOOS/GOARCH` (repeatable; each must be in --bin-dir)")
 	f.StringVar(&opts.Workloads, "workloads", "", "the workloads' specs `FILE` (default: DIR/pack.yaml when it exists)")
+	f.StringArrayVar(&opts.DeltaFrom, "delta-from", nil, "add patches from the files of the earlier version's pack `OLD.zip` (repeatable)")
 	f.BoolVar(&opts.SkipVersionCheck, "skip-version-check", false, "do not run the host platform's binaries to check their version")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	pass.flags(cmd)
@@ -149,4 +164,26 @@ verify. The pack is rewritten atomically.`,
 	cmd.Flags().StringVar(&keyPath, "key", "", "secret key file `SECRET` (molt pack keygen)")
 	pass.flags(cmd)
 	return cmd
+}
+
+// patchCount says how many patches the pack carries and from which
+// versions: ", 6 patches from 1.5.0, 1.4.2 (41.2 KiB)", or nothing.
+func patchCount(m *pack.Manifest) string {
+	ps := m.Patches()
+	if len(ps) == 0 {
+		return ""
+	}
+	var from []string
+	var size int64
+	stored := map[string]bool{}
+	for _, p := range ps {
+		if len(from) == 0 || from[len(from)-1] != p.From {
+			from = append(from, p.From)
+		}
+		if !stored[p.Path] {
+			stored[p.Path] = true
+			size += p.Size
+		}
+	}
+	return fmt.Sprintf(", %d patches from %s (%s)", len(ps), strings.Join(from, ", "), fmtBytes(size))
 }

@@ -63,7 +63,7 @@ workloads), or one line naming the problem and exits 1.`,
 				return packFailed(file, err)
 			}
 			if !asJSON {
-				fmt.Fprintf(cmd.OutOrStdout(), "ok: molt %s, %d platforms%s, signed by key %s\n", m.Version, len(m.Artifacts), workloadCount(m), keyID)
+				fmt.Fprintf(cmd.OutOrStdout(), "ok: molt %s, %d platforms%s%s, signed by key %s\n", m.Version, len(m.Artifacts), workloadCount(m), patchCount(m), keyID)
 			}
 			return nil
 		},
@@ -212,6 +212,20 @@ func printInspection(cmd *cobra.Command, in *packInspection) {
 			for _, wl := range m.PlatformWorkloads(p) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s, %s\n", p, wl.Spec.Name, commandLine(wl.Spec), checksLine(wl.Spec), plural(len(wl.Files), "file"), fmtBytes(wl.TreeSize()))
 			}
+		}
+	}
+	if ps := m.Patches(); len(ps) > 0 {
+		size := map[string]int64{}
+		for _, a := range m.Files() {
+			size[a.Path] = a.Size
+		}
+		fmt.Fprintln(w, "\nFROM\tFILE\tPATCH\tOF\tBASE SHA256")
+		for _, p := range ps {
+			of := ""
+			if n := size[p.Target]; n > 0 {
+				of = fmt.Sprintf("%s (%.2f %%)", fmtBytes(n), 100*float64(p.Size)/float64(n))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.From, p.Target, fmtBytes(p.Size), of, p.BaseSHA256)
 		}
 	}
 	if len(in.Missing) > 0 {

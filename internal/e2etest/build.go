@@ -2,6 +2,7 @@ package e2etest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -265,6 +266,9 @@ type PackOptions struct {
 	// specified as for molt pack build: workloads/<name>/ trees and
 	// pack.yaml).
 	Workloads []Workload
+	// DeltaFrom are packs of earlier versions to add patches from
+	// (molt pack build --delta-from).
+	DeltaFrom []string
 }
 
 // Pack returns a signed pack (zip, as `molt pack build` writes it) of
@@ -282,6 +286,10 @@ func Pack(tb testing.TB, o PackOptions) string {
 		tb.Fatal(err)
 	}
 	name := "pack-" + o.Version + "-" + sanitize(o.AgentMode) + "-" + o.Floor + "-" + workloadsKey(o.Workloads)
+	if len(o.DeltaFrom) > 0 {
+		sum := sha256.Sum256([]byte(strings.Join(o.DeltaFrom, "\x00")))
+		name += fmt.Sprintf("-delta-%x", sum[:6])
+	}
 	p, err := once(name, func(root string) (string, error) {
 		src := filepath.Join(root, name, PlatformDir())
 		if err := os.MkdirAll(src, 0o755); err != nil {
@@ -303,7 +311,7 @@ func Pack(tb testing.TB, o PackOptions) string {
 		out := filepath.Join(root, name+".zip")
 		err := pack.Build(pack.BuildOptions{
 			Version: o.Version, BinDir: filepath.Dir(src), Key: k.sk, Floor: o.Floor, Out: out,
-			SkipVersionCheck: o.AgentMode != "",
+			SkipVersionCheck: o.AgentMode != "", DeltaFrom: o.DeltaFrom,
 		})
 		return out, err
 	})

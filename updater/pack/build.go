@@ -57,6 +57,9 @@ type BuildOptions struct {
 	// empty: BinDir/pack.yaml when it exists. Their files are the trees
 	// BinDir/<goos>_<goarch>/workloads/<name>/.
 	Workloads string
+	// DeltaFrom are packs of earlier versions: the pack gets a binary
+	// patch from each one's files to this version's (deltabuild.go).
+	DeltaFrom []string
 }
 
 var platformDirRe = regexp.MustCompile(`^([a-z0-9]+)_([a-z0-9]+)$`)
@@ -128,8 +131,13 @@ func Build(opts BuildOptions) error {
 			}
 		}
 	}
+	older, err := openOlder(opts.DeltaFrom, opts.Version)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	defer closeOlder(older)
 	return writeAtomic(opts.Out, func(w io.Writer) error {
-		return writePack(w, plats, workloads, opts, released, now())
+		return writePack(w, plats, workloads, older, opts, released, now())
 	}, func(tmp string) error {
 		r, err := Open(tmp)
 		if err != nil {
@@ -229,7 +237,7 @@ func checkBinaryVersion(bin, program, version string) error {
 	return nil
 }
 
-func writePack(w io.Writer, plats []platformFiles, workloads map[string][]workloadTree, opts BuildOptions, released, signedAt time.Time) error {
+func writePack(w io.Writer, plats []platformFiles, workloads map[string][]workloadTree, older []*olderPack, opts BuildOptions, released, signedAt time.Time) error {
 	zw := zip.NewWriter(w)
 	m := Manifest{
 		Version:   opts.Version,
@@ -237,6 +245,7 @@ func writePack(w io.Writer, plats []platformFiles, workloads map[string][]worklo
 		Floor:     opts.Floor,
 		Artifacts: map[string]map[string]Artifact{},
 	}
+	var packed []packedFile
 	for _, p := range plats {
 		m.Artifacts[p.platform] = map[string]Artifact{}
 		for _, f := range p.files {
@@ -245,6 +254,7 @@ func writePack(w io.Writer, plats []platformFiles, workloads map[string][]worklo
 				return err
 			}
 			m.Artifacts[p.platform][f.role] = a
+			packed = append(packed, packedFile{a: a, src: f.src})
 		}
 		for _, t := range workloads[p.platform] {
 			w := t.w
@@ -255,12 +265,16 @@ func writePack(w io.Writer, plats []platformFiles, workloads map[string][]worklo
 					return err
 				}
 				w.Files[i].Size, w.Files[i].SHA256 = a.Size, a.SHA256
+				packed = append(packed, packedFile{a: a, src: t.srcs[i]})
 			}
 			if m.Workloads == nil {
 				m.Workloads = map[string][]spec.Workload{}
 			}
 			m.Workloads[p.platform] = append(m.Workloads[p.platform], w)
 		}
+	}
+	if err := addDeltas(zw, &m, packed, older, released); err != nil {
+		return err
 	}
 	mb, err := json.MarshalIndent(&m, "", "  ")
 	if err != nil {

@@ -49,7 +49,8 @@ type Manifest struct {
 	Floor string `json:"floor,omitempty"`
 	// Artifacts maps "goos/goarch" to role ("agent", "supervisor") to file.
 	Artifacts map[string]map[string]Artifact `json:"artifacts"`
-	// Deltas maps a platform to binary deltas from an earlier version.
+	// Deltas maps an earlier version to binary patches from its files to
+	// this version's (delta.go).
 	Deltas map[string]Delta `json:"deltas,omitempty"`
 	// Workloads maps a platform of Artifacts to the workloads it runs
 	// besides molt-agent (docs/workloads.md); their files are carried at
@@ -66,8 +67,10 @@ type Artifact struct {
 	SHA256 string `json:"sha256"`
 }
 
-// Delta is a binary patch from an earlier version (reserved; agents that do
-// not apply deltas download the full artifact).
+// Delta is the patches from one earlier version: Artifacts maps the path
+// of a file of this pack to the patch that makes it (see delta.go for how
+// the patch's path names its base and result). Agents that do not apply
+// patches download the full files.
 type Delta struct {
 	From      string              `json:"from"`
 	Artifacts map[string]Artifact `json:"artifacts,omitempty"`
@@ -159,6 +162,9 @@ func (m *Manifest) Check() error {
 			}
 		}
 	}
+	if err := m.checkDeltas(m.ownFiles()); err != nil {
+		return err
+	}
 	// Every stored file has one place in the pack; names that differ only
 	// in case are one file on Windows and macOS.
 	files := m.Files()
@@ -186,9 +192,16 @@ func (m *Manifest) Check() error {
 }
 
 // Files lists every file the pack stores besides the manifest and its
-// signature: the artifacts that are not URLs and every workload file,
-// sorted by path. A pack holds exactly these.
+// signature: the artifacts that are not URLs, every workload file and
+// every patch (once), sorted by path. A pack holds exactly these.
 func (m *Manifest) Files() []Artifact {
+	out := append(m.ownFiles(), m.patchFiles()...)
+	slices.SortFunc(out, func(a, b Artifact) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// ownFiles is Files without the patches: the files an agent installs.
+func (m *Manifest) ownFiles() []Artifact {
 	var out []Artifact
 	for _, files := range m.Artifacts {
 		for _, a := range files {
@@ -204,7 +217,6 @@ func (m *Manifest) Files() []Artifact {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Artifact) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
