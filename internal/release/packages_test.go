@@ -184,3 +184,41 @@ func directives(unit string) []string {
 	flush()
 	return out
 }
+
+// Every file a package installs is the one it was made from: the bin
+// dir's binaries, packaging's files, the README.
+func TestDebFilesAreTheirSources(t *testing.T) {
+	tool := dpkgDeb(t)
+	o := realOptions(t, "1.0.0")
+	for _, spec := range []PackageSpec{AgentPackage, ServerPackage} {
+		t.Run(spec.Name, func(t *testing.T) {
+			root := t.TempDir()
+			run(t, nil, tool, "-x", linuxPackage(t, "1.0.0", spec, "deb"), root)
+			for _, f := range spec.Files {
+				got := filepath.Join(root, f.Dst)
+				if f.Link != "" {
+					if target, err := os.Readlink(got); err != nil || target != f.Link {
+						t.Errorf("%s: link to %q, %v; want %s", f.Dst, target, err, f.Link)
+					}
+					continue
+				}
+				var want []byte
+				var err error
+				switch {
+				case f.Program != "":
+					want, err = os.ReadFile(hostPlatform().Binary(o.BinDir, f.Program))
+				case f.Embedded != "":
+					want, err = fs.ReadFile(packaging.FS, f.Embedded)
+				default:
+					want, err = os.ReadFile(filepath.Join(o.Root, f.Doc))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
+					t.Errorf("%s is not its source (%v)", f.Dst, err)
+				}
+			}
+		})
+	}
+}
