@@ -154,6 +154,9 @@ func LinuxPackage(o Options, p Platform, spec PackageSpec, format string) (Artif
 			RPM:      nfpm.RPM{BuildHost: "molt-release", Summary: firstLine(spec.Description)},
 		},
 	}
+	if o.Compression != "" {
+		info.Deb.Compression, info.RPM.Compression = o.Compression, o.Compression
+	}
 	info = nfpm.WithDefaults(info)
 	if err := nfpm.PrepareForPackager(info, format); err != nil {
 		return Artifact{}, err

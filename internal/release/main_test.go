@@ -88,6 +88,11 @@ func linuxPackage(t *testing.T, version string, spec PackageSpec, format string)
 		return p
 	}
 	o := realOptions(t, version)
+	// Stored, not compressed: deflating 20 MB of binaries takes a minute
+	// under the race detector, and what these packages are for (files,
+	// modes, scripts) does not depend on it. TestMakeReproducibleAndSigned
+	// makes packages with the release's compression.
+	o.Compression = "gzip:0"
 	// The cache outlives this test: write where e2etest keeps its builds.
 	o.Out = filepath.Join(filepath.Dir(o.BinDir), "pkg-"+version)
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {

@@ -48,6 +48,11 @@ type Options struct {
 	// MTime is every file's time inside the archives and packages, so
 	// that the same commit gives the same bytes (the commit's time).
 	MTime time.Time
+	// Compression is the deb and rpm compression as nfpm names it
+	// ("gzip:9", "xz", "zstd:19", "gzip:0" for none); empty is nfpm's
+	// default for each format (gzip at its best for deb, gzip's default
+	// for rpm), which releases use.
+	Compression string
 	// Wixl is the wixl program for the MSI; empty skips the MSI.
 	Wixl string
 	// Key signs SHA256SUMS; nil leaves it unsigned.
