@@ -179,7 +179,7 @@ func TestMSI(t *testing.T) {
 		// its exit code ignored.
 		{"CustomAction", "SetupAgent\t3154\tmolt_agent.exe\tinstall --config \"[AGENTCONFIG]\""},
 		{"CustomAction", "RemoveService\t3154\tmolt_supervisor.exe\tuninstall --home \"[CommonAppDataFolder]molt\""},
-		{"InstallExecuteSequence", "SetupAgent\tAGENTCONFIG AND NOT REMOVE"},
+		{"InstallExecuteSequence", "SetupAgent\tAGENTCONFIG AND NOT REMOVE AND NOT WIX_UPGRADE_DETECTED"},
 		{"InstallExecuteSequence", "RemoveService\tREMOVE=\"ALL\" AND NOT UPGRADINGPRODUCTCODE"},
 	} {
 		if got := table(tc.table); !strings.Contains(got, tc.want) {
