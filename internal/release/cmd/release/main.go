@@ -72,8 +72,17 @@ the same build without -s -w) and each artifact's size.`,
 				}
 				plats = append(plats, p)
 			}
-			o.MTime = time.Unix(mtime, 0).UTC()
 			o.Now = time.Now()
+			o.MTime = o.Now.UTC().Truncate(time.Second)
+			if cmd.Flags().Changed("mtime") {
+				o.MTime = time.Unix(mtime, 0).UTC()
+			} else if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return cli.Usage("SOURCE_DATE_EPOCH: %q is not Unix seconds", v)
+				}
+				o.MTime = time.Unix(n, 0).UTC()
+			}
 			if keyPath == "" {
 				keyPath = os.Getenv(keyEnv)
 			}
@@ -114,7 +123,7 @@ the same build without -s -w) and each artifact's size.`,
 	f.StringVar(&o.Out, "out", "", "where the artifacts go")
 	f.StringArrayVar(&o.Platforms, "platform", nil, "GOOS/GOARCH (repeat; default "+strings.Join(release.DefaultPlatforms, " ")+")")
 	f.StringVar(&o.Root, "root", ".", "the module's root (README.md)")
-	f.Int64Var(&mtime, "mtime", 0, "time of the files inside archives and packages, in Unix seconds (the commit's time, for reproducible bytes)")
+	f.Int64Var(&mtime, "mtime", 0, "time of the files inside archives and packages, in Unix seconds: the commit's time, for reproducible bytes (default $SOURCE_DATE_EPOCH, else now)")
 	f.StringVar(&commit, "commit", "unknown", "the commit scripts/build.sh stamped (for the --measure-unstripped build)")
 	f.StringVar(&keyPath, "key", "", "release secret key (minisign format; default $"+keyEnv+")")
 	f.StringVar(&passFile, "passphrase-file", "", "the key's passphrase, first line of `FILE` (default $"+passphraseEnv+")")
