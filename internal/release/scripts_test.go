@@ -184,7 +184,7 @@ func TestAgentPackageLifecycle(t *testing.T) {
 			}
 			r.install(next)
 			out, calls = r.script("postinst", f.upgrade...)
-			want = []string{"systemctl daemon-reload", "systemctl enable molt-supervisor.service"}
+			want = []string{"systemctl daemon-reload"}
 			if d := cmp.Diff(want, calls); d != "" {
 				t.Errorf("postinst of an upgrade: calls (-want +got):\n%s\n%s", d, out)
 			}
@@ -286,5 +286,19 @@ func TestServerPackageScripts(t *testing.T) {
 	}
 	if _, calls := r.script("prerm", "remove"); !cmp.Equal(calls, []string{"systemctl disable --now molt-server.service"}) {
 		t.Errorf("prerm of a removal: %q", calls)
+	}
+}
+
+// A package upgrade on a host whose home was never laid out (there was no
+// agent.yaml at the first install, there is one now) sets it up and
+// starts the service like a first install.
+func TestAgentPackageUpgradeSetsUpNewHome(t *testing.T) {
+	r := newRoot(t, true)
+	r.install(linuxPackage(t, "1.0.0", AgentPackage, "deb"))
+	r.write("etc/molt/agent.yaml", agentYAML(t))
+	out, calls := r.script("postinst", "configure", "0.9.0")
+	want := []string{"systemctl daemon-reload", "systemctl enable molt-supervisor.service", "systemctl start molt-supervisor.service"}
+	if d := cmp.Diff(want, calls); d != "" {
+		t.Fatalf("calls (-want +got):\n%s\n%s", d, out)
 	}
 }
