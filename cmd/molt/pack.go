@@ -53,7 +53,8 @@ Exit codes: 0 ok, 1 the pack was refused or the operation failed,
 	}
 	// Flag mistakes are usage errors (exit 2), for every pack subcommand.
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage("%v", err) })
-	cmd.AddCommand(newPackKeygenCmd(), newPackBuildCmd(), newPackSignCmd(), newPackVerifyCmd(), newPackInspectCmd())
+	cmd.AddCommand(newPackKeygenCmd(), newPackBuildCmd(), newPackSignCmd(), newPackVerifyCmd(), newPackInspectCmd(),
+		newPackSignFileCmd(), newPackVerifyFileCmd())
 	return cmd
 }
 
