@@ -7,13 +7,16 @@
 # difference. Uncommitted changes are not part of the check.
 #
 #   scripts/repro-check.sh [VERSION]
+#
+# REPRO_PLATFORMS overrides the platforms (space-separated), e.g.
+# REPRO_PLATFORMS=linux/amd64 for a quicker check.
 set -euo pipefail
 version=${1:-0.0.0-repro}
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/molt-repro.XXXXXX")
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 commit=$(git -C "$root" rev-parse --short=12 HEAD)
-platforms=(linux/amd64 windows/amd64)
+read -r -a platforms <<<"${REPRO_PLATFORMS:-linux/amd64 windows/amd64}"
 for side in a b; do
 	mkdir -p "$tmp/src-$side"
 	git -C "$root" archive HEAD | tar -x -C "$tmp/src-$side"
