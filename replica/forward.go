@@ -1,9 +1,11 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -94,6 +96,25 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "no leader replica at the moment: retry")
 		return
 	}
+	// A request the leader never got (it refused the connection) is
+	// passed again, to the next leader: its body is kept for that, when
+	// it is small (agents' and operators' requests; not pack uploads).
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength >= 0 && r.ContentLength <= maxRetryBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxRetryBody+1))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "reading the request: "+err.Error())
+			return
+		}
+		if int64(len(b)) == r.ContentLength {
+			body = b
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		} else {
+			writeError(w, http.StatusBadRequest, "the request's body is not as long as its Content-Length")
+			return
+		}
+	}
+	retry := r.Body == nil || r.Body == http.NoBody || body != nil
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -101,7 +122,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			pr.SetXForwarded()
 			pr.Out.Header.Set(HeaderForwarded, f.Self)
 		},
-		Transport:     &leaderTransport{f: f, base: f.Transport, deadline: deadline},
+		Transport:     &leaderTransport{f: f, base: f.Transport, deadline: deadline, retry: retry, body: body},
 		FlushInterval: -1, // long polls and event streams as they come
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.forget()
@@ -132,13 +153,18 @@ type leaderTransport struct {
 	f        *Forwarder
 	base     http.RoundTripper
 	deadline time.Time
+	retry    bool   // the request can be sent again
+	body     []byte // its body, sent again from here
 }
+
+// maxRetryBody bounds the body a follower keeps to pass a request again.
+const maxRetryBody = 1 << 20
 
 func (t *leaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for {
 		resp, err := t.base.RoundTrip(r)
 		var op *net.OpError
-		if err == nil || !errors.As(err, &op) || op.Op != "dial" || !time.Now().Before(t.deadline) {
+		if err == nil || !t.retry || !errors.As(err, &op) || op.Op != "dial" || !time.Now().Before(t.deadline) {
 			return resp, err
 		}
 		t.f.forget()
@@ -147,8 +173,11 @@ func (t *leaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, err
 		case <-time.After(250 * time.Millisecond):
 		}
+		r = r.Clone(r.Context())
+		if t.body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(t.body)) // the transport closed the last one
+		}
 		if u, lerr := t.f.leaderURL(r.Context()); lerr == nil && u != nil {
-			r = r.Clone(r.Context())
 			r.URL.Scheme, r.URL.Host = u.Scheme, u.Host
 		}
 	}

@@ -32,10 +32,11 @@ func TestForwarder(t *testing.T) {
 	}
 	db := openDB(t)
 	release := make(chan struct{})
-	type seen struct{ host, by, xff string }
+	type seen struct{ host, by, xff, body string }
 	got := make(chan seen, 10)
 	leader := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- seen{r.Host, r.Header.Get(HeaderForwarded), r.Header.Get("X-Forwarded-For")}
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Host, r.Header.Get(HeaderForwarded), r.Header.Get("X-Forwarded-For"), string(b)}
 		if r.URL.Path == "/v1/events/stream" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, "id: 1\ndata: first\n\n")
@@ -64,7 +65,12 @@ func TestForwarder(t *testing.T) {
 	defer follower.Close()
 
 	do := func(path string, hdr map[string]string) (*http.Response, error) {
-		req, _ := http.NewRequest("GET", follower.URL+path, nil)
+		method, body := "GET", io.Reader(nil)
+		if b := hdr["body"]; b != "" {
+			method, body = "POST", strings.NewReader(b)
+			delete(hdr, "body")
+		}
+		req, _ := http.NewRequest(method, follower.URL+path, body)
 		req.Host = "molt.example:8443"
 		for k, v := range hdr {
 			req.Header.Set(k, v)
@@ -136,7 +142,7 @@ func TestForwarder(t *testing.T) {
 		}
 		took <- l2
 	}()
-	resp, err = do("/v1/agents", nil)
+	resp, err = do("/v1/agent/report", map[string]string{"body": `{"order_id":"d-1"}`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +150,9 @@ func TestForwarder(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("a request during a failover: %d", resp.StatusCode)
 	}
-	<-got
+	if s := <-got; s.body != `{"order_id":"d-1"}` {
+		t.Fatalf("the new leader got the body %q", s.body)
+	}
 	l = <-took
 
 	// Past the wait, a leader that does not answer is a 502.
