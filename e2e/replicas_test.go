@@ -100,7 +100,11 @@ func TestReplicas(t *testing.T) {
 		if got.Status != protocol.RunRunning && got.Status != protocol.RunEndedOK {
 			t.Fatalf("run 2: %+v", got)
 		}
-		return got.Status == protocol.RunEndedOK, got.Status
+		if got.Status == protocol.RunEndedOK {
+			return true, ""
+		}
+		h := front.Molt("history", "--run", run.ID, "--json")
+		return false, fmt.Sprintf("%s %v\n%s", got.Status, got.Counts, h.Stdout)
 	})
 	checkOnce(t, front, run.ID, 12, oldVersion)
 	for _, h := range hosts {

@@ -34,6 +34,10 @@ type Forwarder struct {
 	// one clients see; see PeerTLS).
 	Transport http.RoundTripper
 	Log       *zap.Logger
+	// Leading, when it returns a handler, is this replica's own server:
+	// it leads now. A request that waited for a leader while this replica
+	// took the lead is served by it.
+	Leading func() http.Handler
 	// Wait is how long a request waits for a leader while there is none
 	// (an election under way), or while the leader the lease names
 	// refuses connections (it died; its lease has not expired yet),
@@ -85,10 +89,16 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	deadline := time.Now().Add(f.wait())
 	target, err := f.leaderURL(r.Context())
 	for err == nil && target == nil && time.Now().Before(deadline) {
+		if f.Leading != nil {
+			if h := f.Leading(); h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
 		select {
 		case <-r.Context().Done():
 			return
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 		target, err = f.leaderURL(r.Context())
 	}

@@ -51,7 +51,13 @@ func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Op
 	id := replicaID()
 	rlog := log.Named("replica").With(zap.String("replica", id))
 	el := &replica.Elector{DB: db, ID: id, Address: adv.String(), Log: rlog}
-	fwd := &replica.Forwarder{DB: db, Self: id, Transport: peers, Log: rlog}
+	var lead atomic.Pointer[http.Handler] // this replica's server, once it leads
+	fwd := &replica.Forwarder{DB: db, Self: id, Transport: peers, Log: rlog, Leading: func() http.Handler {
+		if l := lead.Load(); l != nil {
+			return *l
+		}
+		return nil
+	}}
 	// The front serves as a follower until this replica leads. Every
 	// answer says which this replica is (X-Molt-Role); a follower answers
 	// /healthz itself, being up.
@@ -102,30 +108,33 @@ func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Op
 			return err
 		}
 		defer s.Close()
+		mu.Lock()
+		srv = s
+		mu.Unlock()
+		sh := s.Handler()
+		var lh http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(headerRole, "leader")
+			sh.ServeHTTP(w, r)
+		})
+		lead.Store(&lh)
+		h.Store(&lh)
 		if path, created, err := s.EnsureAdminToken(gctx); err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		} else if created {
 			abs, _ := filepath.Abs(path)
 			fmt.Fprintf(out, "admin API token written to %s (mode 0600): use it with --token-file or MOLT_TOKEN\n", abs)
 		}
-		mu.Lock()
-		srv = s
-		mu.Unlock()
-		sh := s.Handler()
-		var lead http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(headerRole, "leader")
-			sh.ServeHTTP(w, r)
-		})
-		h.Store(&lead)
-		lg, lctx := errgroup.WithContext(gctx)
-		lg.Go(func() error { return s.Run(lctx) })
-		lg.Go(func() error {
+		// Connections of answered idle check-ins come back here; it ends
+		// with the HTTP server, in the outer group.
+		g.Go(func() error {
 			err := hs.Serve(s.Resumed())
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil
 			}
 			return err
 		})
+		lg, lctx := errgroup.WithContext(gctx)
+		lg.Go(func() error { return s.Run(lctx) })
 		lg.Go(func() error {
 			err := el.Hold(lctx, lease)
 			if lctx.Err() != nil {
