@@ -167,10 +167,11 @@ func TestBrowserFleetAndAgent(t *testing.T) {
 	if !disabled {
 		t.Error("Upgrade… is enabled with nothing selected")
 	}
-	b.click(fmt.Sprintf(`[data-test=fleet-select][data-id=%q]`, f.ids[1]))
-	b.waitText(`[data-test=fleet-selection]`, "1 agent selected", 5*time.Second)
-	b.click(`[data-test=fleet-select-page]`)
-	b.waitText(`[data-test=fleet-selection]`, "3 agents selected", 5*time.Second)
+	selection := func(n string) string {
+		return fmt.Sprintf(`(document.querySelector('[data-test=fleet-selection]')?.innerText ?? '').includes(%q)`, n)
+	}
+	b.clickUntil(fmt.Sprintf(`[data-test=fleet-select][data-id=%q]`, f.ids[1]), "one selected", selection("1 agent selected"))
+	b.clickUntil(`[data-test=fleet-select-page]`, "the page selected", selection("3 agents selected"))
 	b.click(`[data-test=fleet-upgrade]`)
 	b.waitFor("the upgrade dialog", `!!document.querySelector('[data-test=upgrade-dialog]')`, 10*time.Second)
 	b.click(`[data-test=upgrade-cancel]`)

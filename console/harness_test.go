@@ -259,6 +259,28 @@ func (b *browser) click(sel string) {
 	b.do("click "+sel, 20*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
+// clickUntil clicks sel until cond (JS) holds, at most three times: a
+// live update that redraws the element between the mouse's press and its
+// release loses the click, as it would a person's, who clicks again.
+func (b *browser) clickUntil(sel, what, cond string) {
+	b.t.Helper()
+	for try := 1; ; try++ {
+		b.click(sel)
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			var ok bool
+			b.evalInto("!!("+cond+")", &ok)
+			if ok {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if try == 3 {
+			b.fail("click "+sel+" until "+what, fmt.Errorf("three clicks did not make it so"))
+		}
+	}
+}
+
 // typeIn types v into the element as a user would (key events).
 func (b *browser) typeIn(sel, v string) {
 	b.t.Helper()
