@@ -16,6 +16,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPackCmd())
 	root.AddCommand(newTokenCmd(), newEnrollTokenCmd(), newAgentsCmd(), newReleaseCmd(), newSettingsCmd(), newUpgradeCmd(), newRunsCmd(), newDeploymentsCmd(), newHistoryCmd(), newEventsCmd())
 	root.AddCommand(newConsoleCmd())
+	root.AddCommand(newAdminCmd())
 	root.AddCommand(newDemoCmd())
 	return root
 }
