@@ -3,9 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"net/url"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
