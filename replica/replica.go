@@ -77,12 +77,16 @@ func (e *Elector) Acquire(ctx context.Context) (store.Lease, error) {
 // Hold renews l every fifth of the TTL until ctx ends (then it releases
 // the lease, for a quick handover) or until it can no longer be sure to
 // hold it: another replica took it, or no renewal succeeded before this
-// replica's own deadline, which falls a fifth of the TTL before the
-// earliest moment the database lets another take it. It returns why.
+// replica's own deadline. The deadline falls two fifths of the TTL before
+// the earliest moment the database lets another replica take the lease
+// (it counts from before the renewal was asked), which leaves room for a
+// late timer on a loaded machine. It returns why.
 func (e *Elector) Hold(ctx context.Context, l store.Lease) error {
 	ttl := e.ttl()
 	every := ttl / 5
-	deadline := time.Now().Add(ttl - every) // l was acquired after this process asked
+	margin := 2 * every
+	deadline := time.Now().Add(ttl - margin) // l was acquired after this process asked
+	var lastErr error
 	for {
 		select {
 		case <-ctx.Done():
@@ -92,7 +96,10 @@ func (e *Elector) Hold(ctx context.Context, l store.Lease) error {
 				e.log().Warn("release the leader lease", zap.Error(err))
 			}
 			return ctx.Err()
-		case <-time.After(every):
+		case <-time.After(max(0, min(every, time.Until(deadline)))):
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: no renewal succeeded in time: %v", store.ErrLeaseLost, lastErr)
 		}
 		asked := time.Now()
 		rctx, cancel := context.WithDeadline(ctx, deadline)
@@ -100,15 +107,14 @@ func (e *Elector) Hold(ctx context.Context, l store.Lease) error {
 		cancel()
 		switch {
 		case err == nil:
-			l, deadline = nl, asked.Add(ttl-every)
+			l, deadline, lastErr = nl, asked.Add(ttl-margin), nil
 		case errors.Is(err, store.ErrLeaseLost):
 			return fmt.Errorf("%w (replica %s led with token %d)", err, l.Holder, l.Token)
-		case ctx.Err() != nil:
-			continue // ends above
-		case !time.Now().Before(deadline):
-			return fmt.Errorf("%w: no renewal succeeded in time: %v", store.ErrLeaseLost, err)
 		default:
-			e.log().Warn("renew the leader lease", zap.Error(err))
+			lastErr = err
+			if ctx.Err() == nil {
+				e.log().Warn("renew the leader lease", zap.Error(err))
+			}
 		}
 	}
 }
