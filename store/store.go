@@ -199,17 +199,16 @@ func (db *DB) prepared(q string) *sql.Stmt {
 }
 
 // prepareNoted prepares the statements prepared did not have. A
-// statement that cannot be prepared is not tried again (it runs
-// unprepared, and fails there, where it is used).
-func (db *DB) prepareNoted(ctx context.Context) error {
+// statement that cannot be prepared is not tried again: it runs
+// unprepared, and its error is returned there, where it is used and its
+// caller knows what it was for.
+func (db *DB) prepareNoted(ctx context.Context) {
 	db.stmtMu.Lock()
 	defer db.stmtMu.Unlock()
-	var errs []error
 	for q := range db.noted {
 		delete(db.noted, q)
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
-			errs = append(errs, err)
 			continue
 		}
 		if db.stmts == nil {
@@ -217,7 +216,6 @@ func (db *DB) prepareNoted(ctx context.Context) error {
 		}
 		db.stmts[q] = st
 	}
-	return errors.Join(errs...)
 }
 
 // Tx is a write transaction. The server extends one transaction with
@@ -234,10 +232,7 @@ type Tx struct {
 // change in it.
 func (db *DB) Begin() (*Tx, error) {
 	ctx := context.Background()
-	if err := db.prepareNoted(ctx); err != nil {
-		// Not fatal: the statement runs unprepared.
-		_ = err
-	}
+	db.prepareNoted(ctx)
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err

@@ -237,7 +237,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		Log: log, Version: buildinfo.Version, Artifacts: art, ArtifactRedirect: redirect,
 	}
 	if store.IsPostgres(c.Store) {
-		return runReplica(ctx, out, c, opt, tlsConf, log)
+		return runReplica(ctx, out, c, opt, tlsConf, dbg, log)
 	}
 	srv, err := server.New(ctx, opt)
 	if err != nil {
@@ -280,18 +280,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return srv.Run(gctx) })
 	if dln != nil {
-		debugSrv := newDebugServer()
-		g.Go(func() error {
-			err := debugSrv.Serve(dln)
-			if errors.Is(err, http.ErrServerClosed) {
-				return nil
-			}
-			return err
-		})
-		g.Go(func() error {
-			<-gctx.Done() // pprof handlers hold nothing worth a graceful stop
-			return debugSrv.Close()
-		})
+		serveDebug(g, gctx, dln)
 	}
 	g.Go(func() error {
 		err := hs.ServeTLS(ln, "", "")
@@ -323,6 +312,22 @@ func runServe(ctx context.Context, cmd *cobra.Command, c serveConfig, dev bool, 
 		return err
 	})
 	return g.Wait()
+}
+
+// serveDebug serves the profiles on dln in g until ctx ends.
+func serveDebug(g *errgroup.Group, ctx context.Context, dln net.Listener) {
+	debugSrv := newDebugServer()
+	g.Go(func() error {
+		err := debugSrv.Serve(dln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		<-ctx.Done() // pprof handlers hold nothing worth a graceful stop
+		return debugSrv.Close()
+	})
 }
 
 // newHTTPServer is the server's HTTPS front.

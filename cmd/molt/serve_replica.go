@@ -31,7 +31,7 @@ import (
 // that passes requests to the leader until it takes the leader's lease,
 // then the server itself. A leader that loses its lease stops (exit 1):
 // its service manager starts it again, as a follower.
-func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Options, tlsConf *tls.Config, log *zap.Logger) error {
+func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Options, tlsConf *tls.Config, dbg debugListen, log *zap.Logger) error {
 	adv, err := url.Parse(c.Advertise)
 	if c.Advertise == "" || err != nil || adv.Scheme != "https" || adv.Host == "" {
 		return cli.Exit(2, fmt.Errorf("--advertise %q: with --store postgres://, give the https://HOST:PORT URL the other replicas reach this one at", c.Advertise))
@@ -73,9 +73,20 @@ func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Op
 	})
 	h.Store(&front)
 	hs := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }), tlsConf, log)
+	// Every replica holds its agents' connections, and a leader also the
+	// ones its followers pass on: raise the limit before serving; the
+	// check against the enrolled agents is made once this replica leads.
+	fdBefore, fdSoft, fdHard, fdOK := raiseFDLimit()
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return cli.Exit(1, fmt.Errorf("listen: %w", err))
+	}
+	var dln net.Listener
+	if dbg.addr != "" {
+		if dln, err = dbg.listen(log); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	fmt.Fprintf(out, "listening on https://%s as replica %s (advertised as %s): following the leader until this replica leads\n", ln.Addr(), id, adv)
 	rlog.Info("serving as a replica", zap.String("addr", ln.Addr().String()), zap.String("advertise", adv.String()), zap.String("version", buildinfo.Version))
@@ -87,6 +98,9 @@ func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Op
 		mu  sync.Mutex
 		srv *server.Server // set while leading
 	)
+	if dln != nil {
+		serveDebug(g, gctx, dln)
+	}
 	g.Go(func() error {
 		err := hs.ServeTLS(ln, "", "")
 		if errors.Is(err, http.ErrServerClosed) {
@@ -118,6 +132,13 @@ func runReplica(ctx context.Context, out io.Writer, c serveConfig, opt server.Op
 		})
 		lead.Store(&lh)
 		h.Store(&lh)
+		if fdOK {
+			msg, warn := fdCheck{before: fdBefore, soft: fdSoft, hard: fdHard, enrolled: s.AgentCount()}.message()
+			fmt.Fprintln(out, msg)
+			if warn {
+				log.Warn("file descriptor limit below the enrolled agents", zap.Uint64("limit", fdSoft), zap.Uint64("hard", fdHard), zap.Int("enrolled", s.AgentCount()))
+			}
+		}
 		if path, created, err := s.EnsureAdminToken(gctx); err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		} else if created {
