@@ -85,6 +85,17 @@ func (p *proc) stop(d time.Duration) {
 	}
 }
 
+// quit makes a Go process print its goroutines' stacks to its log and
+// exit; it is killed if it has not within d.
+func (p *proc) quit(d time.Duration) {
+	if p.exited() {
+		return
+	}
+	if !dumpStacks(p.pid()) || !p.wait(d) {
+		p.kill9()
+	}
+}
+
 // kill9 kills the process and its group and waits for the exit.
 func (p *proc) kill9() {
 	killGroup(p.pid())

@@ -22,6 +22,8 @@ func kill(pid int) {
 	}
 }
 
+func dumpStacks(int) bool { return false }
+
 func alive(pid int) bool {
 	p, err := os.FindProcess(pid)
 	if err != nil {

@@ -32,3 +32,7 @@ func alive(pid int) bool {
 	}
 	return !zombie(pid)
 }
+
+// dumpStacks asks a Go program to print every goroutine's stack and exit
+// (SIGQUIT).
+func dumpStacks(pid int) bool { return syscall.Kill(pid, syscall.SIGQUIT) == nil }

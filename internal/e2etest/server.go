@@ -79,10 +79,14 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 	dir := tb.TempDir()
 	s := &Server{tb: tb, o: o, bin: Binaries(tb, o.Version), Dir: dir, Data: filepath.Join(dir, "data"), Addr: FreeAddr(tb)}
 	tb.Cleanup(func() {
-		s.Stop()
-		if tb.Failed() {
-			s.dumpLogs()
+		if !tb.Failed() {
+			s.Stop()
+			return
 		}
+		// What the server was doing when the test gave up is in its
+		// goroutines: a server that hangs shows where.
+		s.quit()
+		s.dumpLogs()
 	})
 	s.Start()
 	if o.KeepDefaults {
@@ -211,13 +215,49 @@ func (s *Server) Restart() {
 	s.Start()
 }
 
+// quit stops the server with a dump of its goroutines in its log.
+func (s *Server) quit() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.quit(10 * time.Second)
+	}
+}
+
 func (s *Server) dumpLogs() {
 	s.mu.Lock()
 	logs := append([]string(nil), s.logs...)
 	s.mu.Unlock()
 	for _, l := range logs {
-		s.tb.Logf("--- %s (last lines)\n%s", l, Tail(l, 80))
+		b, _ := os.ReadFile(l)
+		text := string(b)
+		stacks := ""
+		if i := strings.Index(text, "SIGQUIT: quit"); i >= 0 {
+			text, stacks = text[:i], text[i:]
+		}
+		s.tb.Logf("--- %s (last lines)\n%s", l, lastLines(text, 80))
+		if stacks != "" {
+			s.tb.Logf("--- %s: goroutines at the end\n%s", l, headLines(stacks, 1500))
+		}
 	}
+}
+
+func headLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Result is what one CLI invocation printed and its exit code.

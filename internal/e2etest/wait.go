@@ -3,7 +3,6 @@ package e2etest
 import (
 	"os"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,11 +32,7 @@ func Tail(path string, n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return lastLines(string(b), n)
 }
 
 // Filter returns the events that keep returns true for.
