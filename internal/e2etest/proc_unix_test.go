@@ -42,7 +42,7 @@ func TestQuitDumpsStacks(t *testing.T) {
 		t.Fatal("the process did not exit")
 	}
 	b, _ := os.ReadFile(log)
-	if !strings.Contains(string(b), "SIGQUIT: quit") || !strings.Contains(string(b), "e2etest.hangHere") {
-		t.Fatalf("no stack dump naming hangHere in the log:\n%s", b)
+	if !strings.Contains(string(b), "SIGQUIT: quit") || !strings.Contains(string(b), "e2etest.TestHelperHang") {
+		t.Fatalf("no stack dump naming TestHelperHang in the log:\n%s", b)
 	}
 }
