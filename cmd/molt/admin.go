@@ -16,11 +16,11 @@ import (
 func newAdminCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Maintain a server's data on its host (backup)",
+		Short: "Maintain a server's data on its host (backup, migrate-store)",
 		Long: `Commands run on the control server's host, against its data directory
 rather than through its API.`,
 	}
-	cmd.AddCommand(newAdminBackupCmd())
+	cmd.AddCommand(newAdminBackupCmd(), newAdminMigrateCmd())
 	return cmd
 }
 
