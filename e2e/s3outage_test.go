@@ -180,6 +180,16 @@ func TestS3Outage(t *testing.T) {
 		for _, r := range m.regress {
 			t.Errorf("%s: download started over: %s", m.name, r)
 		}
+		// The agent rides a minute's outage out within one attempt of the
+		// order: its downloads keep retrying, they do not give up and
+		// leave the order to be repeated.
+		for id, d := range m.last {
+			for _, st := range m.srv.DeployReport(id).Steps {
+				if st.Name == "retry" {
+					t.Errorf("%s: %s gave up during the outage: %s %s", m.name, d.AgentName, st.At.Sub(down).Round(time.Second), st.Detail)
+				}
+			}
+		}
 		m.checkResumed(t, back, sizes)
 	}
 }
