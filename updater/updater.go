@@ -120,7 +120,9 @@ type Options struct {
 // full jitter, so a fleet that lost its server does not return in step.
 type Retry struct {
 	// Attempts is how many attempts in a row may fail without making
-	// progress before the download gives up (default 6).
+	// progress before the download gives up (default 8: with the default
+	// backoff that is 91 to 182 s of waiting, so a server or store away
+	// for a minute fails no attempt).
 	Attempts int
 	// Base is the first backoff (default 1s); it doubles per failure.
 	Base time.Duration
@@ -238,7 +240,9 @@ func New(o Options) *Updater {
 		report(p)
 	}
 	if u.retry.Attempts <= 0 {
-		u.retry.Attempts = 6
+		// Six were 31 to 62 s: a store down for a minute made the
+		// download give up, and the order wait to be repeated.
+		u.retry.Attempts = 8
 	}
 	if u.retry.Base <= 0 {
 		u.retry.Base = time.Second

@@ -39,6 +39,9 @@ type ServerOptions struct {
 	Store string
 	// Artifacts is --artifacts (an s3:// store; credentials go in Env).
 	Artifacts string
+	// ArtifactRedirect is --artifact-redirect (e.g. "15m": agents download
+	// straight from the store).
+	ArtifactRedirect string
 	// KeepDefaults leaves every setting as a new server has it:
 	// PollSeconds, OfflineAfter and Settings are not applied (for a test
 	// that looks at the defaults and sets what it needs itself).
@@ -141,6 +144,9 @@ func (s *Server) Start() {
 	}
 	if s.o.Artifacts != "" {
 		args = append(args, "--artifacts", s.o.Artifacts)
+	}
+	if s.o.ArtifactRedirect != "" {
+		args = append(args, "--artifact-redirect", s.o.ArtifactRedirect)
 	}
 	p, err := startProc(log, env, append([]string{filepath.Join(s.bin, exe("molt"))}, args...)...)
 	if err != nil {
