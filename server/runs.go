@@ -14,6 +14,7 @@ import (
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/server/lifecycle"
 	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -340,69 +341,23 @@ func (s *Server) handleRunShow(w http.ResponseWriter, r *http.Request, _ caller)
 }
 
 func (s *Server) handleRunPause(w http.ResponseWriter, r *http.Request, c caller) error {
-	return s.runAction(w, r, protocol.RunRunning, protocol.RunPaused, protocol.EvRunPaused, "paused by "+tokenName(c))
+	return s.handleRunEvent(w, r, lifecycle.RunPause, tokenName(c))
 }
 
 func (s *Server) handleRunResume(w http.ResponseWriter, r *http.Request, c caller) error {
-	return s.runAction(w, r, protocol.RunPaused, protocol.RunRunning, protocol.EvRunResumed, "resumed by "+tokenName(c))
+	return s.handleRunEvent(w, r, lifecycle.RunResume, tokenName(c))
 }
 
 func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request, c caller) error {
-	return s.runAction(w, r, "", protocol.RunCancelled, protocol.EvRunCancelled, "cancelled by "+tokenName(c))
+	return s.handleRunEvent(w, r, lifecycle.RunCancel, tokenName(c))
 }
 
-// runAction moves a run from status from ("" means running or paused) to
-// status to.
-func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to string, ev int, reason string) error {
+func (s *Server) handleRunEvent(w http.ResponseWriter, r *http.Request, ev lifecycle.Event, by string) error {
 	id, err := runParam(r)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	s.mu.Lock()
-	rr := s.runs[id]
-	if rr == nil || (from != "" && rr.Status != from) || (from == "" && rr.Status != protocol.RunRunning && rr.Status != protocol.RunPaused) {
-		s.mu.Unlock()
-		run, err := s.loadRun(ctx, id)
-		if err != nil {
-			return err
-		}
-		verb := map[string]string{protocol.RunPaused: "paused", protocol.RunRunning: "resumed", protocol.RunCancelled: "cancelled"}[to]
-		return conflict("run %s is %s: it cannot be %s", run.ID, run.Status, verb)
-	}
-	err = s.change(ctx, func(wr *writer) error {
-		if to == protocol.RunRunning {
-			ack := rr.failures()
-			if err := wr.tx.SetRunStatusAck(id, to, reason, ack); err != nil {
-				return err
-			}
-			wr.then(func() { rr.AckFailures = ack })
-		} else if err := wr.tx.SetRunStatus(id, to, reason); err != nil {
-			return err
-		}
-		if to == protocol.RunCancelled {
-			for _, d := range s.open {
-				if d.RunID == id && (protocol.Queued(d.State) || d.State == protocol.StateRequested) {
-					if err := wr.event(event{ID: protocol.EvDeploymentCancelled, Agent: d.AgentID, Run: id, Dep: d.ID, Msg: "deployment " + depID(d.ID) + " cancelled with its run"}); err != nil {
-						return err
-					}
-					if err := wr.setState(d, protocol.StateCancelled, "run cancelled"); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		wr.then(func() {
-			rr.Status = to
-			s.wake()
-		})
-		return wr.event(event{ID: ev, Run: id, Msg: fmt.Sprintf("run %s %s", runID(id), reason), Fields: map[string]string{"reason": reason}})
-	})
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	run, err := s.loadRun(ctx, id)
+	run, err := s.RunEvent(r.Context(), id, ev, by)
 	if err != nil {
 		return err
 	}
