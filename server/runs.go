@@ -15,6 +15,7 @@ import (
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
 	"github.com/moltfleet/molt/server/lifecycle"
+	"github.com/moltfleet/molt/server/runplan"
 	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -121,28 +122,16 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		}
 		sort.Slice(selected, func(i, j int) bool { return selected[i].ID < selected[j].ID })
 	}
-	p := s.planAgents(selected, req.Scope, req.Force, func(a *agentRec) (string, string) {
-		want := req.Target
-		if v, ok := req.TargetFor[a.St.Platform]; ok {
-			want = v
-		}
-		target := want
-		if want == "latest" {
-			target = s.latestFor(a.St.Platform)
-		}
-		if target == "" || !s.releases[target].Platforms[a.St.Platform] {
-			return "", "no pack for platform " + a.St.Platform
-		}
-		return target, ""
-	})
-	run, rplan := s.draftRun(req, sel, p, c)
+	cat := s.catalogue()
+	p := s.planAgents(selected, req.Scope, req.Force, cat, runplan.Upgrade(req.Target, req.TargetFor, cat))
+	run, rplan := runplan.Draft(req, sel, p, tokenName(c), s.clock.Now())
 	if req.DryRun {
 		return run, nil
 	}
-	if len(p.todo) == 0 {
+	if len(p.Todo) == 0 {
 		msg := "nothing to upgrade: no agent matches the selection"
-		if len(p.excluded) > 0 {
-			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(p.excluded), p.excluded[0].AgentName, p.excluded[0].Reason)
+		if len(p.Excluded) > 0 {
+			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(p.Excluded), p.Excluded[0].AgentName, p.Excluded[0].Reason)
 		}
 		return protocol.Run{}, conflict("%s", msg)
 	}
