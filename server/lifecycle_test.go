@@ -163,3 +163,38 @@ func TestSetStateRefusesIllegal(t *testing.T) {
 		t.Fatalf("skip then start in one change = %v, want ErrIllegal", err)
 	}
 }
+
+// TestOperatorActionsWithoutHTTP: what the handlers do is a Server
+// method a caller without HTTP can use, with the same refusals.
+func TestOperatorActionsWithoutHTTP(t *testing.T) {
+	e, ag, run := stuckEnv(t, 1, "h1", "h2")
+	ctx := context.Background()
+	id, _ := parseID(run.ID, "r-")
+	r, err := e.s.RunEvent(ctx, id, lifecycle.RunPause, "t-9")
+	if err != nil || r.Status != protocol.RunPaused {
+		t.Fatalf("pause: %s, %v", r.Status, err)
+	}
+	var ae *apiError
+	if _, err := e.s.RunEvent(ctx, id, lifecycle.RunPause, "t-9"); !errors.As(err, &ae) || ae.Status != 409 {
+		t.Fatalf("pause a paused run: %v, want a conflict", err)
+	}
+	if _, err := e.s.RunEvent(ctx, id, lifecycle.RunHalt, "t-9"); !errors.Is(err, lifecycle.ErrIllegal) {
+		t.Fatalf("halt is no operator's event: %v, want ErrIllegal", err)
+	}
+	if r, err := e.s.RunEvent(ctx, id, lifecycle.RunResume, "t-9"); err != nil || r.Status != protocol.RunRunning {
+		t.Fatalf("resume: %s, %v", r.Status, err)
+	}
+	d, err := e.s.SkipDeployment(ctx, depOf(e, run.ID, ag[1]).ID, "t-9")
+	if err != nil || d.State != protocol.StateSkipped || d.Reason != "skipped by operator t-9" {
+		t.Fatalf("skip: %s %q, %v", d.State, d.Reason, err)
+	}
+	if _, err := e.s.CancelDeployment(ctx, d.ID, "t-9"); !errors.As(err, &ae) || ae.Status != 409 {
+		t.Fatalf("cancel a skipped deployment: %v, want a conflict", err)
+	}
+	if _, err := e.s.PromoteRun(ctx, id, "t-9"); !errors.As(err, &ae) || ae.Status != 409 {
+		t.Fatalf("promote a run without waves: %v, want a conflict", err)
+	}
+	if r, err := e.s.RunEvent(ctx, id, lifecycle.RunCancel, "t-9"); err != nil || r.Status != protocol.RunCancelled {
+		t.Fatalf("cancel: %s, %v", r.Status, err)
+	}
+}
