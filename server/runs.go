@@ -159,12 +159,6 @@ func (s *Server) checkRunLimits(req *protocol.RunRequest) error {
 	return nil
 }
 
-// isQuarantined reports whether version is quarantined for platform.
-func (s *Server) isQuarantined(version, platform string) bool {
-	_, ok := s.quarantined(version, platform)
-	return ok
-}
-
 // limitText says a run's concurrency limit as given.
 func limitText(req protocol.RunRequest) string {
 	if req.MaxConcurrentPercent > 0 {

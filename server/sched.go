@@ -15,6 +15,7 @@ import (
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
 	"github.com/moltfleet/molt/server/lifecycle"
+	"github.com/moltfleet/molt/server/runplan"
 	"github.com/moltfleet/molt/store"
 )
 
@@ -165,11 +166,7 @@ func (s *Server) availability(a *agentRec, d *depRec, now time.Time) string {
 // floorOf is the highest floor agent a must respect: the one it reports
 // and the one of the pack of the version it runs.
 func (s *Server) floorOf(a *agentRec) string {
-	f := a.St.Floor
-	if r, ok := s.releases[a.St.Version]; ok && r.Floor != "" && (f == "" || semver.Less(f, r.Floor)) {
-		f = r.Floor
-	}
-	return f
+	return runplan.Floor(a.St.Floor, s.releases[a.St.Version].Floor)
 }
 
 // Schedule makes one pass over every run that is not ended: deployments

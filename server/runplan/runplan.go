@@ -57,11 +57,15 @@ func (c Catalogue) Latest(platform string) string {
 // FloorOf is the highest floor a must respect: the one it reports and
 // the one of the pack of the version it runs.
 func (c Catalogue) FloorOf(a Agent) string {
-	f := a.Floor
-	if r, ok := c[a.Version]; ok && r.Floor != "" && (f == "" || semver.Less(f, r.Floor)) {
-		f = r.Floor
+	return Floor(a.Floor, c[a.Version].Floor)
+}
+
+// Floor is the higher of two floors ("" for none).
+func Floor(reported, pack string) string {
+	if pack != "" && (reported == "" || semver.Less(reported, pack)) {
+		return pack
 	}
-	return f
+	return reported
 }
 
 // QuarantineKey is a release kept from a platform.
