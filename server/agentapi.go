@@ -11,6 +11,7 @@ import (
 	"github.com/moltfleet/molt/artifacts"
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server/runplan"
 	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -86,15 +87,10 @@ func (m upgradeStatuses) of(s *Server, a *agentRec) string {
 	return st
 }
 
-// tooOld says why an agent cannot be upgraded automatically ("" if it can).
+// tooOld says why an agent cannot be upgraded automatically ("" if it
+// can). Call with s.mu held.
 func (s *Server) tooOld(a *agentRec) string {
-	if !a.St.Supervised {
-		return "not supervised: manual upgrade required"
-	}
-	if min := s.settingLocked("agents.min-auto-upgrade-version"); min != "" && semver.Less(a.St.Version, min) {
-		return fmt.Sprintf("agent too old for automatic upgrade (%s is below %s): manual upgrade required", a.St.Version, min)
-	}
-	return ""
+	return runplan.TooOld(s.planAgent(a), s.settingLocked("agents.min-auto-upgrade-version"))
 }
 
 func (s *Server) upgradeStatus(a *agentRec) string {

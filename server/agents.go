@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server/lifecycle"
 )
 
 // agentStatus is an agent's status as operators see it, in the list, in
@@ -107,7 +108,7 @@ func (s *Server) handleAgentRevoke(w http.ResponseWriter, r *http.Request, _ cal
 		// A revoked agent never comes back under this identity: its open
 		// deployment would hold its run forever.
 		if d := s.open[a.ID]; d != nil {
-			if err := wr.setState(d, protocol.StateCancelled, "agent revoked"); err != nil {
+			if err := wr.setState(d, lifecycle.Revoke, "agent revoked"); err != nil {
 				return err
 			}
 		}

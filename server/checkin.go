@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server/lifecycle"
 )
 
 func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -225,7 +226,11 @@ func (s *Server) advance(wr *writer, d *depRec, phase string) error {
 	if err := wr.event(event{ID: protocol.EvDeploymentProgress, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s: %s", depID(d.ID), phase)}); err != nil {
 		return err
 	}
-	return wr.setState(d, phase, "")
+	ev, ok := lifecycle.PhaseEvent(phase)
+	if !ok {
+		return fmt.Errorf("deployment %s: unknown phase %q: %w", depID(d.ID), phase, lifecycle.ErrIllegal)
+	}
+	return wr.setState(d, ev, "")
 }
 
 func (s *Server) succeed(wr *writer, a *agentRec, d *depRec) error {
@@ -251,7 +256,7 @@ func (s *Server) succeed(wr *writer, a *agentRec, d *depRec) error {
 		// One cleanup at a time is enough: the newest supersedes older ones.
 		s.cleanups[a.ID] = []cleanupRec{{ID: cid, Keep: keep}}
 	})
-	return wr.setState(d, protocol.StateSucceeded, "")
+	return wr.setState(d, lifecycle.Succeed, "")
 }
 
 // supervisorEvent records the supervisor's self-upgrade (713, or 714 when
@@ -327,7 +332,7 @@ func (s *Server) rollBack(wr *writer, d *depRec, reason, logs, workload string) 
 	if err := wr.event(event{ID: protocol.EvRolledBack, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("upgrade to %s rolled back: %s", d.Target, reason), Fields: f}); err != nil {
 		return err
 	}
-	if err := wr.setState(d, protocol.StateRolledBack, reason); err != nil {
+	if err := wr.setState(d, lifecycle.RollBack, reason); err != nil {
 		return err
 	}
 	return s.noteRollback(wr, d)
@@ -340,5 +345,5 @@ func (s *Server) fail(wr *writer, d *depRec, reason string) error {
 	if err := wr.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("upgrade to %s failed: %s", d.Target, reason), Fields: map[string]string{"reason": reason}}); err != nil {
 		return err
 	}
-	return wr.setState(d, protocol.StateFailed, reason)
+	return wr.setState(d, lifecycle.Fail, reason)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/moltfleet/molt/protocol"
@@ -57,48 +56,10 @@ func (s *Server) handleDeploymentShow(w http.ResponseWriter, r *http.Request, _ 
 }
 
 func (s *Server) handleDeploymentSkip(w http.ResponseWriter, r *http.Request, c caller) error {
-	_, id, err := s.loadDeployment(r.Context(), r.PathValue("id"))
+	d, err := s.SkipDeployment(r.Context(), r.PathValue("id"), tokenName(c))
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	var d *depRec
-	for _, o := range s.open {
-		if o.ID == id {
-			d = o
-		}
-	}
-	if d == nil || !protocol.Queued(d.State) {
-		s.mu.Unlock()
-		state := "ended"
-		if d != nil {
-			state = d.State
-		} else if dd, _, err := s.loadDeployment(r.Context(), r.PathValue("id")); err == nil {
-			state = dd.State
-		}
-		return conflict("deployment %s is %s: only a deployment the agent has not started (pending, waiting_for_host, waiting_for_window) can be skipped", depID(id), state)
-	}
-	a := s.agents[d.AgentID]
-	err = s.change(r.Context(), func(wr *writer) error {
-		if err := wr.event(event{ID: protocol.EvSkippedByOperator, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s skipped by %s", depID(d.ID), tokenName(c))}); err != nil {
-			return err
-		}
-		// A skipped agent is not repaired back to an older target.
-		if a != nil && a.Desired != "" {
-			if err := wr.setDesired(a, ""); err != nil {
-				return err
-			}
-		}
-		return wr.setState(d, protocol.StateSkipped, "skipped by operator "+tokenName(c))
-	})
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	dd, _, err := s.loadDeployment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, dd)
+	writeJSON(w, 200, d)
 	return nil
 }

@@ -96,6 +96,18 @@ func (s *Server) join(fn func(w *writer) error) (*batch, error) {
 		if rerr := b.tx.RollbackToSavepoint(); rerr != nil {
 			return nil, s.poison(b, rerr)
 		}
+		if b.changes == 0 {
+			// Nothing else joined the batch: no waiter will commit it,
+			// and its transaction would hold the database until the next
+			// change (a refused transition must not stall readers).
+			s.batch = nil
+			b.once.Do(func() {
+				defer close(b.done)
+				if rerr := b.tx.Rollback(); rerr != nil {
+					s.log.Warn("roll back an empty batch", zap.Error(rerr))
+				}
+			})
+		}
 		return nil, err
 	}
 	if err := b.tx.ReleaseSavepoint(); err != nil {

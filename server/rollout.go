@@ -11,6 +11,7 @@ import (
 	"github.com/moltfleet/molt/internal/window"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/server/lifecycle"
 )
 
 // runRollout is a run's rollout state beside its runRec: its controls,
@@ -201,13 +202,17 @@ func (s *Server) halt(ctx context.Context, r *runRec, signal, reason string, age
 	}
 	return s.change(ctx, func(wr *writer) error {
 		full := "halted: " + reason
-		if err := wr.tx.SetRunStatus(r.ID, protocol.RunPaused, full); err != nil {
+		status, err := wr.runStatus(r, lifecycle.RunHalt)
+		if err != nil {
+			return err
+		}
+		if err := wr.tx.SetRunStatus(r.ID, status, full); err != nil {
 			return err
 		}
 		if err := wr.event(event{ID: protocol.EvRunHalted, Run: r.ID, Msg: "run " + runID(r.ID) + " " + full, Fields: fields}); err != nil {
 			return err
 		}
-		wr.then(func() { r.Status = protocol.RunPaused; s.met.observeHalt(signal) })
+		wr.then(func() { r.Status = status; s.met.observeHalt(signal) })
 		return nil
 	})
 }
@@ -262,24 +267,7 @@ func (s *Server) handleRunPromote(w http.ResponseWriter, r *http.Request, c call
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	s.mu.Lock()
-	rr := s.runs[id]
-	if rr == nil || !rr.WaveApproval || rr.Status != protocol.RunRunning {
-		s.mu.Unlock()
-		run, err := s.loadRun(ctx, id)
-		if err != nil {
-			return err
-		}
-		return conflict("run %s does not wait for promotion (status %s, wave %d of %d)", run.ID, run.Status, run.Wave, len(run.WaveList))
-	}
-	err = s.change(ctx, func(wr *writer) error { return s.openWave(wr, rr, rr.Wave+1, tokenName(c)) })
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	s.wake()
-	run, err := s.loadRun(ctx, id)
+	run, err := s.PromoteRun(r.Context(), id, tokenName(c))
 	if err != nil {
 		return err
 	}

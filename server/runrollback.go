@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server/runplan"
 )
 
 func (s *Server) handleRunRollback(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -92,45 +93,32 @@ func (s *Server) RollbackRun(ctx context.Context, id int64, req protocol.Rollbac
 		return protocol.Run{}, conflict("run %s moved no agent (none of its deployments succeeded): nothing to roll back", orig.ID)
 	}
 	sel := protocol.Selection{AgentIDs: make([]string, 0, len(moved))}
-	byAgent := map[string]movedAgent{}
+	back := map[string]runplan.Moved{}
 	var selected []*agentRec
 	var gone []protocol.Exclusion
 	for _, m := range moved {
 		sel.AgentIDs = append(sel.AgentIDs, m.agentID)
-		byAgent[m.agentID] = m
+		back[m.agentID] = runplan.Moved{From: m.from, To: m.to}
 		if a := s.agents[m.agentID]; a != nil {
 			selected = append(selected, a)
 		} else {
 			gone = append(gone, protocol.Exclusion{AgentID: m.agentID, AgentName: m.name, Reason: "agent no longer known to the server"})
 		}
 	}
-	p := s.planAgents(selected, rreq.Scope, rreq.Force, func(a *agentRec) (string, string) {
-		m := byAgent[a.ID]
-		if a.St.Version != m.to {
-			return "", fmt.Sprintf("moved since %s: runs %s, not %s", orig.ID, a.St.Version, m.to)
-		}
-		// The packs are checked first: without one nothing else matters.
-		rel, ok := s.releases[m.from]
-		if !ok {
-			return "", fmt.Sprintf("release %s it came from is no longer imported", m.from)
-		}
-		if !rel.Platforms[a.St.Platform] {
-			return "", fmt.Sprintf("release %s it came from has no pack for %s", m.from, a.St.Platform)
-		}
-		return m.from, ""
-	})
-	p.excluded = append(p.excluded, gone...)
-	run, rplan := s.draftRun(rreq, sel, p, c)
+	cat := s.catalogue()
+	p := s.planAgents(selected, rreq.Scope, rreq.Force, cat, runplan.Rollback(orig.ID, back, cat))
+	p.Excluded = append(p.Excluded, gone...)
+	run, rplan := runplan.Draft(rreq, sel, p, tokenName(c), s.clock.Now())
 	if req.DryRun {
 		return run, nil
 	}
-	if len(p.todo) == 0 {
-		return protocol.Run{}, conflict("nothing to roll back: none of the %d agents run %s moved can go back (%s)", len(moved), orig.ID, exclusionsText(p.excluded, 10))
+	if len(p.Todo) == 0 {
+		return protocol.Run{}, conflict("nothing to roll back: none of the %d agents run %s moved can go back (%s)", len(moved), orig.ID, exclusionsText(p.Excluded, 10))
 	}
 	return s.insertRun(ctx, rreq, run, p, rplan, "the versions they came from", func(w *writer, nid int64) error {
 		return w.event(event{ID: protocol.EvRunRollback, Run: nid,
-			Msg:    fmt.Sprintf("run %s rolls back %s: %d agents back to the versions they came from, %d left out", runID(nid), orig.ID, len(p.todo), len(p.excluded)),
-			Fields: map[string]string{"of": orig.ID, "agents": strconv.Itoa(len(p.todo))}})
+			Msg:    fmt.Sprintf("run %s rolls back %s: %d agents back to the versions they came from, %d left out", runID(nid), orig.ID, len(p.Todo), len(p.Excluded)),
+			Fields: map[string]string{"of": orig.ID, "agents": strconv.Itoa(len(p.Todo))}})
 	})
 }
 

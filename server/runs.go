@@ -14,6 +14,8 @@ import (
 
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/server/lifecycle"
+	"github.com/moltfleet/molt/server/runplan"
 	"github.com/moltfleet/molt/store"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -120,28 +122,16 @@ func (s *Server) CreateRun(ctx context.Context, req protocol.RunRequest, c calle
 		}
 		sort.Slice(selected, func(i, j int) bool { return selected[i].ID < selected[j].ID })
 	}
-	p := s.planAgents(selected, req.Scope, req.Force, func(a *agentRec) (string, string) {
-		want := req.Target
-		if v, ok := req.TargetFor[a.St.Platform]; ok {
-			want = v
-		}
-		target := want
-		if want == "latest" {
-			target = s.latestFor(a.St.Platform)
-		}
-		if target == "" || !s.releases[target].Platforms[a.St.Platform] {
-			return "", "no pack for platform " + a.St.Platform
-		}
-		return target, ""
-	})
-	run, rplan := s.draftRun(req, sel, p, c)
+	cat := s.catalogue()
+	p := s.planAgents(selected, req.Scope, req.Force, cat, runplan.Upgrade(req.Target, req.TargetFor, cat))
+	run, rplan := runplan.Draft(req, sel, p, tokenName(c), s.clock.Now())
 	if req.DryRun {
 		return run, nil
 	}
-	if len(p.todo) == 0 {
+	if len(p.Todo) == 0 {
 		msg := "nothing to upgrade: no agent matches the selection"
-		if len(p.excluded) > 0 {
-			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(p.excluded), p.excluded[0].AgentName, p.excluded[0].Reason)
+		if len(p.Excluded) > 0 {
+			msg = fmt.Sprintf("nothing to upgrade: all %d selected agents are excluded (%s: %s)", len(p.Excluded), p.Excluded[0].AgentName, p.Excluded[0].Reason)
 		}
 		return protocol.Run{}, conflict("%s", msg)
 	}
@@ -167,12 +157,6 @@ func (s *Server) checkRunLimits(req *protocol.RunRequest) error {
 		return badRequest("start_at %s is in the past or more than a year ahead", req.StartAt.Format(time.RFC3339))
 	}
 	return nil
-}
-
-// isQuarantined reports whether version is quarantined for platform.
-func (s *Server) isQuarantined(version, platform string) bool {
-	_, ok := s.quarantined(version, platform)
-	return ok
 }
 
 // limitText says a run's concurrency limit as given.
@@ -340,69 +324,23 @@ func (s *Server) handleRunShow(w http.ResponseWriter, r *http.Request, _ caller)
 }
 
 func (s *Server) handleRunPause(w http.ResponseWriter, r *http.Request, c caller) error {
-	return s.runAction(w, r, protocol.RunRunning, protocol.RunPaused, protocol.EvRunPaused, "paused by "+tokenName(c))
+	return s.handleRunEvent(w, r, lifecycle.RunPause, tokenName(c))
 }
 
 func (s *Server) handleRunResume(w http.ResponseWriter, r *http.Request, c caller) error {
-	return s.runAction(w, r, protocol.RunPaused, protocol.RunRunning, protocol.EvRunResumed, "resumed by "+tokenName(c))
+	return s.handleRunEvent(w, r, lifecycle.RunResume, tokenName(c))
 }
 
 func (s *Server) handleRunCancel(w http.ResponseWriter, r *http.Request, c caller) error {
-	return s.runAction(w, r, "", protocol.RunCancelled, protocol.EvRunCancelled, "cancelled by "+tokenName(c))
+	return s.handleRunEvent(w, r, lifecycle.RunCancel, tokenName(c))
 }
 
-// runAction moves a run from status from ("" means running or paused) to
-// status to.
-func (s *Server) runAction(w http.ResponseWriter, r *http.Request, from, to string, ev int, reason string) error {
+func (s *Server) handleRunEvent(w http.ResponseWriter, r *http.Request, ev lifecycle.Event, by string) error {
 	id, err := runParam(r)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	s.mu.Lock()
-	rr := s.runs[id]
-	if rr == nil || (from != "" && rr.Status != from) || (from == "" && rr.Status != protocol.RunRunning && rr.Status != protocol.RunPaused) {
-		s.mu.Unlock()
-		run, err := s.loadRun(ctx, id)
-		if err != nil {
-			return err
-		}
-		verb := map[string]string{protocol.RunPaused: "paused", protocol.RunRunning: "resumed", protocol.RunCancelled: "cancelled"}[to]
-		return conflict("run %s is %s: it cannot be %s", run.ID, run.Status, verb)
-	}
-	err = s.change(ctx, func(wr *writer) error {
-		if to == protocol.RunRunning {
-			ack := rr.failures()
-			if err := wr.tx.SetRunStatusAck(id, to, reason, ack); err != nil {
-				return err
-			}
-			wr.then(func() { rr.AckFailures = ack })
-		} else if err := wr.tx.SetRunStatus(id, to, reason); err != nil {
-			return err
-		}
-		if to == protocol.RunCancelled {
-			for _, d := range s.open {
-				if d.RunID == id && (protocol.Queued(d.State) || d.State == protocol.StateRequested) {
-					if err := wr.event(event{ID: protocol.EvDeploymentCancelled, Agent: d.AgentID, Run: id, Dep: d.ID, Msg: "deployment " + depID(d.ID) + " cancelled with its run"}); err != nil {
-						return err
-					}
-					if err := wr.setState(d, protocol.StateCancelled, "run cancelled"); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		wr.then(func() {
-			rr.Status = to
-			s.wake()
-		})
-		return wr.event(event{ID: ev, Run: id, Msg: fmt.Sprintf("run %s %s", runID(id), reason), Fields: map[string]string{"reason": reason}})
-	})
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	run, err := s.loadRun(ctx, id)
+	run, err := s.RunEvent(r.Context(), id, ev, by)
 	if err != nil {
 		return err
 	}

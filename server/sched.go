@@ -14,6 +14,8 @@ import (
 	"github.com/moltfleet/molt/internal/semver"
 	"github.com/moltfleet/molt/protocol"
 	"github.com/moltfleet/molt/rollout"
+	"github.com/moltfleet/molt/server/lifecycle"
+	"github.com/moltfleet/molt/server/runplan"
 	"github.com/moltfleet/molt/store"
 )
 
@@ -26,6 +28,11 @@ type writer struct {
 	now   time.Time
 	after []func()
 	hooks []hookJob
+	// states and statuses are what this change moved deployments and runs
+	// to: their records are mirrored only once it committed, and a second
+	// transition in the same change starts where the first left.
+	states   map[*depRec]string
+	statuses map[*runRec]string
 }
 
 func (w *writer) then(f func()) { w.after = append(w.after, f) }
@@ -42,11 +49,45 @@ func (w *writer) step(dep int64, name, detail string) error {
 	return err
 }
 
-// setState moves d to state. Ending a deployment frees its agent and its
-// run's slot, queues the on-deployment-end hook and wakes the scheduler.
-func (w *writer) setState(d *depRec, state, reason string) error {
+// runStatus is the status event ev moves run r to, refusing an event
+// that does not apply to r's status. The caller writes it.
+func (w *writer) runStatus(r *runRec, ev lifecycle.Event) (string, error) {
+	from := r.Status
+	if st, ok := w.statuses[r]; ok {
+		from = st
+	}
+	status, err := lifecycle.NextRun(from, ev)
+	if err != nil {
+		w.s.log.Error("run transition refused", zap.Int64("run", r.ID), zap.String("status", from), zap.String("event", string(ev)), zap.Error(err))
+		return "", fmt.Errorf("run %s: %w", runID(r.ID), err)
+	}
+	if w.statuses == nil {
+		w.statuses = map[*runRec]string{}
+	}
+	w.statuses[r] = status
+	return status, nil
+}
+
+// setState moves d on with event ev (lifecycle.Deployment), refusing an
+// event that does not apply to d's state. Ending a deployment frees its
+// agent and its run's slot, queues the on-deployment-end hook and wakes
+// the scheduler.
+func (w *writer) setState(d *depRec, ev lifecycle.Event, reason string) error {
+	from := d.State
+	if st, ok := w.states[d]; ok {
+		from = st
+	}
+	state, err := lifecycle.Next(from, ev)
+	if err != nil {
+		w.s.log.Error("deployment transition refused", zap.Int64("deployment", d.ID), zap.String("state", from), zap.String("event", string(ev)), zap.Error(err))
+		return fmt.Errorf("deployment %s: %w", depID(d.ID), err)
+	}
+	if w.states == nil {
+		w.states = map[*depRec]string{}
+	}
+	w.states[d] = state
 	s := w.s
-	err := w.tx.SetDeploymentState(d.ID, store.DeploymentState{State: state, Reason: reason, At: w.now,
+	err = w.tx.SetDeploymentState(d.ID, store.DeploymentState{State: state, Reason: reason, At: w.now,
 		Started: state == protocol.StateRequested, Ended: protocol.Terminal(state)})
 	if err != nil {
 		return fmt.Errorf("deployment %d: %w", d.ID, err)
@@ -125,11 +166,7 @@ func (s *Server) availability(a *agentRec, d *depRec, now time.Time) string {
 // floorOf is the highest floor agent a must respect: the one it reports
 // and the one of the pack of the version it runs.
 func (s *Server) floorOf(a *agentRec) string {
-	f := a.St.Floor
-	if r, ok := s.releases[a.St.Version]; ok && r.Floor != "" && (f == "" || semver.Less(f, r.Floor)) {
-		f = r.Floor
-	}
-	return f
+	return runplan.Floor(a.St.Floor, s.releases[a.St.Version].Floor)
 }
 
 // Schedule makes one pass over every run that is not ended: deployments
@@ -242,7 +279,7 @@ func (s *Server) schedule(ctx context.Context) error {
 					// Not its time yet (the spread); a window that
 					// closed on it no longer holds.
 					if d.State != protocol.StatePending {
-						decided = append(decided, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
+						decided = append(decided, func(w *writer) error { return w.setState(d, lifecycle.Defer, "") })
 					}
 					continue
 				case protocol.StateWaitingForWindow:
@@ -256,7 +293,7 @@ func (s *Server) schedule(ctx context.Context) error {
 								return err
 							}
 						}
-						return w.setState(d, protocol.StateWaitingForWindow, why)
+						return w.setState(d, lifecycle.WaitForWindow, why)
 					})
 					continue
 				}
@@ -266,7 +303,7 @@ func (s *Server) schedule(ctx context.Context) error {
 				// reason given earlier no longer holds, the deployment is
 				// back in the queue.
 				if d.State != protocol.StatePending {
-					decided = append(decided, func(w *writer) error { return w.setState(d, protocol.StatePending, "") })
+					decided = append(decided, func(w *writer) error { return w.setState(d, lifecycle.Defer, "") })
 				}
 				continue
 			}
@@ -280,7 +317,7 @@ func (s *Server) schedule(ctx context.Context) error {
 							return err
 						}
 					}
-					return w.setState(d, protocol.StateWaitingForHost, reason)
+					return w.setState(d, lifecycle.WaitForHost, reason)
 				})
 				continue
 			}
@@ -336,7 +373,7 @@ func (s *Server) start(a *agentRec, d *depRec) (func(w *writer) error, bool) {
 			if err := w.setDesired(a, d.Target); err != nil {
 				return err
 			}
-			return w.setState(d, protocol.StateSucceeded, "already at target")
+			return w.setState(d, lifecycle.AlreadyAtTarget, "already at target")
 		}, false
 	}
 	if floor := s.floorOf(a); floor != "" && semver.Less(d.Target, floor) {
@@ -348,7 +385,7 @@ func (s *Server) start(a *agentRec, d *depRec) (func(w *writer) error, bool) {
 			if err := w.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: "upgrade failed: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
 				return err
 			}
-			return w.setState(d, protocol.StateFailed, reason)
+			return w.setState(d, lifecycle.BelowFloor, reason)
 		}, false
 	}
 	return func(w *writer) error {
@@ -364,7 +401,7 @@ func (s *Server) start(a *agentRec, d *depRec) (func(w *writer) error, bool) {
 		from := a.St.Version
 		w.then(func() { d.From = from })
 		faults.Point("server/schedule-uncommitted")
-		return w.setState(d, protocol.StateRequested, "")
+		return w.setState(d, lifecycle.Start, "")
 	}, true
 }
 
@@ -381,20 +418,19 @@ func (w *writer) setDesired(a *agentRec, v string) error {
 func (s *Server) checkRun(ctx context.Context, r *runRec) error {
 	counts, failures := r.Counts, r.failures()
 	if r.open() == 0 {
-		status := protocol.RunEndedOK
+		ok := true
 		if failures+counts[protocol.StateCancelled] > 0 {
 			retried, err := s.retriedIn(ctx, r.ID)
 			if err != nil {
 				return err
 			}
-			if failures+counts[protocol.StateCancelled] > retried {
-				status = protocol.RunEndedNotOK
-			}
-		}
-		if r.Status == protocol.RunCancelled {
-			status = protocol.RunCancelled
+			ok = failures+counts[protocol.StateCancelled] <= retried
 		}
 		return s.change(ctx, func(w *writer) error {
+			status, err := w.runStatus(r, lifecycle.RunEnd(r.Status, ok))
+			if err != nil {
+				return err
+			}
 			if err := w.tx.EndRun(r.ID, status, w.now); err != nil {
 				return err
 			}
@@ -418,13 +454,17 @@ func (s *Server) checkRun(ctx context.Context, r *runRec) error {
 	if r.Status == protocol.RunRunning && r.FailureThreshold > 0 && failures-r.AckFailures >= r.FailureThreshold {
 		reason := fmt.Sprintf("failure threshold reached: %d failed or rolled back (threshold %d)", failures, r.FailureThreshold)
 		return s.change(ctx, func(w *writer) error {
-			if err := w.tx.SetRunStatus(r.ID, protocol.RunPaused, reason); err != nil {
+			status, err := w.runStatus(r, lifecycle.RunHalt)
+			if err != nil {
+				return err
+			}
+			if err := w.tx.SetRunStatus(r.ID, status, reason); err != nil {
 				return err
 			}
 			if err := w.event(event{ID: protocol.EvRunPaused, Run: r.ID, Msg: "run " + runID(r.ID) + " paused: " + reason, Fields: map[string]string{"reason": reason}}); err != nil {
 				return err
 			}
-			w.then(func() { r.Status = protocol.RunPaused })
+			w.then(func() { r.Status = status })
 			return nil
 		})
 	}

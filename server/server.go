@@ -140,22 +140,9 @@ type agentRec struct {
 	alerts map[string]string
 }
 
-type depRec struct {
-	ID       int64
-	RunID    int64
-	Wave     int  // the run's wave it belongs to (0: the canaries, or the only wave)
-	Canary   bool // chosen as a canary of its run
-	AgentID  string
-	Platform string
-	Kind     string
-	From     string
-	Target   string
-	Revert   bool
-	State    string
-	Reason   string
-	Updated  time.Time
-	Started  time.Time
-}
+// depRec is an open deployment as the server keeps it in memory: the
+// record the store loads it as, so that the two cannot drift apart.
+type depRec store.LoadedDeployment
 
 type runRec struct {
 	ID               int64
@@ -368,8 +355,8 @@ func (s *Server) load(ctx context.Context) error {
 		s.byCred[a.CredHash] = a.ID
 	}
 	for _, ld := range l.Deployments {
-		s.open[ld.AgentID] = &depRec{ID: ld.ID, RunID: ld.RunID, Wave: ld.Wave, Canary: ld.Canary, AgentID: ld.AgentID, Platform: ld.Platform, Kind: ld.Kind,
-			From: ld.From, Target: ld.Target, Revert: ld.Revert, State: ld.State, Reason: ld.Reason, Updated: ld.Updated, Started: ld.Started}
+		d := depRec(ld)
+		s.open[ld.AgentID] = &d
 	}
 	for _, lr := range l.Runs {
 		r := &runRec{ID: lr.ID, Text: lr.Text, Status: lr.Status, MaxConcurrent: lr.MaxConcurrent, FailureThreshold: lr.FailureThreshold,

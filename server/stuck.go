@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/protocol"
+	"github.com/moltfleet/molt/server/lifecycle"
 	"github.com/moltfleet/molt/supervisor"
 )
 
@@ -94,7 +95,7 @@ func (s *Server) sweepIdle(ctx context.Context, now time.Time) error {
 			if err := w.event(event{ID: protocol.EvUpgradeFailed, Agent: d.AgentID, Run: d.RunID, Dep: d.ID, Msg: fmt.Sprintf("deployment %s timed out in state %s", depID(d.ID), d.State)}); err != nil {
 				return err
 			}
-			if err := w.setState(d, protocol.StateFailed, fmt.Sprintf("timed out: no progress for %s in state %s (deployments.timeout %s)", idle, d.State, timeout)); err != nil {
+			if err := w.setState(d, lifecycle.TimeOut, fmt.Sprintf("timed out: no progress for %s in state %s (deployments.timeout %s)", idle, d.State, timeout)); err != nil {
 				return err
 			}
 		}
@@ -119,7 +120,7 @@ func (w *writer) markStuck(d *depRec) error {
 		Fields: map[string]string{"state": state, "last_heard": heard, "after": idle.String()}}); err != nil {
 		return err
 	}
-	if err := w.setState(d, protocol.StateStuck, fmt.Sprintf("no progress for %s in %s (last heard: %s)", idle, state, heard)); err != nil {
+	if err := w.setState(d, lifecycle.MarkStuck, fmt.Sprintf("no progress for %s in %s (last heard: %s)", idle, state, heard)); err != nil {
 		return err
 	}
 	if err := w.tx.SetDeploymentUpdated(d.ID, last); err != nil {
@@ -154,7 +155,11 @@ func (s *Server) unstick(wr *writer, d *depRec, from, phase string) error {
 		Msg: fmt.Sprintf("deployment %s: %s (no longer stuck)", depID(d.ID), from)}); err != nil {
 		return err
 	}
-	return wr.setState(d, from, "progress after it was stuck")
+	ev, ok := lifecycle.PhaseEvent(from)
+	if !ok {
+		return fmt.Errorf("deployment %s: unknown phase %q: %w", depID(d.ID), from, lifecycle.ErrIllegal)
+	}
+	return wr.setState(d, ev, "progress after it was stuck")
 }
 
 // unstickFromReport moves stuck d back on when the agent's report shows
@@ -205,70 +210,8 @@ func (s *Server) openDeployment(id int64) *depRec {
 	return nil
 }
 
-// handleDeploymentRetry ends a stuck deployment (cancelled) or leaves a
-// failed one as it is, and queues a new deployment of the same agent to
-// the same target in the same run and wave.
 func (s *Server) handleDeploymentRetry(w http.ResponseWriter, r *http.Request, c caller) error {
-	dd, id, err := s.loadDeployment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.openDeployment(id)
-	state := dd.State
-	if d != nil {
-		state = d.State
-	}
-	if state != protocol.StateStuck && state != protocol.StateFailed {
-		return conflict("deployment %s is %s: only a stuck or failed deployment can be retried", depID(id), state)
-	}
-	rid, ok := parseID(dd.RunID, "r-")
-	if !ok {
-		return conflict("deployment %s is a %s, not part of a run: only a run's deployment can be retried", depID(id), dd.Kind)
-	}
-	run := s.runs[rid]
-	if run == nil {
-		return conflict("run %s has ended: start a new run (molt upgrade) to upgrade agent %s again", dd.RunID, dd.AgentID)
-	}
-	a := s.agents[dd.AgentID]
-	if a == nil || a.Revoked {
-		return conflict("agent %s of deployment %s is revoked or removed: there is nothing to retry", dd.AgentID, depID(id))
-	}
-	if o := s.open[a.ID]; o != nil && o.ID != id {
-		return conflict("agent %s already has deployment %s (%s): cancel or skip it first", a.ID, depID(o.ID), o.State)
-	}
-	var newID int64
-	err = s.change(r.Context(), func(wr *writer) error {
-		if err := s.newRunDeployment(wr, a, rid, dd.Kind, dd.Target, dd.Wave, dd.Canary); err != nil {
-			return err
-		}
-		id, err := wr.tx.LastDeploymentOf(a.ID)
-		if err != nil {
-			return err
-		}
-		newID = id
-		why := "retried as " + depID(newID)
-		if d != nil {
-			if err := wr.setState(d, protocol.StateCancelled, why); err != nil {
-				return err
-			}
-		}
-		// The mark retriedIn counts: the run's outcome is its retry's.
-		if err := wr.step(id, stepRetried, why); err != nil {
-			return err
-		}
-		if err := wr.step(newID, "server: retry", "retry of "+depID(id)+" by "+tokenName(c)); err != nil {
-			return err
-		}
-		return wr.event(event{ID: protocol.EvDeploymentRetried, Agent: a.ID, Run: rid, Dep: newID,
-			Msg:    fmt.Sprintf("deployment %s (%s) retried as %s by %s", depID(id), state, depID(newID), tokenName(c)),
-			Fields: map[string]string{"retry_of": depID(id), "by": tokenName(c)}})
-	})
-	if err != nil {
-		return err
-	}
-	nd, _, err := s.loadDeployment(r.Context(), depID(newID))
+	nd, err := s.RetryDeployment(r.Context(), r.PathValue("id"), tokenName(c))
 	if err != nil {
 		return err
 	}
@@ -276,48 +219,12 @@ func (s *Server) handleDeploymentRetry(w http.ResponseWriter, r *http.Request, c
 	return nil
 }
 
-// handleDeploymentCancel ends a stuck deployment: the agent is left out
-// of its run (a deployment not yet started is skipped instead, and one in
-// progress is left to its agent).
 func (s *Server) handleDeploymentCancel(w http.ResponseWriter, r *http.Request, c caller) error {
-	dd, id, err := s.loadDeployment(r.Context(), r.PathValue("id"))
+	d, err := s.CancelDeployment(r.Context(), r.PathValue("id"), tokenName(c))
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	d := s.openDeployment(id)
-	if d == nil || d.State != protocol.StateStuck {
-		s.mu.Unlock()
-		state := dd.State
-		if d != nil {
-			state = d.State
-		}
-		return conflict("deployment %s is %s: only a stuck deployment can be cancelled (skip one that has not started)", depID(id), state)
-	}
-	a := s.agents[d.AgentID]
-	err = s.change(r.Context(), func(wr *writer) error {
-		if err := wr.event(event{ID: protocol.EvDeploymentCancelled, Agent: d.AgentID, Run: d.RunID, Dep: d.ID,
-			Msg: fmt.Sprintf("stuck deployment %s cancelled by %s", depID(d.ID), tokenName(c))}); err != nil {
-			return err
-		}
-		// The host may come back on either version: it is not repaired
-		// back to an older one.
-		if a != nil && a.Desired != "" {
-			if err := wr.setDesired(a, ""); err != nil {
-				return err
-			}
-		}
-		return wr.setState(d, protocol.StateCancelled, "cancelled by operator "+tokenName(c))
-	})
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	nd, _, err := s.loadDeployment(r.Context(), depID(id))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, nd)
+	writeJSON(w, 200, d)
 	return nil
 }
 
