@@ -71,4 +71,3 @@ func stats(name string, ds []time.Duration) {
 	fmt.Printf("  %-38s median %7.1f ms   min %7.1f ms   max %7.1f ms   (n=%d)\n",
 		name, ms(s[(len(s)-1)/2]), ms(s[0]), ms(s[len(s)-1]), len(s))
 }
-
