@@ -32,16 +32,18 @@ type Machine struct {
 	done    chan struct{}
 	leader  int
 	pidns   string // the container's PID namespace (/proc/PID/ns/pid)
+	booted  []string
 }
 
-// Boot boots the cached root base on an overlay in dir (an empty
+// Boot boots s's cached root (Make) on an overlay in dir (an empty
 // directory the caller removes afterwards) and returns once its init
 // runs; Poweroff must be called in every case, also when Boot fails.
 // WaitRunning waits for the boot to finish.
-func Boot(ctx context.Context, base, dir string) (*Machine, error) {
+func Boot(ctx context.Context, s Spec, dir string) (*Machine, error) {
+	base := s.Path()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	m := &Machine{Root: filepath.Join(dir, "root"), Name: "molt-" + hex.EncodeToString(b[:]), dir: dir, done: make(chan struct{})}
+	m := &Machine{Root: filepath.Join(dir, "root"), Name: "molt-" + hex.EncodeToString(b[:]), dir: dir, done: make(chan struct{}), booted: s.Booted}
 	for _, d := range []string{"upper", "work", "root"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return m, fmt.Errorf("boot: %w", err)
@@ -60,8 +62,12 @@ func Boot(ctx context.Context, base, dir string) (*Machine, error) {
 	// machined, no bus to ask for a scope); the container stays in the
 	// cgroup of whoever started it. --link-journal=no: nothing of the
 	// container's is linked into the host's /var/log.
-	m.cmd = exec.Command("systemd-nspawn", "--quiet", "--directory", m.Root, "--machine", m.Name,
-		"--boot", "--register=no", "--keep-unit", "--link-journal=no", "--console=read-only")
+	args := []string{"--quiet", "--directory", m.Root, "--machine", m.Name,
+		"--boot", "--register=no", "--keep-unit", "--link-journal=no", "--console=read-only"}
+	if s.KillSignal != "" {
+		args = append(args, "--kill-signal="+s.KillSignal)
+	}
+	m.cmd = exec.Command("systemd-nspawn", args...)
 	m.cmd.Stdout, m.cmd.Stderr = console, console
 	// Its own process group: a Ctrl-C of the test reaches the test, whose
 	// cleanup powers the container off, not the container directly.
@@ -180,14 +186,24 @@ func (m *Machine) Run(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// WaitRunning waits until `systemctl is-system-running` says running or
-// degraded (the boot finished) and returns its last answer.
+// WaitRunning waits until the boot finished and returns the init's word
+// for its state: for systemd what `systemctl is-system-running` says
+// (running or degraded), else "running" once the Spec's Booted command
+// succeeds.
 func (m *Machine) WaitRunning(ctx context.Context) (string, error) {
 	for {
-		out, _ := m.Command(ctx, "systemctl", "is-system-running").Output()
-		state := strings.TrimSpace(string(out))
-		if state == "running" || state == "degraded" {
-			return state, nil
+		var state string
+		if m.booted != nil {
+			if err := m.Command(ctx, m.booted...).Run(); err == nil {
+				return "running", nil
+			}
+			state = "booting"
+		} else {
+			out, _ := m.Command(ctx, "systemctl", "is-system-running").Output()
+			state = strings.TrimSpace(string(out))
+			if state == "running" || state == "degraded" {
+				return state, nil
+			}
 		}
 		select {
 		case <-m.done:

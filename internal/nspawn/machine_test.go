@@ -26,7 +26,7 @@ func TestBootRunPoweroff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Boot(ctx, base, t.TempDir())
+	m, err := Boot(ctx, Systemd, t.TempDir())
 	t.Cleanup(func() { _ = m.Poweroff(30 * time.Second) })
 	if err != nil {
 		t.Fatal(err)

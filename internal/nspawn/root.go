@@ -42,10 +42,27 @@ type Spec struct {
 	Name    string
 	Suite   string
 	Include []string
+	// KillSignal is what systemd-nspawn sends the container's init to
+	// power it off (--kill-signal); empty is its default for systemd.
+	KillSignal string
+	// Booted is a command that exits 0 inside once the init has finished
+	// booting; nil is systemd's (systemctl is-system-running says running
+	// or degraded).
+	Booted []string
 }
 
 // Systemd is Debian 12 with systemd as its init.
 var Systemd = Spec{Name: "bookworm", Suite: "bookworm", Include: []string{"systemd", "systemd-sysv", "dbus"}}
+
+// OpenRC is Debian 12 booting sysvinit with OpenRC as its rc system (no
+// systemd installed): the init molt-supervisor's own OpenRC script is for.
+var OpenRC = Spec{
+	Name: "bookworm-openrc", Suite: "bookworm", Include: []string{"sysvinit-core", "openrc", "procps"},
+	// sysvinit ignores systemd's SIGRTMIN+3; SIGINT is its ctrlaltdel,
+	// which Debian's inittab makes a shutdown -r: the container ends.
+	KillSignal: "SIGINT",
+	Booted:     []string{"sh", "-c", `[ "$(rc-status -r)" = default ] && ! rc-status -s | grep -q -e starting -e stopping`},
+}
 
 // CacheDir is the directory roots are cached in: $MOLT_NSPAWN_CACHE or
 // DefaultCache.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/internal/nspawn"
 )
 
 // RoundsVar turns TestServiceTimesUnderSystemd on: how many rounds it
@@ -27,7 +28,7 @@ func TestServiceTimesUnderSystemd(t *testing.T) {
 		t.Skipf("measures only with %s=N (scripts/systemd-bench.sh)", RoundsVar)
 	}
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: vA})
-	h := installAgent(t, srv)
+	h := installAgent(t, srv, nspawn.Systemd)
 	var starts, restarts, restartReady []time.Duration
 	for range rounds {
 		h.run("systemctl", "stop", unit)
