@@ -222,6 +222,27 @@ func TestAgentPackageUnderSystemd(t *testing.T) {
 	h.one("molt-agent")
 	h.one("exporter")
 
+	// The package's own upgrade (1.0.0 -> 1.1.0 with dpkg) on a host molt
+	// already moved: it replaces /usr/lib/molt and the unit file, reloads
+	// systemd, and does not touch the running service or the home.
+	active := h.run("cat", "/opt/molt/state/active.json")
+	mainPID, restarts := h.show(unit, "MainPID"), h.show(unit, "NRestarts")
+	out := h.install(deb(t, vB, release.AgentPackage))
+	if !strings.Contains(out, "never enables, starts or restarts the supervisor") {
+		t.Fatalf("dpkg -i of the next package:\n%s", out)
+	}
+	if got := h.show(unit, "MainPID") + " " + h.show(unit, "NRestarts"); got != mainPID+" "+restarts {
+		t.Fatalf("the package upgrade restarted the service: MainPID NRestarts %s, was %s %s", got, mainPID, restarts)
+	}
+	if nr := h.show(unit, "NeedDaemonReload"); nr != "no" {
+		t.Errorf("NeedDaemonReload=%s after the package upgrade: the postinst did not reload systemd", nr)
+	}
+	if got := h.run("cat", "/opt/molt/state/active.json"); got != active {
+		t.Errorf("the package upgrade changed active.json:\n%s\nwas:\n%s", got, active)
+	}
+	h.one("molt-agent")
+	h.one("exporter")
+
 	// systemctl stop: the supervisor stops its workload and agent, then
 	// itself, within the grace; systemd needs no SIGKILL.
 	start := time.Now()
@@ -240,7 +261,7 @@ func TestAgentPackageUnderSystemd(t *testing.T) {
 	// unit is gone; purge keeps the home.
 	h.run("systemctl", "start", unit)
 	h.waitReady(h.count(supLog, `"agent ready"`)+1, 60*time.Second)
-	out := h.run("dpkg", "--remove", "molt-agent")
+	out = h.run("dpkg", "--remove", "molt-agent")
 	h.noneLeft("after dpkg --remove:\n" + out)
 	if st := h.show(unit, "LoadState"); st != "not-found" {
 		t.Errorf("%s after dpkg --remove: LoadState=%s, want not-found", unit, st)
