@@ -33,6 +33,8 @@ type Machine struct {
 	leader  int
 	pidns   string // the container's PID namespace (/proc/PID/ns/pid)
 	booted  []string
+
+	killSignal string
 }
 
 // Boot boots s's cached root (Make) on an overlay in dir (an empty
@@ -40,22 +42,56 @@ type Machine struct {
 // runs; Poweroff must be called in every case, also when Boot fails.
 // WaitRunning waits for the boot to finish.
 func Boot(ctx context.Context, s Spec, dir string) (*Machine, error) {
+	m, err := Mount(s, dir)
+	if err != nil {
+		return m, err
+	}
+	return m, m.Boot(ctx)
+}
+
+// Mount prepares s's machine without booting it: the overlay of its
+// cached root is mounted at Root, where a test may change the root as an
+// image build does (Build) before Boot. Poweroff must be called in
+// every case.
+func Mount(s Spec, dir string) (*Machine, error) {
 	base := s.Path()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	m := &Machine{Root: filepath.Join(dir, "root"), Name: "molt-" + hex.EncodeToString(b[:]), dir: dir, done: make(chan struct{}), booted: s.Booted}
+	m := &Machine{Root: filepath.Join(dir, "root"), Name: "molt-" + hex.EncodeToString(b[:]), dir: dir,
+		done: make(chan struct{}), booted: s.Booted, killSignal: s.KillSignal}
 	for _, d := range []string{"upper", "work", "root"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			return m, fmt.Errorf("boot: %w", err)
+			return m, fmt.Errorf("mount: %w", err)
 		}
 	}
 	opts := "lowerdir=" + base + ",upperdir=" + filepath.Join(dir, "upper") + ",workdir=" + filepath.Join(dir, "work")
 	if err := syscall.Mount("overlay", m.Root, "overlay", 0, opts); err != nil {
-		return m, fmt.Errorf("boot: mount overlay of %s: %w", base, err)
+		return m, fmt.Errorf("mount: overlay of %s: %w", base, err)
 	}
-	console, err := os.Create(filepath.Join(dir, "console.log"))
+	return m, nil
+}
+
+// Build runs args in the root before Boot, as an image build does: in a
+// container with /proc, /sys and /dev but no init (systemd-nspawn without
+// --boot, as mkosi builds images), so systemd is installed but does not
+// run. Its output (stdout and stderr) is returned; the error carries it
+// too.
+func (m *Machine) Build(ctx context.Context, args ...string) (string, error) {
+	nsargs := []string{"--quiet", "--directory", m.Root, "--machine", m.Name, "--register=no", "--keep-unit",
+		"--link-journal=no", "--console=pipe", "--", "/usr/bin/env", "-i"}
+	cmd := exec.CommandContext(ctx, "systemd-nspawn", append(append(nsargs, Env...), args...)...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return m, fmt.Errorf("boot: %w", err)
+		return string(out), fmt.Errorf("build in %s: %s: %w\n%s", m.Root, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// Boot boots the mounted root and returns once its init runs.
+func (m *Machine) Boot(ctx context.Context) error {
+	console, err := os.Create(filepath.Join(m.dir, "console.log"))
+	if err != nil {
+		return fmt.Errorf("boot: %w", err)
 	}
 	m.console = console
 	// --register=no --keep-unit: the host need not run systemd (no
@@ -64,8 +100,8 @@ func Boot(ctx context.Context, s Spec, dir string) (*Machine, error) {
 	// container's is linked into the host's /var/log.
 	args := []string{"--quiet", "--directory", m.Root, "--machine", m.Name,
 		"--boot", "--register=no", "--keep-unit", "--link-journal=no", "--console=read-only"}
-	if s.KillSignal != "" {
-		args = append(args, "--kill-signal="+s.KillSignal)
+	if m.killSignal != "" {
+		args = append(args, "--kill-signal="+m.killSignal)
 	}
 	m.cmd = exec.Command("systemd-nspawn", args...)
 	m.cmd.Stdout, m.cmd.Stderr = console, console
@@ -73,22 +109,23 @@ func Boot(ctx context.Context, s Spec, dir string) (*Machine, error) {
 	// cleanup powers the container off, not the container directly.
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
-		return m, fmt.Errorf("boot: systemd-nspawn: %w", err)
+		m.cmd = nil
+		return fmt.Errorf("boot: systemd-nspawn: %w", err)
 	}
 	go func() { _ = m.cmd.Wait(); close(m.done) }()
 	for {
 		if pid, ok := m.findLeader(); ok {
 			m.leader = pid
 			if m.pidns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err != nil {
-				return m, fmt.Errorf("boot: %w", err)
+				return fmt.Errorf("boot: %w", err)
 			}
-			return m, nil
+			return nil
 		}
 		select {
 		case <-m.done:
-			return m, fmt.Errorf("boot: systemd-nspawn exited: %v\n%s", m.cmd.ProcessState, m.Console())
+			return fmt.Errorf("boot: systemd-nspawn exited: %v\n%s", m.cmd.ProcessState, m.Console())
 		case <-ctx.Done():
-			return m, fmt.Errorf("boot: no init in the container: %w\n%s", ctx.Err(), m.Console())
+			return fmt.Errorf("boot: no init in the container: %w\n%s", ctx.Err(), m.Console())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

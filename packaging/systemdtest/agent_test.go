@@ -64,21 +64,8 @@ func installAgent(t *testing.T, srv *e2etest.Server, s nspawn.Spec) *agentHost {
 		_, _ = rand.Read(id[:])
 		m.write("/etc/machine-id", 0o444, []byte(hex.EncodeToString(id[:])+"\n"))
 	}
-	pub, _ := e2etest.Key(t)
-	m.copyIn(srv.CAFile(), "/etc/molt/ca.pem", 0o644)
-	m.copyIn(pub, "/etc/molt/release.pub", 0o644)
-	m.write("/etc/molt/agent.yaml", 0o600, []byte(fmt.Sprintf(
-		"server: %s\nca_file: /etc/molt/ca.pem\ntrusted_keys: [/etc/molt/release.pub]\nenrollment_token: %q\nname: %s\n"+
-			"supervisor: {ready_timeout: 30s, watch: 2s, crash_budget: 1, stop_grace: %s}\n",
-		srv.URL(), srv.EnrollToken(1), m.Name, stopGrace)))
-	t.Cleanup(func() {
-		if t.Failed() {
-			logs, _ := filepath.Glob(m.Path("/opt/molt/logs/*.log"))
-			for _, l := range logs {
-				t.Logf("--- %s (last lines)\n%s", l, e2etest.Tail(l, 25))
-			}
-		}
-	})
+	m.agentConfig(srv)
+	m.dumpHomeLogs()
 	out := m.install(debA)
 	h := &agentHost{machine: m, srv: srv}
 	if s.Booted == nil {
@@ -95,6 +82,31 @@ func installAgent(t *testing.T, srv *e2etest.Server, s nspawn.Spec) *agentHost {
 	h.id = h.waitEnrolled()
 	t.Logf("installed %s: agent ready %s after dpkg -i returned, enrolled as %s", debA, took.Round(time.Millisecond), h.id)
 	return h
+}
+
+// agentConfig puts /etc/molt/agent.yaml for srv, with the CA and the
+// release key it names, into the container.
+func (m *machine) agentConfig(srv *e2etest.Server) {
+	m.t.Helper()
+	pub, _ := e2etest.Key(m.t)
+	m.copyIn(srv.CAFile(), "/etc/molt/ca.pem", 0o644)
+	m.copyIn(pub, "/etc/molt/release.pub", 0o644)
+	m.write("/etc/molt/agent.yaml", 0o600, []byte(fmt.Sprintf(
+		"server: %s\nca_file: /etc/molt/ca.pem\ntrusted_keys: [/etc/molt/release.pub]\nenrollment_token: %q\nname: %s\n"+
+			"supervisor: {ready_timeout: 30s, watch: 2s, crash_budget: 1, stop_grace: %s}\n",
+		srv.URL(), srv.EnrollToken(1), m.Name, stopGrace)))
+}
+
+// dumpHomeLogs prints the ends of the home's logs if the test fails.
+func (m *machine) dumpHomeLogs() {
+	m.t.Cleanup(func() {
+		if m.t.Failed() {
+			logs, _ := filepath.Glob(m.Path("/opt/molt/logs/*.log"))
+			for _, l := range logs {
+				m.t.Logf("--- %s (last lines)\n%s", l, e2etest.Tail(l, 25))
+			}
+		}
+	})
 }
 
 // waitReady waits until the supervisor has logged n "agent ready" lines.

@@ -29,7 +29,8 @@ const (
 // machine is a booted container with the test's helpers.
 type machine struct {
 	*nspawn.Machine
-	t *testing.T
+	t    *testing.T
+	spec nspawn.Spec
 }
 
 // boot boots a throwaway overlay of s's cached root (made first when
@@ -37,6 +38,15 @@ type machine struct {
 // off when the test ends, and the test fails if anything of it is left.
 // Without root or the tools it skips (fails in CI: internal/testtool).
 func boot(t *testing.T, s nspawn.Spec) *machine {
+	t.Helper()
+	m := mount(t, s)
+	m.boot()
+	return m
+}
+
+// mount is boot without booting: the root is mounted for the test to
+// change before m.boot.
+func mount(t *testing.T, s nspawn.Spec) *machine {
 	t.Helper()
 	if runtime.GOOS != "linux" || (runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64") {
 		t.Skipf("the packages are for linux/amd64 and linux/arm64, not %s/%s", runtime.GOOS, runtime.GOARCH)
@@ -51,7 +61,7 @@ func boot(t *testing.T, s nspawn.Spec) *machine {
 		t.Fatalf("%v\n%s", err, e2etest.Tail(writeTemp(t, log.Bytes()), 30))
 	}
 	dir := t.TempDir()
-	m, err := nspawn.Boot(ctx, s, dir)
+	m, err := nspawn.Mount(s, dir)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%s console (last lines):\n%s", m.Name, lastLines(m.Console(), 30))
@@ -63,17 +73,27 @@ func boot(t *testing.T, s nspawn.Spec) *machine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &machine{Machine: m, t: t, spec: s}
+}
+
+// boot boots the mounted root and waits for its init to finish booting.
+func (m *machine) boot() {
+	t := m.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	start := time.Now()
+	if err := m.Boot(ctx); err != nil {
+		t.Fatal(err)
+	}
 	state, err := m.WaitRunning(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc := &machine{Machine: m, t: t}
 	if state == "degraded" {
-		t.Logf("booted %s: %s; failed units:\n%s", m.Name, state, mc.run("systemctl", "--failed", "--no-legend"))
+		t.Logf("booted %s: %s; failed units:\n%s", m.Name, state, m.run("systemctl", "--failed", "--no-legend"))
 	}
-	t.Logf("booted %s (%s) in %s", m.Name, s.Name, time.Since(start).Round(time.Millisecond))
-	return mc
+	t.Logf("booted %s (%s) in %s", m.Name, m.spec.Name, time.Since(start).Round(time.Millisecond))
 }
 
 func writeTemp(t *testing.T, b []byte) string {
