@@ -227,6 +227,10 @@ func TestAgentPackageUnderSystemd(t *testing.T) {
 	if st := h.show(unit, "ActiveState") + "/" + h.show(unit, "SubState"); st != "active/running" {
 		t.Fatalf("%s is %s after the upgrade, want active/running", unit, st)
 	}
+	// molt's own CLI sees the package's unit (docs/packaging.md).
+	if out, ok := h.try("/opt/molt/bin/molt-supervisor", "status", "--home", "/opt/molt"); !ok || !strings.Contains(out, "running") {
+		t.Errorf("molt-supervisor status on the package's unit:\n%s", out)
+	}
 	if main := h.show(unit, "MainPID"); main != fmt.Sprint(h.one("molt-supervisor").NSPID) {
 		t.Fatalf("MainPID %s is not the supervisor after its self-upgrade: %s", main, pids(h.procs("molt-supervisor")))
 	}
