@@ -74,8 +74,8 @@ func uid(t *testing.T, p string) uint32 {
 // The server's package under systemd: installed without a configuration
 // it enables the unit and starts nothing; with /etc/molt/server.yaml the
 // unit runs molt serve as the system user molt on /var/lib/molt and
-// answers /healthz; systemd restarts it after a kill -9; removing the
-// package stops it.
+// answers /healthz; systemd restarts it after a kill -9; a package
+// upgrade restarts it on the new version; removing the package stops it.
 func TestServerPackageUnderSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container and installs the server's package (-short)")
@@ -126,6 +126,18 @@ func TestServerPackageUnderSystemd(t *testing.T) {
 		now := m.procs("molt")
 		return len(now) == 1 && now[0].PID != ps[0].PID && healthz(addr, cert) == 200, pids(now)
 	})
+
+	// A package upgrade restarts the server (the package owns
+	// /usr/bin/molt): a new process of the new version, healthy.
+	before := m.procs("molt")
+	m.install(deb(t, vB, release.ServerPackage))
+	waitFor(t, 30*time.Second, "molt serve restarted by the package upgrade", func() (bool, string) {
+		now := m.procs("molt")
+		return len(now) == 1 && now[0].PID != before[0].PID && healthz(addr, cert) == 200, pids(now)
+	})
+	if v := m.run("/usr/bin/molt", "version"); !strings.Contains(v, vB) {
+		t.Errorf("molt version after the package upgrade: %s", v)
+	}
 
 	out = m.run("dpkg", "--remove", "molt-server")
 	if left := m.procs("molt"); len(left) > 0 {
