@@ -163,6 +163,7 @@ func TestAgentPackageUnderSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container, installs the package and upgrades it (-short)")
 	}
+	need(t, nspawn.Systemd)
 	wlAddr := e2etest.FreeAddr(t)
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: vB})
 	srv.Import(e2etest.Pack(t, e2etest.PackOptions{Version: vB, Workloads: []e2etest.Workload{exporter(t, wlAddr)}}))

@@ -33,6 +33,25 @@ type machine struct {
 	spec nspawn.Spec
 }
 
+// need skips t with one line when this machine cannot boot s: not Linux
+// on a platform the packages are made for, not root, or (failing in CI
+// instead: internal/testtool) a tool missing. Tests call it first, before
+// building anything.
+func need(t *testing.T, s nspawn.Spec) {
+	t.Helper()
+	if runtime.GOOS != "linux" || (runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64") {
+		t.Skipf("the packages are for linux/amd64 and linux/arm64, not %s/%s", runtime.GOOS, runtime.GOARCH)
+	}
+	// As the other tests that need root (platform's real service):
+	// without it, a skip, also in CI.
+	if os.Geteuid() != 0 {
+		t.Skip("booting a container with systemd-nspawn needs root")
+	}
+	if err := nspawn.Check(s); err != nil {
+		testtool.Missing(t, "%v", err)
+	}
+}
+
 // boot boots a throwaway overlay of s's cached root (made first when
 // there is none) and waits for its init to finish booting. It is powered
 // off when the test ends, and the test fails if anything of it is left.
@@ -48,12 +67,7 @@ func boot(t *testing.T, s nspawn.Spec) *machine {
 // change before m.boot.
 func mount(t *testing.T, s nspawn.Spec) *machine {
 	t.Helper()
-	if runtime.GOOS != "linux" || (runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64") {
-		t.Skipf("the packages are for linux/amd64 and linux/arm64, not %s/%s", runtime.GOOS, runtime.GOARCH)
-	}
-	if err := nspawn.Check(s); err != nil {
-		testtool.Missing(t, "%v", err)
-	}
+	need(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var log bytes.Buffer

@@ -21,6 +21,7 @@ func TestAgentPackageInImageStartsAtBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container (-short)")
 	}
+	need(t, nspawn.Systemd)
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: vA})
 	debA := deb(t, vA, release.AgentPackage)
 	m := mount(t, nspawn.Systemd)

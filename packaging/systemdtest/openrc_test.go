@@ -19,6 +19,7 @@ func TestAgentPackageUnderOpenRC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container and installs the package (-short)")
 	}
+	need(t, nspawn.OpenRC)
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: vA})
 	h := installAgent(t, srv, nspawn.OpenRC)
 	const svc = "molt-supervisor"

@@ -80,6 +80,7 @@ func TestServerPackageUnderSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container and installs the server's package (-short)")
 	}
+	need(t, nspawn.Systemd)
 	const srvUnit = "molt-server.service"
 	debS := deb(t, vA, release.ServerPackage)
 	m := boot(t, nspawn.Systemd)

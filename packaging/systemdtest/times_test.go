@@ -27,6 +27,7 @@ func TestServiceTimesUnderSystemd(t *testing.T) {
 	if rounds <= 0 {
 		t.Skipf("measures only with %s=N (scripts/systemd-bench.sh)", RoundsVar)
 	}
+	need(t, nspawn.Systemd)
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: vA})
 	h := installAgent(t, srv, nspawn.Systemd)
 	var starts, restarts, restartReady []time.Duration
