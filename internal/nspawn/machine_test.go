@@ -17,6 +17,9 @@ func TestBootRunPoweroff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container (-short)")
 	}
+	if os.Geteuid() != 0 {
+		t.Skip("booting a container with systemd-nspawn needs root")
+	}
 	if err := Check(Systemd); err != nil {
 		testtool.Missing(t, "%v", err)
 	}
