@@ -3,5 +3,5 @@
 // container (internal/nspawn), the .deb packages the release makes
 // installed in it, the supervisor's and the server's units started,
 // killed, upgraded, stopped and removed as on a host. It has no code of
-// its own: see docs/packaging.md#under-a-real-systemd.
+// its own: see docs/packaging.md#under-a-real-systemd-and-openrc.
 package systemdtest
