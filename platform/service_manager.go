@@ -235,6 +235,14 @@ func (s *Service) Status() (ServiceState, error) {
 		// kardianos reads "service NAME status" and takes the LSB exit
 		// status 3 (stopped) for an error; ask the script ourselves.
 		return scriptStatus(s.def.Path)
+	case SystemOpenRC:
+		// OpenRC 0.45 (Debian 12) answers "rc-service NAME status" for a
+		// service it does not know with exit 1, which kardianos takes for
+		// an error (it expects 2): every install failed with "status:
+		// exit status 1". Without our script there is no service.
+		if _, err := os.Stat(s.def.Path); errors.Is(err, os.ErrNotExist) {
+			return ServiceNotInstalled, nil
+		}
 	}
 	st, err := s.ks.Status()
 	if errors.Is(err, service.ErrNotInstalled) {
