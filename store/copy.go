@@ -160,7 +160,14 @@ func CopyToPostgres(ctx context.Context, src, dsn, tmpDir string, progress func(
 
 // sourceTables are the snapshot's tables, sorted.
 func sourceTables(ctx context.Context, src *sql.DB) ([]string, error) {
-	rows, err := src.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`)
+	names, err := queryNames(ctx, src, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`)
+	sort.Strings(names)
+	return names, err
+}
+
+// queryNames is the one text column of q's rows.
+func queryNames(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +180,6 @@ func sourceTables(ctx context.Context, src *sql.DB) ([]string, error) {
 		}
 		names = append(names, n)
 	}
-	sort.Strings(names)
 	return names, rows.Err()
 }
 
@@ -329,20 +335,7 @@ func targetColumns(ctx context.Context, tx pgx.Tx, table string) ([]column, erro
 
 // sourceColumns are the names of table's columns in the snapshot.
 func sourceColumns(ctx context.Context, src *sql.DB, table string) ([]string, error) {
-	rows, err := src.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	return queryNames(ctx, src, `SELECT name FROM pragma_table_info(?)`, table)
 }
 
 // sameColumns checks that both sides have the same columns by name:
