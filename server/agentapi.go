@@ -148,6 +148,20 @@ func (s *Server) baseURL(r *http.Request) string {
 	return "https://" + r.Host
 }
 
+// agentLocked is agent id for a request of the agent API, refused as
+// authAgent refuses a credential: unknown, or revoked (also when that
+// happened after the request was authenticated). Call with s.mu held.
+func (s *Server) agentLocked(id string) (*agentRec, error) {
+	a := s.agents[id]
+	if a == nil {
+		return nil, errf(http.StatusUnauthorized, protocol.CodeUnauthorized, "agent %s is unknown: enroll again", id)
+	}
+	if a.Revoked {
+		return nil, errf(http.StatusUnauthorized, protocol.CodeAgentRevoked, "agent %s was revoked: enroll again", id)
+	}
+	return a, nil
+}
+
 // ordersFor lists what agent a should do now. Call with s.mu held.
 func (s *Server) ordersFor(a *agentRec, base string) []protocol.Order {
 	var out []protocol.Order

@@ -26,59 +26,21 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 		return badRequest("wait_seconds %d is not between 0 and %d", req.WaitSeconds, protocol.MaxPollSeconds)
 	}
 	ctx := r.Context()
-	base := s.baseURL(r)
-	a := c.Agent
-	s.mu.Lock()
-	wait, err := s.checkin(ctx, a, req.Status)
+	ck, err := s.Checkin(ctx, c.Agent.ID, req.Status, s.baseURL(r))
 	if err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	orders := s.ordersFor(a, base)
-	var wt *waiter
-	if len(orders) == 0 {
-		if old, ok := s.waiters[a.ID]; ok {
-			old.release()
-		}
-		wt = &waiter{ch: make(chan struct{})}
-		s.waiters[a.ID] = wt
-	}
-	poll := s.pollWait()
-	s.mu.Unlock()
-	// What the check-in changed is durable before anything is answered,
-	// the orders of a parked poll included.
-	if wait != nil {
-		if err := wait(); err != nil {
-			if wt != nil {
-				s.mu.Lock()
-				if s.waiters[a.ID] == wt {
-					delete(s.waiters, a.ID)
-				}
-				s.mu.Unlock()
-			}
-			return err
-		}
-	}
 	s.met.observeCheckin(time.Since(start))
-	if wt != nil && s.park(w, r, wt, a, base, poll, holdFor(poll, req.WaitSeconds)) {
+	hold := holdFor(ck.Poll, req.WaitSeconds)
+	// The long poll is HTTP's part: a parked connection is answered from
+	// park.go, a held one here.
+	if ck.Waiting() && s.park(w, r, ck.wt, ck.a, ck.base, ck.Poll, hold) {
 		return nil
 	}
-	if wt != nil {
+	orders := ck.Orders
+	if ck.Waiting() {
 		held := time.Now()
-		t := time.NewTimer(holdFor(poll, req.WaitSeconds))
-		select {
-		case <-wt.ch:
-		case <-t.C:
-		case <-s.closing:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		s.mu.Lock()
-		if s.waiters[a.ID] == wt {
-			delete(s.waiters, a.ID)
-		}
-		orders = s.ordersFor(a, base)
-		s.mu.Unlock()
+		orders = s.HoldCheckin(ctx, ck, hold)
 		if sw, ok := w.(*statusWriter); ok {
 			sw.held = time.Since(held)
 		}
@@ -87,8 +49,92 @@ func (s *Server) handleCheckin(w http.ResponseWriter, r *http.Request, c caller)
 			return ctx.Err()
 		}
 	}
-	writeJSON(w, 200, protocol.CheckinResponse{Orders: orders, Settings: protocol.AgentSettings{PollSeconds: int(poll / time.Second)}, ServerTime: s.clock.Now()})
+	writeJSON(w, 200, protocol.CheckinResponse{Orders: orders, Settings: protocol.AgentSettings{PollSeconds: int(ck.Poll / time.Second)}, ServerTime: s.clock.Now()})
 	return nil
+}
+
+// A CheckinResult is what a check-in decided once it is committed: the
+// agent's orders, or none and its long poll registered (Waiting), to be
+// answered by HoldCheckin or a parked connection.
+type CheckinResult struct {
+	Orders []protocol.Order
+	Poll   time.Duration // agents.poll-seconds, told to the agent
+
+	a    *agentRec
+	base string
+	wt   *waiter
+}
+
+// Waiting says the agent has no orders and its long poll is registered:
+// a new order or a newer check-in of the agent ends it.
+func (c CheckinResult) Waiting() bool { return c.wt != nil }
+
+// Checkin records agent agentID's status st (validated by checkStatus),
+// moves its deployment on from it and returns its orders, with pack URLs
+// under base, once what it changed is committed. With no orders, the
+// agent's long poll is registered in place of any older one: the caller
+// answers it by HoldCheckin (or parks it). A status from another
+// machine is refused (409 identity_cloned).
+func (s *Server) Checkin(ctx context.Context, agentID string, st protocol.Status, base string) (CheckinResult, error) {
+	s.mu.Lock()
+	a, err := s.agentLocked(agentID)
+	if err != nil {
+		s.mu.Unlock()
+		return CheckinResult{}, err
+	}
+	wait, err := s.checkin(ctx, a, st)
+	if err != nil {
+		s.mu.Unlock()
+		return CheckinResult{}, err
+	}
+	res := CheckinResult{Orders: s.ordersFor(a, base), a: a, base: base}
+	if len(res.Orders) == 0 {
+		if old, ok := s.waiters[a.ID]; ok {
+			old.release()
+		}
+		res.wt = &waiter{ch: make(chan struct{})}
+		s.waiters[a.ID] = res.wt
+	}
+	res.Poll = s.pollWait()
+	s.mu.Unlock()
+	// What the check-in changed is durable before anything is answered,
+	// the orders of a parked poll included.
+	if wait != nil {
+		if err := wait(); err != nil {
+			if res.wt != nil {
+				s.mu.Lock()
+				if s.waiters[a.ID] == res.wt {
+					delete(s.waiters, a.ID)
+				}
+				s.mu.Unlock()
+			}
+			return CheckinResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// HoldCheckin waits out the long poll of a Waiting check-in c: until an
+// order or a newer check-in wakes it, hold passes, the server closes or
+// ctx ends. It returns the agent's orders then.
+func (s *Server) HoldCheckin(ctx context.Context, c CheckinResult, hold time.Duration) []protocol.Order {
+	if !c.Waiting() {
+		return c.Orders
+	}
+	t := time.NewTimer(hold)
+	select {
+	case <-c.wt.ch:
+	case <-t.C:
+	case <-s.closing:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiters[c.a.ID] == c.wt {
+		delete(s.waiters, c.a.ID)
+	}
+	return s.ordersFor(c.a, c.base)
 }
 
 // holdFor is how long an idle check-in is held: the poll wait, but never

@@ -35,17 +35,30 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err := checkString("name or hostname", st.Name, true); err != nil {
 		return err
 	}
-	ctx := r.Context()
+	resp, err := s.Enroll(r.Context(), req.EnrollmentToken, st)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, resp)
+	return nil
+}
+
+// Enroll enrolls a new agent with status st (validated by checkStatus,
+// its name set) on the strength of enrollment token token, and returns
+// its id, credential and settings, with an upgrade on activation decided.
+// An unknown, revoked, expired or used-up token is refused (401
+// enroll_token), as is the host of a revoked agent (403 host_refused).
+func (s *Server) Enroll(ctx context.Context, token string, st protocol.Status) (protocol.EnrollResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	tok, err := s.st.EnrollTokenByHash(ctx, hashSecret(req.EnrollmentToken))
+	tok, err := s.st.EnrollTokenByHash(ctx, hashSecret(token))
 	reason := ""
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		reason = "the enrollment token is unknown"
 	case err != nil:
-		return err
+		return protocol.EnrollResponse{}, err
 	case tok.Revoked:
 		reason = "the enrollment token was revoked"
 	case now.After(tok.Expires):
@@ -57,10 +70,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 		_ = s.change(ctx, func(wr *writer) error {
 			return wr.event(event{ID: protocol.EvEnrollRefused, Msg: fmt.Sprintf("enrollment of %s refused: %s", st.Name, reason), Fields: map[string]string{"reason": reason, "hostname": st.Hostname}})
 		})
-		return errf(http.StatusUnauthorized, protocol.CodeEnrollToken, "%s: ask an admin for a new one (molt enroll-token create)", reason)
+		return protocol.EnrollResponse{}, errf(http.StatusUnauthorized, protocol.CodeEnrollToken, "%s: ask an admin for a new one (molt enroll-token create)", reason)
 	}
 	if err := s.hostRefusal(ctx, now, st); err != nil {
-		return err
+		return protocol.EnrollResponse{}, err
 	}
 	// LastSeen stays zero until the first check-in: an agent that enrolled
 	// and never checked in is "never connected" for the scheduler.
@@ -87,10 +100,9 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, _ caller) 
 		return s.activation(wr, a, &resp)
 	})
 	if err != nil {
-		return err
+		return protocol.EnrollResponse{}, err
 	}
-	writeJSON(w, 200, resp)
-	return nil
+	return resp, nil
 }
 
 // activation decides upgrade on activation for a newly enrolled agent: a

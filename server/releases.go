@@ -430,8 +430,17 @@ func (s *Server) handleReleaseShow(w http.ResponseWriter, r *http.Request, _ cal
 }
 
 func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ caller) error {
-	v := r.PathValue("version")
-	ctx := r.Context()
+	if err := s.RemoveRelease(r.Context(), r.PathValue("version")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// RemoveRelease removes imported release v, its record and its files. A
+// release still pinned by a version setting, the target of an open
+// deployment or needed by an open run is a conflict naming what holds it.
+func (s *Server) RemoveRelease(ctx context.Context, v string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.releases[v]; !ok {
@@ -473,7 +482,6 @@ func (s *Server) handleReleaseRemove(w http.ResponseWriter, r *http.Request, _ c
 	if err := s.art.Remove(ctx, v); err != nil {
 		s.log.Warn("remove release files: " + err.Error())
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

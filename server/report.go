@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,44 +18,61 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 	if err := checkReport(&req); err != nil {
 		return err
 	}
-	a := c.Agent
-	ctx := r.Context()
+	resp, open, err := s.Report(r.Context(), c.Agent.ID, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, resp)
+	if open {
+		faults.PointAfterFlush("server/report-acked", w)
+	}
+	return nil
+}
+
+// Report records agent agentID's report req (validated by checkReport)
+// and returns the answer once what it changed is committed. open says
+// the report went to the agent's open deployment: its answer is the
+// acknowledgement the agent forgets its report on, which a crash right
+// after must not lose. A report on an order that is not the agent's is
+// not found; new steps for a deployment that ended are a conflict.
+func (s *Server) Report(ctx context.Context, agentID string, req protocol.ReportRequest) (resp protocol.ReportResponse, open bool, err error) {
 	s.mu.Lock()
 	// The answer waits for the commit, which waits for nobody's s.mu:
-	// the handler releases it first (and says so in unlocked).
+	// Report releases it first (and says so in unlocked).
 	unlocked := false
 	defer func() {
 		if !unlocked {
 			s.mu.Unlock()
 		}
 	}()
+	a, err := s.agentLocked(agentID)
+	if err != nil {
+		return protocol.ReportResponse{}, false, err
+	}
 	if cid, ok := parseID(req.OrderID, "c-"); ok {
-		wait, resp, err := s.reportCleanup(r, a, cid, req)
+		wait, resp, err := s.reportCleanup(ctx, a, cid, req)
 		if err != nil || wait == nil {
-			if err == nil {
-				writeJSON(w, 200, resp)
-			}
-			return err
+			return resp, false, err
 		}
 		s.mu.Unlock()
 		unlocked = true
 		if err := wait(); err != nil {
-			return err
+			return protocol.ReportResponse{}, false, err
 		}
-		writeJSON(w, 200, resp)
-		return nil
+		return resp, false, nil
 	}
 	id, ok := parseID(req.OrderID, "d-")
 	if !ok {
-		return notFound("order %q is not one of this agent's", req.OrderID)
+		return protocol.ReportResponse{}, false, notFound("order %q is not one of this agent's", req.OrderID)
 	}
 	d := s.open[a.ID]
 	if d == nil || d.ID != id {
 		owner, state, err := s.st.DeploymentAgentState(ctx, id)
 		if err != nil || owner != a.ID {
-			return notFound("order %q is not one of this agent's", req.OrderID)
+			return protocol.ReportResponse{}, false, notFound("order %q is not one of this agent's", req.OrderID)
 		}
-		return s.reportEnded(w, r, id, state, req)
+		resp, err := s.reportEnded(ctx, id, state, req)
+		return resp, false, err
 	}
 	wait, err := s.changeGrouped(func(wr *writer) error {
 		if err := insertSteps(wr, d.ID, req.Steps); err != nil {
@@ -89,17 +107,15 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, c caller) 
 		return nil
 	})
 	if err != nil {
-		return err
+		return protocol.ReportResponse{}, false, err
 	}
-	resp := protocol.ReportResponse{State: d.State}
+	resp = protocol.ReportResponse{State: d.State}
 	s.mu.Unlock()
 	unlocked = true
 	if err := wait(); err != nil {
-		return err
+		return protocol.ReportResponse{}, false, err
 	}
-	writeJSON(w, 200, resp)
-	faults.PointAfterFlush("server/report-acked", w)
-	return nil
+	return resp, true, nil
 }
 
 // stepsDropped is the server step that says a deployment's report is
@@ -155,30 +171,29 @@ func insertSteps(wr *writer, dep int64, steps []protocol.Step) error {
 // answered with the end state, as is any report on a cancelled or
 // skipped deployment, whose answer tells the agent to drop the order.
 // New steps for a deployment that ran to its end are refused (409).
-func (s *Server) reportEnded(w http.ResponseWriter, r *http.Request, id int64, state string, req protocol.ReportRequest) error {
+func (s *Server) reportEnded(ctx context.Context, id int64, state string, req protocol.ReportRequest) (protocol.ReportResponse, error) {
 	cancelled := state == protocol.StateCancelled || state == protocol.StateSkipped
 	if !cancelled {
 		for _, st := range req.Steps {
-			known, err := s.st.HasStep(r.Context(), id, st.At, st.Name)
+			known, err := s.st.HasStep(ctx, id, st.At, st.Name)
 			if err != nil {
-				return err
+				return protocol.ReportResponse{}, err
 			}
 			if !known || st.At.IsZero() {
-				return conflict("deployment %s ended (%s): its report is closed, step %q is not recorded", depID(id), state, st.Name)
+				return protocol.ReportResponse{}, conflict("deployment %s ended (%s): its report is closed, step %q is not recorded", depID(id), state, st.Name)
 			}
 		}
 	}
-	writeJSON(w, 200, protocol.ReportResponse{State: state, Cancelled: cancelled})
-	return nil
+	return protocol.ReportResponse{State: state, Cancelled: cancelled}, nil
 }
 
 // reportCleanup records the report on cleanup cid. It returns the answer
 // and, when the report changed something, the wait for its commit. Call
 // with s.mu held.
-func (s *Server) reportCleanup(r *http.Request, a *agentRec, cid int64, req protocol.ReportRequest) (func() error, protocol.ReportResponse, error) {
+func (s *Server) reportCleanup(ctx context.Context, a *agentRec, cid int64, req protocol.ReportRequest) (func() error, protocol.ReportResponse, error) {
 	idx := slices.IndexFunc(s.cleanups[a.ID], func(c cleanupRec) bool { return c.ID == cid })
 	if idx < 0 {
-		owner, _, err := s.st.CleanupAgent(r.Context(), cid)
+		owner, _, err := s.st.CleanupAgent(ctx, cid)
 		if err != nil || owner != a.ID {
 			return nil, protocol.ReportResponse{}, notFound("order %q is not one of this agent's", req.OrderID)
 		}
