@@ -278,7 +278,7 @@ func printScaleCheckin(b *benchServers, n int, late []time.Duration, serverP99 s
 	if b.pgPIDs != nil {
 		pgPSS, pgCPU = mb(pg1.rssKB), cpuUse(pg0.cpu, pg1.cpu, d)
 	}
-	fmt.Printf("BENCH scale checkin store=%s replicas=%d agents=%d p50=%s p99=%s p99.9=%s max=%s server_p99<=%s errors=%d rss=%s cpu=%s fds=%s postgres_pss=%s postgres_cpu=%s loadgen_cpu=%s\n",
+	fmt.Printf("BENCH scale checkin store=%s replicas=%d agents=%d p50=%s p99=%s p99.9=%s max=%s server_p99_le=%s errors=%d rss=%s cpu=%s fds=%s postgres_pss=%s postgres_cpu=%s loadgen_cpu=%s\n",
 		b.store, len(b.servers), n, quantile(late, 0.5), quantile(late, 0.99), quantile(late, 0.999), quantile(late, 1), serverP99, errs,
 		joined(s1, func(x procSample) string { return mb(x.rssKB) }),
 		cpus,
