@@ -66,8 +66,11 @@ run() {
 	fi
 }
 
-# table KIND: the "BENCH scale KIND" lines as columns, one per run.
+# table KIND TITLE: the "BENCH scale KIND" lines as columns, one per run.
 table() {
+	grep -q "^BENCH scale $1 " "$tmp/bench" 2>/dev/null || return 0
+	echo
+	echo "== $2"
 	grep "^BENCH scale $1 " "$tmp/bench" | awk '
 	{ n++; for (i = 4; i <= NF; i++) { k = $i; sub(/=.*/, "", k); v = substr($i, length(k) + 2)
 		if (!(k in seen)) { seen[k] = 1; keys[++nk] = k }; val[k, n] = v } }
@@ -101,10 +104,6 @@ for p in $parts; do
 		;;
 	esac
 done
-echo
-echo "== check-in capacity (client_late: what an agent waits beyond its poll; figures per server are leader/follower)"
-table checkin
-echo
-echo "== run"
-table run
+table checkin "check-in capacity (latency: what an agent waits beyond its poll; per-server figures leader/follower)"
+table run "run (peak_in_progress: from the deployments' times; api_peak_in_progress: sampled from the API)"
 exit "$status"
