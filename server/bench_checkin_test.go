@@ -130,11 +130,15 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	cancel()
 	<-fleetDone
 	genCPU, genRSSs := cpuUse(gcpu0, gcpu1, elapsed), mb(genRSS)
-	for _, wait := range shards {
+	if len(shards) > 0 {
+		printShare(0, res)
+	}
+	for i, wait := range shards {
 		r, err := wait()
 		if err != nil {
 			t.Fatal(err)
 		}
+		printShare(i+1, r)
 		res.merge(r)
 		genCPU += "+" + cpuUse(0, r.CPU, elapsed)
 		genRSSs += "+" + mb(r.RSSKB)

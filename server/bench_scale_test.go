@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,10 +98,21 @@ func startReplicaProc(t *testing.T, data, dsn string, others []*procServer, extr
 			"--store", dsn, "--advertise", "https://" + addr}, extra...)}
 	p.cmd = exec.Command(p.bin, p.args...)
 	out, _ := p.cmd.StdoutPipe()
-	p.cmd.Stderr = io.Discard
+	stderr, err := os.Create(filepath.Join(data, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	p.cmd.Stderr = stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			// Why a replica failed is in its logs, removed with the test.
+			t.Logf("replica %s (pid %d): last log lines:\n%s\nstderr:\n%s", addr, p.cmd.Process.Pid, tail(filepath.Join(data, "server.log"), 15), tail(filepath.Join(data, "stderr.log"), 15))
+		}
+	})
 	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -301,4 +312,19 @@ func printScaleRun(b *benchServers, n, maxc int, r protocol.Run, took time.Durat
 	fmt.Printf("BENCH scale run store=%s replicas=%d agents=%d max_concurrent=%d status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d api_peak_in_progress=%d rss=%s cpu=%s postgres_cpu=%s\n",
 		b.store, len(b.servers), n, maxc, r.Status, r.Counts[protocol.StateSucceeded], took.Round(time.Millisecond), float64(r.Counts[protocol.StateSucceeded])/took.Seconds(),
 		peak, apiPeak, strings.Join(rss, "/"), strings.Join(c, "/"), pgCPU)
+}
+
+// tail is the last n lines of a file.
+func tail(file string, n int) string {
+	b, _ := os.ReadFile(file)
+	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// printShare prints the latency of the agents of server i alone.
+func printShare(i int, r *idleResult) {
+	late := slices.Clone(r.Late)
+	slices.Sort(late)
+	fmt.Printf("BENCH checkin server=%d its_agents: checkins=%d late p50=%s p99=%s p99.9=%s max=%s errors=%d\n",
+		i, r.Count, quantile(late, 0.5), quantile(late, 0.99), quantile(late, 0.999), quantile(late, 1), r.errors())
 }
