@@ -57,10 +57,12 @@ run() {
 	{
 		(cd server && env MOLT_BENCH=1 "$@" "$tmp/server.test" -test.run "^$test\$" -test.count=1 -test.v -test.timeout 30m 2>&1) || s=$?
 		echo "$s" >"$tmp/status"
-	} | grep --line-buffered -E '^(BENCH|--- |FAIL|ok|PASS|panic)|enrolled|bench_.*_test\.go' | tee -a "$tmp/bench" || true
+	} | tee "$tmp/full" | grep --line-buffered -E '^(BENCH|--- |FAIL|ok|PASS|panic)|enrolled|bench_.*_test\.go' | tee -a "$tmp/bench" || true
 	s=$(cat "$tmp/status")
 	echo "BENCH part $name: exit=$s | loadavg_after $(cut -d' ' -f1-3 /proc/loadavg)"
 	if [ "$s" -ne 0 ]; then
+		# Why: the test's log, with each replica's last log lines.
+		grep -v -e '^=== ' -e 'forward to the leader' "$tmp/full" | tail -60 >&2
 		echo "bench-scale: part $name FAILED (exit status $s): its figures are not valid" >&2
 		status=1
 	fi
