@@ -140,6 +140,7 @@ func TestBenchRun(t *testing.T) {
 	bs := startBenchServers(t, data, extra...)
 	defer bs.stop()
 	p := bs.servers[0] // leads
+	rssStart, _ := bs.sample()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, sk := testKey()
@@ -272,7 +273,7 @@ func TestBenchRun(t *testing.T) {
 	for i := range bs.servers {
 		shares = append(shares, len(bs.share(agents, i)))
 	}
-	bs.printServers("run", shares, srv0, srv0, srv1, pg0, pg1, took)
+	bs.printServers("run", shares, rssStart, srv0, srv1, pg0, pg1, took)
 	printScaleRun(bs, n, maxc, r, took, peak, apiPeak, srv0, srv1, pg0, pg1)
 	checkWaveOrder(t, rep)
 	if peak > maxc {
