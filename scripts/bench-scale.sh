@@ -42,7 +42,7 @@
 #   2  20,000 agents on 2 replicas: p99 163 ms (4.5 -> 6.4) and 1.5 s
 #      (5.3 -> 6.1), target missed; RSS leader 484 MB, follower 716-726 MB.
 #      In 2 of 4 runs the leader lost its lease in the connection storm
-#      (renewal past its 3 s deadline; 6.2 -> 9.4, 5.0 -> 10.4)
+#      (renewal past its 3 s deadline; 5.9 -> 9.4, 5.0 -> 10.4)
 #   3  run of 10,000 at 500 on 2 replicas: 78 s, 128 deployments/s, never
 #      above 500 in progress, by the times and by the API (1.4 -> 5.0);
 #      one server on SQLite: 21.6 s, 462/s (1.9 -> 2.9)
