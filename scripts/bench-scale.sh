@@ -39,9 +39,10 @@
 #   1  10,000 agents: SQLite p99 24 ms, RSS 171 MB, 0.12 core (5.3 -> 5.6);
 #      PostgreSQL p99 9.0 ms, RSS 165 MB, 0.14 core, PostgreSQL itself
 #      55 MB PSS and 0.01 core (5.6 -> 2.9)
-#   2  20,000 agents on 2 replicas: p99 163 ms (4.5 -> 6.4) and 1.5 s
-#      (5.3 -> 6.1), target missed; RSS leader 484 MB, follower 716-726 MB.
-#      In 2 of 4 runs the leader lost its lease in the connection storm
+#   2  20,000 agents on 2 replicas: p99 26 ms (leader's agents 18 ms,
+#      follower's 32 ms), RSS leader 490 MB, follower 723 MB (3.4 -> 3.1);
+#      under more load p99 163 ms (4.5 -> 6.4) and 1.5 s (5.3 -> 6.1). In 2
+#      of 5 runs the leader lost its lease while the agents connected
 #      (renewal past its 3 s deadline; 5.9 -> 9.4, 5.0 -> 10.4)
 #   3  run of 10,000 at 500 on 2 replicas: 78 s, 128 deployments/s, never
 #      above 500 in progress, by the times and by the API (1.4 -> 5.0);
