@@ -135,14 +135,19 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Transport:     &leaderTransport{f: f, base: f.Transport, deadline: deadline, retry: retry, body: body},
 		FlushInterval: -1, // long polls and event streams as they come
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				// The client went away (an agent stopped, or gave up on a
+				// long poll): nothing is wrong with the leader. Logging it
+				// would write one warning per agent a follower holds
+				// whenever they reconnect at once.
+				return
+			}
 			f.forget()
 			if f.Log != nil {
 				f.Log.Warn("forward to the leader", zap.String("leader", target.Host), zap.Error(err))
 			}
-			if r.Context().Err() == nil {
-				w.Header().Set("Retry-After", "1")
-				writeError(w, http.StatusBadGateway, "the leader replica did not answer: retry")
-			}
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusBadGateway, "the leader replica did not answer: retry")
 		},
 	}
 	p.ServeHTTP(w, r)

@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -16,12 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/moltfleet/molt/agent"
-	"github.com/moltfleet/molt/config"
 )
 
 // fdHeadroom is what a process needs besides one descriptor per agent:
@@ -46,9 +40,11 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	// server: both need a descriptor limit above the agent count. Go
 	// raises its soft limit to the hard one at start, and molt serve
 	// does so too, so the hard limit is what counts.
-	if soft, hard, ok := fdLimit(); ok && uint64(n+fdHeadroom) > soft {
-		t.Fatalf("MOLT_BENCH_AGENTS=%d needs %d file descriptors in the load generator and in molt serve, but the limit is %d (hard %d): at most %d agents here, or raise the hard limit (ulimit -Hn, LimitNOFILE)",
-			n, n+fdHeadroom, soft, hard, int(hard)-fdHeadroom)
+	// With replicas, each holds its share, in a load generator of its own.
+	per := (n + benchEnv(t, "MOLT_BENCH_REPLICAS", 1) - 1) / benchEnv(t, "MOLT_BENCH_REPLICAS", 1)
+	if soft, hard, ok := fdLimit(); ok && uint64(per+fdHeadroom) > soft {
+		t.Fatalf("MOLT_BENCH_AGENTS=%d needs %d file descriptors in each load generator and molt serve, but the limit is %d (hard %d): at most %d agents per server here, or raise the hard limit (ulimit -Hn, LimitNOFILE)",
+			n, per+fdHeadroom, soft, hard, int(hard)-fdHeadroom)
 	}
 	data := t.TempDir()
 	// Info: net/http's own complaints (a refused accept, a TLS handshake
@@ -65,12 +61,13 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	if m := os.Getenv("MOLT_BENCH_MEMORY_LIMIT_MB"); m != "" {
 		extra = append(extra, "--memory-limit", m)
 	}
-	p := startProc(t, data, "127.0.0.1:0", extra...)
-	defer p.stop()
+	bs := startBenchServers(t, data, extra...)
+	defer bs.stop()
+	p := bs.servers[0] // leads
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pid := p.cmd.Process.Pid
-	rss0 := rssKB(pid)
+	smp0, _ := bs.sample()
 	start := time.Now()
 	agents := enrollMany(t, ctx, p, n, "1.0.0")
 	t.Logf("enrolled %d agents in %s (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
@@ -80,168 +77,50 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	// (hundreds of MB and GC work that would show up as check-in latency),
 	// where each real agent has one.
 	t.Setenv("SSL_CERT_FILE", filepath.Join(data, "tls", "ca.pem"))
-	clientFor := func(a *procAgent) *http.Client {
-		if h2 {
-			// For comparison: one HTTP/2 connection per agent.
-			tr := p.cli.Transport.(*http.Transport).Clone()
-			tr.ForceAttemptHTTP2 = true
-			return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	// Warm up: every agent has checked in at least once and been answered;
+	// then measure. Each server's share of the fleet beyond the first runs
+	// in a load generator process of its own (bench_idle_test.go).
+	mstart := time.Now().Add(poll + 5*time.Second)
+	mend := mstart.Add(measure)
+	var shards []func() (*idleResult, error)
+	var shares []int
+	for i := range bs.servers {
+		shares = append(shares, len(bs.share(agents, i)))
+		if i > 0 {
+			shards = append(shards, idleShard(t, t.TempDir(), bs.servers[i].url, bs.share(agents, i), poll, mstart, mend, h2))
 		}
-		// Exactly the real agent's client: its transport (HTTP/1.1,
-		// keep-alive, its timeouts) and credential, one per agent.
-		hc, err := agent.NewHTTPClient(&config.Config{Server: p.url}, func() string { return a.cred })
-		if err != nil {
-			t.Error(err)
-			return nil
-		}
-		return hc
 	}
-	var (
-		mu       sync.Mutex
-		late     []time.Duration // per check-in: answered this long after the server should have
-		connect  []time.Duration // the same for each agent's first check-in, which dials and shakes hands
-		mstart   time.Time       // set when measuring starts
-		mend     time.Time       // set once measuring ended
-		firstErr string
-		wg       sync.WaitGroup
-
-		count, reqErrs, badStatus, early, newConns, dialErrs atomic.Int64
-	)
-	noteErr := func(format string, args ...any) {
-		mu.Lock()
-		if firstErr == "" {
-			firstErr = fmt.Sprintf(format, args...)
-		}
-		mu.Unlock()
-	}
-	for _, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Agents start spread over one poll period, as a fleet does.
-			select {
-			case <-time.After(rand.N(poll)):
-			case <-ctx.Done():
-				return
-			}
-			cli := clientFor(a)
-			if cli == nil {
-				return
-			}
-			// What the agent sends (agent.Client.Checkin): its status and
-			// the wait it learned.
-			body := []byte(fmt.Sprintf(`{"status":{"protocol_version":1,"fingerprint":%q,"platform":"linux/amd64","os_family":"linux","version":"1.0.0","supervised":true,"labels":{"bench":"1"}},"wait_seconds":%d}`, a.st.Fingerprint, int(poll/time.Second)))
-			// Every dial counts, failed ones too: a check-in on a new
-			// connection is the exception for an agent that keeps its
-			// connection alive.
-			var dialed atomic.Bool
-			tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-				ConnectStart: func(string, string) { dialed.Store(true) },
-				ConnectDone: func(_, addr string, err error) {
-					if err != nil && ctx.Err() == nil {
-						dialErrs.Add(1)
-						noteErr("dial %s: %v", addr, err)
-					}
-				},
-			})
-			first := true
-			for ctx.Err() == nil {
-				dialed.Store(false)
-				req, _ := http.NewRequestWithContext(tctx, "POST", p.url+"/v1/agent/checkin", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				if h2 {
-					req.Header.Set("Authorization", "Bearer "+a.cred)
-				}
-				t0 := time.Now()
-				resp, err := cli.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						reqErrs.Add(1)
-						noteErr("check-in: %v", err)
-						time.Sleep(time.Second)
-					}
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				took := time.Since(t0)
-				if resp.StatusCode != 200 {
-					badStatus.Add(1)
-					noteErr("check-in: %s", resp.Status)
-					continue
-				}
-				// Measured: check-ins sent after the warm-up and answered
-				// before the end, so each is an idle agent's steady check-in
-				// on its kept-alive connection; a dial among them is counted.
-				// Each agent's first check-in is reported on its own: it
-				// dials and shakes hands while the whole fleet does.
-				mu.Lock()
-				measured := !mstart.IsZero() && !t0.Before(mstart) && mend.IsZero()
-				mu.Unlock()
-				wasFirst := first
-				first = false
-				if measured && dialed.Load() {
-					newConns.Add(1)
-				}
-				if !measured && !wasFirst {
-					continue
-				}
-				if measured {
-					count.Add(1)
-				}
-				// Nothing wakes an idle fleet's polls: the server should
-				// answer each when its hold (the poll wait) ends, timed from
-				// when it read the check-in, which is after t0. What the
-				// agent waits beyond that is the check-in's latency: the
-				// request's way in, the server's processing, any lateness of
-				// its answer, and the way back. (Molt-Held-Ms, the server's
-				// own account of the hold, would hide a late answer.)
-				if took < poll {
-					early.Add(1)
-					noteErr("check-in answered after %s, before its poll wait %s ended", took, poll)
-					continue
-				}
-				mu.Lock()
-				if wasFirst {
-					connect = append(connect, took-poll)
-				} else {
-					late = append(late, took-poll)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	var res *idleResult
+	fleetDone := make(chan struct{})
+	go func() {
+		defer close(fleetDone)
+		res = idleFleet(ctx, p.url, bs.share(agents, 0), poll, mstart, mend, h2)
+	}()
 	if profDir != "" && os.Getenv("MOLT_BENCH_PROFILE_AT") == "start" {
 		// While the agents connect (MOLT_BENCH_PROFILE_AT=start).
 		go benchProfiles(t, profDir, debugAddr, poll/3, 10*time.Second)
 	}
-	// Warm up: every agent has checked in at least once and been answered.
-	time.Sleep(poll + 5*time.Second)
+	time.Sleep(time.Until(mstart))
 	h0, err := p.checkinBuckets()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cpu0, gcpu0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
-	mu.Lock()
-	mstart = time.Now()
-	mu.Unlock()
+	srv0, pg0 := bs.sample()
 	if profDir != "" && os.Getenv("MOLT_BENCH_PROFILE_AT") != "start" {
 		go benchProfiles(t, profDir, debugAddr, measure/3, min(10*time.Second, measure/3))
 	}
-	time.Sleep(measure)
-	mu.Lock()
-	mend = time.Now()
-	mu.Unlock()
-	elapsed := mend.Sub(mstart)
+	time.Sleep(time.Until(mend))
+	elapsed := time.Since(mstart)
 	// Only check-ins sent in the first elapsed-poll are answered in time
 	// to be counted.
 	sent := elapsed - poll
 	cpu1, gcpu1 := cpuSeconds(pid), cpuSeconds(os.Getpid())
+	srv1, pg1 := bs.sample()
 	h1, err := p.checkinBuckets()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rss := rssKB(pid)
 	genRSS := rssKB(os.Getpid())
 	if f := os.Getenv("MOLT_BENCH_HEAP_OUT"); f != "" && debugAddr != "" {
 		if err := fetchTo("http://"+debugAddr+"/debug/pprof/heap", f); err != nil {
@@ -249,9 +128,22 @@ func TestBenchCheckinCapacity(t *testing.T) {
 		}
 	}
 	cancel()
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
+	<-fleetDone
+	genCPU, genRSSs := cpuUse(gcpu0, gcpu1, elapsed), mb(genRSS)
+	if len(shards) > 0 {
+		printShare(0, res)
+	}
+	for i, wait := range shards {
+		r, err := wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		printShare(i+1, r)
+		res.merge(r)
+		genCPU += "+" + cpuUse(0, r.CPU, elapsed)
+		genRSSs += "+" + mb(r.RSSKB)
+	}
+	late, connect := res.Late, res.Connect
 	proto := "http/1.1"
 	if h2 {
 		proto = "h2"
@@ -259,20 +151,20 @@ func TestBenchCheckinCapacity(t *testing.T) {
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
 	sort.Slice(connect, func(i, j int) bool { return connect[i] < connect[j] })
 	q := func(p float64) string { return quantile(late, p) }
-	errs := reqErrs.Load() + badStatus.Load() + early.Load() + dialErrs.Load()
-	fmt.Printf("BENCH checkin agents=%d poll=%s proto=%s start_spread=%s warmup=%s measured=%s gogc=%s memory_limit_mb=%s | checkins=%d rate=%.0f/s client_late p50=%s p99=%s p99.9=%s max=%s server_p99<=%s errors=%d (requests=%d status=%d early=%d dials=%d) new_connections=%d rss_start=%s rss=%s rss_per_1000_agents=%s server_cpu=%s loadgen_cpu=%s loadgen_rss=%s\n",
-		n, poll, proto, poll, poll+5*time.Second, elapsed.Round(time.Second), envOr("GOGC", "50"), envOr("MOLT_BENCH_MEMORY_LIMIT_MB", "none"),
-		count.Load(), float64(count.Load())/sent.Seconds(), q(0.50), q(0.99), q(0.999), q(1), bucketQuantile(h0, h1, 0.99),
-		errs, reqErrs.Load(), badStatus.Load(), early.Load(), dialErrs.Load(), newConns.Load(),
-		mb(rss0), mb(rss), perThousand(rss0, rss, n), cpuUse(cpu0, cpu1, elapsed), cpuUse(gcpu0, gcpu1, elapsed), mb(genRSS))
+	errs := res.errors()
+	rss0, rss := smp0[0].rssKB, srv1[0].rssKB
+	fmt.Printf("BENCH checkin store=%s replicas=%d agents=%d poll=%s proto=%s start_spread=%s warmup=%s measured=%s gogc=%s memory_limit_mb=%s | checkins=%d rate=%.0f/s client_late p50=%s p99=%s p99.9=%s max=%s server_p99<=%s errors=%d (requests=%d status=%d early=%d dials=%d) new_connections=%d rss_start=%s rss=%s rss_per_1000_agents=%s server_cpu=%s loadgen_cpu=%s loadgen_rss=%s\n",
+		bs.store, len(bs.servers), n, poll, proto, poll, poll+5*time.Second, elapsed.Round(time.Second), envOr("GOGC", "50"), envOr("MOLT_BENCH_MEMORY_LIMIT_MB", "none"),
+		res.Count, float64(res.Count)/sent.Seconds(), q(0.50), q(0.99), q(0.999), q(1), bucketQuantile(h0, h1, 0.99),
+		errs, res.ReqErrs, res.Status, res.Early, res.DialErrs, res.NewConns,
+		mb(rss0), mb(rss), perThousand(rss0, rss, shares[0]), cpuUse(cpu0, cpu1, elapsed), genCPU, genRSSs)
 	fmt.Printf("BENCH checkin server_histogram %s\n", bucketDeltas(h0, h1))
-	if n, first := logComplaints(filepath.Join(data, "server.log")); n > 0 {
-		fmt.Printf("BENCH checkin server_log_warnings=%d first: %s\n", n, first)
-	}
+	bs.printServers("checkin", shares, smp0, srv0, srv1, pg0, pg1, elapsed)
 	fmt.Printf("BENCH checkin first_checkins=%d (dial and TLS handshake, %.0f agents starting per second) late p50=%s p99=%s max=%s\n",
 		len(connect), float64(n)/poll.Seconds(), quantile(connect, 0.5), quantile(connect, 0.99), quantile(connect, 1))
+	printScaleCheckin(bs, n, late, bucketQuantile(h0, h1, 0.99), errs, srv0, srv1, pg0, pg1, elapsed, genCPU)
 	if errs > 0 {
-		t.Errorf("%d check-ins failed under load (first: %s): the figures above are not a capacity", errs, firstErr)
+		t.Errorf("%d check-ins failed under load (first: %s): the figures above are not a capacity", errs, res.FirstErr)
 	}
 	if len(late) == 0 {
 		t.Errorf("no check-in answered while measuring")

@@ -137,8 +137,10 @@ func TestBenchRun(t *testing.T) {
 		debugAddr = freeAddr(t)
 		extra = append(extra, "--debug-listen", debugAddr)
 	}
-	p := startProc(t, data, "127.0.0.1:0", extra...)
-	defer p.stop()
+	bs := startBenchServers(t, data, extra...)
+	defer bs.stop()
+	p := bs.servers[0] // leads
+	rssStart, _ := bs.sample()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, sk := testKey()
@@ -148,12 +150,17 @@ func TestBenchRun(t *testing.T) {
 		}
 	}
 	agents := enrollMany(t, ctx, p, n, "1.0.0")
-	bp := *p
-	bp.cli = p.benchClient(n + 10)
+	// Agents are dealt out over the servers (bench_scale_test.go).
+	var bps []*procServer
+	for _, s := range bs.servers {
+		bp := *s
+		bp.cli = s.benchClient(n + 10)
+		bps = append(bps, &bp)
+	}
 	var wg sync.WaitGroup
-	for _, a := range agents {
+	for i, a := range agents {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.loop(ctx, func() *procServer { return &bp }) }()
+		go func() { defer wg.Done(); a.loop(ctx, func() *procServer { return bps[i%len(bps)] }) }()
 	}
 	// The run starts once every agent checked in: one that has not yet
 	// would wait as "never connected", which measures the load generator.
@@ -176,6 +183,7 @@ func TestBenchRun(t *testing.T) {
 	sched0, _ := p.metric("molt_scheduler_seconds_total", "")
 	started0, _ := p.metric("molt_scheduler_started_total", "")
 	cpu0, gen0 := cpuSeconds(pid), cpuSeconds(os.Getpid())
+	srv0, pg0 := bs.sample()
 	start := time.Now()
 	if profDir != "" {
 		go func() {
@@ -189,10 +197,13 @@ func TestBenchRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r protocol.Run
-	for {
-		if err := p.call(ctx, "GET", "/v1/runs/"+run.ID, p.tok, nil, &r); err != nil {
+	apiPeak := 0 // deployments in progress, as the API said, asked of each server in turn
+	for k := 0; ; k++ {
+		r = protocol.Run{} // json would merge the counts into the last answer's
+		if err := bs.servers[k%len(bs.servers)].call(ctx, "GET", "/v1/runs/"+run.ID, p.tok, nil, &r); err != nil {
 			t.Fatal(err)
 		}
+		apiPeak = max(apiPeak, inProgress(r))
 		if r.Status != protocol.RunRunning || time.Since(start) > 15*time.Minute {
 			break
 		}
@@ -200,6 +211,7 @@ func TestBenchRun(t *testing.T) {
 	}
 	took := time.Since(start)
 	cpu1, gen1 := cpuSeconds(pid), cpuSeconds(os.Getpid())
+	srv1, pg1 := bs.sample()
 	commits, err := p.metric("molt_db_commits_total", "")
 	if err != nil {
 		t.Fatal(err)
@@ -254,12 +266,21 @@ func TestBenchRun(t *testing.T) {
 	if len(controls.Waves) > 0 {
 		waves = strings.Join(controls.Waves, ",")
 	}
-	fmt.Printf("BENCH run agents=%d max_concurrent=%d canary=%d waves=%s poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s load_generator_cpu=%s commits=%.0f changes_per_commit=%.1f scheduler_ms_per_start=%.3f\n",
-		n, maxc, controls.Canary, waves, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK, cpuUse(gen0, gen1, took),
+	fmt.Printf("BENCH run store=%s replicas=%d agents=%d max_concurrent=%d canary=%d waves=%s poll=10s report_gap=20ms | status=%s succeeded=%d took=%s deployments_per_s=%.0f peak_in_progress=%d server_cpu=%s server_cpu_per_1000_deployments=%s load_generator_cpu=%s commits=%.0f changes_per_commit=%.1f scheduler_ms_per_start=%.3f\n",
+		bs.store, len(bs.servers), n, maxc, controls.Canary, waves, r.Status, done, took.Round(time.Millisecond), float64(done)/took.Seconds(), peak, cpuUse(cpu0, cpu1, took), perK, cpuUse(gen0, gen1, took),
 		commits, changes/max(commits, 1), sched*1000/max(started, 1))
+	var shares []int
+	for i := range bs.servers {
+		shares = append(shares, len(bs.share(agents, i)))
+	}
+	bs.printServers("run", shares, rssStart, srv0, srv1, pg0, pg1, took)
+	printScaleRun(bs, n, maxc, r, took, peak, apiPeak, srv0, srv1, pg0, pg1)
 	checkWaveOrder(t, rep)
 	if peak > maxc {
 		t.Errorf("%d deployments in progress at once, above the limit %d", peak, maxc)
+	}
+	if apiPeak > maxc {
+		t.Errorf("the API showed %d deployments in progress at once, above the limit %d", apiPeak, maxc)
 	}
 	if r.Status != protocol.RunEndedOK {
 		t.Errorf("run %s: %+v", r.Status, r.Counts)

@@ -26,12 +26,17 @@ var ErrLeaseLost = errors.New("lease lost: another replica holds it")
 
 // forUpdate locks the rows a lease statement reads until the transaction
 // ends (PostgreSQL; SQLite's one writer already excludes the others).
+// The fencing check's lock (share) is FOR KEY SHARE: a takeover's FOR
+// UPDATE waits for it, but the holder's own renewal, which changes no key,
+// does not. With FOR SHARE, a leader whose write transactions follow one
+// another without a gap (a burst of check-ins) always held the row locked,
+// its renewal waited behind them until its deadline, and it stepped down.
 func (db *DB) forUpdate(share bool) string {
 	if db.engine != Postgres {
 		return ""
 	}
 	if share {
-		return " FOR SHARE"
+		return " FOR KEY SHARE"
 	}
 	return " FOR UPDATE"
 }
