@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,7 +76,14 @@ func (p *procServer) start() {
 	p.t.Helper()
 	p.cmd = exec.Command(p.bin, p.args...)
 	out, _ := p.cmd.StdoutPipe()
-	p.cmd.Stderr = io.Discard
+	// A Go runtime's dump (a crash, or SIGQUIT from a test that gave up)
+	// is kept beside the log.
+	if ef, err := os.OpenFile(filepath.Join(p.data, "server.stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		p.cmd.Stderr = ef
+		defer ef.Close()
+	} else {
+		p.cmd.Stderr = io.Discard
+	}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -271,9 +279,26 @@ func TestKill9MidRun(t *testing.T) {
 	}
 	waitRun := func(cond func(protocol.Run) bool, what string) protocol.Run {
 		deadline := time.Now().Add(90 * time.Second)
+		var last protocol.Run
+		defer func() {
+			if t.Failed() {
+				var deps protocol.Deployments
+				_ = cur().call(ctx, "GET", "/v1/deployments?run="+run.ID+"&limit=100", cur().tok, nil, &deps)
+				b, _ := os.ReadFile(filepath.Join(data, "server.log"))
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				t.Logf("run: %s %+v\ndeployments: %+v\nserver log (end):\n%s", last.Status, last.Counts, deps.Deployments, strings.Join(lines[max(0, len(lines)-60):], "\n"))
+				// Where the server was: its goroutines.
+				if p := cur(); p.cmd.Process != nil && p.cmd.Process.Signal(syscall.SIGQUIT) == nil {
+					time.Sleep(2 * time.Second)
+					dump, _ := os.ReadFile(filepath.Join(data, "server.stderr"))
+					t.Logf("goroutines of molt serve:\n%s", dump)
+				}
+			}
+		}()
 		for time.Now().Before(deadline) {
 			var r protocol.Run
 			if err := cur().call(ctx, "GET", "/v1/runs/"+run.ID, cur().tok, nil, &r); err == nil {
+				last = r
 				if r.Total > 0 && inProgress(r) > r.MaxConcurrent {
 					t.Errorf("%d in progress, above max-concurrent %d", inProgress(r), r.MaxConcurrent)
 				}
