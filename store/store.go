@@ -202,19 +202,35 @@ func (db *DB) prepared(q string) *sql.Stmt {
 // statement that cannot be prepared is not tried again: it runs
 // unprepared, and its error is returned there, where it is used and its
 // caller knows what it was for.
+//
+// Preparing waits for the writer's one connection, so stmtMu is not held
+// meanwhile: a transaction holding the connection (Update) calls prepared,
+// which takes stmtMu, and the two would wait for each other for ever.
 func (db *DB) prepareNoted(ctx context.Context) {
 	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
+	qs := make([]string, 0, len(db.noted))
 	for q := range db.noted {
-		delete(db.noted, q)
+		qs = append(qs, q)
+	}
+	clear(db.noted)
+	db.stmtMu.Unlock()
+	for _, q := range qs {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			continue
 		}
+		db.stmtMu.Lock()
 		if db.stmts == nil {
 			db.stmts = map[string]*sql.Stmt{}
 		}
-		db.stmts[q] = st
+		if db.stmts[q] == nil {
+			db.stmts[q] = st
+			st = nil
+		}
+		db.stmtMu.Unlock()
+		if st != nil {
+			st.Close() // prepared meanwhile by another Begin
+		}
 	}
 }
 
