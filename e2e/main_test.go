@@ -21,6 +21,15 @@ const (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The long tests spend most of their time waiting on real processes
+	// (a store down for a minute, a lease to expire, agents' backoff), not
+	// computing: four at a time instead of one per core, unless -parallel
+	// says otherwise.
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", "4")
+	}
 	os.Exit(e2etest.Main(m))
 }
 
