@@ -32,18 +32,6 @@ func (s *Server) targetFor(platform string) string {
 	return t
 }
 
-// latestFor is the highest imported version with a pack for platform,
-// quarantined or not.
-func (s *Server) latestFor(platform string) string {
-	best := ""
-	for v, r := range s.releases {
-		if r.Platforms[platform] && (best == "" || semver.Less(best, v)) {
-			best = v
-		}
-	}
-	return best
-}
-
 func (s *Server) connStatus(a *agentRec, now time.Time) string {
 	return connStatusAt(a, now, s.durationSetting("agents.offline-after"), s.durationSetting("agents.inactive-after"))
 }

@@ -189,7 +189,7 @@ func wavesText(waves []protocol.WaveStatus) string {
 // what starts the message. Call with s.mu held.
 func (s *Server) checkPackFor(what, platform, version string) error {
 	if version == "latest" {
-		if s.latestFor(platform) == "" {
+		if s.catalogue().Latest(platform) == "" {
 			return conflict("%s: no release has a pack for %s (molt release list shows the platforms of each)", what, platform)
 		}
 		return nil
