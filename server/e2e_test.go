@@ -69,6 +69,12 @@ func startProc(t testing.TB, data, addr string, extra ...string) *procServer {
 	p := &procServer{t: t, bin: bin, data: data, addr: addr,
 		args: append([]string{"serve", "--dev", "--data", data, "--listen", addr, "--trusted-key", key.String(), "--log-file", filepath.Join(data, "server.log")}, extra...)}
 	p.start()
+	// A test that fails midway leaves no server behind.
+	t.Cleanup(func() {
+		if p.cmd != nil && p.cmd.ProcessState == nil {
+			p.kill9()
+		}
+	})
 	return p
 }
 
