@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moltfleet/molt/internal/e2etest"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -54,7 +55,7 @@ func startBenchServers(t *testing.T, data string, extra ...string) *benchServers
 		dir := data
 		if i > 0 {
 			dir = t.TempDir()
-			if err := copyTree(filepath.Join(data, "tls"), filepath.Join(dir, "tls")); err != nil {
+			if err := e2etest.CopyDir(filepath.Join(data, "tls"), filepath.Join(dir, "tls")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -159,26 +160,6 @@ func startReplicaProc(t *testing.T, data, dsn string, others []*procServer, extr
 			t.Fatalf("replica %s leads but wrote no admin token in 30 s: %v", addr, err)
 		}
 	}
-}
-
-func copyTree(from, to string) error {
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		return err
-	}
-	es, err := os.ReadDir(from)
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // procSample is what one process costs at one moment.

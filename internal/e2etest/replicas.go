@@ -38,7 +38,7 @@ func StartReplicas(tb testing.TB, n int, dsn string, o ServerOptions) *Replicas 
 	for i := 1; i < n; i++ {
 		dir := tb.TempDir()
 		s := &Server{tb: tb, o: o, bin: first.bin, Dir: dir, Data: filepath.Join(dir, "data"), Addr: FreeAddr(tb), follower: true}
-		if err := copyDir(filepath.Join(first.Data, "tls"), filepath.Join(s.Data, "tls")); err != nil {
+		if err := CopyDir(filepath.Join(first.Data, "tls"), filepath.Join(s.Data, "tls")); err != nil {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() {
@@ -104,7 +104,9 @@ func (s *Server) role() string {
 	return resp.Header.Get("X-Molt-Role")
 }
 
-func copyDir(from, to string) error {
+// CopyDir copies the files of directory from (not its subdirectories)
+// into to, made if missing, each with mode 0600 (a server's TLS files).
+func CopyDir(from, to string) error {
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		return err
 	}
