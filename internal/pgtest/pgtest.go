@@ -221,6 +221,12 @@ func (c *Cluster) Stop() {
 	if out, err := c.run("pg_ctl", "-D", c.dataDir(), "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
 		c.tb.Fatalf("pgtest: pg_ctl stop: %v\n%s", err, out)
 	}
+	// pg_ctl returns once postmaster.pid is gone, which the postmaster
+	// removes a moment before it exits.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(c.backends()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	c.running = false
 }
 
