@@ -69,7 +69,10 @@ nap() {
 
 stop() {
 	log "stopping"
-	[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null
+	# $! as well as $sleeper: a signal between "sleep &" and the assignment
+	# runs this before $sleeper is set, and only the process itself may
+	# have been signalled (kill PID, not the group).
+	kill ${sleeper:-} ${!:-} 2>/dev/null
 	release
 	exit 0
 }
