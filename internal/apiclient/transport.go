@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -77,13 +76,14 @@ func New(o Options) (*Client, error) {
 	}
 	rt := o.Transport
 	if rt == nil {
-		tc, err := TLSConfig(o.CAFile)
-		if err != nil {
+		base := http.DefaultTransport.(*http.Transport)
+		if o.CAFile == "" {
+			t := base.Clone()
+			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			rt = t
+		} else if rt, err = newCAFirst(base, o.CAFile); err != nil {
 			return nil, err
 		}
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = tc
-		rt = t
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
@@ -135,17 +135,9 @@ func TLSConfig(caFile string) (*tls.Config, error) {
 	if caFile == "" {
 		return tc, nil
 	}
-	f, err := os.Open(caFile)
+	pem, err := readCAFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
-	}
-	defer f.Close()
-	pem, err := io.ReadAll(io.LimitReader(f, MaxCAFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("CA file %s: %w", caFile, err)
-	}
-	if len(pem) > MaxCAFile {
-		return nil, fmt.Errorf("CA file %s: larger than %d bytes", caFile, MaxCAFile)
+		return nil, err
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
