@@ -19,15 +19,15 @@ import (
 )
 
 // Each platform's archive: one top directory with the three binaries
-// (0755) and the README (0644), root-owned, at the release's time.
+// (0755), the README and the licence (0644), root-owned, at the release's time.
 func TestArchives(t *testing.T) {
 	o := fakeOptions(t, "1.5.0", "linux/arm64", "windows/amd64")
 	for _, tc := range []struct {
 		plat string
 		want []string
 	}{
-		{"linux/arm64", []string{"-rwxr-xr-x molt_1.5.0_linux_arm64/molt", "-rwxr-xr-x molt_1.5.0_linux_arm64/molt-agent", "-rwxr-xr-x molt_1.5.0_linux_arm64/molt-supervisor", "-rw-r--r-- molt_1.5.0_linux_arm64/README.md"}},
-		{"windows/amd64", []string{"-rwxr-xr-x molt_1.5.0_windows_amd64/molt.exe", "-rwxr-xr-x molt_1.5.0_windows_amd64/molt-agent.exe", "-rwxr-xr-x molt_1.5.0_windows_amd64/molt-supervisor.exe", "-rw-r--r-- molt_1.5.0_windows_amd64/README.md"}},
+		{"linux/arm64", []string{"-rwxr-xr-x molt_1.5.0_linux_arm64/molt", "-rwxr-xr-x molt_1.5.0_linux_arm64/molt-agent", "-rwxr-xr-x molt_1.5.0_linux_arm64/molt-supervisor", "-rw-r--r-- molt_1.5.0_linux_arm64/README.md", "-rw-r--r-- molt_1.5.0_linux_arm64/LICENSE"}},
+		{"windows/amd64", []string{"-rwxr-xr-x molt_1.5.0_windows_amd64/molt.exe", "-rwxr-xr-x molt_1.5.0_windows_amd64/molt-agent.exe", "-rwxr-xr-x molt_1.5.0_windows_amd64/molt-supervisor.exe", "-rw-r--r-- molt_1.5.0_windows_amd64/README.md", "-rw-r--r-- molt_1.5.0_windows_amd64/LICENSE"}},
 	} {
 		t.Run(tc.plat, func(t *testing.T) {
 			p, _ := ParsePlatform(tc.plat)

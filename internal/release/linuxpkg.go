@@ -60,6 +60,7 @@ var AgentPackage = PackageSpec{
 		{Link: LibDir + "/molt-supervisor", Dst: "/usr/bin/molt-supervisor"},
 		{Embedded: "systemd/molt-supervisor.service", Dst: UnitDir + "/molt-supervisor.service", Mode: 0o644},
 		{Doc: "README.md", Dst: "/usr/share/doc/molt-agent/README.md", Mode: 0o644},
+		{Doc: Licence, Dst: "/usr/share/doc/molt-agent/copyright", Mode: 0o644},
 	},
 	PostInstall: "agent/postinstall.sh",
 	PreRemove:   "agent/preremove.sh",
@@ -78,6 +79,7 @@ var ServerPackage = PackageSpec{
 		{Embedded: "systemd/molt-server.service", Dst: UnitDir + "/molt-server.service", Mode: 0o644},
 		{Embedded: "server/server.yaml.example", Dst: "/usr/share/doc/molt-server/server.yaml.example", Mode: 0o644},
 		{Doc: "README.md", Dst: "/usr/share/doc/molt-server/README.md", Mode: 0o644},
+		{Doc: Licence, Dst: "/usr/share/doc/molt-server/copyright", Mode: 0o644},
 	},
 	PostInstall: "server/postinstall.sh",
 	PreRemove:   "server/preremove.sh",
@@ -146,6 +148,7 @@ func LinuxPackage(o Options, p Platform, spec PackageSpec, format string) (Artif
 		Maintainer:  "molt <molt@moltfleet.invalid>",
 		Description: spec.Description,
 		Vendor:      "molt",
+		License:     "Apache-2.0",
 		Homepage:    "https://github.com/moltfleet/molt",
 		MTime:       o.MTime,
 		Overridables: nfpm.Overridables{

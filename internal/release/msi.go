@@ -100,8 +100,10 @@ func MSI(o Options, p Platform) (Artifact, error) {
 			return Artifact{}, err
 		}
 	}
-	if err := copyFile(filepath.Join(o.Root, "README.md"), filepath.Join(tmp, "README.md")); err != nil {
-		return Artifact{}, err
+	for from, to := range map[string]string{"README.md": "README.md", Licence: "LICENSE.txt"} {
+		if err := copyFile(filepath.Join(o.Root, from), filepath.Join(tmp, to)); err != nil {
+			return Artifact{}, err
+		}
 	}
 	wxs, err := RenderWXS(o.Version, p, ".")
 	if err != nil {

@@ -29,11 +29,13 @@ var wantFiles = map[string]map[string]string{
 		"/usr/lib/molt/molt-agent-setup":                  "-rwxr-xr-x",
 		"/usr/lib/systemd/system/molt-supervisor.service": "-rw-r--r--",
 		"/usr/share/doc/molt-agent/README.md":             "-rw-r--r--",
+		"/usr/share/doc/molt-agent/copyright":             "-rw-r--r--",
 	},
 	"molt-server": {
 		"/usr/bin/molt": "-rwxr-xr-x",
 		"/usr/lib/systemd/system/molt-server.service":    "-rw-r--r--",
 		"/usr/share/doc/molt-server/README.md":           "-rw-r--r--",
+		"/usr/share/doc/molt-server/copyright":           "-rw-r--r--",
 		"/usr/share/doc/molt-server/server.yaml.example": "-rw-r--r--",
 	},
 }

@@ -99,21 +99,19 @@ func (p Platform) Binary(binDir, program string) string {
 	return filepath.Join(binDir, p.Dir(), p.Exe(program))
 }
 
-// licenceNames are the licence files an archive carries when the module
-// has one.
-var licenceNames = []string{"LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING"}
+// Licence is the module's licence file, which every archive and package
+// carries.
+const Licence = "LICENSE"
 
-// docFiles returns README.md and the licence file, if any, from root.
+// docFiles returns README.md and the licence from root.
 func docFiles(root string) ([]string, error) {
-	readme := filepath.Join(root, "README.md")
-	if _, err := os.Stat(readme); err != nil {
-		return nil, fmt.Errorf("readme: %w", err)
-	}
-	files := []string{readme}
-	for _, n := range licenceNames {
-		if _, err := os.Stat(filepath.Join(root, n)); err == nil {
-			files = append(files, filepath.Join(root, n))
+	var files []string
+	for _, n := range []string{"README.md", Licence} {
+		f := filepath.Join(root, n)
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("release documents: %w", err)
 		}
+		files = append(files, f)
 	}
 	return files, nil
 }

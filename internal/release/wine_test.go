@@ -98,8 +98,8 @@ func TestMSIUnderWine(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("msiexec /i: exit %d\n%s", code, out)
 	}
-	for _, exe := range []string{"molt.exe", "molt-agent.exe", "molt-supervisor.exe"} {
-		if _, err := os.Stat(filepath.Join(programFiles, exe)); err != nil {
+	for _, f := range []string{"molt.exe", "molt-agent.exe", "molt-supervisor.exe", "README.md", "LICENSE.txt"} {
+		if _, err := os.Stat(filepath.Join(programFiles, f)); err != nil {
 			t.Errorf("after install: %v", err)
 		}
 	}

@@ -45,7 +45,7 @@ func newRootCmd() *cobra.Command {
 		Long: `Makes a release's artifacts in --out from the binaries scripts/build.sh
 put in --bin-dir (DIR/<goos>_<goarch>/), for each --platform:
 
-  molt_V_<os>_<arch>.tar.gz (.zip for Windows)   the three binaries, README.md
+  molt_V_<os>_<arch>.tar.gz (.zip for Windows)   the three binaries, README.md, LICENSE
   molt-agent and molt-server .deb and .rpm         linux/amd64 and linux/arm64
   molt_V_windows_amd64.msi                         windows/amd64, with wixl
   SHA256SUMS, SHA256SUMS.minisig                   signed with the release key
@@ -122,7 +122,7 @@ the same build without -s -w) and each artifact's size.`,
 	f.StringVar(&o.BinDir, "bin-dir", "", "scripts/build.sh's output directory")
 	f.StringVar(&o.Out, "out", "", "where the artifacts go")
 	f.StringArrayVar(&o.Platforms, "platform", nil, "GOOS/GOARCH (repeat; default "+strings.Join(release.DefaultPlatforms, " ")+")")
-	f.StringVar(&o.Root, "root", ".", "the module's root (README.md)")
+	f.StringVar(&o.Root, "root", ".", "the module's root (README.md, LICENSE)")
 	f.Int64Var(&mtime, "mtime", 0, "time of the files inside archives and packages, in Unix seconds: the commit's time, for reproducible bytes (default $SOURCE_DATE_EPOCH, else now)")
 	f.StringVar(&commit, "commit", "unknown", "the commit scripts/build.sh stamped (for the --measure-unstripped build)")
 	f.StringVar(&keyPath, "key", "", "release secret key (minisign format; default $"+keyEnv+")")
