@@ -138,6 +138,9 @@ func TestRPMContents(t *testing.T) {
 				t.Errorf("files (-want +got):\n%s", d)
 			}
 			checkNotInHome(t, files)
+			if lic := run(t, nil, tool, "-qp", "--qf", "%{LICENSE}", p); lic != "Apache-2.0" {
+				t.Errorf("rpm License %q, want Apache-2.0", lic)
+			}
 			scripts := run(t, nil, tool, "-qp", "--scripts", p)
 			for _, src := range []string{spec.PostInstall, spec.PreRemove, spec.PostRemove} {
 				b, _ := fs.ReadFile(packaging.FS, src)
