@@ -6,7 +6,8 @@
 // process it starts is stopped when that test ends.
 //
 // Building, once per test process (shared by parallel tests, cached in a
-// temporary directory keyed by version; binaries are built without -race):
+// temporary directory keyed by version; binaries are built without -race,
+// through the build cache every test process shares, package gobuild):
 //
 //	e2etest.Main(m)                          // from TestMain: runs the tests, removes the builds
 //	                                         // (kept with MOLT_E2E_KEEP=1 when a test failed)
