@@ -20,6 +20,7 @@ import (
 
 	"github.com/moltfleet/molt/agent"
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/updater/pack"
 )
@@ -39,10 +40,11 @@ func TestMain(m *testing.M) {
 	if runtime.GOOS == "windows" {
 		exporterBin += ".exe"
 	}
-	cmd := exec.Command("go", "build", "-o", exporterBin, "-ldflags", "-X main.version="+exporterVersion, "./exporter")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build exporter: %v\n%s", err, out)
+	_, err = gobuild.Build(exporterBin, gobuild.Options{
+		Pkgs: []string{"./exporter"}, LDFlags: "-X main.version=" + exporterVersion, Env: []string{"CGO_ENABLED=0"},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build exporter: %v\n", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

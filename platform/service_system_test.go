@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/platform"
 )
 
@@ -40,10 +41,7 @@ func buildServiceBins(t *testing.T) serviceBins {
 		{b.supervisor, "-X github.com/moltfleet/molt/internal/buildinfo.Version=1.0.0", "github.com/moltfleet/molt/cmd/molt-supervisor"},
 		{b.agent, "-X github.com/moltfleet/molt/internal/buildinfo.Version=1.0.0 -X main.mode=healthy", "github.com/moltfleet/molt/testdata/testagent"},
 	} {
-		out, err := exec.Command("go", "build", "-ldflags", j.ldflags, "-o", j.out, j.pkg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", j.pkg, err, out)
-		}
+		gobuild.Must(t, j.out, gobuild.Options{Pkgs: []string{j.pkg}, LDFlags: j.ldflags})
 	}
 	return b
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 )
 
 // TestSysVRespawnLoop runs the SysV script's start and stop from a temp
@@ -21,9 +23,7 @@ import (
 func TestSysVRespawnLoop(t *testing.T) {
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "bin", "molt-supervisor")
-	if out, err := exec.Command("go", "build", "-o", exe, "github.com/moltfleet/molt/platform/testdata/fakesupervisor").CombinedOutput(); err != nil {
-		t.Fatalf("build fakesupervisor: %v\n%s", err, out)
-	}
+	gobuild.Must(t, exe, gobuild.Options{Pkgs: []string{"github.com/moltfleet/molt/platform/testdata/fakesupervisor"}})
 	def, err := RenderService(SystemSysV, ServiceSpec{Name: "molt-test", Home: dir, Exe: exe})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/internal/testtool"
 )
 
@@ -41,11 +42,10 @@ func TestServiceUnderWine(t *testing.T) {
 		{exe, "github.com/moltfleet/molt/cmd/molt-supervisor"},
 		{query, "github.com/moltfleet/molt/platform/testdata/svcquery"},
 	} {
-		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version=1.0.0", "-o", j.out, j.pkg)
-		cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", j.pkg, err, out)
-		}
+		gobuild.Must(t, j.out, gobuild.Options{
+			Pkgs: []string{j.pkg}, LDFlags: "-X github.com/moltfleet/molt/internal/buildinfo.Version=1.0.0",
+			Env: []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"},
+		})
 	}
 	run := func(args ...string) (string, int) {
 		t.Helper()

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -32,9 +33,11 @@ var buildMolt = sync.OnceValues(func() (string, error) {
 	}
 	moltDir = dir
 	bin := filepath.Join(dir, "molt")
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version=9.9.9-test", "-o", bin, "github.com/moltfleet/molt/cmd/molt")
-	cmd.Stderr = os.Stderr
-	return bin, cmd.Run()
+	_, err = gobuild.Build(bin, gobuild.Options{
+		Pkgs:    []string{"github.com/moltfleet/molt/cmd/molt"},
+		LDFlags: "-X github.com/moltfleet/molt/internal/buildinfo.Version=9.9.9-test",
+	})
+	return bin, err
 })
 
 // procServer is a real molt serve process.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/workload/spec"
 )
@@ -228,9 +229,8 @@ func wineOrSkip(t *testing.T) (string, []string) {
 // buildWindows builds pkg for windows/amd64 at version into out.
 func buildWindows(t *testing.T, out, pkg, version string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version="+version, "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
+	gobuild.Must(t, out, gobuild.Options{
+		Pkgs: []string{pkg}, LDFlags: "-X github.com/moltfleet/molt/internal/buildinfo.Version=" + version,
+		Env: []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"},
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/internal/atomicfile"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/updater/pack"
 )
 
@@ -139,7 +139,9 @@ func exe(name string) string {
 }
 
 // goBuild builds pkgs into out with version stamped in (and more -X
-// flags), without -race whatever the test process was built with.
+// flags), without -race whatever the test process was built with,
+// through the build cache that every test process shares (see gobuild):
+// a build another package's tests made from the same source is copied.
 func goBuild(out, version string, extraX []string, pkgs ...string) error {
 	root, err := moduleRoot()
 	if err != nil {
@@ -149,19 +151,24 @@ func goBuild(out, version string, extraX []string, pkgs ...string) error {
 	for _, x := range extraX {
 		ld += " -X " + x
 	}
-	args := append([]string{"build", "-o", out, "-ldflags", ld}, pkgs...)
-	if BuildTags != "" {
-		args = append([]string{"build", "-tags", BuildTags}, args[1:]...)
+	r, err := gobuild.Build(out, gobuild.Options{
+		Pkgs: pkgs, LDFlags: ld, Tags: BuildTags, Dir: root, Env: []string{"CGO_ENABLED=0"},
+	})
+	if err != nil {
+		return err
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	start := time.Now()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	if r.Built {
+		fmt.Fprintf(os.Stderr, "e2etest: built %s at %s in %s\n", strings.Join(pkgs, " "), version, r.Took.Round(time.Millisecond))
 	}
-	fmt.Fprintf(os.Stderr, "e2etest: built %s at %s in %s\n", strings.Join(pkgs, " "), version, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// GoBuild builds o through the shared build cache into out (a file, or a
+// directory for several packages), for a test that builds a program of
+// its own: gobuild.Must.
+func GoBuild(tb testing.TB, out string, o gobuild.Options) {
+	tb.Helper()
+	gobuild.Must(tb, out, o)
 }
 
 // Binaries returns a directory holding molt, molt-agent and

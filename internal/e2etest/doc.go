@@ -6,7 +6,8 @@
 // process it starts is stopped when that test ends.
 //
 // Building, once per test process (shared by parallel tests, cached in a
-// temporary directory keyed by version; binaries are built without -race):
+// temporary directory keyed by version; binaries are built without -race,
+// through the build cache every test process shares, package gobuild):
 //
 //	e2etest.Main(m)                          // from TestMain: runs the tests, removes the builds
 //	                                         // (kept with MOLT_E2E_KEEP=1 when a test failed)
@@ -23,6 +24,7 @@
 //	e2etest.GoInstall(module, version)       // a third-party program (go install), cached in os.UserCacheDir()/molt-e2e;
 //	                                         // errors.Is(err, ErrNoModuleProxy) when the proxy cannot be reached
 //	e2etest.MainBuilt(m, "x-test", func(dir string) error)    // TestMain: build into dir, run, remove dir
+//	e2etest.GoBuild(tb, out, gobuild.Options{Pkgs, LDFlags, Env...}) // a program of a test's own, through the shared cache
 //
 // The server (`molt serve --dev` on 127.0.0.1 and a free port, trusting
 // Key; agents.poll-seconds 2 and agents.offline-after 5s unless told):

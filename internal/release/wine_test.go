@@ -15,6 +15,7 @@ import (
 
 	"github.com/moltfleet/molt/home"
 	"github.com/moltfleet/molt/internal/e2etest"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/internal/testtool"
 )
 
@@ -45,12 +46,10 @@ func TestMSIUnderWine(t *testing.T) {
 	// The custom actions run these two; molt.exe stays a stand-in.
 	for _, prog := range []string{"molt-agent", "molt-supervisor"} {
 		os.Remove(p.Binary(o.BinDir, prog))
-		cmd := exec.Command("go", "build", "-ldflags", "-X "+BuildInfoPkg+".Version=1.0.0", "-o", p.Binary(o.BinDir, prog), "./cmd/"+prog)
-		cmd.Dir = e2etest.ModuleRoot(t)
-		cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", prog, err, out)
-		}
+		e2etest.GoBuild(t, p.Binary(o.BinDir, prog), gobuild.Options{
+			Pkgs: []string{"./cmd/" + prog}, LDFlags: "-X " + BuildInfoPkg + ".Version=1.0.0",
+			Dir: e2etest.ModuleRoot(t), Env: []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"},
+		})
 	}
 	msi, err := MSI(o, p)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moltfleet/molt/home"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/platform"
 	"github.com/moltfleet/molt/workload/spec"
 )
@@ -41,9 +42,8 @@ func TestMain(m *testing.M) {
 	testWorkload = filepath.Join(dir, "testworkload")
 	handoffHelper = filepath.Join(dir, "handoff")
 	for bin, pkg := range map[string]string{testWorkload: "./testdata/testworkload", handoffHelper: "./testdata/handoff"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+		if _, err := gobuild.Build(bin, gobuild.Options{Pkgs: []string{pkg}}); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
 			os.RemoveAll(dir)
 			os.Exit(1)
 		}

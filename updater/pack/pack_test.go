@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moltfleet/molt/internal/buildinfo"
+	"github.com/moltfleet/molt/internal/e2etest/gobuild"
 	"github.com/moltfleet/molt/updater/pack"
 	"github.com/moltfleet/molt/updater/pack/packtest"
 )
@@ -50,14 +51,16 @@ func realBins(t testing.TB) string {
 		binDirs.dir = dir
 		host := filepath.Join(dir, runtime.GOOS+"_"+runtime.GOARCH)
 		// Stripped, as scripts/build.sh builds them: smaller packs, quicker tests.
-		cmd := exec.Command("go", "build", "-trimpath", "-o", host+string(filepath.Separator),
-			"-ldflags", "-s -w -X github.com/moltfleet/molt/internal/buildinfo.Version="+testVersion,
-			"./cmd/molt-agent", "./cmd/molt-supervisor")
-		cmd.Dir = filepath.Join("..", "..")
-		// As scripts/build.sh builds, so both share the build cache.
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binDirs.err = fmt.Errorf("build binaries: %v\n%s", err, out)
+		_, err = gobuild.Build(host+string(filepath.Separator), gobuild.Options{
+			Pkgs:    []string{"./cmd/molt-agent", "./cmd/molt-supervisor"},
+			LDFlags: "-s -w -X github.com/moltfleet/molt/internal/buildinfo.Version=" + testVersion,
+			Flags:   []string{"-trimpath"},
+			Dir:     filepath.Join("..", ".."),
+			// As scripts/build.sh builds, so both share the build cache.
+			Env: []string{"CGO_ENABLED=0"},
+		})
+		if err != nil {
+			binDirs.err = fmt.Errorf("build binaries: %w", err)
 		}
 	})
 	if binDirs.err != nil {
