@@ -152,6 +152,9 @@ func TestReleaseBuildHasNoPoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the release binaries (skipped with -short)")
 	}
+	// Beside the suites, whose cases mostly wait: run alone it held
+	// them back by the time of a build.
+	t.Parallel()
 	root := e2etest.ModuleRoot(t)
 	out := t.TempDir()
 	cmd := exec.Command("bash", filepath.Join(root, "scripts", "build.sh"), "9.9.9", out)
