@@ -94,6 +94,7 @@ func (f *fleet) upgrade(fired string) string {
 	}
 	start := time.Now()
 	runID := f.startRun()
+	lastSnap := time.Now()
 	if s, ok := snapshot(f.srv); ok {
 		f.first, f.last = s, s
 	}
@@ -103,26 +104,35 @@ func (f *fleet) upgrade(fired string) string {
 		limit = f.converge
 	}
 	deadline := start.Add(limit)
-	lastSnap, lastLog := time.Now(), time.Now()
+	// The loop plays service manager every 200 ms (a dead process is
+	// started again at once); the server is read once a second, in the
+	// snapshot that also keeps what it acknowledged, and the host's and
+	// the server's truths are compared from that snapshot: each molt
+	// call is a process of its own, and polling them five times a second
+	// cost more CPU than the processes under test.
+	lastLog := time.Now()
 	for {
 		f.keepAlive()
-		if time.Since(lastSnap) > time.Second {
+		if runID == "" {
+			runID = f.findRun()
+		}
+		_, err := os.Stat(fired)
+		if time.Since(lastSnap) >= time.Second {
+			lastSnap = time.Now()
+			local := f.localTruths()
+			var done bool
 			if s, ok := snapshot(f.srv); ok {
 				f.last = s
 				if f.first.runs == nil {
 					f.first = s
 				}
+				truths, done = f.truths(runID, local, s)
+			} else {
+				truths = local
 			}
-			lastSnap = time.Now()
-		}
-		if runID == "" {
-			runID = f.findRun()
-		}
-		var done bool
-		truths, done = f.truths(runID)
-		_, err := os.Stat(fired)
-		if done && (fired == "" || err == nil) {
-			break
+			if done && (fired == "" || err == nil) {
+				break
+			}
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			t.Logf("after %s: run %q, hosts: %v", time.Since(start).Round(time.Second), runID, truths)
@@ -243,9 +253,8 @@ func (f *fleet) findRun() string {
 	return f.startRun()
 }
 
-// truths reads each host and the server's view; done when the run ended
-// and every host is consistent.
-func (f *fleet) truths(runID string) ([]truth, bool) {
+// localTruths reads what each host runs.
+func (f *fleet) localTruths() []truth {
 	out := make([]truth, len(f.hosts))
 	for i, h := range f.hosts {
 		out[i].target = f.targetVersion()
@@ -254,26 +263,35 @@ func (f *fleet) truths(runID string) ([]truth, bool) {
 			out[i].current, out[i].trial = a.Current, a.Trial != nil
 		}
 	}
-	if runID == "" || !f.srv.Running() {
+	return out
+}
+
+// truths adds the server's view in snapshot s (taken after local was
+// read) to each host's; done when the run ended and every host is
+// consistent.
+func (f *fleet) truths(runID string, local []truth, s acked) ([]truth, bool) {
+	out := slices.Clone(local)
+	if runID == "" {
 		return out, false
 	}
-	var rep protocol.RunReport
-	if !tryJSON(f.srv, &rep, "runs", "report", runID) {
+	var run *protocol.Run
+	for i := range s.runList {
+		if s.runList[i].ID == runID {
+			run = &s.runList[i]
+		}
+	}
+	if run == nil {
 		return out, false
 	}
-	var ags []protocol.Agent
-	if !tryJSON(f.srv, &ags, "agents", "list") {
-		return out, false
-	}
-	done := rep.Run.Status == protocol.RunEndedOK || rep.Run.Status == protocol.RunEndedNotOK
+	done := run.Status == protocol.RunEndedOK || run.Status == protocol.RunEndedNotOK
 	for i, id := range f.ids {
-		for _, a := range ags {
+		for _, a := range s.agents {
 			if a.ID == id {
 				out[i].reported = a.Version
 			}
 		}
-		for _, d := range rep.Deployments {
-			if d.AgentID == id {
+		for _, d := range s.depList {
+			if d.RunID == runID && d.AgentID == id {
 				out[i].state = d.State
 			}
 		}

@@ -175,9 +175,14 @@ type acked struct {
 	runs   map[string]bool
 	deps   map[string]string
 	steps  map[string]bool // deployment id, step name, time, detail
+	// What the lists said, for the fleet's truths.
+	runList []protocol.Run
+	depList []protocol.Deployment
+	agents  []protocol.Agent
 }
 
-// snapshot reads what the server acknowledged; ok is false when it could
+// snapshot reads what the server acknowledged, and the agents as it
+// sees them; ok is false when it could
 // not (the server is down).
 func snapshot(s *e2etest.Server) (acked, bool) {
 	a := acked{events: map[int64]protocol.Event{}, runs: map[string]bool{}, deps: map[string]string{}, steps: map[string]bool{}}
@@ -198,10 +203,12 @@ func snapshot(s *e2etest.Server) (acked, bool) {
 	for _, r := range runs {
 		a.runs[r.ID] = true
 	}
+	a.runList = runs
 	var deps []protocol.Deployment
 	if !tryJSON(s, &deps, "history", "--limit", "1000") {
 		return a, false
 	}
+	a.depList = deps
 	for _, d := range deps {
 		a.deps[d.ID] = d.State
 		var dr protocol.DeploymentReport
@@ -211,6 +218,9 @@ func snapshot(s *e2etest.Server) (acked, bool) {
 		for _, st := range dr.Steps {
 			a.steps[stepKey(d.ID, st)] = true
 		}
+	}
+	if !tryJSON(s, &a.agents, "agents", "list") {
+		return a, false
 	}
 	return a, true
 }
