@@ -11,8 +11,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,12 +120,13 @@ func TestWorkloadUnderWine(t *testing.T) {
 	h := home.Home{Dir: dir}
 	exe := func(p string) string { return strings.TrimSuffix(p, ".exe") + ".exe" }
 	port := freePort(t)
+	// Its own builds first: TestWindowsUnderWine builds the others.
 	for _, j := range []struct{ out, pkg, version string }{
+		{filepath.Join(h.WorkloadDir("1.0.0", "w"), "testworkload.exe"), "github.com/moltfleet/molt/testdata/testworkload", ""},
+		{exe(h.AgentBinary("1.0.0")), "github.com/moltfleet/molt/testdata/testagent", "1.0.0"},
 		{exe(h.SupervisorBinary()), "github.com/moltfleet/molt/cmd/molt-supervisor", "1.0.0"},
 		{exe(h.StagedSupervisor("1.1.0")), "github.com/moltfleet/molt/cmd/molt-supervisor", "2.0.0"},
-		{exe(h.AgentBinary("1.0.0")), "github.com/moltfleet/molt/testdata/testagent", "1.0.0"},
 		{exe(h.AgentBinary("1.1.0")), "github.com/moltfleet/molt/testdata/testagent", "1.1.0"},
-		{filepath.Join(h.WorkloadDir("1.0.0", "w"), "testworkload.exe"), "github.com/moltfleet/molt/testdata/testworkload", ""},
 	} {
 		buildWindows(t, j.out, j.pkg, j.version)
 	}
@@ -228,12 +231,42 @@ func wineOrSkip(t *testing.T) func() (string, []string) {
 	return testtool.StartWine(t)
 }
 
-// buildWindows builds pkg for windows/amd64 at version into out.
+// windowsBuilds holds the Windows builds of the Wine tests, by package
+// and version, in binDir: both tests run the same two supervisors and the
+// same agent, and a link takes seconds.
+var windowsBuilds sync.Map // "pkg version" -> *windowsBuild
+
+type windowsBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildWindows puts pkg built for windows/amd64 at version at out (a copy:
+// the test may replace it, as the self-upgrade does).
 func buildWindows(t *testing.T, out, pkg, version string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version="+version, "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	v, _ := windowsBuilds.LoadOrStore(pkg+" "+version, &windowsBuild{})
+	b := v.(*windowsBuild)
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, "windows", path.Base(pkg)+"-"+version+".exe")
+		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/moltfleet/molt/internal/buildinfo.Version="+version, "-o", b.path, pkg)
+		cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	exe, err := os.ReadFile(b.path)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(out), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(out, exe, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
