@@ -18,13 +18,6 @@ import (
 	"github.com/moltfleet/molt/internal/testtool"
 )
 
-// wineEnv finds Wine prepared by scripts/wine-setup.sh: MOLT_WINE and
-// WINEPREFIX, or the script's defaults; it skips, or in CI fails, without.
-func wineEnv(t *testing.T) (wine string, env []string) {
-	t.Helper()
-	return testtool.Wine(t)
-}
-
 // winPath is the Windows name Wine gives a Unix path (drive Z:).
 func winPath(p string) string { return `Z:` + strings.ReplaceAll(p, "/", `\`) }
 
@@ -32,10 +25,12 @@ func winPath(p string) string { return `Z:` + strings.ReplaceAll(p, "/", `\`) }
 // molt-supervisor.exe under Wine. Wine 8's service manager cannot start a
 // Go service (it times out), so start and stop are not exercised here.
 func TestServiceUnderWine(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow: every Wine command takes seconds")
 	}
-	wine, env := wineEnv(t)
+	// Wine boots a prefix of the test's own while the binaries build.
+	wineReady := testtool.StartWine(t)
 	dir := t.TempDir()
 	exe, query := filepath.Join(dir, "molt-supervisor.exe"), filepath.Join(dir, "svcquery.exe")
 	for _, j := range []struct{ out, pkg string }{
@@ -47,6 +42,7 @@ func TestServiceUnderWine(t *testing.T) {
 			Env: []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"},
 		})
 	}
+	wine, env := wineReady()
 	run := func(args ...string) (string, int) {
 		t.Helper()
 		cmd := exec.Command(wine, args...)
@@ -87,7 +83,6 @@ func TestServiceUnderWine(t *testing.T) {
 	homeDir := filepath.Join(dir, "home")
 	name := fmt.Sprintf("molt-wine-test-%d", os.Getpid())
 	flags := []string{"--home", winPath(homeDir), "--name", name}
-	t.Cleanup(func() { run(append([]string{exe, "uninstall"}, flags...)...) })
 
 	out := must(0, "installed service "+name, append([]string{"install"}, flags...)...)
 	if _, err := os.Stat(filepath.Join(homeDir, "bin", "molt-supervisor.exe")); err != nil {
@@ -146,16 +141,18 @@ func TestServiceUnderWine(t *testing.T) {
 // TestSCMHandlerUnderWine runs the Windows-only tests of this package (the
 // SCM handler behind RunService) as a Windows test binary under Wine.
 func TestSCMHandlerUnderWine(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow: builds and runs a Windows test binary under Wine")
 	}
-	wine, env := wineEnv(t)
+	wineReady := testtool.StartWine(t)
 	bin := filepath.Join(t.TempDir(), "platform.test.exe")
 	cmd := exec.Command("go", "test", "-c", "-o", bin, "github.com/moltfleet/molt/platform")
 	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build Windows test binary: %v\n%s", err, out)
 	}
+	wine, env := wineReady()
 	cmd = exec.Command(wine, bin, "-test.run", "^(TestSCMHandler|TestWindowsBinaryPath)$", "-test.v")
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()

@@ -15,7 +15,9 @@
 # prefix's system32.
 #
 # Progress goes to stderr; stdout carries only the export lines, so the
-# output can be eval'ed. Tests find Wine through MOLT_WINE and WINEPREFIX.
+# output can be eval'ed. Tests find Wine through MOLT_WINE and the DLL in
+# $WINEPREFIX; each runs in a copy of a prefix booted once per machine
+# (internal/testtool, cached in /var/cache/molt-test or MOLT_WINE_CACHE).
 set -euo pipefail
 
 check=1
@@ -23,7 +25,7 @@ for a in "$@"; do
 	case "$a" in
 	--no-check) check=0 ;;
 	-h | --help)
-		sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -114,10 +116,13 @@ if [ $check = 1 ]; then
 		(cd "$root" && CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build \
 			-ldflags "-X github.com/moltfleet/molt/internal/buildinfo.Version=0.0.0-wine" \
 			-o "$work/molt-supervisor.exe" ./cmd/molt-supervisor)
-		out=$("$wine" "$work/molt-supervisor.exe" version 2>&1 | tr -d '\r') || {
-			say "molt-supervisor.exe version failed: $out"
+		# Into a file, not a pipe: the wineserver this starts inherits
+		# stderr and would hold a pipe open until the session ends.
+		"$wine" "$work/molt-supervisor.exe" version >"$work/out" 2>&1 || {
+			say "molt-supervisor.exe version failed: $(tr -d '\r' <"$work/out")"
 			exit 1
 		}
+		out=$(tr -d '\r' <"$work/out")
 		case "$out" in
 		*0.0.0-wine*) say "ok: $out" ;;
 		*)

@@ -31,7 +31,7 @@ import (
 // manager's restart.
 func TestWindowsUnderWine(t *testing.T) {
 	t.Parallel()
-	wine, wineEnv := wineOrSkip(t)
+	wineReady := wineOrSkip(t)
 	dir := t.TempDir()
 	h := home.Home{Dir: dir}
 	exe := func(p string) string { return strings.TrimSuffix(p, ".exe") + ".exe" }
@@ -48,6 +48,7 @@ func TestWindowsUnderWine(t *testing.T) {
 	if err := h.WriteActive(home.Active{Current: "1.1.0", Previous: "1.0.0", Trial: &home.Trial{Version: "1.1.0", Switched: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
+	wine, wineEnv := wineReady()
 	winHome := `Z:` + strings.ReplaceAll(dir, "/", `\`)
 	cmd := exec.Command(wine, exe(h.SupervisorBinary()), "run", "--home", winHome, "--watch", "2s", "--stop-grace", "5s")
 	cmd.Env = wineEnv
@@ -88,8 +89,8 @@ func TestWindowsUnderWine(t *testing.T) {
 func runWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	// wineserver inherits the output pipe and outlives the program while
-	// another Wine test runs: do not wait for it to close the pipe.
+	// A Wine process that outlives the program (the test's prefix ends
+	// them all at its end) must not hold the test up on the output pipe.
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -113,17 +114,18 @@ func runWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 // (3, after its own upgrade) stops the workload too.
 func TestWorkloadUnderWine(t *testing.T) {
 	t.Parallel()
-	wine, wineEnv := wineOrSkip(t)
+	wineReady := wineOrSkip(t)
 	dir := t.TempDir()
 	h := home.Home{Dir: dir}
 	exe := func(p string) string { return strings.TrimSuffix(p, ".exe") + ".exe" }
 	port := freePort(t)
+	// Its own builds first: TestWindowsUnderWine builds the others.
 	for _, j := range []struct{ out, pkg, version string }{
+		{filepath.Join(h.WorkloadDir("1.0.0", "w"), "testworkload.exe"), "github.com/moltfleet/molt/testdata/testworkload", ""},
+		{exe(h.AgentBinary("1.0.0")), "github.com/moltfleet/molt/testdata/testagent", "1.0.0"},
 		{exe(h.SupervisorBinary()), "github.com/moltfleet/molt/cmd/molt-supervisor", "1.0.0"},
 		{exe(h.StagedSupervisor("1.1.0")), "github.com/moltfleet/molt/cmd/molt-supervisor", "2.0.0"},
-		{exe(h.AgentBinary("1.0.0")), "github.com/moltfleet/molt/testdata/testagent", "1.0.0"},
 		{exe(h.AgentBinary("1.1.0")), "github.com/moltfleet/molt/testdata/testagent", "1.1.0"},
-		{filepath.Join(h.WorkloadDir("1.0.0", "w"), "testworkload.exe"), "github.com/moltfleet/molt/testdata/testworkload", ""},
 	} {
 		buildWindows(t, j.out, j.pkg, j.version)
 	}
@@ -148,6 +150,7 @@ func TestWorkloadUnderWine(t *testing.T) {
 	if err := h.WriteActive(home.Active{Current: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
+	wine, wineEnv := wineReady()
 	winHome := `Z:` + strings.ReplaceAll(dir, "/", `\`)
 	cmd := exec.Command(wine, exe(h.SupervisorBinary()), "run", "--home", winHome, "--watch", "2s", "--stop-grace", "5s")
 	cmd.Env = wineEnv
@@ -215,18 +218,21 @@ func TestWorkloadUnderWine(t *testing.T) {
 	})
 }
 
-// wineOrSkip returns Wine's binary and environment, or skips the test
+// wineOrSkip starts booting a Wine prefix of the test's own and returns
+// the function that waits for it (testtool.StartWine), or skips the test
 // (saying how to enable it) when Wine or its prepared prefix is missing;
 // in CI it fails instead (testtool).
-func wineOrSkip(t *testing.T) (string, []string) {
+func wineOrSkip(t *testing.T) func() (string, []string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("slow: Wine")
 	}
-	return testtool.Wine(t)
+	return testtool.StartWine(t)
 }
 
-// buildWindows builds pkg for windows/amd64 at version into out.
+// buildWindows builds pkg for windows/amd64 at version into out (a copy
+// from the tests' shared build cache: the test may replace it, as the
+// self-upgrade does).
 func buildWindows(t *testing.T, out, pkg, version string) {
 	t.Helper()
 	gobuild.Must(t, out, gobuild.Options{

@@ -22,24 +22,20 @@ import (
 // winPath is the Windows name Wine gives a Unix path (drive Z:).
 func winPath(p string) string { return `Z:` + strings.ReplaceAll(p, "/", `\`) }
 
-// The MSI under Wine's msiexec, in the prefix scripts/wine-setup.sh made:
-// installed with AGENTCONFIG, it puts the binaries in Program Files, lays
-// out C:\ProgramData\molt and registers the service (Wine cannot start a
-// Go service, see docs/service.md, so "installed, stopped" is as far as it
-// goes); uninstalled, the binaries and the service are gone and the home
-// is kept.
+// The MSI under Wine's msiexec, in a freshly booted prefix of the test's
+// own (testtool.Wine): installed with AGENTCONFIG, it puts the binaries in
+// Program Files, lays out C:\ProgramData\molt and registers the service
+// (Wine cannot start a Go service, see docs/service.md, so "installed,
+// stopped" is as far as it goes); uninstalled, the binaries and the
+// service are gone and the home is kept.
 func TestMSIUnderWine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: builds Windows binaries, and every Wine command takes seconds")
 	}
 	wixl := testtool.Need(t, "wixl", "apt-get install wixl")
-	wine, env := testtool.Wine(t)
-	var prefix string
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "WINEPREFIX="); ok {
-			prefix = v
-		}
-	}
+	// Wine boots a prefix of the test's own while the binaries and the
+	// MSI build.
+	wineReady := testtool.StartWine(t)
 	o := fakeOptions(t, "1.0.0", "windows/amd64")
 	o.Wixl = wixl
 	p := Platform{"windows", "amd64"}
@@ -54,6 +50,13 @@ func TestMSIUnderWine(t *testing.T) {
 	msi, err := MSI(o, p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	wine, env := wineReady()
+	var prefix string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "WINEPREFIX="); ok {
+			prefix = v
+		}
 	}
 	wineRun := func(args ...string) (string, int) {
 		t.Helper()
@@ -76,18 +79,6 @@ func TestMSIUnderWine(t *testing.T) {
 	h := home.New(filepath.Join(prefix, "drive_c", "ProgramData", "molt"))
 	programFiles := filepath.Join(prefix, "drive_c", "Program Files", "molt")
 	supervisor := `C:\ProgramData\molt\bin\molt-supervisor.exe`
-	// The prefix is shared: leave it as it was found, also after a failure.
-	clean := func() {
-		if _, err := os.Stat(h.SupervisorBinary()); err == nil {
-			wineRun(supervisor, "uninstall")
-		}
-		if _, err := os.Stat(programFiles); err == nil {
-			wineRun("msiexec", "/x", winPath(msi.Path), "/qn")
-		}
-		os.RemoveAll(h.Dir)
-	}
-	clean()
-	t.Cleanup(clean)
 
 	cfg := filepath.Join(t.TempDir(), "agent.yaml")
 	if err := os.WriteFile(cfg, []byte(agentYAML(t)), 0o600); err != nil {

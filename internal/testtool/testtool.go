@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -75,36 +74,4 @@ func why() string {
 		return RequireVar + "=" + v
 	}
 	return "CI=" + os.Getenv("CI")
-}
-
-// Wine returns the Wine binary scripts/wine-setup.sh prepared (MOLT_WINE
-// and WINEPREFIX, or the script's defaults /usr/lib/wine/wine64 and
-// /tmp/molt-wine) and the environment to run Go's Windows binaries with
-// it; it ends t through Missing when either is not there.
-func Wine(t testing.TB) (wine string, env []string) {
-	t.Helper()
-	wine = os.Getenv("MOLT_WINE")
-	if wine == "" {
-		wine = "/usr/lib/wine/wine64"
-	}
-	const how = `run eval "$(scripts/wine-setup.sh)" to run the Windows tests`
-	if _, err := os.Stat(wine); err != nil {
-		Missing(t, "wine64 not found at %s: %s", wine, how)
-	}
-	prefix := os.Getenv("WINEPREFIX")
-	if prefix == "" {
-		prefix = "/tmp/molt-wine"
-	}
-	// Go 1.22+ binaries need the ProcessPrng DLL the script puts there.
-	if _, err := os.Stat(filepath.Join(prefix, "drive_c", "windows", "system32", "bcryptprimitives.dll")); err != nil {
-		Missing(t, "Wine prefix %s is not prepared (no bcryptprimitives.dll): %s", prefix, how)
-	}
-	// Wine leaves directories of its own (wine-XXXXXX) in TMPDIR that
-	// outlive a test; they go inside the prefix, which the script owns,
-	// not into the temporary directory every test must leave clean.
-	tmp := filepath.Join(prefix, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return wine, append(os.Environ(), "WINEPREFIX="+prefix, "TMPDIR="+tmp, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY=")
 }

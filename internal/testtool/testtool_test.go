@@ -118,16 +118,3 @@ func TestHave(t *testing.T) {
 		t.Fatalf("required step: ended %q", f.ended)
 	}
 }
-
-func TestWineMissing(t *testing.T) {
-	t.Setenv("MOLT_WINE", filepath.Join(t.TempDir(), "no-wine64"))
-	t.Setenv(RequireVar, "0")
-	f := call(t, func(tb testing.TB) { Wine(tb) })
-	if f.ended != "skip" || !strings.Contains(f.msg, "scripts/wine-setup.sh") {
-		t.Fatalf("ended %q %q, want a skip naming scripts/wine-setup.sh", f.ended, f.msg)
-	}
-	t.Setenv(RequireVar, "1")
-	if f := call(t, func(tb testing.TB) { Wine(tb) }); f.ended != "fail" {
-		t.Fatalf("ended %q, want a failure when tools are required", f.ended)
-	}
-}
