@@ -22,7 +22,7 @@ import (
 // and the upgrade succeeds all the same.
 func TestDeltaUpgrade(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	addr1, addr2 := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	p1 := exporterPack(t, wlV1, wlV1, exporterSpec(addr1, "20s"), nil)
 	p2 := e2etest.Pack(t, e2etest.PackOptions{Version: wlV2, DeltaFrom: []string{p1},

@@ -61,7 +61,7 @@ type outageMode struct {
 // agent), and the run completes with the new version on every host.
 func TestS3Outage(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	s3 := s3test.Start(t)
 	bucket := s3.Bucket(t, "packs")
 	pack := e2etest.Pack(t, e2etest.PackOptions{Version: newVersion})
