@@ -17,7 +17,8 @@ var slots struct {
 	n       int // 0: no gate, Go's -parallel admits in its own order
 	order   []string
 	running int
-	opened  bool // the first test arrived and the gathering time passed
+	opened  bool // the first test arrived: gathering
+	ready   bool // the gathering time passed: admitting
 	waiting []*slotWaiter
 }
 
@@ -70,11 +71,11 @@ func Parallel(t *testing.T) {
 		time.AfterFunc(gather, func() {
 			slots.mu.Lock()
 			defer slots.mu.Unlock()
+			slots.ready = true
 			admit()
 		})
-	} else {
-		admit()
 	}
+	admit()
 	slots.mu.Unlock()
 	since := time.Now()
 	<-w.start
@@ -88,17 +89,17 @@ func Parallel(t *testing.T) {
 		defer slots.mu.Unlock()
 		slots.running--
 		admit()
-		if slots.running == 0 {
+		if slots.running == 0 && len(slots.waiting) == 0 {
 			// The next round of -count gathers again.
-			slots.opened = false
+			slots.opened, slots.ready = false, false
 		}
 	})
 }
 
-// admit starts the longest waiting tests while slots are free. Called
-// with slots.mu held, once the gathering time has passed.
+// admit starts the longest waiting tests while slots are free, once the
+// gathering time has passed. Called with slots.mu held.
 func admit() {
-	for slots.running < slots.n && len(slots.waiting) > 0 {
+	for slots.ready && slots.running < slots.n && len(slots.waiting) > 0 {
 		i := 0
 		for j, w := range slots.waiting {
 			if w.rank < slots.waiting[i].rank {

@@ -10,7 +10,7 @@ import (
 // a test to end.
 func TestAdmitLongestFirst(t *testing.T) {
 	saved := slots.n
-	t.Cleanup(func() { slots.n, slots.running, slots.waiting = saved, 0, nil })
+	t.Cleanup(func() { slots.n, slots.running, slots.waiting, slots.ready = saved, 0, nil, false })
 	slots.mu.Lock()
 	defer slots.mu.Unlock()
 	slots.n, slots.running = 2, 0
@@ -32,6 +32,12 @@ func TestAdmitLongestFirst(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	// While the gate gathers, nobody starts.
+	admit()
+	if got := started(); len(got) != 0 {
+		t.Fatalf("started %v while gathering", got)
+	}
+	slots.ready = true
 	admit()
 	if got := started(); !slices.Equal(got, []int{0, 1}) {
 		t.Fatalf("started %v, want the two longest [0 1]", got)
