@@ -144,7 +144,10 @@ func TestS3Outage(t *testing.T) {
 			probed = true
 			probeOutage(t, modes)
 		}
-		time.Sleep(500 * time.Millisecond)
+		// A deployment that ended stays ended (and no byte moves while
+		// the store is down): a look a second catches what one every
+		// half second did, with half the CLI calls.
+		time.Sleep(time.Second)
 	}
 	s3.Start()
 	for _, m := range modes {
