@@ -19,6 +19,7 @@ import (
 // exit code.
 func TestCLIErrors(t *testing.T) {
 	needBuild(t)
+	parallel(t)
 	dir := t.TempDir()
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, KeepDefaults: true})
 

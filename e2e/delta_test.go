@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -22,29 +23,36 @@ import (
 // and the upgrade succeeds all the same.
 func TestDeltaUpgrade(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
-	addr1, addr2 := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
-	p1 := exporterPack(t, wlV1, wlV1, exporterSpec(addr1, "20s"), nil)
+	parallel(t)
+	// One pack pair for both hosts, one after the other on one address:
+	// a pack and its patches cost seconds of CPU each.
+	addr := e2etest.FreeAddr(t)
+	p1 := exporterPack(t, wlV1, wlV1, exporterSpec(addr, "20s"), nil)
 	p2 := e2etest.Pack(t, e2etest.PackOptions{Version: wlV2, DeltaFrom: []string{p1},
-		Workloads: []e2etest.Workload{{Spec: exporterSpec(addr1, "20s"), Files: map[string]string{"exporter": e2etest.Exporter(t, wlV2)}}}})
-	// The second host's exporter listens elsewhere: its own pack pair.
-	q1 := exporterPack(t, wlV1, wlV1, exporterSpec(addr2, "20s"), nil)
-	q2 := e2etest.Pack(t, e2etest.PackOptions{Version: wlV2, DeltaFrom: []string{q1},
-		Workloads: []e2etest.Workload{{Spec: exporterSpec(addr2, "20s"), Files: map[string]string{"exporter": e2etest.Exporter(t, wlV2)}}}})
+		Workloads: []e2etest.Workload{{Spec: exporterSpec(addr, "20s"), Files: map[string]string{"exporter": e2etest.Exporter(t, wlV2)}}}})
 	for _, tc := range []struct {
-		name, addr  string
-		from, to    string
+		name        string
 		corrupt     bool
 		delta, full []string
 		fullBecause string
 	}{
-		{"d-clean", addr1, p1, p2, false, []string{"agent", "supervisor", "workload/exporter/exporter"}, nil, ""},
-		{"d-changed", addr2, q1, q2, true, []string{"agent", "workload/exporter/exporter"}, []string{"supervisor"}, "installed file is not the patch's base"},
+		{"d-clean", false, []string{"agent", "supervisor", "workload/exporter/exporter"}, nil, ""},
+		{"d-changed", true, []string{"agent", "workload/exporter/exporter"}, []string{"supervisor"}, "installed file is not the patch's base"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The host before, stopped, let go of the address: what serves
+			// there from now on is this host's exporter.
+			e2etest.Eventually(t, 30*time.Second, addr+" free", func() (bool, string) {
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					return false, err.Error()
+				}
+				l.Close()
+				return true, ""
+			})
 			srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: wlV2})
-			srv.Import(tc.to)
-			h, id := installedHost(t, srv, tc.name, wlV1, tc.from, "exporter")
+			srv.Import(p2)
+			h, id := installedHost(t, srv, tc.name, wlV1, p1, "exporter")
 			if tc.corrupt {
 				// Not the running supervisor (bin/), the version's copy.
 				f, err := os.OpenFile(h.Home.StagedSupervisor(wlV1), os.O_APPEND|os.O_WRONLY, 0)
@@ -59,7 +67,7 @@ func TestDeltaUpgrade(t *testing.T) {
 				t.Fatalf("upgrade to %s: %+v", wlV2, d)
 			}
 			h.WaitWorkload(30*time.Second, "exporter", wlV2, home.WorkloadReady)
-			waitMetric(t, tc.addr, `exporter_build_info{version="`+wlV2+`"`)
+			waitMetric(t, addr, `exporter_build_info{version="`+wlV2+`"`)
 			var rep protocol.DeploymentReport
 			srv.JSON(&rep, "history", "show", d.ID)
 			steps := map[string]string{}

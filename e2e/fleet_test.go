@@ -29,6 +29,7 @@ import (
 // the run completes and nothing acknowledged before the kill is lost.
 func TestFleet(t *testing.T) {
 	needBuild(t)
+	parallel(t)
 	dir := t.TempDir()
 	goodPack, badPack := packs(t)
 	srv := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion, KeepDefaults: true})

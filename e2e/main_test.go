@@ -23,14 +23,27 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	// The long tests spend most of their time waiting on real processes
 	// (a store down for a minute, a lease to expire, agents' backoff), not
-	// computing: four at a time instead of one per core, unless -parallel
-	// says otherwise.
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		_ = flag.Set("test.parallel", "4")
-	}
+	// computing: four at a time instead of one per core, longest first
+	// (a quiet run's order), unless -parallel says otherwise.
+	e2etest.LongestFirst(4,
+		"TestS3Outage",     // a minute of store outage
+		"TestReplicas",     // kill -9 of the leader, PostgreSQL restarted
+		"TestWorkloadBusy", // two runs held while the host is busy
+		"TestDeltaUpgrade",
+		"TestWorkloadRollback",
+		"TestFleet",
+		"TestWorkloadNodeExporter",
+		"TestMigrateStore",
+		"TestWorkloadInstall",
+	)
 	os.Exit(e2etest.Main(m))
+}
+
+// parallel is e2etest.Parallel: t runs beside the others, in the order
+// TestMain set.
+func parallel(t *testing.T) {
+	t.Helper()
+	e2etest.Parallel(t)
 }
 
 // needBuild skips under -short and where the harness cannot drive the

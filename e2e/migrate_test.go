@@ -32,7 +32,7 @@ import (
 // packs from S3.
 func TestMigrateStore(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	s := e2etest.StartServer(t, e2etest.ServerOptions{Version: newVersion})
 	s.Import(e2etest.Pack(t, e2etest.PackOptions{Version: newVersion}))
 	s.Import(e2etest.Pack(t, e2etest.PackOptions{Version: oldVersion}))

@@ -22,7 +22,7 @@ import (
 // PostgreSQL restarts in its middle.
 func TestReplicas(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	pg := pgtest.Start(t)
 	dsn := pg.CreateDB(t, "molt")
 	s3 := s3test.Start(t)

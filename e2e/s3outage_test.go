@@ -61,7 +61,7 @@ type outageMode struct {
 // agent), and the run completes with the new version on every host.
 func TestS3Outage(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	s3 := s3test.Start(t)
 	bucket := s3.Bucket(t, "packs")
 	pack := e2etest.Pack(t, e2etest.PackOptions{Version: newVersion})
@@ -144,7 +144,10 @@ func TestS3Outage(t *testing.T) {
 			probed = true
 			probeOutage(t, modes)
 		}
-		time.Sleep(500 * time.Millisecond)
+		// A deployment that ended stays ended (and no byte moves while
+		// the store is down): a look a second catches what one every
+		// half second did, with half the CLI calls.
+		time.Sleep(time.Second)
 	}
 	s3.Start()
 	for _, m := range modes {

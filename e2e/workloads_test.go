@@ -132,7 +132,7 @@ func upgradeWait(t *testing.T, srv *e2etest.Server, id, target string, wantCode 
 // kill -9 of the workload is a crash the supervisor restarts, counted.
 func TestWorkloadInstall(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	start := time.Now()
 	addr := e2etest.FreeAddr(t)
 	p1 := exporterPack(t, wlV1, wlV1, exporterSpec(addr, "20s"), nil)
@@ -208,7 +208,7 @@ func TestWorkloadInstall(t *testing.T) {
 // survives the upgrade, the cleanup after it and the rollback.
 func TestWorkloadRollback(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	start := time.Now()
 	addr := e2etest.FreeAddr(t)
 	p1 := exporterPack(t, wlV1, wlV1, exporterSpec(addr, "20s"), nil)
@@ -337,7 +337,7 @@ func checkWorkloadSteps(t *testing.T, srv *e2etest.Server, id, name string, want
 // the same in every release, so it keeps running through the upgrades.
 func TestWorkloadBusy(t *testing.T) {
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	start := time.Now()
 	addr := e2etest.FreeAddr(t)
 	// The busy probe: a script of the workload, run in its directory
@@ -480,7 +480,7 @@ func TestWorkloadNodeExporter(t *testing.T) {
 		t.Skip("node_exporter test skipped with -short: it builds node_exporter from the Go module proxy and runs real processes")
 	}
 	needBuild(t)
-	t.Parallel()
+	parallel(t)
 	start := time.Now()
 	oldBin := nodeExporter(t, nodeExporterOld)
 	newBin := nodeExporter(t, nodeExporterNew)

@@ -28,12 +28,9 @@ const (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// The scenarios mostly wait for check-ins and trials, not for the CPU:
-	// unless told otherwise, run four at once rather than one per core.
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
-	if !set {
-		_ = flag.Set("test.parallel", "4")
-	}
+	// unless told otherwise, run four at once rather than one per core,
+	// the longest first.
+	e2etest.LongestFirst(4, "TestScenarioRolloutControl")
 	os.Exit(e2etest.Main(m))
 }
 
@@ -47,7 +44,7 @@ func needReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scenario: builds and runs real binaries (skipped with -short)")
 	}
-	t.Parallel()
+	e2etest.Parallel(t)
 }
 
 // fleet is a server with the releases a scenario needs.

@@ -32,7 +32,7 @@ const HeaderSize = 48
 // largest file a pack carries (pack.MaxArtifactSize).
 const MaxFileSize = 1 << 30
 
-// MaxDiffInput is the largest base Diff takes: its suffix array costs 8
+// MaxDiffInput is the largest base Diff takes: its suffix sort costs 5
 // bytes per byte of the base, on the release engineer's machine.
 const MaxDiffInput = 512 << 20
 

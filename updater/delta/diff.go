@@ -53,7 +53,7 @@ func Diff(base, result []byte, w io.Writer) error {
 // difference over the extended match (mostly zeros for code that only
 // moved) and the bytes that match nothing.
 func scan(old, nw []byte, emit func(add, cp, seek int) error, dw, ew io.Writer) error {
-	I := qsufsort(old)
+	I := suffixArray(old)
 	oldsize, newsize := len(old), len(nw)
 	var scanPos, length, pos, lastscan, lastpos, lastoffset int
 	buf := make([]byte, 0, 64<<10)
