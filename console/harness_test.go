@@ -229,9 +229,23 @@ func (b *browser) open(route string) {
 	b.waitFor("page "+route, `document.querySelector('main') && !document.querySelector('main').innerText.startsWith('Loading')`, 20*time.Second)
 }
 
+// click clicks the element sel finds. A live update that replaces the
+// element between its query and the click (before any mouse event is
+// sent) fails the click with "Could not find node"; a person would click
+// the new one, so the click is tried again, at most three times.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	b.do("click "+sel, 20*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 3 || !strings.Contains(err.Error(), "Could not find node with given id") {
+			b.fail("click "+sel, err)
+		}
+	}
 }
 
 // clickUntil clicks sel until cond (JS) holds, at most three times: a
