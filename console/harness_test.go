@@ -4,7 +4,8 @@ package console_test
 
 // The browser-test harness: a real `molt serve` with real supervised agents
 // (internal/e2etest) and headless Chromium driven through the DevTools
-// protocol (chromedp). Every test gets its own server and browser.
+// protocol (chromedp). Every test gets its own server, and its own
+// browser context in the package's one Chromium.
 //
 //	f := startFleet(t, fleetOptions{Hosts: 2})   // server; releases imported; hosts at v1 supervised, online
 //	f.srv, f.hosts, f.ids                        // the e2etest server, its hosts, their agent ids
@@ -39,10 +40,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/moltfleet/molt/internal/e2etest"
-	"github.com/moltfleet/molt/internal/testtool"
 	"github.com/moltfleet/molt/protocol"
 )
 
@@ -54,7 +55,11 @@ const (
 	bad = "1.9.0"
 )
 
-func TestMain(m *testing.M) { os.Exit(e2etest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := e2etest.Main(m)
+	stopChromium()
+	os.Exit(code)
+}
 
 type fleetOptions struct {
 	Hosts    int                        // supervised hosts at v1 (default 2)
@@ -134,17 +139,6 @@ func (f *fleet) adminToken() string {
 	return strings.TrimSpace(string(b))
 }
 
-// chromium finds the browser, or skips (fails in CI) with one line.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, ok := testtool.Have(t, name, ""); ok {
-			return p
-		}
-	}
-	return testtool.Need(t, "chromium", "apt-get install chromium")
-}
-
 type browser struct {
 	t    *testing.T
 	ctx  context.Context
@@ -154,35 +148,16 @@ type browser struct {
 	exceptions []string
 }
 
-// newBrowser starts headless Chromium with one tab on the server's
-// console. The dev CA is not in the browser's trust store, so certificate
-// errors are ignored: the browser tests check the console, tls_test.go
-// the certificates.
+// newBrowser opens a tab on the server's console in a new browser
+// context of the package's Chromium (chromium_test.go): a profile of its
+// own, so two browsers of a test are two users' sessions.
 func newBrowser(t *testing.T, srv *e2etest.Server) *browser {
 	t.Helper()
-	exe := chromium(t)
-	// Chromium leaves org.chromium.Chromium.* behind in its TMPDIR when
-	// it is stopped, so it gets a directory of its own, removed after the
-	// browser (cleanups run last-registered first). The name is short: a
-	// Unix socket's path (its SingletonSocket in there) has at most 107
-	// bytes, which a t.TempDir() under CI's TMPDIR exceeds.
-	tmp, err := os.MkdirTemp("", "cr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), chromedp.Env("TMPDIR="+tmp),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.IgnoreCertErrors,
-		chromedp.WindowSize(1440, 900), chromedp.Flag("lang", "en-US"))
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelA()
-	})
+	ctx, cancel := chromedp.NewContext(sharedChromium(t), chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
 	b := &browser{t: t, ctx: ctx, base: srv.URL()}
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start %s: %v", exe, err)
+		t.Fatalf("open a tab: %v", err)
 	}
 	msgs := chromedp.Console(ctx)
 	go func() {
@@ -254,9 +229,23 @@ func (b *browser) open(route string) {
 	b.waitFor("page "+route, `document.querySelector('main') && !document.querySelector('main').innerText.startsWith('Loading')`, 20*time.Second)
 }
 
+// click clicks the element sel finds. A live update that replaces the
+// element between its query and the click (before any mouse event is
+// sent) fails the click with "Could not find node"; a person would click
+// the new one, so the click is tried again, at most three times.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	b.do("click "+sel, 20*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 3 || !strings.Contains(err.Error(), "Could not find node with given id") {
+			b.fail("click "+sel, err)
+		}
+	}
 }
 
 // clickUntil clicks sel until cond (JS) holds, at most three times: a
@@ -405,19 +394,25 @@ func (b *browser) shot(name string) string {
 	dir := artifacts(b.t)
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	// chromedp.FullScreenshot(100) (the whole page, PNG) with the
+	// encoding optimized for speed: the same image in a larger file, for
+	// less of Chromium's CPU.
+	r, err := chromedp.Call(ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{
+		Format: page.CaptureScreenshotFormatPng, CaptureBeyondViewport: ptr(true), FromSurface: ptr(true), OptimizeForSpeed: ptr(true)})
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return ""
 	}
 	p := filepath.Join(dir, safeName(b.t.Name())+"-"+name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
+	if err := os.WriteFile(p, r.Data, 0o644); err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return ""
 	}
 	b.t.Logf("screenshot: %s", p)
 	return p
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func artifacts(t *testing.T) string {
 	dir := os.Getenv("MOLT_ARTIFACTS")
