@@ -95,9 +95,9 @@ func TestBrowserEventsLiveAndFilter(t *testing.T) {
 	b.waitFor("the unfiltered list", `document.querySelectorAll('[data-test=events-chip]').length === 0 &&
 		document.querySelectorAll('[data-test=event-row]:not([data-id="1003"])').length > 0`, 20*time.Second)
 	csrf := b.csrf()
-	b.evalInto(fmt.Sprintf(`(async () => { for (let i = 100; i < 400; i++) {
+	b.evalWithin(fmt.Sprintf(`(async () => { for (let i = 100; i < 400; i++) {
 		const r = await fetch('/v1/settings/hooks.timeout', {method: 'PUT', headers: {'X-CSRF-Token': %s, 'Content-Type': 'application/json'}, body: JSON.stringify({value: i + 's'})});
-		if (!r.ok) throw new Error(await r.text()); } })()`, jsString(csrf)), nil)
+		if (!r.ok) throw new Error(await r.text()); } })()`, jsString(csrf)), nil, 2*time.Minute)
 	b.waitText(first+` [data-test=event-message]`, "hooks.timeout = 399s", 30*time.Second)
 	descending := `(() => { const s = [...document.querySelectorAll('[data-test=event-row]')].map((r) => Number(r.dataset.seq));
 		return s.every((x, i) => i === 0 || s[i - 1] > x) ? s.length : -1; })()`

@@ -341,7 +341,14 @@ func (b *browser) waitText(sel, want string, d time.Duration) {
 // result into v (nil: ignore it).
 func (b *browser) evalInto(js string, v any) {
 	b.t.Helper()
-	raw, err := b.tryEval(js)
+	b.evalWithin(js, v, 30*time.Second)
+}
+
+// evalWithin is evalInto for a script that may run longer than 30 s on a
+// busy machine (a burst of requests), bounded by d.
+func (b *browser) evalWithin(js string, v any, d time.Duration) {
+	b.t.Helper()
+	raw, err := b.tryEvalWithin(js, d)
 	if err != nil {
 		b.fail("eval "+firstLine(js), err)
 	}
@@ -353,7 +360,11 @@ func (b *browser) evalInto(js string, v any) {
 }
 
 func (b *browser) tryEval(js string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	return b.tryEvalWithin(js, 30*time.Second)
+}
+
+func (b *browser) tryEvalWithin(js string, d time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, d)
 	defer cancel()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
 	if errors.Is(err, chromedp.ErrJSUndefined) {
