@@ -163,14 +163,6 @@ func goBuild(out, version string, extraX []string, pkgs ...string) error {
 	return nil
 }
 
-// GoBuild builds o through the shared build cache into out (a file, or a
-// directory for several packages), for a test that builds a program of
-// its own: gobuild.Must.
-func GoBuild(tb testing.TB, out string, o gobuild.Options) {
-	tb.Helper()
-	gobuild.Must(tb, out, o)
-}
-
 // Binaries returns a directory holding molt, molt-agent and
 // molt-supervisor built at version, built once per test process. Its
 // parent is a bin dir in the layout of scripts/build.sh

@@ -24,7 +24,7 @@
 //	e2etest.GoInstall(module, version)       // a third-party program (go install), cached in os.UserCacheDir()/molt-e2e;
 //	                                         // errors.Is(err, ErrNoModuleProxy) when the proxy cannot be reached
 //	e2etest.MainBuilt(m, "x-test", func(dir string) error)    // TestMain: build into dir, run, remove dir
-//	e2etest.GoBuild(tb, out, gobuild.Options{Pkgs, LDFlags, Env...}) // a program of a test's own, through the shared cache
+//	gobuild.Must(tb, out, gobuild.Options{Pkgs, LDFlags, Env...}) // a program of a test's own, through the shared cache (package gobuild)
 //
 // The server (`molt serve --dev` on 127.0.0.1 and a free port, trusting
 // Key; agents.poll-seconds 2 and agents.offline-after 5s unless told):

@@ -42,7 +42,7 @@ func TestMSIUnderWine(t *testing.T) {
 	// The custom actions run these two; molt.exe stays a stand-in.
 	for _, prog := range []string{"molt-agent", "molt-supervisor"} {
 		os.Remove(p.Binary(o.BinDir, prog))
-		e2etest.GoBuild(t, p.Binary(o.BinDir, prog), gobuild.Options{
+		gobuild.Must(t, p.Binary(o.BinDir, prog), gobuild.Options{
 			Pkgs: []string{"./cmd/" + prog}, LDFlags: "-X " + BuildInfoPkg + ".Version=1.0.0",
 			Dir: e2etest.ModuleRoot(t), Env: []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"},
 		})
